@@ -1,0 +1,31 @@
+"""`/crm help`: the command list, written from each command's docstring."""
+
+from __future__ import annotations
+
+from crmbot.chat.reply import Reply
+from crmbot.registry import Request, command, find_command, load_commands
+
+
+@command("help", usage="help [command]", aliases=("?", "commands"))
+def help_command(request: Request) -> Reply:
+    """List the commands, or explain one: `help customer`."""
+    commands = load_commands()
+    prefix = request.settings.slash_command
+    if request.args:
+        cmd = find_command(request.args[0], commands)
+        if cmd is None:
+            return Reply.usage(
+                f"There is no command `{request.args[0][:40]}`. Try `{prefix} help`."
+            )
+        return Reply(
+            title=f"{prefix} {cmd.name}", text=f"`{prefix} {cmd.usage}`\n\n{cmd.description}"
+        )
+    lines = []
+    for cmd in commands.values():
+        admin = " _(admin)_" if cmd.admin_only else ""
+        lines.append(f"`{prefix} {cmd.usage}` — {cmd.help}{admin}")
+    return Reply(
+        title="crmbot commands",
+        text="\n".join(lines),
+        footer="Add `--share` to post a reply in the channel (emails and phones masked).",
+    )

@@ -1,0 +1,195 @@
+"""What every model stage reads and writes during one training run.
+
+`load_training_data` reads every table as of a date — rows dated after `as_of` are never
+read — into pandas frames. Each stage (`def run(ctx: RunContext) -> None`) adds columns to
+`ctx.scores` (one row per customer, index `customer_pk`, column names as in
+`crmbot.models.CustomerScore`) and records what it fitted in `ctx.params[stage]` and how
+well in `ctx.metrics[stage]`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from crmbot.config import Settings
+from crmbot.models import Customer, Feedback, Order, OrderLine, Product, Referral, Ticket
+
+
+class StageFailed(RuntimeError):
+    """A model could not be fitted; the message says which and why, for the run's record."""
+
+
+def day_end(as_of: date) -> datetime:
+    """The first instant after `as_of`: rows strictly before it belong to the run."""
+    return datetime.combine(as_of + timedelta(days=1), time.min)
+
+
+@dataclass
+class TrainingData:
+    as_of: date
+    customers: (
+        pd.DataFrame
+    )  # index customer_pk: customer_id, name, company, region, owner, signed_up_at
+    orders: pd.DataFrame  # order_pk, customer_pk, ordered_at, amount
+    lines: pd.DataFrame  # order_pk, product_pk, quantity, unit_price (orders up to as_of)
+    products: pd.DataFrame  # index product_pk: product_id, name, category, price, margin
+    tickets: pd.DataFrame  # customer_pk, opened_at, closed_at, channel, subject, body, csat
+    feedback: pd.DataFrame  # customer_pk, submitted_at, nps, csat, comment
+    referrals: pd.DataFrame  # referrer_pk, referred_pk, referred_at
+
+    @property
+    def cutoff(self) -> datetime:
+        return day_end(self.as_of)
+
+    def as_of_earlier(self, as_of: date) -> TrainingData:
+        """The same data seen from an earlier date (for time-split snapshots)."""
+        if as_of > self.as_of:
+            raise ValueError("a snapshot cannot look past the run's as_of")
+        end = day_end(as_of)
+        orders = self.orders[self.orders["ordered_at"] < end]
+        tickets = self.tickets[self.tickets["opened_at"] < end].copy()
+        # A ticket closed after the snapshot was still open on that day.
+        tickets.loc[tickets["closed_at"] >= end, "closed_at"] = pd.NaT
+        referred_at = self.referrals["referred_at"]
+        return TrainingData(
+            as_of=as_of,
+            customers=self.customers,
+            orders=orders,
+            lines=self.lines[self.lines["order_pk"].isin(orders["order_pk"])],
+            products=self.products,
+            tickets=tickets,
+            feedback=self.feedback[self.feedback["submitted_at"] < end],
+            referrals=self.referrals[referred_at.isna() | (referred_at < end)],
+        )
+
+
+@dataclass
+class RunContext:
+    data: TrainingData
+    settings: Settings
+    scores: pd.DataFrame
+    # The active run's scores before this run (index customer_pk), for migration and diffs.
+    previous_scores: pd.DataFrame | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def start(
+        cls, data: TrainingData, settings: Settings, previous_scores: pd.DataFrame | None = None
+    ) -> RunContext:
+        scores = pd.DataFrame(index=data.customers.index.copy())
+        scores.index.name = "customer_pk"
+        return cls(data=data, settings=settings, scores=scores, previous_scores=previous_scores)
+
+
+def _frame(engine: Engine, statement: Any, columns: list[str]) -> pd.DataFrame:
+    with engine.connect() as connection:
+        rows = connection.execute(statement).all()
+    return pd.DataFrame.from_records(rows, columns=columns)
+
+
+def _datetimes(frame: pd.DataFrame, *names: str) -> pd.DataFrame:
+    for name in names:
+        frame[name] = pd.to_datetime(frame[name])
+    return frame
+
+
+def load_training_data(engine: Engine, as_of: date) -> TrainingData:
+    """Every table as of `as_of`: nothing dated after it is read."""
+    end = day_end(as_of)
+    customers = _frame(
+        engine,
+        select(
+            Customer.id,
+            Customer.customer_id,
+            Customer.name,
+            Customer.company,
+            Customer.region,
+            Customer.owner,
+            Customer.signed_up_at,
+        ).where(Customer.erased_at.is_(None)),  # type: ignore[union-attr]
+        ["customer_pk", "customer_id", "name", "company", "region", "owner", "signed_up_at"],
+    ).set_index("customer_pk")
+    customers["signed_up_at"] = pd.to_datetime(customers["signed_up_at"])
+    orders = _frame(
+        engine,
+        select(Order.id, Order.customer_pk, Order.ordered_at, Order.amount)
+        .where(Order.ordered_at < end)
+        .order_by(Order.id),
+        ["order_pk", "customer_pk", "ordered_at", "amount"],
+    )
+    orders = _datetimes(orders, "ordered_at")
+    orders["amount"] = orders["amount"].astype(float)
+    lines = _frame(
+        engine,
+        select(OrderLine.order_pk, OrderLine.product_pk, OrderLine.quantity, OrderLine.unit_price)
+        .join(Order, Order.id == OrderLine.order_pk)
+        .where(Order.ordered_at < end),
+        ["order_pk", "product_pk", "quantity", "unit_price"],
+    )
+    products = _frame(
+        engine,
+        select(
+            Product.id,
+            Product.product_id,
+            Product.name,
+            Product.category,
+            Product.price,
+            Product.margin,
+        ),
+        ["product_pk", "product_id", "name", "category", "price", "margin"],
+    ).set_index("product_pk")
+    tickets = _frame(
+        engine,
+        select(
+            Ticket.customer_pk,
+            Ticket.opened_at,
+            Ticket.closed_at,
+            Ticket.channel,
+            Ticket.subject,
+            Ticket.body,
+            Ticket.csat,
+        ).where(Ticket.opened_at < end),
+        ["customer_pk", "opened_at", "closed_at", "channel", "subject", "body", "csat"],
+    )
+    tickets = _datetimes(tickets, "opened_at", "closed_at")
+    tickets.loc[tickets["closed_at"] >= end, "closed_at"] = pd.NaT
+    feedback = _frame(
+        engine,
+        select(
+            Feedback.customer_pk,
+            Feedback.submitted_at,
+            Feedback.nps,
+            Feedback.csat,
+            Feedback.comment,
+        ).where(Feedback.submitted_at < end),
+        ["customer_pk", "submitted_at", "nps", "csat", "comment"],
+    )
+    feedback = _datetimes(feedback, "submitted_at")
+    referrals = _frame(
+        engine,
+        select(Referral.referrer_pk, Referral.referred_pk, Referral.referred_at).where(
+            Referral.referred_at.is_(None) | (Referral.referred_at < end)  # type: ignore[union-attr]
+        ),
+        ["referrer_pk", "referred_pk", "referred_at"],
+    )
+    referrals = _datetimes(referrals, "referred_at")
+    # A customer who signed up after as_of does not exist yet for this run.
+    signed = customers["signed_up_at"]
+    customers = customers[signed.isna() | (signed < end)]
+    return TrainingData(
+        as_of=as_of,
+        customers=customers,
+        orders=orders,
+        lines=lines,
+        products=products,
+        tickets=tickets,
+        feedback=feedback,
+        referrals=referrals,
+    )

@@ -1,0 +1,68 @@
+"""The audit log: who asked what, where, about whom, and how it went. Never raw PII."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from crmbot.db import read_session, write_session
+from crmbot.models import AuditLog
+from crmbot.privacy import mask_pii
+
+MAX_ARGUMENT_CHARS = 500
+
+
+def record(
+    engine: Engine,
+    *,
+    transport: str,
+    user_id: str,
+    channel_id: str | None,
+    command: str,
+    arguments: str,
+    outcome: str,
+    customer_ids: Sequence[str] = (),
+    detail: str | None = None,
+    duration_ms: float | None = None,
+    request_id: str | None = None,
+    at: datetime | None = None,
+) -> bool:
+    """Write one audit row; False when `request_id` was already audited (a Slack retry)."""
+    row = AuditLog(
+        at=at or datetime.now(UTC).replace(tzinfo=None),
+        request_id=request_id,
+        transport=transport,
+        user_id=user_id[:64],
+        channel_id=(channel_id or "")[:64] or None,
+        command=command[:40],
+        arguments=mask_pii(arguments)[:MAX_ARGUMENT_CHARS],
+        customer_ids=list(customer_ids)[:200],
+        outcome=outcome[:20],
+        detail=mask_pii(detail)[:500] if detail else None,
+        duration_ms=duration_ms,
+    )
+    try:
+        with write_session(engine) as session:
+            session.add(row)
+    except IntegrityError:
+        return False
+    return True
+
+
+def already_audited(engine: Engine, request_id: str) -> bool:
+    with read_session(engine) as session:
+        return (
+            session.execute(select(AuditLog.id).where(AuditLog.request_id == request_id)).first()
+            is not None
+        )
+
+
+def recent(engine: Engine, *, limit: int = 20) -> list[AuditLog]:
+    with read_session(engine) as session:
+        return list(
+            session.execute(select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)).scalars()
+        )

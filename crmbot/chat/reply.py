@@ -1,0 +1,63 @@
+"""What a command returns: plain data that each transport renders its own way.
+
+Nothing here knows Slack's JSON; `crmbot.chat.blocks` turns a Reply into Block Kit and
+`crmbot.chat.text` into the shell's text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    action_id: str  # e.g. "crm_why"; the Slack transport routes it back to a command
+    value: str = ""  # the command's arguments, e.g. the customer id
+    style: Literal["primary", "danger"] | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: list[str]
+    rows: list[list[str]]
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A simple chart; transports draw it with matplotlib."""
+
+    kind: Literal["bar", "line"]
+    title: str
+    labels: list[str]
+    values: list[float]
+    x_label: str = ""
+    y_label: str = ""
+
+
+@dataclass
+class Reply:
+    title: str
+    text: str = ""
+    fields: list[tuple[str, str]] = field(default_factory=list)
+    table: Table | None = None
+    buttons: list[Button] = field(default_factory=list)
+    chart: Chart | None = None
+    # Only the asker sees it (Slack: ephemeral). A shared reply is masked of PII.
+    private: bool = True
+    # The reply carries emails or phone numbers; the transport masks them when shared.
+    contains_pii: bool = False
+    # Who the reply is about, for the audit log (external customer ids, never PII).
+    customer_ids: list[str] = field(default_factory=list)
+    # ok | denied | error | not_found | usage
+    outcome: str = "ok"
+    footer: str = ""
+
+    @classmethod
+    def error(cls, message: str, *, outcome: str = "error") -> Reply:
+        return cls(title="", text=message, outcome=outcome)
+
+    @classmethod
+    def usage(cls, message: str) -> Reply:
+        return cls(title="", text=message, outcome="usage")

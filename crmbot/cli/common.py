@@ -1,0 +1,62 @@
+"""What every CLI command shares: settings, the engine, the console, friendly failures."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime
+
+import typer
+from rich.console import Console
+from sqlalchemy.engine import Engine
+
+from crmbot.config import Settings, get_settings
+from crmbot.db import DatabaseUnavailable, connect
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+def engine(migrate: bool = True) -> Engine:
+    """The configured database with its schema up to date, or a clear exit."""
+    url = settings().database_url
+    try:
+        return connect(url, migrate=migrate)
+    except DatabaseUnavailable as exc:
+        fail(f"{DatabaseUnavailable.user_message}\n({exc})")
+    except Exception as exc:  # a bad URL, a missing driver, an unreachable server
+        fail(f"cannot open the database {_redact(url)}: {exc}")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparseable DATABASE_URL)"
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def parse_day(value: str | None) -> date:
+    """A YYYY-MM-DD option, or today (UTC) when not given."""
+    if not value:
+        return datetime.now(UTC).date()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"'{value}' is not a date; use YYYY-MM-DD, e.g. 2026-03-31")
+
+
+def setup_logging() -> None:
+    level = getattr(logging, settings().log_level.upper(), logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Migration chatter on every start says nothing a user needs.
+    logging.getLogger("alembic").setLevel(logging.WARNING)

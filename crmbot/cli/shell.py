@@ -1,0 +1,22 @@
+"""`crmbot shell`: chat with the bot in the terminal."""
+
+from __future__ import annotations
+
+import typer
+
+from crmbot.cli import common
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("shell")
+    def shell(
+        user: str = typer.Option(
+            "shell", "--user", help="Whom to act as (a Slack user id from the admin list is admin)."
+        ),
+    ) -> None:
+        """Chat with crmbot locally: `/crm help`. Reads commands from stdin when piped."""
+        from crmbot.chat.dispatch import Dispatcher
+        from crmbot.chat.shell import run_shell
+
+        engine = common.engine()
+        run_shell(Dispatcher(engine, common.settings()), user_id=user)

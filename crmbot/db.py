@@ -1,0 +1,153 @@
+"""Engine, sessions and schema migrations.
+
+SQLite gets WAL (readers never wait for the writer), a busy timeout (writers queue rather
+than fail with "database is locked") and foreign keys. Writers that must not interleave
+open their transaction with BEGIN IMMEDIATE through `write_session`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session, create_engine
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be reached; users get a plain sentence, never a traceback."""
+
+    user_message = "the CRM database is not reachable right now — please try again in a minute"
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for `url`, with the per-dialect settings crmbot relies on."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        if parsed.database in (None, "", ":memory:"):
+            # One shared connection, or every session would see its own empty database.
+            kwargs.setdefault("poolclass", StaticPool)
+        engine = create_engine(url, connect_args=connect_args, **kwargs)
+        _configure_sqlite(engine, in_memory=parsed.database in (None, "", ":memory:"))
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        url = str(parsed.set(drivername="postgresql+psycopg"))
+    if parsed.get_backend_name() == "mysql" and parsed.drivername == "mysql":
+        url = str(parsed.set(drivername="mysql+pymysql"))
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    """A session for reading; database outages become `DatabaseUnavailable`."""
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            yield session
+    except (OperationalError, DBAPIError) as exc:
+        if _is_connection_problem(exc):
+            raise DatabaseUnavailable(str(exc.orig)) from exc
+        raise
+
+
+@contextmanager
+def write_session(engine: Engine) -> Iterator[Session]:
+    """A session whose transaction commits on success and rolls back on any error.
+
+    On SQLite the transaction starts with BEGIN IMMEDIATE, so two writers queue on the busy
+    timeout instead of one failing half-way with "database is locked".
+    """
+    bind: Any = engine
+    if is_sqlite(engine):
+        bind = engine.execution_options(sqlite_begin="IMMEDIATE")
+    try:
+        with Session(bind, expire_on_commit=False) as session, session.begin():
+            yield session
+    except (OperationalError, DBAPIError) as exc:
+        if _is_connection_problem(exc):
+            raise DatabaseUnavailable(str(exc.orig)) from exc
+        raise
+
+
+def _is_connection_problem(exc: DBAPIError) -> bool:
+    if exc.connection_invalidated:
+        return True
+    text = str(exc.orig).lower()
+    return any(
+        phrase in text
+        for phrase in (
+            "could not connect",
+            "connection refused",
+            "server closed the connection",
+            "can't connect",
+            "lost connection",
+            "unable to open database file",
+            "terminating connection",
+            "connection is closed",
+            "connection timed out",
+        )
+    )
+
+
+def alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision` (default: the newest). Safe to run on every start."""
+    from alembic import command
+
+    command.upgrade(alembic_config(engine), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def connect(url: str, *, migrate: bool = True) -> Engine:
+    """The engine for `url` with its schema brought up to date."""
+    engine = make_engine(url)
+    if migrate:
+        upgrade(engine)
+    return engine

@@ -1,0 +1,259 @@
+"""The tables.
+
+Business rows carry the id the company uses (`customer_id`, `order_id`, ...) as a unique
+natural key, and an integer surrogate key the other tables point at. Scores are written
+per model run; `ActiveRun` names the run readers see, so switching models is one update.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+# Datetimes are stored naive and always mean UTC: one convention for every dialect and for
+# the pandas frames training reads, without a per-value conversion on bulk loads.
+
+
+def _json_column() -> Any:
+    return Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class Customer(SQLModel, table=True):
+    __tablename__ = "customer"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(max_length=64, unique=True, index=True)
+    name: str | None = Field(default=None, max_length=200, index=True)
+    email: str | None = Field(default=None, max_length=254, index=True)
+    phone: str | None = Field(default=None, max_length=40)
+    company: str | None = Field(default=None, max_length=200, index=True)
+    region: str | None = Field(default=None, max_length=80, index=True)
+    owner: str | None = Field(default=None, max_length=120, index=True)
+    signed_up_at: date | None = None
+    erased_at: datetime | None = Field(default=None, sa_type=DateTime)
+
+
+class Product(SQLModel, table=True):
+    __tablename__ = "product"
+
+    id: int | None = Field(default=None, primary_key=True)
+    product_id: str = Field(max_length=64, unique=True, index=True)
+    name: str | None = Field(default=None, max_length=200)
+    category: str | None = Field(default=None, max_length=120)
+    price: float | None = None
+    # Share of the price the company keeps (0..1); ranks next-best-product offers.
+    margin: float | None = None
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "orders"
+    __table_args__ = (Index("ix_orders_customer_ordered", "customer_pk", "ordered_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(max_length=64, unique=True, index=True)
+    customer_pk: int = Field(foreign_key="customer.id")
+    ordered_at: datetime = Field(index=True, sa_type=DateTime)
+    amount: float
+    currency: str = Field(default="USD", max_length=3)
+
+
+class OrderLine(SQLModel, table=True):
+    __tablename__ = "order_line"
+    __table_args__ = (UniqueConstraint("order_pk", "product_pk", name="uq_order_line"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_pk: int = Field(foreign_key="orders.id", index=True)
+    product_pk: int = Field(foreign_key="product.id", index=True)
+    quantity: float = 1
+    unit_price: float | None = None
+
+
+class Ticket(SQLModel, table=True):
+    __tablename__ = "ticket"
+    __table_args__ = (Index("ix_ticket_customer_opened", "customer_pk", "opened_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: str = Field(max_length=64, unique=True, index=True)
+    customer_pk: int = Field(foreign_key="customer.id")
+    opened_at: datetime = Field(sa_type=DateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=DateTime)
+    channel: str | None = Field(default=None, max_length=40)
+    subject: str | None = Field(default=None, max_length=300)
+    body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    csat: int | None = None
+
+
+class Feedback(SQLModel, table=True):
+    __tablename__ = "feedback"
+    __table_args__ = (Index("ix_feedback_customer_submitted", "customer_pk", "submitted_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    feedback_id: str = Field(max_length=64, unique=True, index=True)
+    customer_pk: int = Field(foreign_key="customer.id")
+    submitted_at: datetime = Field(sa_type=DateTime)
+    nps: int | None = None
+    csat: int | None = None
+    comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class Referral(SQLModel, table=True):
+    __tablename__ = "referral"
+    __table_args__ = (UniqueConstraint("referrer_pk", "referred_pk", name="uq_referral"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    referrer_pk: int = Field(foreign_key="customer.id", index=True)
+    referred_pk: int = Field(foreign_key="customer.id", index=True)
+    referred_at: datetime | None = Field(default=None, sa_type=DateTime)
+
+
+class ModelRun(SQLModel, table=True):
+    __tablename__ = "model_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    as_of: date
+    started_at: datetime = Field(sa_type=DateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=DateTime)
+    # running | succeeded | failed | rejected (worse than the active run; kept, not activated)
+    status: str = Field(default="running", max_length=20, index=True)
+    activated_at: datetime | None = Field(default=None, sa_type=DateTime)
+    forced: bool = False
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    row_counts: dict[str, Any] | None = _json_column()
+    timings: dict[str, Any] | None = _json_column()
+    params: dict[str, Any] | None = _json_column()
+    metrics: dict[str, Any] | None = _json_column()
+
+
+class ActiveRun(SQLModel, table=True):
+    """Which model run every reader sees. One row per slot; flipping it is one UPDATE."""
+
+    __tablename__ = "active_run"
+
+    slot: str = Field(default="scores", primary_key=True, max_length=20)
+    run_id: int = Field(foreign_key="model_run.id")
+    activated_at: datetime = Field(sa_type=DateTime)
+
+
+class CustomerScore(SQLModel, table=True):
+    __tablename__ = "customer_score"
+    __table_args__ = (
+        Index("ix_score_run_value_at_risk", "run_id", "value_at_risk"),
+        Index("ix_score_run_segment", "run_id", "segment"),
+        Index("ix_score_run_influence", "run_id", "influence"),
+        Index("ix_score_run_clv", "run_id", "clv"),
+    )
+
+    run_id: int = Field(foreign_key="model_run.id", primary_key=True)
+    customer_pk: int = Field(foreign_key="customer.id", primary_key=True, index=True)
+
+    # RFM (recency in days since the last purchase day; frequency = distinct purchase days)
+    recency_days: float | None = None
+    frequency: int = 0
+    monetary: float = 0.0
+    total_spend: float = 0.0
+    orders_count: int = 0
+    tenure_days: float | None = None
+    last_order_at: datetime | None = Field(default=None, sa_type=DateTime)
+    r_score: int | None = None
+    f_score: int | None = None
+    m_score: int | None = None
+    segment: str = Field(default="Prospects", max_length=40)
+    previous_segment: str | None = Field(default=None, max_length=40)
+    cluster: int | None = None
+    cluster_label: str | None = Field(default=None, max_length=120)
+
+    # CLV (BG/NBD + Gamma-Gamma)
+    expected_purchases: float | None = None
+    p_alive: float | None = None
+    expected_spend: float | None = None
+    clv: float | None = None
+
+    # Churn risk
+    churn_risk: float | None = None
+    churn_reasons: list[str] | None = _json_column()
+    value_at_risk: float | None = None
+
+    # Satisfaction
+    csat_latest: float | None = None
+    csat_avg: float | None = None
+    nps_latest: int | None = None
+    nps_category: str | None = Field(default=None, max_length=12)
+    sentiment: float | None = None
+    satisfaction: float | None = None
+
+    # Influence
+    influence: float | None = None
+    influence_rank: int | None = None
+    referred_customers: int = 0
+    referred_spend: float = 0.0
+    referred_active: int = 0
+    community: int | None = None
+    community_size: int | None = None
+
+    # Next best product: [{"product_id", "name", "confidence", "lift", "reason"}]
+    next_products: list[dict[str, Any]] | None = _json_column()
+
+
+class AuditLog(SQLModel, table=True):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_at", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=DateTime)
+    # Slack's retries carry the same request id, so one request is audited once.
+    request_id: str | None = Field(default=None, max_length=120, unique=True)
+    transport: str = Field(max_length=20)
+    user_id: str = Field(max_length=64, index=True)
+    channel_id: str | None = Field(default=None, max_length=64)
+    command: str = Field(max_length=40)
+    arguments: str | None = Field(default=None, max_length=500)
+    customer_ids: list[str] | None = _json_column()
+    outcome: str = Field(max_length=20)
+    detail: str | None = Field(default=None, max_length=500)
+    duration_ms: float | None = None
+
+
+class DigestLog(SQLModel, table=True):
+    __tablename__ = "digest_log"
+    __table_args__ = (UniqueConstraint("kind", "channel", "period", name="uq_digest_once"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=40)
+    channel: str = Field(max_length=64)
+    period: str = Field(max_length=40)
+    # pending | posted | failed
+    status: str = Field(default="pending", max_length=20)
+    attempts: int = 0
+    created_at: datetime = Field(sa_type=DateTime)
+    posted_at: datetime | None = Field(default=None, sa_type=DateTime)
+    message_ts: str | None = Field(default=None, max_length=40)
+    error: str | None = Field(default=None, max_length=500)
+    customer_ids: list[str] | None = _json_column()
+    summary: dict[str, Any] | None = _json_column()
+
+
+class TrainingLock(SQLModel, table=True):
+    """A lease on a named job; an expired lease may be taken over (its holder crashed)."""
+
+    __tablename__ = "training_lock"
+
+    name: str = Field(primary_key=True, max_length=40)
+    holder: str = Field(max_length=120)
+    acquired_at: datetime = Field(sa_type=DateTime)
+    expires_at: datetime = Field(sa_type=DateTime)
+
+
+class ScheduleOverride(SQLModel, table=True):
+    """An admin's change to a scheduled job, kept across restarts."""
+
+    __tablename__ = "schedule_override"
+
+    job_id: str = Field(primary_key=True, max_length=40)
+    cron: str | None = Field(default=None, max_length=120)
+    channel: str | None = Field(default=None, max_length=64)
+    paused: bool = False
+    updated_by: str | None = Field(default=None, max_length=64)
+    updated_at: datetime | None = Field(default=None, sa_type=DateTime)

@@ -1,0 +1,39 @@
+"""Masking of personal data for anything others may see: channel posts, digests, logs."""
+
+from __future__ import annotations
+
+import re
+
+EMAIL_PATTERN = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+# Phone numbers: 7+ digits with the usual separators, optionally international.
+PHONE_PATTERN = re.compile(r"(?<![\w.])\+?\d[\d\s().\-]{6,}\d(?![\w.])")
+
+
+def mask_email(email: str | None) -> str:
+    if not email or "@" not in email:
+        return ""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}•••@{domain[:1]}•••"
+
+
+def mask_phone(phone: str | None) -> str:
+    digits = re.sub(r"\D", "", phone or "")
+    return f"•••{digits[-2:]}" if digits else ""
+
+
+def _looks_like_phone(match: str) -> bool:
+    return len(re.sub(r"\D", "", match)) >= 7
+
+
+def mask_pii(text: str) -> str:
+    """Replace every email and phone number in `text` by its masked form."""
+    text = EMAIL_PATTERN.sub(lambda m: mask_email(m.group(0)), text)
+    return PHONE_PATTERN.sub(
+        lambda m: mask_phone(m.group(0)) if _looks_like_phone(m.group(0)) else m.group(0), text
+    )
+
+
+def contains_pii(text: str) -> bool:
+    if EMAIL_PATTERN.search(text):
+        return True
+    return any(_looks_like_phone(m.group(0)) for m in PHONE_PATTERN.finditer(text))

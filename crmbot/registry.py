@@ -1,0 +1,111 @@
+"""The command registry: every module in the `commands` package declares its commands with
+`@command`, and crmbot finds them at start-up without importing any one by name.
+
+    @command("at-risk", usage="at-risk [N] [segment | region | mine]")
+    def at_risk(request: Request) -> Reply:
+        \"\"\"The accounts most worth saving: value at risk = CLV x churn risk.\"\"\"
+
+The docstring's first line is the help text; `admin_only=True` restricts it to admins and
+is enforced in one place, `crmbot.chat.dispatch`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from crmbot.chat.reply import Reply
+    from crmbot.config import Settings
+
+
+@dataclass
+class Request:
+    """A parsed chat request, the same from Slack and from the shell."""
+
+    user_id: str
+    channel_id: str | None
+    command: str
+    args: list[str]
+    text: str  # the arguments as typed, after the command name
+    engine: Engine
+    settings: Settings
+    transport: str = "shell"  # shell | slack
+    share: bool = False  # --share: post in the channel (masked) instead of ephemerally
+    is_admin: bool = False
+    # The day "today" means; injected so replies are reproducible in tests.
+    today: date = field(default_factory=lambda: datetime.now(UTC).date())
+    # Slack's progress callback for slow commands; the shell prints.
+    progress: Callable[[str], None] | None = None
+
+
+Handler = Callable[[Request], "Reply"]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    usage: str
+    handler: Handler
+    admin_only: bool = False
+    aliases: tuple[str, ...] = ()
+    slow: bool = False  # answered after the acknowledgement (Slack lazy listener)
+
+    @property
+    def help(self) -> str:
+        doc = inspect.getdoc(self.handler) or ""
+        return doc.splitlines()[0] if doc else ""
+
+    @property
+    def description(self) -> str:
+        return inspect.getdoc(self.handler) or ""
+
+
+_COMMANDS: dict[str, Command] = {}
+
+
+def command(
+    name: str,
+    *,
+    usage: str,
+    admin_only: bool = False,
+    aliases: tuple[str, ...] = (),
+    slow: bool = False,
+) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        _COMMANDS[name] = Command(
+            name=name,
+            usage=usage,
+            handler=handler,
+            admin_only=admin_only,
+            aliases=aliases,
+            slow=slow,
+        )
+        return handler
+
+    return register
+
+
+def load_commands(package: str = "commands") -> dict[str, Command]:
+    """Import every module of `package` once, so their `@command`s register."""
+    module = importlib.import_module(package)
+    for info in pkgutil.iter_modules(module.__path__, prefix=f"{package}."):
+        importlib.import_module(info.name)
+    return dict(sorted(_COMMANDS.items()))
+
+
+def find_command(name: str, commands: dict[str, Command]) -> Command | None:
+    name = name.lower()
+    if name in commands:
+        return commands[name]
+    for cmd in commands.values():
+        if name in cmd.aliases:
+            return cmd
+    return None
