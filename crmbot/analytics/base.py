@@ -76,6 +76,9 @@ class RunContext:
     scores: pd.DataFrame
     # The active run's scores before this run (index customer_pk), for migration and diffs.
     previous_scores: pd.DataFrame | None = None
+    # The per-customer summary the features stage computes (`features.customer_summary`),
+    # for later stages; index customer_pk.
+    features: pd.DataFrame | None = None
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
 

@@ -1,0 +1,562 @@
+"""The read side: what commands, digests and the App Home ask of the database.
+
+Every reader goes through the active model run (`ActiveRun`, slot "scores"), so a command
+never sees half a model. Lookups use bound parameters and the indexes declared in
+`crmbot.models`; nothing here builds SQL from user text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from rapidfuzz import fuzz, process, utils
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from crmbot.models import (
+    ActiveRun,
+    AuditLog,
+    Customer,
+    CustomerScore,
+    ModelRun,
+    Order,
+)
+
+# ---------------------------------------------------------------------------------------
+# Chat-command reads: customers, at-risk ranking, segments, influencers, model info.
+# ---------------------------------------------------------------------------------------
+
+SCORES_SLOT = "scores"
+
+# A fuzzy name match this good, and this far ahead of the next one, is taken as the answer.
+FUZZY_ACCEPT = 90.0
+FUZZY_MARGIN = 4.0
+# Below ACCEPT but above this, the matches are offered as candidates.
+FUZZY_CANDIDATE = 72.0
+# Below CANDIDATE but above this, they are offered as "did you mean".
+FUZZY_SUGGEST = 50.0
+
+
+def active_scores_run(session: Session, *, slot: str = SCORES_SLOT) -> ModelRun | None:
+    """The model run every reader sees, or None before the first training."""
+    return session.execute(
+        select(ModelRun)
+        .join(ActiveRun, ActiveRun.run_id == ModelRun.id)
+        .where(ActiveRun.slot == slot)
+    ).scalar_one_or_none()
+
+
+def previous_activated_run(session: Session, *, before: ModelRun) -> ModelRun | None:
+    """The run that was live before `before`: the latest other run that was activated."""
+    return session.execute(
+        select(ModelRun)
+        .where(
+            ModelRun.id != before.id,
+            ModelRun.activated_at.is_not(None),  # type: ignore[union-attr]
+            ModelRun.id < before.id,  # type: ignore[operator]
+        )
+        .order_by(ModelRun.id.desc())  # type: ignore[union-attr]
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def recent_runs(session: Session, *, limit: int = 5) -> list[ModelRun]:
+    return list(
+        session.execute(
+            select(ModelRun).order_by(ModelRun.id.desc()).limit(limit)  # type: ignore[union-attr]
+        ).scalars()
+    )
+
+
+def _live() -> Any:
+    # Erased customers keep their row for aggregate counts but are never shown.
+    return Customer.erased_at.is_(None)  # type: ignore[union-attr]
+
+
+def _owned_by(owners: Collection[str] | None) -> Any:
+    if owners is None:
+        return True
+    cleaned = sorted({o.strip().lower() for o in owners if o and o.strip()})
+    if not cleaned:
+        return False
+    return func.lower(Customer.owner).in_(cleaned)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    customer_id: str
+    name: str
+    company: str
+    score: float
+
+
+@dataclass
+class Lookup:
+    """The outcome of finding a customer from what a user typed."""
+
+    query: str
+    customer: Customer | None = None
+    how: str = ""  # id | email | name | fuzzy
+    candidates: list[Candidate] = field(default_factory=list)  # ambiguous
+    suggestions: list[Candidate] = field(default_factory=list)  # not found, nearest
+
+    @property
+    def found(self) -> bool:
+        return self.customer is not None
+
+
+def _candidate(customer: Customer, score: float = 100.0) -> Candidate:
+    return Candidate(
+        customer_id=customer.customer_id,
+        name=customer.name or "",
+        company=customer.company or "",
+        score=round(score, 1),
+    )
+
+
+def find_customer(
+    session: Session,
+    query: str,
+    *,
+    owners: Collection[str] | None = None,
+    limit: int = 5,
+) -> Lookup:
+    """Find one customer by external id, email, or (fuzzy) name or company.
+
+    `owners` restricts the search to those account owners' books (None: everyone's).
+    Ambiguous input returns candidates; unknown input returns the nearest suggestions.
+    """
+    text = " ".join(query.split())
+    lookup = Lookup(query=text)
+    if not text:
+        return lookup
+    scope = and_(_live(), _owned_by(owners))
+
+    by_id = session.execute(
+        select(Customer).where(Customer.customer_id == text, scope)
+    ).scalar_one_or_none()
+    if by_id is not None:
+        lookup.customer, lookup.how = by_id, "id"
+        return lookup
+
+    if "@" in text:
+        emails = {text, text.lower()}
+        rows = list(
+            session.execute(
+                select(Customer).where(Customer.email.in_(emails), scope)  # type: ignore[union-attr]
+            ).scalars()
+        )
+        if len(rows) == 1:
+            lookup.customer, lookup.how = rows[0], "email"
+            return lookup
+        if len(rows) > 1:
+            lookup.candidates = [_candidate(c) for c in rows[:limit]]
+            return lookup
+
+    exact = list(
+        session.execute(
+            select(Customer)
+            .where(func.lower(Customer.name) == text.lower(), scope)
+            .order_by(Customer.customer_id)
+            .limit(limit + 1)
+        ).scalars()
+    )
+    if len(exact) == 1:
+        lookup.customer, lookup.how = exact[0], "name"
+        return lookup
+    if len(exact) > 1:
+        lookup.candidates = [_candidate(c) for c in exact[:limit]]
+        return lookup
+
+    return _fuzzy(session, lookup, scope, limit=limit)
+
+
+def _fuzzy(session: Session, lookup: Lookup, scope: Any, *, limit: int) -> Lookup:
+    rows = session.execute(
+        select(Customer.id, Customer.customer_id, Customer.name, Customer.company).where(scope)
+    ).all()
+    if not rows:
+        return lookup
+    # One choice per customer: the better of name and company decides.
+    names = {row.id: row.name or "" for row in rows}
+    companies = {row.id: row.company or "" for row in rows}
+    best: dict[int, float] = {}
+    for choices in (names, companies):
+        for _choice, score, pk in process.extract(
+            lookup.query,
+            choices,
+            scorer=fuzz.WRatio,
+            processor=utils.default_process,
+            limit=limit * 4,
+            score_cutoff=FUZZY_SUGGEST,
+        ):
+            best[pk] = max(best.get(pk, 0.0), float(score))
+    if not best:
+        return lookup
+    ranked = sorted(best.items(), key=lambda item: (-item[1], names[item[0]], item[0]))
+    by_pk = {row.id: row for row in rows}
+
+    def candidate(pk: int, score: float) -> Candidate:
+        row = by_pk[pk]
+        return Candidate(row.customer_id, row.name or "", row.company or "", round(score, 1))
+
+    top_pk, top_score = ranked[0]
+    runner_up = ranked[1][1] if len(ranked) > 1 else 0.0
+    if top_score >= FUZZY_ACCEPT and top_score - runner_up >= FUZZY_MARGIN:
+        lookup.customer = session.get(Customer, top_pk)
+        lookup.how = "fuzzy"
+        return lookup
+    if top_score >= FUZZY_CANDIDATE:
+        lookup.candidates = [candidate(pk, s) for pk, s in ranked[:limit] if s >= FUZZY_CANDIDATE]
+        return lookup
+    lookup.suggestions = [candidate(pk, s) for pk, s in ranked[:3]]
+    return lookup
+
+
+@dataclass
+class CustomerCard:
+    customer: Customer
+    score: CustomerScore | None
+    run: ModelRun | None
+    last_order: Order | None
+
+
+def customer_card(session: Session, *, customer: Customer, run: ModelRun | None) -> CustomerCard:
+    """Everything the customer card shows: the active run's score row and the last order."""
+    score = None
+    if run is not None:
+        score = session.get(CustomerScore, (run.id, customer.id))
+    last_order = session.execute(
+        select(Order)
+        .where(Order.customer_pk == customer.id)
+        .order_by(Order.ordered_at.desc(), Order.id.desc())  # type: ignore[attr-defined,union-attr]
+        .limit(1)
+    ).scalar_one_or_none()
+    return CustomerCard(customer=customer, score=score, run=run, last_order=last_order)
+
+
+def order_history(
+    session: Session, *, customer: Customer, since: datetime | None = None, limit: int = 500
+) -> list[Order]:
+    """A customer's orders, oldest first (through the customer/date index)."""
+    statement = select(Order).where(Order.customer_pk == customer.id)
+    if since is not None:
+        statement = statement.where(Order.ordered_at >= since)
+    statement = statement.order_by(Order.ordered_at.desc(), Order.id.desc()).limit(limit)  # type: ignore[attr-defined,union-attr]
+    return list(reversed(list(session.execute(statement).scalars())))
+
+
+@dataclass(frozen=True)
+class ScoredCustomer:
+    customer: Customer
+    score: CustomerScore
+
+
+def _scored(session: Session, statement: Any) -> list[ScoredCustomer]:
+    return [ScoredCustomer(customer=c, score=s) for c, s in session.execute(statement).all()]
+
+
+def _scores_of(run: ModelRun) -> Any:
+    return (
+        select(Customer, CustomerScore)
+        .join(CustomerScore, CustomerScore.customer_pk == Customer.id)
+        .where(CustomerScore.run_id == run.id, _live())
+    )
+
+
+def at_risk(
+    session: Session,
+    *,
+    run: ModelRun,
+    limit: int = 10,
+    segment: str | None = None,
+    region: str | None = None,
+    owners: Collection[str] | None = None,
+) -> list[ScoredCustomer]:
+    """The accounts most worth saving: ranked by value at risk (CLV x churn risk)."""
+    statement = _scores_of(run).where(
+        CustomerScore.value_at_risk.is_not(None),  # type: ignore[union-attr]
+        CustomerScore.value_at_risk > 0,  # type: ignore[operator]
+        _owned_by(owners),
+    )
+    if segment is not None:
+        statement = statement.where(CustomerScore.segment == segment)
+    if region is not None:
+        statement = statement.where(func.lower(Customer.region) == region.lower())
+    statement = statement.order_by(
+        CustomerScore.value_at_risk.desc(),  # type: ignore[union-attr]
+        Customer.customer_id,
+    ).limit(limit)
+    return _scored(session, statement)
+
+
+def top_value(
+    session: Session,
+    *,
+    run: ModelRun,
+    limit: int = 10,
+    segment: str | None = None,
+    owners: Collection[str] | None = None,
+) -> list[ScoredCustomer]:
+    """The customers with the highest CLV (optionally in one segment or book)."""
+    statement = _scores_of(run).where(
+        CustomerScore.clv.is_not(None),  # type: ignore[union-attr]
+        _owned_by(owners),
+    )
+    if segment is not None:
+        statement = statement.where(CustomerScore.segment == segment)
+    statement = statement.order_by(
+        CustomerScore.clv.desc(),  # type: ignore[union-attr]
+        Customer.customer_id,
+    ).limit(limit)
+    return _scored(session, statement)
+
+
+def influencers(session: Session, *, run: ModelRun, limit: int = 10) -> list[ScoredCustomer]:
+    """The customers whose referrals and purchases move others, by influence score."""
+    statement = (
+        _scores_of(run)
+        .where(CustomerScore.influence.is_not(None), CustomerScore.influence > 0)  # type: ignore[union-attr,operator]
+        .order_by(CustomerScore.influence.desc(), Customer.customer_id)  # type: ignore[union-attr]
+        .limit(limit)
+    )
+    return _scored(session, statement)
+
+
+def similar_customers(
+    session: Session, *, run: ModelRun, customer: Customer, limit: int = 5
+) -> tuple[CustomerScore | None, list[ScoredCustomer]]:
+    """Customers who behave like `customer`: same cluster (or segment), nearest RFM scores,
+    then nearest CLV."""
+    own = session.get(CustomerScore, (run.id, customer.id))
+    if own is None:
+        return None, []
+    statement = _scores_of(run).where(Customer.id != customer.id)
+    if own.cluster is not None:
+        statement = statement.where(CustomerScore.cluster == own.cluster)
+    else:
+        statement = statement.where(CustomerScore.segment == own.segment)
+    distance = (
+        func.abs(func.coalesce(CustomerScore.r_score, 0) - (own.r_score or 0))
+        + func.abs(func.coalesce(CustomerScore.f_score, 0) - (own.f_score or 0))
+        + func.abs(func.coalesce(CustomerScore.m_score, 0) - (own.m_score or 0))
+    )
+    clv_gap = func.abs(func.coalesce(CustomerScore.clv, 0.0) - (own.clv or 0.0))
+    statement = statement.order_by(distance, clv_gap, Customer.customer_id).limit(limit)
+    return own, _scored(session, statement)
+
+
+@dataclass(frozen=True)
+class SegmentRow:
+    segment: str
+    customers: int
+    total_clv: float
+    average_churn_risk: float | None
+    value_at_risk: float
+    previous_customers: int | None  # in the previously activated run; None without one
+
+
+@dataclass(frozen=True)
+class Migration:
+    from_segment: str
+    to_segment: str
+    customers: int
+
+
+@dataclass
+class SegmentSummary:
+    run: ModelRun
+    previous_run: ModelRun | None
+    rows: list[SegmentRow]
+    migrations: list[Migration]  # only real moves, largest first
+
+    @property
+    def total_customers(self) -> int:
+        return sum(row.customers for row in self.rows)
+
+
+def _segment_counts(session: Session, run_id: int) -> dict[str, int]:
+    return {
+        segment: count
+        for segment, count in session.execute(
+            select(CustomerScore.segment, func.count())
+            .join(Customer, Customer.id == CustomerScore.customer_pk)
+            .where(CustomerScore.run_id == run_id, _live())
+            .group_by(CustomerScore.segment)
+        ).all()
+    }
+
+
+def segment_summary(session: Session, *, run: ModelRun) -> SegmentSummary:
+    """Segment sizes and value in the active run, and how customers moved since the last."""
+    assert run.id is not None
+    previous = previous_activated_run(session, before=run)
+    previous_counts = _segment_counts(session, previous.id) if previous and previous.id else None
+    rows = []
+    for segment, count, total_clv, avg_churn, var in session.execute(
+        select(
+            CustomerScore.segment,
+            func.count(),
+            func.coalesce(func.sum(CustomerScore.clv), 0.0),
+            func.avg(CustomerScore.churn_risk),
+            func.coalesce(func.sum(CustomerScore.value_at_risk), 0.0),
+        )
+        .join(Customer, Customer.id == CustomerScore.customer_pk)
+        .where(CustomerScore.run_id == run.id, _live())
+        .group_by(CustomerScore.segment)
+        .order_by(func.count().desc(), CustomerScore.segment)
+    ).all():
+        rows.append(
+            SegmentRow(
+                segment=segment,
+                customers=int(count),
+                total_clv=float(total_clv or 0.0),
+                average_churn_risk=float(avg_churn) if avg_churn is not None else None,
+                value_at_risk=float(var or 0.0),
+                previous_customers=(
+                    previous_counts.get(segment, 0) if previous_counts is not None else None
+                ),
+            )
+        )
+    migrations = [
+        Migration(from_segment=old, to_segment=new, customers=int(count))
+        for old, new, count in session.execute(
+            select(CustomerScore.previous_segment, CustomerScore.segment, func.count())
+            .join(Customer, Customer.id == CustomerScore.customer_pk)
+            .where(
+                CustomerScore.run_id == run.id,
+                _live(),
+                CustomerScore.previous_segment.is_not(None),  # type: ignore[union-attr]
+                CustomerScore.previous_segment != CustomerScore.segment,
+            )
+            .group_by(CustomerScore.previous_segment, CustomerScore.segment)
+            .order_by(func.count().desc(), CustomerScore.previous_segment, CustomerScore.segment)
+        ).all()
+    ]
+    return SegmentSummary(run=run, previous_run=previous, rows=rows, migrations=migrations)
+
+
+def segment_names(session: Session, *, run: ModelRun) -> list[str]:
+    return sorted(
+        s
+        for (s,) in session.execute(
+            select(CustomerScore.segment).where(CustomerScore.run_id == run.id).distinct()
+        ).all()
+        if s
+    )
+
+
+def region_names(session: Session) -> list[str]:
+    return sorted(
+        r
+        for (r,) in session.execute(
+            select(Customer.region).where(Customer.region.is_not(None)).distinct()  # type: ignore[union-attr]
+        ).all()
+        if r
+    )
+
+
+def segment_flows(session: Session, *, run: ModelRun, segment: str) -> tuple[int, int]:
+    """How many customers moved into and out of `segment` since the previous run."""
+    moved_in = session.execute(
+        select(func.count())
+        .select_from(CustomerScore)
+        .where(
+            CustomerScore.run_id == run.id,
+            CustomerScore.segment == segment,
+            CustomerScore.previous_segment.is_not(None),  # type: ignore[union-attr]
+            CustomerScore.previous_segment != segment,
+        )
+    ).scalar_one()
+    moved_out = session.execute(
+        select(func.count())
+        .select_from(CustomerScore)
+        .where(
+            CustomerScore.run_id == run.id,
+            CustomerScore.previous_segment == segment,
+            CustomerScore.segment != segment,
+        )
+    ).scalar_one()
+    return int(moved_in), int(moved_out)
+
+
+@dataclass
+class Book:
+    """An account manager's own book, for the App Home tab."""
+
+    owners: list[str]
+    run: ModelRun | None
+    customers: int
+    at_risk: list[ScoredCustomer]
+    top_value: list[ScoredCustomer]
+    total_clv: float
+    value_at_risk: float
+
+
+def owner_book(session: Session, *, owners: Sequence[str], limit: int = 5) -> Book:
+    """The customers `owners` look after: counts, the most at risk and the most valuable."""
+    run = active_scores_run(session)
+    customers = session.execute(
+        select(func.count()).select_from(Customer).where(_live(), _owned_by(owners))
+    ).scalar_one()
+    if run is None:
+        return Book(list(owners), None, int(customers), [], [], 0.0, 0.0)
+    total_clv, total_var = session.execute(
+        select(
+            func.coalesce(func.sum(CustomerScore.clv), 0.0),
+            func.coalesce(func.sum(CustomerScore.value_at_risk), 0.0),
+        )
+        .join(Customer, Customer.id == CustomerScore.customer_pk)
+        .where(CustomerScore.run_id == run.id, _live(), _owned_by(owners))
+    ).one()
+    return Book(
+        owners=list(owners),
+        run=run,
+        customers=int(customers),
+        at_risk=at_risk(session, run=run, limit=limit, owners=owners),
+        top_value=top_value(session, run=run, limit=limit, owners=owners),
+        total_clv=float(total_clv or 0.0),
+        value_at_risk=float(total_var or 0.0),
+    )
+
+
+def model_age_days(run: ModelRun, *, today: date) -> int:
+    """Days between the run's data cut-off and `today`."""
+    return (today - run.as_of).days
+
+
+def audit_rows(session: Session, *, limit: int = 20) -> list[AuditLog]:
+    return list(
+        session.execute(
+            select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)  # type: ignore[union-attr]
+        ).scalars()
+    )
+
+
+def customers_by_ids(session: Session, customer_ids: Sequence[str]) -> list[Customer]:
+    if not customer_ids:
+        return []
+    return list(
+        session.execute(
+            select(Customer).where(Customer.customer_id.in_(list(customer_ids)), _live())  # type: ignore[attr-defined]
+        ).scalars()
+    )
+
+
+def owners_matching(session: Session, identities: Collection[str]) -> list[str]:
+    """Which of `identities` (a Slack user id, an email) own at least one customer."""
+    cleaned = {i.strip().lower() for i in identities if i and i.strip()}
+    if not cleaned:
+        return []
+    return sorted(
+        o
+        for (o,) in session.execute(
+            select(Customer.owner)
+            .where(or_(func.lower(Customer.owner).in_(sorted(cleaned))))
+            .distinct()
+        ).all()
+        if o
+    )

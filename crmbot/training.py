@@ -1,0 +1,468 @@
+"""One model run: load data as of a date -> run every stage -> write scores -> activate.
+
+The stage contract (see `crmbot.analytics.base`): a stage is a module with
+`def run(ctx: RunContext) -> None` that fills its columns of `ctx.scores` (index
+`customer_pk`, column names as in `CustomerScore`) and writes JSON-able
+`ctx.params[name]` / `ctx.metrics[name]`. A stage that cannot fit its model raises
+`StageFailed("<which model> ... <why>")`. A stage module may also define
+`compare(new_metrics, champion_metrics, settings) -> str | None`: the champion/challenger
+check, returning why the new run is worse than the active one (the run is then `rejected`
+and not activated unless forced) or None.
+
+Scores are written under a new `ModelRun`; only when every row is in does one transaction
+mark the run succeeded and point `ActiveRun` at it. A failure anywhere leaves the previous
+run active, so readers (who always join through `ActiveRun`) never see a half-written model.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import delete, insert, update
+from sqlalchemy.engine import Engine
+
+from crmbot import queries
+from crmbot.analytics.base import RunContext, StageFailed, TrainingData, load_training_data
+from crmbot.config import Settings
+from crmbot.db import read_session, write_session
+from crmbot.models import ActiveRun, CustomerScore, ModelRun
+
+logger = logging.getLogger(__name__)
+
+# The model stages, in the order they run. Later stages may read earlier stages' columns.
+STAGES: list[tuple[str, str]] = [
+    ("features", "crmbot.analytics.features"),
+    ("segments", "crmbot.analytics.segments"),
+    ("clusters", "crmbot.analytics.clusters"),
+    ("clv", "crmbot.analytics.clv"),
+    ("satisfaction", "crmbot.analytics.satisfaction"),
+    ("churn", "crmbot.analytics.churn"),
+    ("graph", "crmbot.analytics.graph"),
+    ("recommend", "crmbot.analytics.recommend"),
+]
+
+# Rows per INSERT executemany batch: large enough to amortise round trips on a server,
+# small enough to keep one batch's parameters well inside every driver's limits.
+WRITE_CHUNK_ROWS = 5_000
+MAX_ERROR_CHARS = 500
+
+SCORE_COLUMNS: list[str] = [c.name for c in CustomerScore.__table__.columns]  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class StageEvent:
+    """What the progress callback hears: a step starting, finishing, skipped or failing."""
+
+    step: str  # "load", a stage name, "write" or "activate"
+    state: str  # start | done | skipped | failed
+    index: int  # 1-based position among all steps
+    total: int
+    seconds: float | None = None
+    note: str | None = None
+
+
+ProgressCallback = Callable[[StageEvent], None]
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    as_of: date
+    status: str  # succeeded | failed | rejected
+    activated: bool
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    row_counts: dict[str, int] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+def utc_now() -> datetime:
+    """Wall-clock time for the run's own record (never used by a model)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def load_stage(module_path: str) -> ModuleType | None:
+    """The stage's module, or None when it is not part of this installation yet.
+
+    Only the stage module itself being absent counts as "not there"; an import error
+    inside an existing module is a real failure and propagates.
+    """
+    try:
+        return importlib.import_module(module_path)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_path:
+            return None
+        raise
+
+
+def train(
+    engine: Engine,
+    settings: Settings,
+    as_of: date,
+    *,
+    force: bool = False,
+    progress: ProgressCallback | None = None,
+    stages: Sequence[tuple[str, str]] | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> RunResult:
+    """Run every stage as of `as_of` and activate the result (see the module docstring).
+
+    `force` activates the run even when a champion/challenger check rejects it.
+    `stages` replaces the standard stage list (e.g. a subset when profiling).
+    """
+    stage_list = list(STAGES if stages is None else stages)
+    total_steps = len(stage_list) + 3
+    notify = progress or (lambda _event: None)
+    run_id = _create_run(engine, as_of, forced=force, clock=clock)
+    timings: dict[str, float] = {}
+    row_counts: dict[str, int] = {}
+    skipped: list[str] = []
+    ctx: RunContext | None = None
+    started = time.perf_counter()
+    step = "load"
+    try:
+        notify(StageEvent("load", "start", 1, total_steps))
+        t0 = time.perf_counter()
+        previous_run_id, previous = _active_scores(engine)
+        data = load_training_data(engine, as_of)
+        row_counts.update(_data_counts(data))
+        ctx = RunContext.start(data, settings, previous_scores=previous)
+        timings["load"] = time.perf_counter() - t0
+        notify(StageEvent("load", "done", 1, total_steps, timings["load"]))
+
+        for position, (name, module_path) in enumerate(stage_list, start=2):
+            step = name
+            t0 = time.perf_counter()
+            module = load_stage(module_path)
+            if module is None:
+                note = f"stage {name} skipped: {module_path} is not installed yet"
+                logger.info(note)
+                skipped.append(name)
+                notify(StageEvent(name, "skipped", position, total_steps, note=note))
+                continue
+            notify(StageEvent(name, "start", position, total_steps))
+            module.run(ctx)
+            timings[name] = time.perf_counter() - t0
+            notify(StageEvent(name, "done", position, total_steps, timings[name]))
+
+        step = "write"
+        notify(StageEvent("write", "start", total_steps - 1, total_steps))
+        t0 = time.perf_counter()
+        row_counts["scores"] = write_scores(engine, run_id, ctx.scores)
+        timings["write"] = time.perf_counter() - t0
+        notify(StageEvent("write", "done", total_steps - 1, total_steps, timings["write"]))
+
+        step = "activate"
+        notify(StageEvent("activate", "start", total_steps, total_steps))
+        verdict = None
+        if previous_run_id is not None:
+            verdict = challenger_verdict(
+                ctx.metrics, _run_metrics(engine, previous_run_id), settings, stage_list
+            )
+        ctx.params["run"] = {
+            "as_of": as_of.isoformat(),
+            "previous_run_id": previous_run_id,
+            "skipped_stages": skipped,
+            "forced": force,
+            "rejected_because": verdict,
+        }
+        timings["total"] = time.perf_counter() - started
+        activate_now = verdict is None or force
+        _finish_run(
+            engine,
+            run_id,
+            status="succeeded" if activate_now else "rejected",
+            activate=activate_now,
+            error=None if activate_now else f"not activated: {verdict}",
+            timings=timings,
+            row_counts=row_counts,
+            params=ctx.params,
+            metrics=ctx.metrics,
+            clock=clock,
+        )
+        notify(StageEvent("activate", "done", total_steps, total_steps, note=verdict))
+        return RunResult(
+            run_id=run_id,
+            as_of=as_of,
+            status="succeeded" if activate_now else "rejected",
+            activated=activate_now,
+            error=None if activate_now else f"not activated: {verdict}",
+            timings=timings,
+            row_counts=row_counts,
+            params=ctx.params,
+            metrics=ctx.metrics,
+            skipped=skipped,
+        )
+    except Exception as exc:
+        error = describe_failure(step, exc)
+        logger.warning("model run %s failed: %s", run_id, error, exc_info=not _expected(exc))
+        timings["total"] = time.perf_counter() - started
+        notify(StageEvent(step, "failed", 0, total_steps, note=error))
+        _fail_run(
+            engine,
+            run_id,
+            error=error,
+            timings=timings,
+            row_counts=row_counts,
+            params=ctx.params if ctx is not None else {},
+            metrics=ctx.metrics if ctx is not None else {},
+            clock=clock,
+        )
+        return RunResult(
+            run_id=run_id,
+            as_of=as_of,
+            status="failed",
+            activated=False,
+            error=error,
+            timings=timings,
+            row_counts=row_counts,
+            params=ctx.params if ctx is not None else {},
+            metrics=ctx.metrics if ctx is not None else {},
+            skipped=skipped,
+        )
+
+
+def _expected(exc: Exception) -> bool:
+    return isinstance(exc, StageFailed)
+
+
+def describe_failure(step: str, exc: Exception) -> str:
+    """ "<step>: <why>" — which model failed and why, for the run's record and the user."""
+    if isinstance(exc, StageFailed):
+        return f"{step}: {str(exc).strip() or 'failed'}"
+    # A database error's own text carries every bound parameter; its driver message is enough.
+    cause = getattr(exc, "orig", None) or exc
+    reason = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    if len(reason) > MAX_ERROR_CHARS:
+        reason = reason[: MAX_ERROR_CHARS - 1] + "…"
+    return f"{step}: unexpected {type(cause).__name__}: {reason or 'no message'}"
+
+
+def challenger_verdict(
+    new_metrics: dict[str, Any],
+    champion_metrics: dict[str, Any],
+    settings: Settings,
+    stages: Iterable[tuple[str, str]] = STAGES,
+) -> str | None:
+    """Why the new run is worse than the active one, or None when it may go live.
+
+    Each stage module that defines `compare(new_metrics, champion_metrics, settings)` judges
+    its own model (e.g. churn: ROC AUC no more than CRMBOT_CHURN_AUC_MARGIN below the
+    champion's); the first objection wins.
+    """
+    for name, module_path in stages:
+        module = load_stage(module_path)
+        compare = getattr(module, "compare", None) if module is not None else None
+        if compare is None:
+            continue
+        objection = compare(new_metrics.get(name) or {}, champion_metrics.get(name) or {}, settings)
+        if objection:
+            return f"{name}: {objection}"
+    return None
+
+
+def _data_counts(data: TrainingData) -> dict[str, int]:
+    return {
+        "customers": len(data.customers),
+        "orders": len(data.orders),
+        "order_lines": len(data.lines),
+        "products": len(data.products),
+        "tickets": len(data.tickets),
+        "feedback": len(data.feedback),
+        "referrals": len(data.referrals),
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# Writing scores
+
+
+def _python_value(value: Any) -> Any:
+    """A value the DB drivers accept: numpy scalars to Python, NaN/NaT/NA to None."""
+    if value is None or isinstance(value, (list, dict, str)):
+        return value
+    if pd.isna(value):
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    return value
+
+
+_INTEGER_COLUMNS = {
+    c.name
+    for c in CustomerScore.__table__.columns  # type: ignore[attr-defined]
+    if c.type.python_type is int
+}
+
+
+def score_records(run_id: int, scores: pd.DataFrame) -> list[dict[str, Any]]:
+    """One dict per customer with every CustomerScore column the frame has."""
+    columns = [c for c in scores.columns if c in SCORE_COLUMNS and c not in ("run_id",)]
+    frame = scores[columns]
+    pks = scores.index.to_numpy()
+    series = {
+        name: [_python_value(v) for v in frame[name].to_numpy(dtype=object)] for name in columns
+    }
+    defaults = _non_null_defaults()
+    records: list[dict[str, Any]] = []
+    for row, pk in enumerate(pks):
+        record: dict[str, Any] = {"run_id": run_id, "customer_pk": int(pk)}
+        for name in columns:
+            value = series[name][row]
+            if value is None and name in defaults:
+                value = defaults[name]
+            elif isinstance(value, float) and name in _INTEGER_COLUMNS:
+                value = int(round(value))
+            record[name] = value
+        records.append(record)
+    return records
+
+
+def _non_null_defaults() -> dict[str, Any]:
+    # Columns that are NOT NULL with a default in CustomerScore (frequency=0, segment...).
+    defaults: dict[str, Any] = {}
+    for name, info in CustomerScore.model_fields.items():
+        if info.default is not None and not callable(info.default) and name in SCORE_COLUMNS:
+            defaults[name] = info.default
+    return defaults
+
+
+def write_scores(engine: Engine, run_id: int, scores: pd.DataFrame) -> int:
+    """Insert the run's score rows in chunks (Core executemany). Returns rows written.
+
+    The rows are invisible to readers until the run is activated, so each chunk may
+    commit on its own and a crash half-way leaves only rows of a run nobody reads.
+    """
+    records = score_records(run_id, scores)
+    statement = insert(CustomerScore.__table__)  # type: ignore[attr-defined]
+    for start in range(0, len(records), WRITE_CHUNK_ROWS):
+        chunk = records[start : start + WRITE_CHUNK_ROWS]
+        with engine.begin() as connection:
+            connection.execute(statement, chunk)
+    return len(records)
+
+
+# ---------------------------------------------------------------------------------------
+# The run's record and activation
+
+
+def _create_run(engine: Engine, as_of: date, *, forced: bool, clock: Callable[[], datetime]) -> int:
+    with write_session(engine) as session:
+        run = ModelRun(as_of=as_of, started_at=clock(), status="running", forced=forced)
+        session.add(run)
+        session.flush()
+        assert run.id is not None
+        return run.id
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types only: stages should already comply; this guards numpy leftovers."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return value
+
+
+def _finish_run(
+    engine: Engine,
+    run_id: int,
+    *,
+    status: str,
+    activate: bool,
+    error: str | None,
+    timings: dict[str, float],
+    row_counts: dict[str, int],
+    params: dict[str, Any],
+    metrics: dict[str, Any],
+    clock: Callable[[], datetime],
+) -> None:
+    now = clock()
+    with write_session(engine) as session:
+        run = session.get(ModelRun, run_id)
+        assert run is not None
+        run.status = status
+        run.finished_at = now
+        run.error = error
+        run.timings = _jsonable({k: round(v, 4) for k, v in timings.items()})
+        run.row_counts = _jsonable(row_counts)
+        run.params = _jsonable(params)
+        run.metrics = _jsonable(metrics)
+        if activate:
+            # Same transaction: the run is marked live and ActiveRun points at it.
+            run.activated_at = now
+            _point_active_run(session, run_id, now)
+
+
+def _point_active_run(session: Any, run_id: int, now: datetime) -> None:
+    current = session.get(ActiveRun, queries.SCORES_SLOT, with_for_update=True)
+    if current is None:
+        session.add(ActiveRun(slot=queries.SCORES_SLOT, run_id=run_id, activated_at=now))
+    else:
+        current.run_id = run_id
+        current.activated_at = now
+
+
+def _fail_run(
+    engine: Engine,
+    run_id: int,
+    *,
+    error: str,
+    timings: dict[str, float],
+    row_counts: dict[str, int],
+    params: dict[str, Any],
+    metrics: dict[str, Any],
+    clock: Callable[[], datetime],
+) -> None:
+    with write_session(engine) as session:
+        # Rows of a run that will never be read only take space.
+        session.execute(delete(CustomerScore).where(CustomerScore.run_id == run_id))  # type: ignore[arg-type]
+        session.execute(
+            update(ModelRun)
+            .where(ModelRun.id == run_id)  # type: ignore[arg-type]
+            .values(
+                status="failed",
+                finished_at=clock(),
+                error=error[:4000],
+                timings=_jsonable({k: round(v, 4) for k, v in timings.items()}),
+                row_counts=_jsonable(row_counts),
+                params=_jsonable(params),
+                metrics=_jsonable(metrics),
+            )
+        )
+
+
+def _run_metrics(engine: Engine, run_id: int) -> dict[str, Any]:
+    with read_session(engine) as session:
+        run = queries.get_run(session, run_id)
+        return dict(run.metrics or {}) if run is not None else {}
+
+
+def _active_scores(engine: Engine) -> tuple[int | None, pd.DataFrame | None]:
+    with read_session(engine) as session:
+        run_id = queries.active_run_id(session)
+        if run_id is None:
+            return None, None
+        return run_id, queries.scores_frame(session, run_id)
