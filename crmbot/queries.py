@@ -7,15 +7,22 @@ never sees half a model. Lookups use bound parameters and the indexes declared i
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import csv
+import json
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from rapidfuzz import fuzz, process, utils
 from sqlalchemy import and_, func, or_, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
+from crmbot.db import write_session
 from crmbot.models import (
     ActiveRun,
     AuditLog,
@@ -560,3 +567,155 @@ def owners_matching(session: Session, identities: Collection[str]) -> list[str]:
         ).all()
         if o
     )
+
+
+# ---------------------------------------------------------------------------------------
+# Model runs and their scores: what training, `crmbot model ...` and `crmbot scores export`
+# read. Activation (the one write here) flips `ActiveRun` in a single transaction.
+# ---------------------------------------------------------------------------------------
+
+
+class RunNotActivatable(ValueError):
+    """`activate` was asked for a run that cannot go live; the message says why."""
+
+
+def active_run_id(session: Session, *, slot: str = SCORES_SLOT) -> int | None:
+    return session.execute(
+        select(col(ActiveRun.run_id)).where(col(ActiveRun.slot) == slot)
+    ).scalar_one_or_none()
+
+
+def active_run(session: Session) -> ModelRun | None:
+    """The model run readers see (same as `active_scores_run`), or None before training."""
+    return active_scores_run(session)
+
+
+def get_run(session: Session, run_id: int) -> ModelRun | None:
+    return session.get(ModelRun, run_id)
+
+
+def list_runs(session: Session, *, limit: int = 20) -> list[ModelRun]:
+    """The newest runs first, every status (running, succeeded, failed, rejected)."""
+    return recent_runs(session, limit=limit)
+
+
+def run_score_count(session: Session, run_id: int) -> int:
+    return int(
+        session.execute(
+            select(func.count())
+            .select_from(CustomerScore)
+            .where(CustomerScore.run_id == run_id)  # type: ignore[arg-type]
+        ).scalar_one()
+    )
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def activate(
+    engine: Engine, run_id: int, *, clock: Callable[[], datetime] = _utc_now
+) -> ModelRun:
+    """Make `run_id` the run readers see (e.g. to roll back), in one transaction.
+
+    A run that finished with its scores written may be activated — a `rejected` one too
+    (that is what forcing a challenger means); a failed or still-running run may not.
+    """
+    with write_session(engine) as session:
+        run = session.get(ModelRun, run_id)
+        if run is None:
+            raise RunNotActivatable(f"there is no model run {run_id}; see `crmbot model list`")
+        if run.status not in ("succeeded", "rejected"):
+            detail = f" ({run.error})" if run.error else ""
+            raise RunNotActivatable(
+                f"model run {run_id} is {run.status}{detail}; only a finished run can be activated"
+            )
+        if run_score_count(session, run_id) == 0:
+            raise RunNotActivatable(f"model run {run_id} has no scores to serve")
+        now = clock()
+        current = session.get(ActiveRun, SCORES_SLOT, with_for_update=True)
+        if current is None:
+            session.add(ActiveRun(slot=SCORES_SLOT, run_id=run_id, activated_at=now))
+        else:
+            current.run_id = run_id
+            current.activated_at = now
+        run.activated_at = now
+        if run.status == "rejected":
+            run.status = "succeeded"
+            run.forced = True
+        session.flush()
+        return run
+
+
+# Export order: the columns people look for first, then every other score column.
+EXPORT_LEADING_COLUMNS = [
+    "customer_id",
+    "segment",
+    "cluster",
+    "clv",
+    "expected_purchases",
+    "p_alive",
+    "churn_risk",
+]
+_SCORE_TABLE: Any = CustomerScore.__table__  # type: ignore[attr-defined]
+_SCORE_COLUMNS = [c.name for c in _SCORE_TABLE.columns if c.name != "run_id"]
+
+
+def _run_scores_statement(run_id: int | None) -> Any:
+    columns: list[Any] = [Customer.customer_id]
+    columns += [_SCORE_TABLE.c[name] for name in _SCORE_COLUMNS]
+    return (
+        select(*columns)
+        .join(Customer, Customer.id == _SCORE_TABLE.c.customer_pk)  # type: ignore[arg-type]
+        .where(_SCORE_TABLE.c.run_id == run_id)
+        .order_by(_SCORE_TABLE.c.customer_pk)
+    )
+
+
+def scores_frame(session: Session, run_id: int | None = None) -> pd.DataFrame:
+    """Every score column of a run (default: the active one) plus `customer_id`.
+
+    Index customer_pk; empty when there is no such run.
+    """
+    if run_id is None:
+        run_id = active_run_id(session)
+    result = session.execute(_run_scores_statement(run_id))
+    frame = pd.DataFrame.from_records(result.all(), columns=["customer_id", *_SCORE_COLUMNS])
+    return frame.set_index("customer_pk")
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return "; ".join(value)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return value
+
+
+def export_scores(session: Session, path: Path, run_id: int | None = None) -> int:
+    """Write one CSV row per customer of a run (default: the active one); rows written.
+
+    Rows stream from the database in batches, so the export's memory stays flat.
+    """
+    if run_id is None:
+        run_id = active_run_id(session)
+    names = ["customer_id", *_SCORE_COLUMNS]
+    header = EXPORT_LEADING_COLUMNS + [
+        c for c in names if c not in EXPORT_LEADING_COLUMNS and c != "customer_pk"
+    ]
+    positions = [names.index(name) for name in header]
+    written = 0
+    result = session.execute(
+        _run_scores_statement(run_id), execution_options={"yield_per": 10_000}
+    )
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for row in result:
+            writer.writerow([_csv_value(row[i]) for i in positions])
+            written += 1
+    return written
