@@ -1,0 +1,401 @@
+"""`import_file`: one CSV file in, one transaction out, and a report of every rejected row.
+
+The steps, each over whole columns rather than row by row where it can:
+read and decode the file -> check the header -> clean every column -> cross-column rules ->
+drop exact duplicates, reject conflicting ones -> (in one transaction) resolve references,
+compare with what is stored, upsert new and changed rows in bulk.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from crmbot.db import DatabaseUnavailable, write_session
+from crmbot.ingest import cleaning, writer
+from crmbot.ingest.csvfile import FileRejected, read_csv
+from crmbot.ingest.kinds import KINDS, Kind
+from crmbot.ingest.report import ImportReport, Rejection
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int], None]
+"""Called with (rows done, rows in the file) as an import goes along."""
+
+# Kinds --create-missing may invent from a bare id; an order needs a customer, date and amount.
+CREATABLE = {"customers", "products"}
+_SINGULAR = {"customers": "customer", "products": "product", "orders": "order"}
+
+
+class UnknownKind(ValueError):
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"there is no import kind {kind!r}; choose one of: {', '.join(KINDS)}")
+
+
+class _StrictRollback(Exception):
+    """Raised inside the transaction to undo everything when --strict finds a bad row."""
+
+
+def kind_named(kind: str) -> Kind:
+    normalised = kind.strip().lower().replace("_", "-")
+    aliases = {
+        "order-line": "order-lines",
+        "orderlines": "order-lines",
+        "customer": "customers",
+        "product": "products",
+        "order": "orders",
+        "ticket": "tickets",
+        "referral": "referrals",
+    }
+    normalised = aliases.get(normalised, normalised)
+    if normalised not in KINDS:
+        raise UnknownKind(kind)
+    return KINDS[normalised]
+
+
+def import_file(
+    engine: Engine,
+    kind: str,
+    path: str | Path,
+    *,
+    strict: bool = False,
+    create_missing: bool = False,
+    column_map: Mapping[str, str] | None = None,
+    report_path: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+    today: date | None = None,
+) -> ImportReport:
+    """Import one CSV file of `kind` (see `KINDS`) and say what happened.
+
+    The file's valid rows go in one transaction; bad rows are listed in the report with the
+    line they start on (the header is line 1). With `strict`, one bad row means nothing is
+    committed. `column_map` renames a foreign export's columns ({"Client": "customer_id"}).
+    `create_missing` makes bare customers/products for ids no earlier import brought.
+    `today`, when given, rejects dates after it. Raises `UnknownKind` and
+    `DatabaseUnavailable`; every problem with the file itself is in the report.
+    """
+    spec = kind_named(kind)
+    report = ImportReport(kind=spec.name, path=str(path), strict=strict)
+    try:
+        _import(
+            engine,
+            spec,
+            Path(path),
+            report,
+            strict=strict,
+            create_missing=create_missing,
+            column_map=column_map,
+            progress=progress,
+            today=today,
+        )
+    except FileRejected as exc:
+        report.file_error = str(exc)
+        report.inserted = report.updated = report.unchanged = 0
+    report.rejected.sort(key=lambda r: (r.line, r.column))
+    if report_path is not None:
+        report.write_csv(report_path)
+    log.info(
+        "import %s: %s rows, %s inserted, %s updated, %s unchanged, %s rejected",
+        spec.name,
+        report.rows_read,
+        report.inserted,
+        report.updated,
+        report.unchanged,
+        report.rejected_rows,
+    )
+    return report
+
+
+class _Rows:
+    """The cleaned columns of a file and what is wrong with which row."""
+
+    def __init__(self, lines: list[int]) -> None:
+        self.lines = lines
+        self.cleaned: dict[str, list[Any]] = {}
+        self.problems: dict[int, list[Rejection]] = defaultdict(list)
+        self.blank: set[int] = set()
+
+    def reject(self, index: int, column: str, reason: str, value: object = "") -> None:
+        self.problems[index].append(Rejection.of(self.lines[index], column, reason, value))
+
+    def good_indices(self) -> Sequence[int]:
+        if not self.problems and not self.blank:
+            return range(len(self.lines))
+        return [i for i in range(len(self.lines)) if i not in self.problems and i not in self.blank]
+
+
+def _import(
+    engine: Engine,
+    spec: Kind,
+    path: Path,
+    report: ImportReport,
+    *,
+    strict: bool,
+    create_missing: bool,
+    column_map: Mapping[str, str] | None,
+    progress: ProgressCallback | None,
+    today: date | None,
+) -> None:
+    csv_file = read_csv(path, column_map=column_map)
+    report.encoding, report.warnings = csv_file.encoding, list(csv_file.warnings)
+    header = csv_file.columns
+    missing = [name for name in spec.required if name not in header]
+    if missing:
+        raise FileRejected(
+            f"missing required column{'s' if len(missing) > 1 else ''}: {', '.join(missing)} "
+            f"(the header has: {', '.join(name for name in header if name) or 'nothing'}); "
+            "rename a column with --map old=new"
+        )
+    report.ignored_columns = [name for name in header if name and name not in spec.canonical]
+
+    total = len(csv_file.records)
+    if progress is not None:
+        progress(0, total)
+    rows = _Rows([line for line, _values in csv_file.records])
+    for line, count in csv_file.ragged:
+        report.rejected.append(
+            Rejection.of(line, "", f"has {count} values but the header has {len(header)} columns")
+        )
+    values_by_row = [values for _line, values in csv_file.records]
+    raw: dict[str, list[str]] = {}
+    for column in spec.columns:
+        if column.name in header:
+            position = header.index(column.name)
+            raw[column.name] = [values[position] for values in values_by_row]
+            _clean(spec, column.name, raw, values_by_row, rows, today)
+    for check in spec.row_checks:
+        for index, (column_name, reason) in check(rows.cleaned, raw).items():
+            if index not in rows.problems:
+                rows.reject(index, column_name, reason, raw.get(column_name, [""] * total)[index])
+
+    report.rows_read = total - len(rows.blank) + len(csv_file.ragged)
+    kept = _deduplicate(spec, rows, report)
+
+    try:
+        with write_session(engine) as session:
+            connection = session.connection()
+            kept = _resolve_references(connection, spec, rows, kept, report, create_missing)
+            for problems in rows.problems.values():
+                report.rejected.extend(problems)
+            if strict and report.rejected:
+                raise _StrictRollback
+            _write(connection, spec, rows, kept, report, progress, total)
+        report.committed = True
+    except _StrictRollback:
+        report.inserted = report.updated = report.unchanged = 0
+        report.created = {}
+    except DatabaseUnavailable:
+        raise
+    except DBAPIError as exc:
+        log.exception("import of %s failed in the database", path)
+        raise FileRejected(
+            f"the database refused the rows, so nothing was imported: {exc.orig}"
+        ) from exc
+    if progress is not None:
+        progress(total, total)
+
+
+def _clean(
+    spec: Kind,
+    name: str,
+    raw: dict[str, list[str]],
+    values_by_row: list[list[str]],
+    rows: _Rows,
+    today: date | None,
+) -> None:
+    column = spec.column(name)
+    raw_values = raw[name]
+    cleaned, bad = cleaning.clean_column(raw_values, column.cleaner)
+    for index, reason in bad.items():
+        rows.reject(index, name, reason, raw_values[index])
+    if None in cleaned:
+        empty = [i for i, value in enumerate(cleaned) if value is None and i not in bad]
+        if column.required:
+            for index in empty:
+                if not any(value.strip() for value in values_by_row[index]):
+                    rows.blank.add(index)  # an empty line of a spreadsheet export
+                else:
+                    rows.reject(index, name, "missing required value")
+        elif column.default is not None:
+            for index in empty:
+                cleaned[index] = column.default
+    present = [value for value in cleaned if value is not None]
+    if present:
+        _check_length(spec, name, cleaned, rows)
+        if column.minimum is not None or column.maximum is not None:
+            low, high = min(present), max(present)
+            if column.range_problem(low) or column.range_problem(high):
+                for index, value in enumerate(cleaned):
+                    problem = None if value is None else column.range_problem(value)
+                    if problem:
+                        rows.reject(index, name, problem, raw_values[index])
+        if column.not_in_future and today is not None:
+            _check_future(name, cleaned, raw_values, rows, today)
+    rows.cleaned[name] = cleaned
+
+
+def _check_length(spec: Kind, name: str, cleaned: list[Any], rows: _Rows) -> None:
+    column = spec.column(name)
+    if column.cleaner not in (cleaning.text, cleaning.email):
+        return
+    # A reference is checked against the referenced table instead.
+    limit = None if column.references else getattr(spec.table.c[column.target].type, "length", None)
+    if limit is None or max(len(v) for v in cleaned if v is not None) <= limit:
+        return
+    for index, value in enumerate(cleaned):
+        if value is not None and len(value) > limit:
+            rows.reject(index, name, f"longer than {limit} characters", value)
+
+
+def _check_future(
+    name: str, cleaned: list[Any], raw_values: list[str], rows: _Rows, today: date
+) -> None:
+    present = [value for value in cleaned if value is not None]
+    if isinstance(present[0], datetime):
+        limit: date = datetime.combine(today + timedelta(days=1), time())
+        too_late = [i for i, v in enumerate(cleaned) if v is not None and v >= limit]
+    else:
+        too_late = [i for i, v in enumerate(cleaned) if v is not None and v > today]
+    for index in too_late:
+        rows.reject(index, name, f"is in the future (after {today:%Y-%m-%d})", raw_values[index])
+
+
+def _deduplicate(spec: Kind, rows: _Rows, report: ImportReport) -> list[int]:
+    """Indices of the rows to import: exact copies dropped, conflicting keys rejected."""
+    names = list(rows.cleaned)
+    records = list(zip(*(rows.cleaned[name] for name in names), strict=True))
+    key_columns = [rows.cleaned[name] for name in spec.key]
+    keys: list[Any] = (
+        key_columns[0] if len(key_columns) == 1 else list(zip(*key_columns, strict=True))
+    )
+    first_index: dict[Any, int] = {}
+    conflicts: dict[Any, list[int]] = {}
+    kept: list[int] = []
+    for index in rows.good_indices():
+        key = keys[index]
+        first = first_index.get(key)
+        if first is None:
+            first_index[key] = index
+            kept.append(index)
+        elif records[first] == records[index]:
+            report.duplicates += 1
+        else:
+            conflicts.setdefault(key, [first]).append(index)
+    if not conflicts:
+        return kept
+    key_label = " + ".join(spec.key)
+    for key, indices in conflicts.items():
+        lines = [rows.lines[i] for i in indices]
+        shown = key if isinstance(key, str) else " + ".join(map(str, key))
+        for index in indices:
+            others = ", ".join(str(line) for line in lines if line != rows.lines[index])
+            rows.reject(
+                index,
+                spec.key[-1],
+                f"{key_label} {shown!r} is also on line {others} with different values",
+                shown,
+            )
+    return [index for index in kept if index not in rows.problems]
+
+
+def _resolve_references(
+    connection: Connection,
+    spec: Kind,
+    rows: _Rows,
+    kept: list[int],
+    report: ImportReport,
+    create_missing: bool,
+) -> list[int]:
+    """Turn natural ids into surrogate keys; reject (or create) the unknown ones."""
+    for column in spec.columns:
+        if column.references is None or column.name not in rows.cleaned:
+            continue
+        target = KINDS[column.references]
+        natural = target.natural_id
+        assert natural is not None
+        values = rows.cleaned[column.name]
+        wanted = {values[i] for i in kept}
+        found = writer.lookup_ids(connection, target.table, natural, wanted)
+        unknown = wanted - found.keys()
+        if unknown and create_missing and target.name in CREATABLE:
+            writer.create_bare(connection, target.table, natural, unknown)
+            found.update(writer.lookup_ids(connection, target.table, natural, unknown))
+            report.created[target.name] = report.created.get(target.name, 0) + len(unknown)
+            unknown = set()
+        if unknown:
+            singular = _SINGULAR[target.name]
+            hint = (
+                f"import {target.name} first, or use --create-missing"
+                if target.name in CREATABLE
+                else f"import {target.name} first"
+            )
+            for index in kept:
+                if values[index] in unknown:
+                    rows.reject(index, column.name, f"unknown {singular} ({hint})", values[index])
+        rows.cleaned[column.name] = [found.get(value) for value in values]
+    return [index for index in kept if index not in rows.problems]
+
+
+def _write(
+    connection: Connection,
+    spec: Kind,
+    rows: _Rows,
+    kept: list[int],
+    report: ImportReport,
+    progress: ProgressCallback | None,
+    total: int,
+) -> None:
+    names = list(spec.key) + [name for name in rows.cleaned if name not in spec.key]
+    targets = [spec.column(name).target for name in names]
+    columns = [rows.cleaned[name] for name in names]
+    if len(kept) != len(rows.lines):
+        columns = [[column[i] for i in kept] for column in columns]
+    records = list(zip(*columns, strict=True))
+    width = len(spec.key)
+    keys = [record[:width] for record in records]
+    stored = writer.existing_rows(connection, spec.table, targets[:width], targets[width:], keys)
+    to_write = []
+    for key, record in zip(keys, records, strict=True):
+        old = stored.get(key)
+        if old is None:
+            report.inserted += 1
+            to_write.append(record)
+        elif _same(old, record[width:]):
+            report.unchanged += 1
+        else:
+            report.updated += 1
+            to_write.append(record)
+    done = total - len(to_write)
+
+    def advance(rows_written: int) -> None:
+        nonlocal done
+        done += rows_written
+        if progress is not None:
+            progress(done, total)
+
+    writer.upsert(connection, spec.table, targets[:width], targets, to_write, progress=advance)
+
+
+def _same(stored: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
+    if stored == new:
+        return True
+    for old_value, new_value in zip(stored, new, strict=True):
+        if old_value == new_value:
+            continue
+        # Floats may come back from the database with a last-digit difference.
+        if (
+            isinstance(old_value, float)
+            and isinstance(new_value, float)
+            and math.isclose(old_value, new_value, rel_tol=1e-9, abs_tol=1e-9)
+        ):
+            continue
+        return False
+    return True

@@ -1,0 +1,183 @@
+"""The database side of an import: look rows up by natural key, write new and changed rows
+in bulk, on SQLite, PostgreSQL and MariaDB/MySQL.
+
+Every statement is a SQLAlchemy Core bulk statement run with executemany, never one ORM
+object per row. Rows are written as upserts on the natural key (`INSERT ... ON CONFLICT DO
+UPDATE` / `ON DUPLICATE KEY UPDATE`), so a row another writer inserted since we looked is
+updated rather than failing the whole file. PostgreSQL gets its fastest path: COPY into a
+temporary table, then one INSERT ... SELECT ... ON CONFLICT.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Table, func, select, tuple_
+from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.engine import Connection
+
+# Bind parameters per statement stay under every driver's limit (SQLite: 32766).
+LOOKUP_CHUNK = 900
+WRITE_CHUNK = 20_000
+
+Progress = Callable[[int], None]
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _whole_table_is_cheaper(connection: Connection, table: Table, wanted: int) -> bool:
+    # Reading a table that is not much bigger than the file beats many IN (...) queries.
+    total = connection.execute(select(func.count()).select_from(table)).scalar_one()
+    return total <= max(5 * wanted, 10_000)
+
+
+def lookup_ids(
+    connection: Connection, table: Table, natural_column: str, natural_ids: Iterable[str]
+) -> dict[str, int]:
+    """{natural id: surrogate id} for those of `natural_ids` present in `table`."""
+    wanted = sorted(set(natural_ids))
+    if not wanted:
+        return {}
+    key, pk = table.c[natural_column], table.c["id"]
+    found: dict[str, int] = {}
+    if _whole_table_is_cheaper(connection, table, len(wanted)):
+        wanted_set = set(wanted)
+        for natural, surrogate in connection.execute(select(key, pk)):
+            if natural in wanted_set:
+                found[natural] = surrogate
+        return found
+    for chunk in _chunks(wanted, LOOKUP_CHUNK):
+        found.update(connection.execute(select(key, pk).where(key.in_(chunk))).tuples())
+    return found
+
+
+def create_bare(
+    connection: Connection, table: Table, natural_column: str, natural_ids: Iterable[str]
+) -> None:
+    """Rows with nothing but their natural id (`--create-missing`)."""
+    rows = [{natural_column: natural} for natural in sorted(set(natural_ids))]
+    if rows:
+        connection.execute(table.insert(), rows)
+
+
+def existing_rows(
+    connection: Connection,
+    table: Table,
+    key_columns: Sequence[str],
+    value_columns: Sequence[str],
+    keys: Sequence[tuple[Any, ...]],
+) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """{key: values} for the rows of `table` whose key is among `keys`."""
+    if not keys:
+        return {}
+    key_cols = [table.c[name] for name in key_columns]
+    selected = select(*key_cols, *(table.c[name] for name in value_columns))
+    width = len(key_columns)
+    wanted = set(keys)
+    found: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+    def collect(rows: Iterable[Sequence[Any]]) -> None:
+        for row in rows:
+            key = tuple(row[:width])
+            if key in wanted:
+                found[key] = tuple(row[width:])
+
+    if _whole_table_is_cheaper(connection, table, len(keys)):
+        collect(connection.execute(selected))
+        return found
+    if width == 1:
+        column = key_cols[0]
+        for chunk in _chunks(sorted(k[0] for k in wanted), LOOKUP_CHUNK):
+            collect(connection.execute(selected.where(column.in_(chunk))))
+    else:
+        for chunk in _chunks(sorted(wanted), LOOKUP_CHUNK // width):
+            collect(connection.execute(selected.where(tuple_(*key_cols).in_(chunk))))
+    return found
+
+
+def upsert(
+    connection: Connection,
+    table: Table,
+    key_columns: Sequence[str],
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    progress: Progress | None = None,
+) -> None:
+    """Insert `rows` (tuples in the order of `columns`), updating those whose key exists."""
+    if not rows:
+        return
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        _copy_upsert_postgresql(connection, table, key_columns, columns, rows, progress)
+        return
+    statement = _upsert_statement(dialect, table, key_columns, columns)
+    for chunk in _chunks(rows, WRITE_CHUNK):
+        connection.execute(statement, [dict(zip(columns, row, strict=True)) for row in chunk])
+        if progress is not None:
+            progress(len(chunk))
+
+
+def _upsert_statement(
+    dialect: str, table: Table, key_columns: Sequence[str], columns: Sequence[str]
+) -> Any:
+    updated = [name for name in columns if name not in key_columns]
+    if dialect == "sqlite":
+        statement = sqlite.insert(table)
+        if not updated:
+            return statement.on_conflict_do_nothing(index_elements=list(key_columns))
+        return statement.on_conflict_do_update(
+            index_elements=list(key_columns),
+            set_={name: statement.excluded[name] for name in updated},
+        )
+    if dialect in ("mysql", "mariadb"):
+        mysql_statement = mysql.insert(table)
+        # With nothing else to set, "update" the key to itself: a no-op that keeps the row.
+        names = updated or list(key_columns[:1])
+        return mysql_statement.on_duplicate_key_update(
+            {name: mysql_statement.inserted[name] for name in names}
+        )
+    raise NotImplementedError(f"no bulk upsert for the {dialect} dialect")
+
+
+def _copy_upsert_postgresql(
+    connection: Connection,
+    table: Table,
+    key_columns: Sequence[str],
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    progress: Progress | None,
+) -> None:
+    staging = f"crmbot_import_{uuid.uuid4().hex[:12]}"
+    column_list = ", ".join(f'"{name}"' for name in columns)
+    connection.exec_driver_sql(
+        f'CREATE TEMPORARY TABLE "{staging}" ON COMMIT DROP AS '
+        f'SELECT {column_list} FROM "{table.name}" WITH NO DATA'
+    )
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with cursor.copy(f'COPY "{staging}" ({column_list}) FROM STDIN') as copy:
+            for done, row in enumerate(rows, start=1):
+                copy.write_row(row)
+                if progress is not None and done % WRITE_CHUNK == 0:
+                    progress(WRITE_CHUNK)
+    finally:
+        cursor.close()
+    updated = [name for name in columns if name not in key_columns]
+    conflict = ", ".join(f'"{name}"' for name in key_columns)
+    action = (
+        "DO UPDATE SET " + ", ".join(f'"{name}" = EXCLUDED."{name}"' for name in updated)
+        if updated
+        else "DO NOTHING"
+    )
+    connection.exec_driver_sql(
+        f'INSERT INTO "{table.name}" ({column_list}) SELECT {column_list} FROM "{staging}" '
+        f"ON CONFLICT ({conflict}) {action}"
+    )
+    if progress is not None:
+        progress(len(rows) % WRITE_CHUNK)
