@@ -1,0 +1,209 @@
+"""Behavioural clusters: k-means over how customers buy, complain and rate.
+
+Features (customers with at least one purchase; prospects get no cluster):
+log(1 + recency days), log(1 + purchase days), log(1 + mean spend per purchase day),
+log(1 + tenure days), log(1 + tickets), and mean NPS (missing answers take the median of
+those given, so not answering is "typical", not "unhappy"). Each is standardised (mean 0,
+sd 1) before k-means.
+
+k is chosen by the silhouette score over k = 2..8 (capped by the number of distinct
+customers). Above `SELECTION_SAMPLE` customers the choice is made on a seeded sample and
+the silhouette itself is computed on at most `SILHOUETTE_SAMPLE` points; the chosen k is
+then fitted on everyone, starting from the sample's centres. Clusters are numbered by mean
+spend per purchase day, highest first, and described in words from their centres
+("frequent, high spend, recent"): a feature is named when the centre is more than half a
+standard deviation from the average.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans
+from sklearn.metrics import silhouette_score
+from sklearn.preprocessing import StandardScaler
+
+from crmbot.analytics.base import RunContext, StageFailed
+
+K_RANGE = range(2, 9)
+SELECTION_SAMPLE = 30_000
+SILHOUETTE_SAMPLE = 5_000
+DESCRIBE_THRESHOLD = 0.5  # standard deviations from the average
+MAX_WORDS = 3
+
+# feature -> (source column, words for (high, low) centre values)
+FEATURES: dict[str, tuple[str, tuple[str, str]]] = {
+    "log_frequency": ("frequency", ("frequent", "one-off")),
+    "log_spend": ("day_spend_mean", ("high spend", "low spend")),
+    "log_recency": ("recency_days", ("lapsed", "recent")),
+    "log_tenure": ("tenure_days", ("long-standing", "new")),
+    "log_tickets": ("tickets_count", ("many tickets", "few tickets")),
+    "nps": ("nps_mean", ("promoters", "detractors")),
+}
+
+
+def feature_matrix(summary: pd.DataFrame) -> pd.DataFrame:
+    """The unscaled clustering features of customers with a purchase."""
+    buyers = summary[summary["frequency"] > 0]
+    frame = pd.DataFrame(index=buyers.index)
+    for name, (column, _words) in FEATURES.items():
+        values = buyers[column].astype(float)
+        if name.startswith("log_"):
+            frame[name] = np.log1p(values.fillna(0.0).clip(lower=0.0))
+        else:
+            median = values.median()
+            frame[name] = values.fillna(0.0 if pd.isna(median) else median)
+    return frame
+
+
+def describe(centre: np.ndarray, names: list[str]) -> list[str]:
+    """Words for one standardised centre, strongest first."""
+    strength = sorted(range(len(names)), key=lambda i: (-abs(centre[i]), i))
+    words = []
+    for i in strength:
+        if abs(centre[i]) <= DESCRIBE_THRESHOLD:
+            break
+        high, low = FEATURES[names[i]][1]
+        words.append(high if centre[i] > 0 else low)
+    return words
+
+
+def _labels(centres: np.ndarray, names: list[str]) -> list[str]:
+    """Readable, distinct labels; the main words in a fixed order (frequency, spend, ...)."""
+    all_words = [describe(centre, names) for centre in centres]
+    order = {word: i for i, (_c, pair) in enumerate(FEATURES.values()) for word in pair}
+    labels: list[str] = []
+    for words in all_words:
+        chosen = sorted(words[:MAX_WORDS], key=lambda w: order[w])
+        label = ", ".join(chosen) if chosen else "average customers"
+        extra = MAX_WORDS
+        while label in labels and extra < len(words):
+            extra += 1
+            label = ", ".join(sorted(words[:extra], key=lambda w: order[w]))
+        if label in labels:
+            label = f"{label} ({sum(1 for other in labels if other.startswith(label)) + 1})"
+        labels.append(label)
+    return labels
+
+
+def choose_k(
+    scaled: np.ndarray, seed: int
+) -> tuple[int, dict[str, float], np.ndarray | None, np.ndarray]:
+    """(k, silhouette by k, centres found on the selection sample, selection rows)."""
+    rng = np.random.default_rng(seed)
+    n = len(scaled)
+    rows = (
+        np.sort(rng.choice(n, SELECTION_SAMPLE, replace=False))
+        if n > SELECTION_SAMPLE
+        else (np.arange(n))
+    )
+    sample = scaled[rows]
+    distinct = len(np.unique(sample, axis=0))
+    scores: dict[str, float] = {}
+    best: tuple[float, int, np.ndarray | None] = (-2.0, 1, None)
+    for k in K_RANGE:
+        if k > distinct or k > len(sample) - 1:
+            break
+        model = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(sample)
+        if len(np.unique(model.labels_)) < 2:
+            break
+        score = float(
+            silhouette_score(
+                sample,
+                model.labels_,
+                sample_size=min(SILHOUETTE_SAMPLE, len(sample)),
+                random_state=seed,
+            )
+        )
+        scores[str(k)] = round(score, 4)
+        if score > best[0] + 1e-9:
+            best = (score, k, model.cluster_centers_)
+    return best[1], scores, best[2], rows
+
+
+def run(ctx: RunContext) -> None:
+    """Fill cluster and cluster_label for customers with a purchase."""
+    if ctx.features is None:
+        raise StageFailed("clusters need the features stage, which did not run")
+    seed = ctx.settings.random_seed
+    features = feature_matrix(ctx.features)
+    names = list(features.columns)
+    ctx.scores["cluster"] = pd.array([pd.NA] * len(ctx.scores), dtype="Int64")
+    ctx.scores["cluster_label"] = None
+    params: dict[str, Any] = {"features": names, "k_range": [K_RANGE.start, K_RANGE.stop - 1]}
+    if features.empty:
+        ctx.params["clusters"] = params
+        ctx.metrics["clusters"] = {"k": 0, "note": "no customer has a purchase yet"}
+        return
+    scaler = StandardScaler().fit(features.to_numpy())
+    scaled = scaler.transform(features.to_numpy())
+    k, silhouettes, sample_centres, _rows = choose_k(scaled, seed)
+    if sample_centres is None:
+        # Fewer than three distinct customers: one group, described from its centre.
+        assignment = np.zeros(len(scaled), dtype=np.int64)
+        centres = scaled.mean(axis=0, keepdims=True)
+        note = "one cluster: too few distinct customers to compare groupings"
+    else:
+        model = KMeans(n_clusters=k, init=sample_centres, n_init=1, random_state=seed)
+        model.fit(scaled)
+        assignment = model.labels_.astype(np.int64)
+        centres = model.cluster_centers_
+        note = None
+    # Number clusters by mean spend, highest first, so numbers mean the same run to run.
+    spend_position = names.index("log_spend")
+    order = np.argsort(-centres[:, spend_position], kind="stable")
+    renumber = np.empty(len(order), dtype=np.int64)
+    renumber[order] = np.arange(len(order))
+    assignment = renumber[assignment]
+    centres = centres[order]
+    labels = _labels(centres, names)
+
+    cluster_series = pd.Series(assignment, index=features.index)
+    ctx.scores.loc[features.index, "cluster"] = cluster_series.to_numpy()
+    label_array = np.array(labels, dtype=object)
+    ctx.scores.loc[features.index, "cluster_label"] = label_array[assignment]
+
+    original = features.assign(cluster=assignment).groupby("cluster")
+    summary = ctx.features.loc[features.index].assign(cluster=assignment).groupby("cluster")
+    sizes = original.size()
+    description = []
+    for number, label in enumerate(labels):
+        description.append(
+            {
+                "cluster": number,
+                "label": label,
+                "size": int(sizes.get(number, 0)),
+                "median_recency_days": _rounded(summary["recency_days"].median().get(number)),
+                "median_frequency": _rounded(summary["frequency"].median().get(number)),
+                "median_spend_per_day": _rounded(summary["day_spend_mean"].median().get(number)),
+                "median_tenure_days": _rounded(summary["tenure_days"].median().get(number)),
+                "mean_tickets": _rounded(summary["tickets_count"].mean().get(number)),
+                "centre_z": [round(float(v), 3) for v in centres[number]],
+            }
+        )
+    params.update(
+        {
+            "k": int(len(labels)),
+            "scaler_mean": [round(float(v), 5) for v in scaler.mean_],
+            "scaler_scale": [round(float(v), 5) for v in scaler.scale_],
+            "clusters": description,
+        }
+    )
+    ctx.params["clusters"] = params
+    chosen = silhouettes.get(str(k)) if sample_centres is not None else None
+    ctx.metrics["clusters"] = {
+        "k": int(len(labels)),
+        "silhouette": chosen,
+        "silhouette_by_k": silhouettes,
+        "sampled": bool(len(scaled) > SELECTION_SAMPLE),
+        "customers": int(len(scaled)),
+        **({"note": note} if note else {}),
+    }
+
+
+def _rounded(value: Any) -> float | None:
+    if value is None or pd.isna(value):
+        return None
+    return round(float(value), 2)
