@@ -51,8 +51,8 @@ def active_scores_run(session: Session, *, slot: str = SCORES_SLOT) -> ModelRun 
     """The model run every reader sees, or None before the first training."""
     return session.execute(
         select(ModelRun)
-        .join(ActiveRun, ActiveRun.run_id == ModelRun.id)
-        .where(ActiveRun.slot == slot)
+        .join(ActiveRun, col(ActiveRun.run_id) == col(ModelRun.id))
+        .where(col(ActiveRun.slot) == slot)
     ).scalar_one_or_none()
 
 
@@ -61,11 +61,11 @@ def previous_activated_run(session: Session, *, before: ModelRun) -> ModelRun | 
     return session.execute(
         select(ModelRun)
         .where(
-            ModelRun.id != before.id,
-            ModelRun.activated_at.is_not(None),  # type: ignore[union-attr]
-            ModelRun.id < before.id,  # type: ignore[operator]
+            col(ModelRun.id) != before.id,
+            col(ModelRun.activated_at).is_not(None),
+            col(ModelRun.id) < before.id,
         )
-        .order_by(ModelRun.id.desc())  # type: ignore[union-attr]
+        .order_by(col(ModelRun.id).desc())
         .limit(1)
     ).scalar_one_or_none()
 
@@ -73,14 +73,14 @@ def previous_activated_run(session: Session, *, before: ModelRun) -> ModelRun | 
 def recent_runs(session: Session, *, limit: int = 5) -> list[ModelRun]:
     return list(
         session.execute(
-            select(ModelRun).order_by(ModelRun.id.desc()).limit(limit)  # type: ignore[union-attr]
+            select(ModelRun).order_by(col(ModelRun.id).desc()).limit(limit)
         ).scalars()
     )
 
 
 def _live() -> Any:
     # Erased customers keep their row for aggregate counts but are never shown.
-    return Customer.erased_at.is_(None)  # type: ignore[union-attr]
+    return col(Customer.erased_at).is_(None)
 
 
 def _owned_by(owners: Collection[str] | None) -> Any:
@@ -89,7 +89,7 @@ def _owned_by(owners: Collection[str] | None) -> Any:
     cleaned = sorted({o.strip().lower() for o in owners if o and o.strip()})
     if not cleaned:
         return False
-    return func.lower(Customer.owner).in_(cleaned)
+    return func.lower(col(Customer.owner)).in_(cleaned)
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ def find_customer(
     scope = and_(_live(), _owned_by(owners))
 
     by_id = session.execute(
-        select(Customer).where(Customer.customer_id == text, scope)
+        select(Customer).where(col(Customer.customer_id) == text, scope)
     ).scalar_one_or_none()
     if by_id is not None:
         lookup.customer, lookup.how = by_id, "id"
@@ -153,7 +153,7 @@ def find_customer(
         emails = {text, text.lower()}
         rows = list(
             session.execute(
-                select(Customer).where(Customer.email.in_(emails), scope)  # type: ignore[union-attr]
+                select(Customer).where(col(Customer.email).in_(emails), scope)
             ).scalars()
         )
         if len(rows) == 1:
@@ -166,8 +166,8 @@ def find_customer(
     exact = list(
         session.execute(
             select(Customer)
-            .where(func.lower(Customer.name) == text.lower(), scope)
-            .order_by(Customer.customer_id)
+            .where(func.lower(col(Customer.name)) == text.lower(), scope)
+            .order_by(col(Customer.customer_id))
             .limit(limit + 1)
         ).scalars()
     )
@@ -183,7 +183,9 @@ def find_customer(
 
 def _fuzzy(session: Session, lookup: Lookup, scope: Any, *, limit: int) -> Lookup:
     rows = session.execute(
-        select(Customer.id, Customer.customer_id, Customer.name, Customer.company).where(scope)
+        select(
+            col(Customer.id), col(Customer.customer_id), col(Customer.name), col(Customer.company)
+        ).where(scope)
     ).all()
     if not rows:
         return lookup
@@ -238,8 +240,8 @@ def customer_card(session: Session, *, customer: Customer, run: ModelRun | None)
         score = session.get(CustomerScore, (run.id, customer.id))
     last_order = session.execute(
         select(Order)
-        .where(Order.customer_pk == customer.id)
-        .order_by(Order.ordered_at.desc(), Order.id.desc())  # type: ignore[attr-defined,union-attr]
+        .where(col(Order.customer_pk) == customer.id)
+        .order_by(col(Order.ordered_at).desc(), col(Order.id).desc())
         .limit(1)
     ).scalar_one_or_none()
     return CustomerCard(customer=customer, score=score, run=run, last_order=last_order)
@@ -249,10 +251,10 @@ def order_history(
     session: Session, *, customer: Customer, since: datetime | None = None, limit: int = 500
 ) -> list[Order]:
     """A customer's orders, oldest first (through the customer/date index)."""
-    statement = select(Order).where(Order.customer_pk == customer.id)
+    statement = select(Order).where(col(Order.customer_pk) == customer.id)
     if since is not None:
-        statement = statement.where(Order.ordered_at >= since)
-    statement = statement.order_by(Order.ordered_at.desc(), Order.id.desc()).limit(limit)  # type: ignore[attr-defined,union-attr]
+        statement = statement.where(col(Order.ordered_at) >= since)
+    statement = statement.order_by(col(Order.ordered_at).desc(), col(Order.id).desc()).limit(limit)
     return list(reversed(list(session.execute(statement).scalars())))
 
 
@@ -269,8 +271,8 @@ def _scored(session: Session, statement: Any) -> list[ScoredCustomer]:
 def _scores_of(run: ModelRun) -> Any:
     return (
         select(Customer, CustomerScore)
-        .join(CustomerScore, CustomerScore.customer_pk == Customer.id)
-        .where(CustomerScore.run_id == run.id, _live())
+        .join(CustomerScore, col(CustomerScore.customer_pk) == col(Customer.id))
+        .where(col(CustomerScore.run_id) == run.id, _live())
     )
 
 
@@ -285,17 +287,17 @@ def at_risk(
 ) -> list[ScoredCustomer]:
     """The accounts most worth saving: ranked by value at risk (CLV x churn risk)."""
     statement = _scores_of(run).where(
-        CustomerScore.value_at_risk.is_not(None),  # type: ignore[union-attr]
-        CustomerScore.value_at_risk > 0,  # type: ignore[operator]
+        col(CustomerScore.value_at_risk).is_not(None),
+        col(CustomerScore.value_at_risk) > 0,
         _owned_by(owners),
     )
     if segment is not None:
-        statement = statement.where(CustomerScore.segment == segment)
+        statement = statement.where(col(CustomerScore.segment) == segment)
     if region is not None:
-        statement = statement.where(func.lower(Customer.region) == region.lower())
+        statement = statement.where(func.lower(col(Customer.region)) == region.lower())
     statement = statement.order_by(
-        CustomerScore.value_at_risk.desc(),  # type: ignore[union-attr]
-        Customer.customer_id,
+        col(CustomerScore.value_at_risk).desc(),
+        col(Customer.customer_id),
     ).limit(limit)
     return _scored(session, statement)
 
@@ -310,14 +312,14 @@ def top_value(
 ) -> list[ScoredCustomer]:
     """The customers with the highest CLV (optionally in one segment or book)."""
     statement = _scores_of(run).where(
-        CustomerScore.clv.is_not(None),  # type: ignore[union-attr]
+        col(CustomerScore.clv).is_not(None),
         _owned_by(owners),
     )
     if segment is not None:
-        statement = statement.where(CustomerScore.segment == segment)
+        statement = statement.where(col(CustomerScore.segment) == segment)
     statement = statement.order_by(
-        CustomerScore.clv.desc(),  # type: ignore[union-attr]
-        Customer.customer_id,
+        col(CustomerScore.clv).desc(),
+        col(Customer.customer_id),
     ).limit(limit)
     return _scored(session, statement)
 
@@ -326,8 +328,8 @@ def influencers(session: Session, *, run: ModelRun, limit: int = 10) -> list[Sco
     """The customers whose referrals and purchases move others, by influence score."""
     statement = (
         _scores_of(run)
-        .where(CustomerScore.influence.is_not(None), CustomerScore.influence > 0)  # type: ignore[union-attr,operator]
-        .order_by(CustomerScore.influence.desc(), Customer.customer_id)  # type: ignore[union-attr]
+        .where(col(CustomerScore.influence).is_not(None), col(CustomerScore.influence) > 0)
+        .order_by(col(CustomerScore.influence).desc(), col(Customer.customer_id))
         .limit(limit)
     )
     return _scored(session, statement)
@@ -341,18 +343,18 @@ def similar_customers(
     own = session.get(CustomerScore, (run.id, customer.id))
     if own is None:
         return None, []
-    statement = _scores_of(run).where(Customer.id != customer.id)
+    statement = _scores_of(run).where(col(Customer.id) != customer.id)
     if own.cluster is not None:
-        statement = statement.where(CustomerScore.cluster == own.cluster)
+        statement = statement.where(col(CustomerScore.cluster) == own.cluster)
     else:
-        statement = statement.where(CustomerScore.segment == own.segment)
+        statement = statement.where(col(CustomerScore.segment) == own.segment)
     distance = (
-        func.abs(func.coalesce(CustomerScore.r_score, 0) - (own.r_score or 0))
-        + func.abs(func.coalesce(CustomerScore.f_score, 0) - (own.f_score or 0))
-        + func.abs(func.coalesce(CustomerScore.m_score, 0) - (own.m_score or 0))
+        func.abs(func.coalesce(col(CustomerScore.r_score), 0) - (own.r_score or 0))
+        + func.abs(func.coalesce(col(CustomerScore.f_score), 0) - (own.f_score or 0))
+        + func.abs(func.coalesce(col(CustomerScore.m_score), 0) - (own.m_score or 0))
     )
-    clv_gap = func.abs(func.coalesce(CustomerScore.clv, 0.0) - (own.clv or 0.0))
-    statement = statement.order_by(distance, clv_gap, Customer.customer_id).limit(limit)
+    clv_gap = func.abs(func.coalesce(col(CustomerScore.clv), 0.0) - (own.clv or 0.0))
+    statement = statement.order_by(distance, clv_gap, col(Customer.customer_id)).limit(limit)
     return own, _scored(session, statement)
 
 
@@ -389,10 +391,10 @@ def _segment_counts(session: Session, run_id: int) -> dict[str, int]:
     return {
         segment: count
         for segment, count in session.execute(
-            select(CustomerScore.segment, func.count())
-            .join(Customer, Customer.id == CustomerScore.customer_pk)
-            .where(CustomerScore.run_id == run_id, _live())
-            .group_by(CustomerScore.segment)
+            select(col(CustomerScore.segment), func.count())
+            .join(Customer, col(Customer.id) == col(CustomerScore.customer_pk))
+            .where(col(CustomerScore.run_id) == run_id, _live())
+            .group_by(col(CustomerScore.segment))
         ).all()
     }
 
@@ -405,16 +407,16 @@ def segment_summary(session: Session, *, run: ModelRun) -> SegmentSummary:
     rows = []
     for segment, count, total_clv, avg_churn, var in session.execute(
         select(
-            CustomerScore.segment,
+            col(CustomerScore.segment),
             func.count(),
-            func.coalesce(func.sum(CustomerScore.clv), 0.0),
-            func.avg(CustomerScore.churn_risk),
-            func.coalesce(func.sum(CustomerScore.value_at_risk), 0.0),
+            func.coalesce(func.sum(col(CustomerScore.clv)), 0.0),
+            func.avg(col(CustomerScore.churn_risk)),
+            func.coalesce(func.sum(col(CustomerScore.value_at_risk)), 0.0),
         )
-        .join(Customer, Customer.id == CustomerScore.customer_pk)
-        .where(CustomerScore.run_id == run.id, _live())
-        .group_by(CustomerScore.segment)
-        .order_by(func.count().desc(), CustomerScore.segment)
+        .join(Customer, col(Customer.id) == col(CustomerScore.customer_pk))
+        .where(col(CustomerScore.run_id) == run.id, _live())
+        .group_by(col(CustomerScore.segment))
+        .order_by(func.count().desc(), col(CustomerScore.segment))
     ).all():
         rows.append(
             SegmentRow(
@@ -429,18 +431,22 @@ def segment_summary(session: Session, *, run: ModelRun) -> SegmentSummary:
             )
         )
     migrations = [
-        Migration(from_segment=old, to_segment=new, customers=int(count))
+        Migration(from_segment=old or "", to_segment=new, customers=int(count))
         for old, new, count in session.execute(
-            select(CustomerScore.previous_segment, CustomerScore.segment, func.count())
-            .join(Customer, Customer.id == CustomerScore.customer_pk)
+            select(col(CustomerScore.previous_segment), col(CustomerScore.segment), func.count())
+            .join(Customer, col(Customer.id) == col(CustomerScore.customer_pk))
             .where(
-                CustomerScore.run_id == run.id,
+                col(CustomerScore.run_id) == run.id,
                 _live(),
-                CustomerScore.previous_segment.is_not(None),  # type: ignore[union-attr]
-                CustomerScore.previous_segment != CustomerScore.segment,
+                col(CustomerScore.previous_segment).is_not(None),
+                col(CustomerScore.previous_segment) != col(CustomerScore.segment),
             )
-            .group_by(CustomerScore.previous_segment, CustomerScore.segment)
-            .order_by(func.count().desc(), CustomerScore.previous_segment, CustomerScore.segment)
+            .group_by(col(CustomerScore.previous_segment), col(CustomerScore.segment))
+            .order_by(
+                func.count().desc(),
+                col(CustomerScore.previous_segment),
+                col(CustomerScore.segment),
+            )
         ).all()
     ]
     return SegmentSummary(run=run, previous_run=previous, rows=rows, migrations=migrations)
@@ -450,7 +456,7 @@ def segment_names(session: Session, *, run: ModelRun) -> list[str]:
     return sorted(
         s
         for (s,) in session.execute(
-            select(CustomerScore.segment).where(CustomerScore.run_id == run.id).distinct()
+            select(col(CustomerScore.segment)).where(col(CustomerScore.run_id) == run.id).distinct()
         ).all()
         if s
     )
@@ -460,7 +466,7 @@ def region_names(session: Session) -> list[str]:
     return sorted(
         r
         for (r,) in session.execute(
-            select(Customer.region).where(Customer.region.is_not(None)).distinct()  # type: ignore[union-attr]
+            select(col(Customer.region)).where(col(Customer.region).is_not(None)).distinct()
         ).all()
         if r
     )
@@ -468,26 +474,27 @@ def region_names(session: Session) -> list[str]:
 
 def segment_flows(session: Session, *, run: ModelRun, segment: str) -> tuple[int, int]:
     """How many customers moved into and out of `segment` since the previous run."""
-    moved_in = session.execute(
-        select(func.count())
-        .select_from(CustomerScore)
-        .where(
-            CustomerScore.run_id == run.id,
-            CustomerScore.segment == segment,
-            CustomerScore.previous_segment.is_not(None),  # type: ignore[union-attr]
-            CustomerScore.previous_segment != segment,
+
+    def moved(*conditions: Any) -> int:
+        return int(
+            session.execute(
+                select(func.count())
+                .select_from(CustomerScore)
+                .join(Customer, col(Customer.id) == col(CustomerScore.customer_pk))
+                .where(col(CustomerScore.run_id) == run.id, _live(), *conditions)
+            ).scalar_one()
         )
-    ).scalar_one()
-    moved_out = session.execute(
-        select(func.count())
-        .select_from(CustomerScore)
-        .where(
-            CustomerScore.run_id == run.id,
-            CustomerScore.previous_segment == segment,
-            CustomerScore.segment != segment,
-        )
-    ).scalar_one()
-    return int(moved_in), int(moved_out)
+
+    moved_in = moved(
+        col(CustomerScore.segment) == segment,
+        col(CustomerScore.previous_segment).is_not(None),
+        col(CustomerScore.previous_segment) != segment,
+    )
+    moved_out = moved(
+        col(CustomerScore.previous_segment) == segment,
+        col(CustomerScore.segment) != segment,
+    )
+    return moved_in, moved_out
 
 
 @dataclass
@@ -513,11 +520,11 @@ def owner_book(session: Session, *, owners: Sequence[str], limit: int = 5) -> Bo
         return Book(list(owners), None, int(customers), [], [], 0.0, 0.0)
     total_clv, total_var = session.execute(
         select(
-            func.coalesce(func.sum(CustomerScore.clv), 0.0),
-            func.coalesce(func.sum(CustomerScore.value_at_risk), 0.0),
+            func.coalesce(func.sum(col(CustomerScore.clv)), 0.0),
+            func.coalesce(func.sum(col(CustomerScore.value_at_risk)), 0.0),
         )
-        .join(Customer, Customer.id == CustomerScore.customer_pk)
-        .where(CustomerScore.run_id == run.id, _live(), _owned_by(owners))
+        .join(Customer, col(Customer.id) == col(CustomerScore.customer_pk))
+        .where(col(CustomerScore.run_id) == run.id, _live(), _owned_by(owners))
     ).one()
     return Book(
         owners=list(owners),
@@ -538,7 +545,7 @@ def model_age_days(run: ModelRun, *, today: date) -> int:
 def audit_rows(session: Session, *, limit: int = 20) -> list[AuditLog]:
     return list(
         session.execute(
-            select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)  # type: ignore[union-attr]
+            select(AuditLog).order_by(col(AuditLog.id).desc()).limit(limit)
         ).scalars()
     )
 
@@ -548,7 +555,7 @@ def customers_by_ids(session: Session, customer_ids: Sequence[str]) -> list[Cust
         return []
     return list(
         session.execute(
-            select(Customer).where(Customer.customer_id.in_(list(customer_ids)), _live())  # type: ignore[attr-defined]
+            select(Customer).where(col(Customer.customer_id).in_(list(customer_ids)), _live())
         ).scalars()
     )
 
@@ -561,8 +568,8 @@ def owners_matching(session: Session, identities: Collection[str]) -> list[str]:
     return sorted(
         o
         for (o,) in session.execute(
-            select(Customer.owner)
-            .where(or_(func.lower(Customer.owner).in_(sorted(cleaned))))
+            select(col(Customer.owner))
+            .where(or_(func.lower(col(Customer.owner)).in_(sorted(cleaned))))
             .distinct()
         ).all()
         if o

@@ -44,6 +44,9 @@ class Request:
     today: date = field(default_factory=lambda: datetime.now(UTC).date())
     # Slack's progress callback for slow commands; the shell prints.
     progress: Callable[[str], None] | None = None
+    # The asker's email when the transport knows it (Slack: users.info), so "mine" can match
+    # customers whose `owner` is the account manager's email rather than their user id.
+    user_email: str | None = None
 
 
 Handler = Callable[[Request], "Reply"]

@@ -8,7 +8,8 @@ from pathlib import Path
 from crmbot.chat.reply import Reply
 from crmbot.privacy import mask_pii
 
-_SLACK_LINK = re.compile(r"<([^|>]+)\|([^>]+)>")
+# Only real link targets: a usage line such as `customer <id | email | name>` is not a link.
+_SLACK_LINK = re.compile(r"<((?:https?://|mailto:|[#@])[^|>\s]+)\|([^>]+)>")
 
 
 def _plain(text: str) -> str:

@@ -1,0 +1,125 @@
+"""`/crm at-risk [N] [segment | region | mine]`: the accounts most worth saving."""
+
+from __future__ import annotations
+
+from rapidfuzz import fuzz, process, utils
+from sqlalchemy.orm import Session
+
+from crmbot import queries
+from crmbot.chat.reply import Button, Reply, Table
+from crmbot.commandkit import (
+    active_run,
+    clip,
+    count_arg,
+    money,
+    no_model_reply,
+    owner_identities,
+    percent,
+    usage_reply,
+    visible_owners,
+)
+from crmbot.db import read_session
+from crmbot.models import ModelRun
+from crmbot.registry import Request, command
+
+USAGE = "at-risk [N] [segment | region | mine]"
+DEFAULT_COUNT = 10
+MAX_COUNT = 50
+
+
+@command("at-risk", usage=USAGE, aliases=("atrisk", "risk", "at_risk"))
+def at_risk_command(request: Request) -> Reply:
+    """The accounts most worth saving this week, by value at risk (CLV × churn risk).
+
+    Narrow it to a segment (`at-risk 20 "Can't lose them"`), a region (`at-risk EMEA`)
+    or your own book (`at-risk mine`). Each row carries the top reason for the risk.
+    """
+    count, words = count_arg(request.args, default=DEFAULT_COUNT, maximum=MAX_COUNT)
+    filter_text = " ".join(words)
+    with read_session(request.engine) as session:
+        run = active_run(session)
+        if run is None:
+            return no_model_reply(request)
+        owners = visible_owners(request)
+        segment = region = None
+        described = "everyone's accounts" if owners is None else "your accounts"
+        if filter_text.lower() in ("mine", "my", "me", "own"):
+            owners = owner_identities(request)
+            described = "your accounts"
+        elif filter_text:
+            segment, region = _match_filter(session, run, filter_text)
+            if segment is None and region is None:
+                known = queries.segment_names(session, run=run) + queries.region_names(session)
+                hint = ", ".join(known[:14])
+                return usage_reply(
+                    request,
+                    USAGE,
+                    f"'{clip(filter_text, 40)}' is not a segment or region I know (known: {hint}).",
+                )
+            described = f"segment {segment}" if segment else f"region {region}"
+        rows = queries.at_risk(
+            session, run=run, limit=count, segment=segment, region=region, owners=owners
+        )
+    if not rows:
+        return Reply(
+            title="Accounts at risk",
+            text=f"No accounts at risk in {described} in the current model.",
+            outcome="ok",
+        )
+    table = Table(
+        columns=["#", "Customer", "Segment", "CLV", "Churn", "At risk", "Top reason"],
+        rows=[
+            [
+                str(rank),
+                f"{clip(row.customer.name or row.customer.customer_id, 24)} "
+                f"({row.customer.customer_id})",
+                clip(row.score.segment, 16),
+                money(row.score.clv),
+                percent(row.score.churn_risk),
+                money(row.score.value_at_risk),
+                clip((row.score.churn_reasons or ["—"])[0], 48),
+            ]
+            for rank, row in enumerate(rows, start=1)
+        ],
+    )
+    total = sum(row.score.value_at_risk or 0.0 for row in rows)
+    buttons = [
+        Button(
+            f"Why? {clip(row.customer.name or row.customer.customer_id, 20)}",
+            "crm_why",
+            row.customer.customer_id,
+        )
+        for row in rows[:3]
+    ]
+    return Reply(
+        title=f"Top {len(rows)} accounts at risk — {described}",
+        text=f"Value at risk in this list: *{money(total)}* (CLV × churn risk).",
+        table=table,
+        buttons=buttons,
+        customer_ids=[row.customer.customer_id for row in rows],
+        footer=f"Model run {run.id}, data as of {run.as_of:%Y-%m-%d}.",
+    )
+
+
+def _match_filter(session: Session, run: ModelRun, text: str) -> tuple[str | None, str | None]:
+    """A segment or region name from loosely typed text ("cant lose", "emea")."""
+    segments = queries.segment_names(session, run=run)
+    regions = queries.region_names(session)
+    lowered = text.lower()
+    for name in segments:
+        if name.lower() == lowered:
+            return name, None
+    for name in regions:
+        if name.lower() == lowered:
+            return None, name
+    best_segment = process.extractOne(
+        text, segments, scorer=fuzz.WRatio, processor=utils.default_process, score_cutoff=80
+    )
+    best_region = process.extractOne(
+        text, regions, scorer=fuzz.WRatio, processor=utils.default_process, score_cutoff=85
+    )
+    if best_segment and (not best_region or best_segment[1] >= best_region[1]):
+        return str(best_segment[0]), None
+    if best_region:
+        return None, str(best_region[0])
+    return None, None

@@ -1,0 +1,159 @@
+"""`/crm customer <id | email | name>`: the customer card."""
+
+from __future__ import annotations
+
+from crmbot import queries
+from crmbot.chat.reply import Button, Reply
+from crmbot.commandkit import (
+    Resolved,
+    active_run,
+    clip,
+    money,
+    number,
+    percent,
+    resolve_customer,
+)
+from crmbot.db import read_session
+from crmbot.models import CustomerScore
+from crmbot.registry import Request, command
+
+USAGE = "customer <id | email | name>"
+
+
+@command("customer", usage=USAGE, aliases=("cust", "card"))
+def customer_command(request: Request) -> Reply:
+    """The customer card: segment, CLV, churn risk with reasons, next best product.
+
+    Look a customer up by their id, their email or their name; names are matched
+    fuzzily, so "ada lovlace" finds Ada Lovelace. When several customers match, the
+    candidates are listed with the command that opens each one.
+    """
+    with read_session(request.engine) as session:
+        found = resolve_customer(session, request, request.text, usage=USAGE)
+        if not isinstance(found, Resolved):
+            return found
+        card = queries.customer_card(session, customer=found.customer, run=active_run(session))
+    return render_card(card, request)
+
+
+def render_card(card: queries.CustomerCard, request: Request) -> Reply:
+    customer, score = card.customer, card.score
+    fields: list[tuple[str, str]] = [
+        ("Company", customer.company or "—"),
+        ("Owner", customer.owner or "—"),
+        ("Region", customer.region or "—"),
+        ("Email", customer.email or "—"),
+        ("Phone", customer.phone or "—"),
+    ]
+    if score is None:
+        fields.append(("Scores", "not scored yet — no active model covers this customer"))
+    else:
+        fields += _score_fields(score)
+    last = card.last_order
+    if last is not None:
+        totals = ""
+        if score is not None:
+            plural = "s" if score.orders_count != 1 else ""
+            totals = f" ({score.orders_count} order{plural}, {money(score.total_spend)} in all)"
+        fields.append(
+            (
+                "Last order",
+                f"{last.ordered_at:%Y-%m-%d} · {money(last.amount)} {last.currency}{totals}",
+            )
+        )
+    else:
+        fields.append(("Last order", "no orders yet"))
+    footer = ""
+    if card.run is not None:
+        footer = f"Model run {card.run.id}, data as of {card.run.as_of:%Y-%m-%d}."
+    name = clip(customer.name or customer.customer_id, 100)
+    return Reply(
+        title=f"{name} ({clip(customer.customer_id, 40)})",
+        fields=fields,
+        buttons=[
+            Button("Why?", "crm_why", customer.customer_id, style="primary"),
+            Button("Similar customers", "crm_similar", customer.customer_id),
+            Button("Order history", "crm_history", customer.customer_id),
+            Button("Show at-risk", "crm_at_risk", ""),
+        ],
+        contains_pii=bool(customer.email or customer.phone),
+        customer_ids=[customer.customer_id],
+        footer=footer,
+    )
+
+
+def _score_fields(score: CustomerScore) -> list[tuple[str, str]]:
+    segment = score.segment
+    if score.previous_segment and score.previous_segment != score.segment:
+        segment += f" (moved from {score.previous_segment})"
+    rfm = ""
+    if score.r_score is not None:
+        rfm = f" · RFM {score.r_score}{score.f_score}{score.m_score}"
+    cluster = "—"
+    if score.cluster is not None:
+        cluster = (
+            f"{score.cluster}: {score.cluster_label}" if score.cluster_label else str(score.cluster)
+        )
+    clv = money(score.clv)
+    if score.expected_purchases is not None:
+        clv += f" · {number(score.expected_purchases)} purchases expected"
+    if score.p_alive is not None:
+        clv += f" · P(alive) {percent(score.p_alive)}"
+    churn = percent(score.churn_risk)
+    if score.churn_reasons:
+        churn += " — " + "; ".join(score.churn_reasons[:3])
+    if score.value_at_risk is not None:
+        churn += f" (value at risk {money(score.value_at_risk)})"
+    return [
+        ("Segment", segment + rfm),
+        ("Cluster", cluster),
+        ("CLV (12 mo)", clv),
+        ("Churn risk", churn),
+        ("Satisfaction", _satisfaction(score)),
+        ("Influence", _influence(score)),
+        ("Next best product", _next_product(score)),
+    ]
+
+
+def _satisfaction(score: CustomerScore) -> str:
+    parts = []
+    if score.csat_avg is not None:
+        parts.append(f"CSAT {number(score.csat_avg)}/5")
+    if score.nps_latest is not None:
+        category = f" ({score.nps_category})" if score.nps_category else ""
+        parts.append(f"NPS {score.nps_latest}{category}")
+    if score.sentiment is not None:
+        parts.append(f"sentiment {score.sentiment:+.2f}")
+    if score.satisfaction is not None and not parts:
+        parts.append(f"score {number(score.satisfaction, 2)}")
+    return " · ".join(parts) or "no surveys or tickets"
+
+
+def _influence(score: CustomerScore) -> str:
+    if score.influence_rank is None and not score.referred_customers:
+        return "no referrals"
+    parts = []
+    if score.influence_rank is not None:
+        parts.append(f"rank {score.influence_rank:,}")
+    if score.referred_customers:
+        parts.append(
+            f"referred {score.referred_customers} ({score.referred_active} active, "
+            f"{money(score.referred_spend)} spent)"
+        )
+    if score.community_size:
+        parts.append(f"community of {score.community_size:,}")
+    return " · ".join(parts)
+
+
+def _next_product(score: CustomerScore) -> str:
+    if not score.next_products:
+        return "—"
+    best = score.next_products[0]
+    name = clip(str(best.get("name") or best.get("product_id") or "?"), 60)
+    details = []
+    if best.get("confidence") is not None:
+        details.append(f"confidence {percent(float(best['confidence']))}")
+    if best.get("lift") is not None:
+        details.append(f"lift {float(best['lift']):.1f}")
+    reason = f" — {clip(str(best['reason']), 120)}" if best.get("reason") else ""
+    return f"{name} ({', '.join(details)}){reason}" if details else f"{name}{reason}"

@@ -1,0 +1,64 @@
+"""`/crm influencers [N]`: the customers whose referrals and purchases move others."""
+
+from __future__ import annotations
+
+from crmbot import queries
+from crmbot.chat.reply import Button, Reply, Table
+from crmbot.commandkit import active_run, clip, count_arg, money, no_model_reply, usage_reply
+from crmbot.db import read_session
+from crmbot.registry import Request, command
+
+USAGE = "influencers [N]"
+
+
+@command("influencers", usage=USAGE, aliases=("influencer", "influence", "hubs"))
+def influencers_command(request: Request) -> Reply:
+    """The customers whose referrals and purchases move others (PageRank over referrals).
+
+    Each row shows the influence rank, how many customers they referred (and how many of
+    those still buy), what the referred customers spent, and the size of their community.
+    """
+    count, rest = count_arg(request.args, default=10, maximum=50)
+    if rest:
+        return usage_reply(request, USAGE, f"I only take a number here, not '{clip(rest[0])}'.")
+    with read_session(request.engine) as session:
+        run = active_run(session)
+        if run is None:
+            return no_model_reply(request)
+        rows = queries.influencers(session, run=run, limit=count)
+    if not rows:
+        return Reply(
+            title="Influencers",
+            text="No customer has measurable influence yet (no referrals in the data).",
+        )
+    table = Table(
+        columns=["#", "Customer", "Influence", "Referred", "Active", "Referred spend", "Community"],
+        rows=[
+            [
+                str(row.score.influence_rank or rank),
+                f"{clip(row.customer.name or row.customer.customer_id, 24)} "
+                f"({row.customer.customer_id})",
+                f"{(row.score.influence or 0.0):.4f}",
+                f"{row.score.referred_customers:,}",
+                f"{row.score.referred_active:,}",
+                money(row.score.referred_spend),
+                f"{row.score.community_size:,}" if row.score.community_size else "—",
+            ]
+            for rank, row in enumerate(rows, start=1)
+        ],
+    )
+    return Reply(
+        title=f"Top {len(rows)} influencers",
+        text="Ranked by PageRank over the referral network (and co-purchase ties).",
+        table=table,
+        buttons=[
+            Button(
+                f"Open {clip(r.customer.name or r.customer.customer_id, 24)}",
+                "crm_customer",
+                r.customer.customer_id,
+            )
+            for r in rows[:3]
+        ],
+        customer_ids=[row.customer.customer_id for row in rows],
+        footer=f"Model run {run.id}, data as of {run.as_of:%Y-%m-%d}.",
+    )

@@ -1,0 +1,93 @@
+"""`/crm model`: which model answers, how good it is, how old its data is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crmbot import queries
+from crmbot.chat.reply import Reply, Table
+from crmbot.commandkit import no_model_reply
+from crmbot.db import read_session
+from crmbot.registry import Request, command
+
+MAX_METRICS_PER_STAGE = 6
+STALE_AFTER_DAYS = 7
+
+
+@command("model", usage="model", aliases=("models", "freshness"))
+def model_command(request: Request) -> Reply:
+    """The active model run: its data date, age, metrics, and the recent runs.
+
+    Shows what every answer is based on — the run id, the date its data stops, when it went
+    live — the headline metrics of each model (churn ROC AUC, lift, …), and the last few
+    runs with their status, so a failed or rejected retrain is visible.
+    """
+    with read_session(request.engine) as session:
+        run = queries.active_scores_run(session)
+        if run is None:
+            return no_model_reply(request)
+        recent = queries.recent_runs(session, limit=5)
+    age = queries.model_age_days(run, today=request.today)
+    freshness = f"{age} days old"
+    if age > STALE_AFTER_DAYS:
+        freshness += " — stale; an admin can `retrain`"
+    fields = [
+        ("Run", str(run.id)),
+        ("Data as of", f"{run.as_of:%Y-%m-%d} ({freshness})"),
+        ("Live since", f"{run.activated_at:%Y-%m-%d %H:%M} UTC" if run.activated_at else "—"),
+        ("Customers scored", _customers(run.row_counts)),
+    ]
+    if run.timings:
+        total = sum(float(v) for v in run.timings.values() if isinstance(v, int | float))
+        fields.append(("Training time", f"{total:.1f} s"))
+    if run.forced:
+        fields.append(("Note", "activated by force although it scored worse than the previous"))
+    metric_lines = _metric_lines(run.metrics or {})
+    table = Table(
+        columns=["Run", "As of", "Status", "Live"],
+        rows=[
+            [
+                str(r.id),
+                f"{r.as_of:%Y-%m-%d}",
+                r.status + (f": {r.error[:40]}" if r.error else ""),
+                "yes" if r.id == run.id else "",
+            ]
+            for r in recent
+        ],
+    )
+    return Reply(
+        title=f"Model run {run.id}",
+        fields=fields,
+        text="\n".join(metric_lines) if metric_lines else "No metrics were recorded.",
+        table=table,
+    )
+
+
+def _customers(row_counts: dict[str, Any] | None) -> str:
+    if not row_counts:
+        return "—"
+    for key in ("scores", "customers", "customer_score"):
+        if isinstance(row_counts.get(key), int):
+            return f"{row_counts[key]:,}"
+    return "—"
+
+
+def _metric_lines(metrics: dict[str, Any]) -> list[str]:
+    lines = []
+    for stage, values in metrics.items():
+        if not isinstance(values, dict):
+            continue
+        shown = [
+            f"{name} {_fmt(value)}"
+            for name, value in values.items()
+            if isinstance(value, int | float) and not isinstance(value, bool)
+        ][:MAX_METRICS_PER_STAGE]
+        if shown:
+            lines.append(f"*{stage}*: " + ", ".join(shown))
+    return lines
+
+
+def _fmt(value: float) -> str:
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.3f}" if abs(value) < 100 else f"{value:,.0f}"

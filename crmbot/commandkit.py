@@ -1,0 +1,142 @@
+"""What chat commands share: finding a customer from what was typed, whose book a user may
+see, the active model, and formatting numbers the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy.orm import Session
+
+from crmbot import queries
+from crmbot.chat.reply import Reply
+from crmbot.models import Customer, ModelRun
+from crmbot.registry import Request
+
+T = TypeVar("T")
+
+MAX_NAME_CHARS = 28
+
+
+def owner_identities(request: Request) -> list[str]:
+    """Who the asker is as an account owner: their Slack user id and, when known, email."""
+    return [i for i in (request.user_id, request.user_email) if i]
+
+
+def visible_owners(request: Request) -> list[str] | None:
+    """The books `request` may see: None for everyone's, or the asker's own.
+
+    With CRMBOT_OWN_BOOK_ONLY, account managers (not admins) see only their own customers.
+    """
+    if request.settings.own_book_only and not request.is_admin:
+        return owner_identities(request)
+    return None
+
+
+def no_model_reply(request: Request) -> Reply:
+    return Reply.error(
+        "No model has been trained yet, so there are no scores to show. "
+        f"An admin can train one with `{request.settings.slash_command} retrain` "
+        "(or `crmbot train` on the server).",
+        outcome="not_found",
+    )
+
+
+def usage_reply(request: Request, usage: str, problem: str = "") -> Reply:
+    lead = f"{problem} " if problem else ""
+    return Reply.usage(f"{lead}Usage: `{request.settings.slash_command} {usage}`")
+
+
+@dataclass
+class Resolved:
+    customer: Customer
+    how: str
+
+
+def resolve_customer(
+    session: Session, request: Request, query: str, *, usage: str
+) -> Resolved | Reply:
+    """The one customer `query` names, or a Reply: usage, candidates, or "did you mean"."""
+    query = " ".join(query.split())
+    if not query:
+        return usage_reply(request, usage, "Which customer? Give an id, an email or a name.")
+    if len(query) > 200:
+        return usage_reply(request, usage, "That is too long for a customer id, email or name.")
+    lookup = queries.find_customer(session, query, owners=visible_owners(request))
+    if lookup.customer is not None:
+        return Resolved(lookup.customer, lookup.how)
+    prefix = request.settings.slash_command
+    command = request.command
+    shown = clip(query, 60)
+    if lookup.candidates:
+        lines = [
+            f"• {c.name or '(no name)'}{_company(c.company)} — `{prefix} {command} {c.customer_id}`"
+            for c in lookup.candidates
+        ]
+        return Reply(
+            title="",
+            text=f"'{shown}' matches more than one customer:\n" + "\n".join(lines),
+            outcome="usage",
+            customer_ids=[c.customer_id for c in lookup.candidates],
+        )
+    text = f"No customer '{shown}'"
+    if lookup.suggestions:
+        names = ", ".join(
+            f"{c.name or c.customer_id} (`{c.customer_id}`)" for c in lookup.suggestions
+        )
+        text += f" — did you mean {names}?"
+    else:
+        text += ". Try the customer id, their email, or part of their name."
+    return Reply(title="", text=text, outcome="not_found")
+
+
+def _company(company: str) -> str:
+    return f" ({company})" if company else ""
+
+
+def active_run(session: Session) -> ModelRun | None:
+    return queries.active_scores_run(session)
+
+
+def clip(text: str | None, limit: int = MAX_NAME_CHARS) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def money(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:,.2f}"
+
+
+def percent(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    return f"{value * 100:.{digits}f}%"
+
+
+def number(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def count_arg(args: Iterable[str], *, default: int, maximum: int) -> tuple[int, list[str]]:
+    """Split a leading/trailing count ("at-risk 20 EMEA") from the other words."""
+    words = list(args)
+    count = default
+    rest = []
+    for word in words:
+        if word.isdigit() and count == default and len(word) <= 6:
+            count = max(1, min(int(word), maximum))
+        else:
+            rest.append(word)
+    return count, rest
+
+
+def first(items: list[T]) -> T | None:
+    return items[0] if items else None
