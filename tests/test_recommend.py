@@ -1,0 +1,218 @@
+"""Next best product: association rules over purchase histories, offers with reasons."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crmbot.analytics import recommend
+from crmbot.analytics.base import RunContext, TrainingData
+from crmbot.config import Settings
+
+AS_OF = date(2026, 6, 30)
+START = datetime(2025, 1, 1)
+
+CATALOGUE = {
+    1: ("P1", "Espresso Machine", 0.2),
+    2: ("P2", "Burr Grinder", 0.3),
+    3: ("P3", "Descaler", 0.6),
+    4: ("P4", "Pour-Over Dripper", 0.5),
+    5: ("P5", "Paper Filters", 0.7),
+    6: ("P6", "Gift Card", None),
+    7: ("P7", "Tamper", 0.5),
+    8: ("P8", "Milk Pitcher", 0.1),
+}
+
+
+def make_data(histories: Sequence[Sequence[Sequence[int]]]) -> TrainingData:
+    """One customer per history; a history is a list of orders, an order a list of
+    product_pks (order i of a customer placed on day 10 * i)."""
+    order_rows, line_rows = [], []
+    for pk, orders in enumerate(histories, start=1):
+        for number, products in enumerate(orders):
+            order_pk = len(order_rows) + 1
+            order_rows.append((order_pk, pk, START + timedelta(days=10 * number), 50.0))
+            line_rows.extend((order_pk, product, 1.0, 10.0) for product in products)
+    customers = pd.DataFrame(
+        {"customer_id": [f"C{pk}" for pk in range(1, len(histories) + 1)], "region": "EMEA"},
+        index=pd.Index(range(1, len(histories) + 1), name="customer_pk"),
+    )
+    products = pd.DataFrame(
+        {
+            "product_id": [v[0] for v in CATALOGUE.values()],
+            "name": [v[1] for v in CATALOGUE.values()],
+            "category": None,
+            "price": 10.0,
+            "margin": [v[2] for v in CATALOGUE.values()],
+        },
+        index=pd.Index(list(CATALOGUE), name="product_pk"),
+    )
+    orders = pd.DataFrame(order_rows, columns=["order_pk", "customer_pk", "ordered_at", "amount"])
+    lines = pd.DataFrame(line_rows, columns=["order_pk", "product_pk", "quantity", "unit_price"])
+    return TrainingData(
+        as_of=AS_OF,
+        customers=customers,
+        orders=orders,
+        lines=lines,
+        products=products,
+        tickets=pd.DataFrame(columns=["customer_pk", "opened_at", "closed_at", "csat"]),
+        feedback=pd.DataFrame(columns=["customer_pk", "submitted_at", "nps", "csat"]),
+        referrals=pd.DataFrame(columns=["referrer_pk", "referred_pk", "referred_at"]),
+    )
+
+
+@pytest.fixture
+def run_settings() -> Settings:
+    return Settings(_env_file=None, random_seed=7)  # type: ignore[call-arg]
+
+
+def run_stage(data: TrainingData, settings: Settings) -> RunContext:
+    ctx = RunContext.start(data, settings)
+    recommend.run(ctx)
+    json.dumps(ctx.params["recommend"])
+    json.dumps(ctx.metrics["recommend"])
+    json.dumps(ctx.scores["next_products"].tolist())
+    return ctx
+
+
+def affinity_company(seed: int = 1) -> list[list[list[int]]]:
+    """Planted: machine + grinder -> descaler (bought in a later order), dripper -> filters.
+    The gift card is only ever bought alone. Tamper and pitcher are random fillers."""
+    rng = np.random.default_rng(seed)
+    histories: list[list[list[int]]] = []
+    for _ in range(60):  # machine + grinder owners: 54 of 60 add the descaler later
+        later = [3] if len(histories) % 10 else []
+        histories.append([[1, 2], later or [7]])
+    for _ in range(40):  # machine or grinder alone: the descaler is rare
+        histories.append([[int(rng.choice([1, 2]))], [3] if rng.random() < 0.1 else [8]])
+    for _ in range(50):  # pour-over: 40 of 50 buy filters
+        histories.append([[4], [5] if len(histories) % 5 else [8]])
+    for _ in range(30):
+        histories.append([[6]])  # gift card, alone
+    for _ in range(40):
+        histories.append([[int(p)] for p in rng.choice([7, 8], size=2)])
+    # The customers the test asks about: a fresh machine + grinder owner, a dripper owner
+    # who already has filters, and a gift card buyer.
+    histories.append([[1, 2]])
+    histories.append([[4, 5]])
+    histories.append([[6]])
+    return histories
+
+
+def test_planted_affinities_are_the_top_rules_with_reasons(run_settings: Settings) -> None:
+    ctx = run_stage(make_data(affinity_company()), run_settings)
+    rules = ctx.params["recommend"]["rules"]
+    pairs = [(tuple(r["antecedent_ids"]), r["consequent_id"]) for r in rules]
+    # Both planted rules are at the top (with their mirror images: everyone who bought
+    # filters has a dripper).
+    assert (("P1", "P2"), "P3") in pairs[:3]
+    assert (("P4",), "P5") in pairs[:3]
+    top = rules[pairs.index((("P1", "P2"), "P3"))]
+    assert top["reason"] == (
+        f"{top['confidence']:.0%} of customers who bought Espresso Machine and Burr Grinder "
+        "also bought Descaler"
+    )
+    assert top["confidence"] == pytest.approx(54 / 61, abs=1e-3)
+    assert top["lift"] > 2
+    assert not any("P6" in ids or c == "P6" for ids, c in pairs)  # never co-bought
+    assert (
+        ctx.metrics["recommend"]["rules"] == len(ctx.params["recommend"]["rules"])
+        or len(rules) == recommend.RULES_RECORDED
+    )
+
+
+def test_offers_are_products_not_yet_bought_best_rule_first(run_settings: Settings) -> None:
+    histories = affinity_company()
+    ctx = run_stage(make_data(histories), run_settings)
+    offers = ctx.scores["next_products"]
+    machine_owner = len(histories) - 2
+    first = offers[machine_owner][0]
+    assert first["product_id"] == "P3"
+    assert first["name"] == "Descaler"
+    assert set(first) == {"product_id", "name", "confidence", "lift", "support", "reason"}
+    assert first["reason"].endswith(
+        "who bought Espresso Machine and Burr Grinder also bought Descaler"
+    )
+    for pk, history in enumerate(histories, start=1):
+        owned = {p for order in history for p in order}
+        held = offers[pk] or []
+        assert len(held) <= recommend.OFFERS_PER_CUSTOMER
+        assert len({o["product_id"] for o in held}) == len(held)
+        assert not owned & {int(o["product_id"][1:]) for o in held}
+    # The dripper owner already has the filters; nothing planted is left to offer them.
+    assert not any(o["product_id"] == "P5" for o in offers[len(histories) - 1] or [])
+    # A gift card buyer: no rule starts from a product never bought with anything else.
+    assert offers[len(histories)] is None
+    assert ctx.metrics["recommend"]["customers_with_offers"] > 50
+
+
+def test_margin_breaks_ties_between_equally_strong_rules(run_settings: Settings) -> None:
+    # Buyers of 1 always also buy 7 (margin 0.5) and 8 (margin 0.1), in the same pattern.
+    histories = [[[1], [7, 8]] for _ in range(30)] + [[[2]] for _ in range(30)]
+    histories += [[[7]]] * 5 + [[[8]]] * 5 + [[[1]]]
+    ctx = run_stage(make_data(histories), run_settings)
+    offers = ctx.scores["next_products"][len(histories)]
+    assert [o["product_id"] for o in offers][:2] == ["P7", "P8"]
+
+
+def test_no_order_lines_records_why(run_settings: Settings) -> None:
+    data = make_data([[[]], [[]]])  # orders without lines
+    ctx = run_stage(data, run_settings)
+    assert ctx.params["recommend"]["skipped_because"] == "there are no order lines up to as_of"
+    assert ctx.params["recommend"]["rules"] == []
+    assert ctx.scores["next_products"].tolist() == [None, None]
+    assert ctx.metrics["recommend"]["rules"] == 0
+
+
+def test_products_never_bought_together_make_no_rules(run_settings: Settings) -> None:
+    histories = [[[1 + pk % 4]] for pk in range(80)]  # every customer one product
+    ctx = run_stage(make_data(histories), run_settings)
+    assert ctx.params["recommend"]["skipped_because"].startswith(
+        "no products are bought together often enough"
+    )
+    assert ctx.scores["next_products"].isna().all()
+
+
+def test_no_customers(run_settings: Settings) -> None:
+    ctx = run_stage(make_data([]), run_settings)
+    assert ctx.scores.empty
+    assert ctx.params["recommend"]["skipped_because"] == "there are no order lines up to as_of"
+
+
+def test_large_customer_bases_are_mined_on_a_sample(
+    run_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recommend, "MAX_MINING_BASKETS", 150)
+    histories = affinity_company()
+    ctx = run_stage(make_data(histories), run_settings)
+    params = ctx.params["recommend"]
+    assert params["mined_on_customers"] == 150
+    assert params["customers_with_history"] == len(histories)
+    pairs = [(tuple(r["antecedent_ids"]), r["consequent_id"]) for r in params["rules"]]
+    assert (("P1", "P2"), "P3") in pairs[:4]
+    # Offers are still made for every customer, sampled or not.
+    assert ctx.scores["next_products"][len(histories) - 2][0]["product_id"] == "P3"
+
+
+def test_offers_do_not_depend_on_the_chunking(
+    run_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = make_data(affinity_company())
+    whole = run_stage(data, run_settings).scores["next_products"].tolist()
+    monkeypatch.setattr(recommend, "CUSTOMERS_PER_CHUNK", 37)
+    chunked = run_stage(data, run_settings).scores["next_products"].tolist()
+    assert chunked == whole
+    assert sum(offers is not None for offers in whole) > 50
+
+
+def test_rule_reason_wording() -> None:
+    assert recommend.rule_reason(["A"], "C", 0.784) == "78% of customers who bought A also bought C"
+    assert (
+        recommend.rule_reason(["A", "B", "D"], "C", 0.5)
+        == "50% of customers who bought A, B and D also bought C"
+    )
