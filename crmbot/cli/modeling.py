@@ -1,0 +1,458 @@
+"""`crmbot train`, `crmbot model show|list|activate` and `crmbot scores export`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from crmbot import queries
+from crmbot.cli import common
+from crmbot.db import DatabaseUnavailable, read_session
+from crmbot.models import ModelRun
+
+# The stages whose parameters and metrics `model show` explains itself; any other stage's
+# numbers are listed as they are.
+OWN_SECTIONS = ("features", "segments", "clusters", "clv")
+
+
+def register(app: typer.Typer) -> None:
+    model_app = typer.Typer(help="Inspect and switch model runs.", no_args_is_help=True)
+    scores_app = typer.Typer(help="Export the active run's scores.", no_args_is_help=True)
+    app.add_typer(model_app, name="model")
+    app.add_typer(scores_app, name="scores")
+
+    @app.command("train")
+    def train(
+        as_of: str = typer.Option(
+            None,
+            "--as-of",
+            help="Train on data up to this day (YYYY-MM-DD); later rows are never read. "
+            "Default: today.",
+            show_default=False,
+        ),
+        force: bool = typer.Option(
+            False, "--force", help="Activate the new run even if it scores worse than the live one."
+        ),
+    ) -> None:
+        """Fit every model as of a day and make the new run live (one transaction)."""
+        day = common.parse_day(as_of)
+        engine = common.engine()
+        result = _train(engine, day, force)
+        _print_result(result)
+        if result.status == "failed":
+            raise typer.Exit(1)
+        if result.status == "rejected":
+            raise typer.Exit(2)
+
+    @model_app.command("show")
+    def show(
+        run: int = typer.Argument(
+            None, help="A run id (default: the active run).", show_default=False
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    ) -> None:
+        """Show a model run: segments, clusters, CLV parameters and every model's metrics."""
+        engine = common.engine()
+        with _reading(engine) as session:
+            model_run = (
+                queries.active_run(session) if run is None else queries.get_run(session, run)
+            )
+            active_id = queries.active_run_id(session)
+        if model_run is None:
+            if run is None:
+                raise common.fail("no model is active yet; run `crmbot train` first")
+            raise common.fail(f"there is no model run {run}; see `crmbot model list`")
+        document = run_document(model_run, active=model_run.id == active_id)
+        if as_json:
+            typer.echo(json.dumps(document, indent=2, sort_keys=False, default=str))
+            return
+        _print_run(document)
+
+    @model_app.command("list")
+    def list_runs(
+        limit: int = typer.Option(20, "--limit", min=1, help="How many runs, newest first."),
+    ) -> None:
+        """List model runs, newest first; the active one is marked."""
+        engine = common.engine()
+        with _reading(engine) as session:
+            runs = queries.list_runs(session, limit=limit)
+            active_id = queries.active_run_id(session)
+        if not runs:
+            common.console.print("No model runs yet; run `crmbot train`.")
+            return
+        table = Table(title="Model runs", title_justify="left")
+        for column in ("run", "as of", "status", "started (UTC)", "took", "customers", "note"):
+            table.add_column(column, justify="right" if column in ("run", "customers") else "left")
+        for model_run in runs:
+            marker = " (active)" if model_run.id == active_id else ""
+            customers = (model_run.row_counts or {}).get("scores")
+            table.add_row(
+                str(model_run.id),
+                model_run.as_of.isoformat(),
+                f"{model_run.status}{marker}",
+                f"{model_run.started_at:%Y-%m-%d %H:%M}",
+                _took(model_run),
+                "" if customers is None else f"{customers:,}",
+                _clip(model_run.error or "", 70),
+            )
+        common.console.print(table)
+
+    @model_app.command("activate")
+    def activate(run: int = typer.Argument(..., help="The run id to make live.")) -> None:
+        """Make an earlier (or a rejected) run the live one, e.g. to roll back."""
+        engine = common.engine()
+        try:
+            model_run = queries.activate(engine, run)
+        except queries.RunNotActivatable as exc:
+            raise common.fail(str(exc)) from None
+        except DatabaseUnavailable as exc:
+            raise common.fail(f"{DatabaseUnavailable.user_message}\n({exc})") from None
+        common.console.print(
+            f"Model run {model_run.id} (as of {model_run.as_of.isoformat()}) is now active.",
+            highlight=False,
+        )
+
+    @scores_app.command("export")
+    def export(
+        path: Path = typer.Argument(..., help="The CSV file to write."),
+        run: int = typer.Option(
+            None, "--run", help="A run id (default: the active run).", show_default=False
+        ),
+    ) -> None:
+        """Write one CSV row per customer of the active run (every score column)."""
+        engine = common.engine()
+        with _reading(engine) as session:
+            run_id = queries.active_run_id(session) if run is None else run
+            if run_id is None:
+                raise common.fail("no model is active yet; run `crmbot train` first")
+            if queries.get_run(session, run_id) is None:
+                raise common.fail(f"there is no model run {run_id}; see `crmbot model list`")
+            try:
+                rows = queries.export_scores(session, path, run_id)
+            except OSError as exc:
+                raise common.fail(f"cannot write {path}: {exc.strerror or exc}") from None
+        common.console.print(f"Wrote {rows:,} customers of run {run_id} to {path}.")
+
+
+# ---------------------------------------------------------------------------------------
+# Training with a progress bar
+
+
+def _train(engine: Any, day: Any, force: bool) -> Any:
+    from crmbot.locks import TrainingInProgress, default_holder, train_exclusively
+    from crmbot.training import StageEvent
+
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=common.console,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task(f"Training as of {day.isoformat()}", total=None)
+
+        def on_event(event: StageEvent) -> None:
+            finished = event.state in ("done", "skipped")
+            progress.update(
+                task,
+                description=f"Training: {event.step}",
+                completed=event.index if finished else event.index - 1,
+                total=event.total,
+            )
+            if event.state == "done":
+                took = f" {event.seconds:.2f}s" if event.seconds is not None else ""
+                progress.console.print(f"  [green]✓[/green] {event.step}{took}", highlight=False)
+            elif event.state == "skipped":
+                progress.console.print(f"  [dim]- {event.note}[/dim]", highlight=False)
+            elif event.state == "failed":
+                progress.console.print(f"  [red]✗[/red] {event.note}", highlight=False)
+
+        try:
+            return train_exclusively(
+                engine,
+                common.settings(),
+                holder=default_holder("crmbot train"),
+                as_of=day,
+                force=force,
+                progress=on_event,
+            )
+        except TrainingInProgress as busy:
+            raise common.fail(busy.user_message) from None
+        except DatabaseUnavailable as exc:
+            raise common.fail(f"{DatabaseUnavailable.user_message}\n({exc})") from None
+
+
+def _print_result(result: Any) -> None:
+    seconds = result.timings.get("total", 0.0)
+    if result.status == "succeeded":
+        skipped = f" (stages not installed: {', '.join(result.skipped)})" if result.skipped else ""
+        common.console.print(
+            f"Model run {result.run_id} as of {result.as_of.isoformat()} is live: "
+            f"{result.row_counts.get('scores', 0):,} customers scored in {seconds:.1f}s{skipped}.",
+            highlight=False,
+        )
+    elif result.status == "rejected":
+        common.console.print(
+            f"[yellow]Model run {result.run_id} was not activated[/yellow]: {result.error}. "
+            "The previous model stays live; `crmbot train --force` or "
+            f"`crmbot model activate {result.run_id}` makes it live anyway.",
+            highlight=False,
+        )
+    else:
+        common.console.print(
+            f"[red]Model run {result.run_id} failed[/red]: {result.error}. "
+            "The previous model stays live.",
+            highlight=False,
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# model show
+
+
+def run_document(model_run: ModelRun, *, active: bool) -> dict[str, Any]:
+    """Everything about a run as plain JSON: run facts, then per model its parameters with
+    its metrics under "metrics" (so `clv.bgnbd.r`, `clv.metrics.bgnbd.log_likelihood`)."""
+    params = dict(model_run.params or {})
+    metrics = dict(model_run.metrics or {})
+    document: dict[str, Any] = {
+        "run": {
+            "id": model_run.id,
+            "as_of": model_run.as_of.isoformat(),
+            "status": model_run.status,
+            "active": active,
+            "started_at": _iso(model_run.started_at),
+            "finished_at": _iso(model_run.finished_at),
+            "activated_at": _iso(model_run.activated_at),
+            "forced": model_run.forced,
+            "error": model_run.error,
+            "skipped_stages": (params.get("run") or {}).get("skipped_stages", []),
+        },
+        "timings": model_run.timings or {},
+        "row_counts": model_run.row_counts or {},
+    }
+    for name in [*params, *[m for m in metrics if m not in params]]:
+        if name == "run":
+            continue
+        section = dict(params.get(name) or {})
+        section["metrics"] = metrics.get(name, {})
+        document[name] = section
+    return document
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(sep=" ", timespec="seconds") if value else None
+
+
+def _took(model_run: ModelRun) -> str:
+    total = (model_run.timings or {}).get("total")
+    return "" if total is None else f"{total:.1f}s"
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.{digits}g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    return str(value)
+
+
+def _print_run(document: dict[str, Any]) -> None:
+    console = common.console
+    run = document["run"]
+    state = run["status"] + (" (active)" if run["active"] else "")
+    total = document["timings"].get("total")
+    console.print(
+        f"[bold]Model run {run['id']}[/bold] as of {run['as_of']} — {state}; "
+        f"{_number(document['row_counts'].get('scores', 0))} customers"
+        + (f", trained in {total:.1f}s" if total is not None else "")
+        + (f", finished {run['finished_at']} UTC" if run["finished_at"] else ""),
+        highlight=False,
+    )
+    if run["error"]:
+        console.print(f"[yellow]{run['error']}[/yellow]", highlight=False)
+    if run["skipped_stages"]:
+        console.print(f"Stages not installed: {', '.join(run['skipped_stages'])}", highlight=False)
+    _print_segments(document.get("segments"))
+    _print_clusters(document.get("clusters"))
+    _print_clv(document.get("clv"))
+    for name, section in document.items():
+        if name in ("run", "timings", "row_counts", *OWN_SECTIONS) or not isinstance(section, dict):
+            continue
+        _print_generic(name, section)
+    timings = document["timings"]
+    if timings:
+        console.print(
+            "Timings: " + ", ".join(f"{step} {seconds:.2f}s" for step, seconds in timings.items()),
+            highlight=False,
+        )
+
+
+def _print_segments(section: dict[str, Any] | None) -> None:
+    if not section:
+        return
+    from crmbot.analytics.segments import SEGMENT_MEANINGS
+
+    sizes = (section.get("metrics") or {}).get("sizes", {})
+    total = sum(sizes.values()) or 1
+    table = Table(title="Segments (RFM)", title_justify="left")
+    for column in ("segment", "customers", "share", "meaning"):
+        table.add_column(column, justify="right" if column in ("customers", "share") else "left")
+    for name, size in sizes.items():
+        table.add_row(
+            name, f"{size:,}", f"{100 * size / total:.1f}%", SEGMENT_MEANINGS.get(name, "")
+        )
+    common.console.print(table)
+    migration = (section.get("metrics") or {}).get("migration") or {}
+    if migration.get("compared"):
+        moves = ", ".join(
+            f"{m['from']} → {m['to']} {m['customers']:,}" for m in migration["top_moves"][:5]
+        )
+        common.console.print(
+            f"Since the previous run {migration['moved']:,} of {migration['compared']:,} "
+            f"customers changed segment" + (f" (largest: {moves})" if moves else "") + ".",
+            highlight=False,
+        )
+
+
+def _print_clusters(section: dict[str, Any] | None) -> None:
+    if not section or not section.get("clusters"):
+        return
+    metrics = section.get("metrics") or {}
+    silhouette = metrics.get("silhouette")
+    title = f"Behavioural clusters (k = {metrics.get('k')}"
+    title += f", silhouette {silhouette:.3f})" if silhouette is not None else ")"
+    table = Table(title=title, title_justify="left")
+    for column in (
+        "#",
+        "description",
+        "customers",
+        "days since last",
+        "purchase days",
+        "spend / day",
+        "tenure days",
+    ):
+        table.add_column(column, justify="left" if column == "description" else "right")
+    for cluster in section["clusters"]:
+        table.add_row(
+            str(cluster["cluster"]),
+            cluster["label"],
+            f"{cluster['size']:,}",
+            _number(cluster.get("median_recency_days")),
+            _number(cluster.get("median_frequency")),
+            _number(cluster.get("median_spend_per_day")),
+            _number(cluster.get("median_tenure_days")),
+        )
+    common.console.print(table)
+
+
+def _print_clv(section: dict[str, Any] | None) -> None:
+    if not section or "bgnbd" not in section:
+        return
+    metrics = section.get("metrics") or {}
+    bg, gg = section["bgnbd"], section["gamma_gamma"]
+    table = Table(
+        title=(
+            f"CLV: {section.get('horizon_months')} months, margin {section.get('margin')}, "
+            f"monthly discount {section.get('monthly_discount_rate')}"
+        ),
+        title_justify="left",
+    )
+    table.add_column("model")
+    table.add_column("parameters")
+    table.add_column("fit")
+    bg_metrics = metrics.get("bgnbd") or {}
+    gg_metrics = metrics.get("gamma_gamma") or {}
+    table.add_row(
+        "BG/NBD (purchases)",
+        f"r={_number(bg['r'])} alpha={_number(bg['alpha'])} a={_number(bg['a'])} "
+        f"b={_number(bg['b'])} ({bg['time_unit']})",
+        f"LL {_number(bg_metrics.get('log_likelihood'), 8)}, "
+        f"{_number(bg_metrics.get('customers'))} customers",
+    )
+    table.add_row(
+        "Gamma-Gamma (spend)",
+        f"p={_number(gg['p'])} q={_number(gg['q'])} gamma={_number(gg['gamma'])}",
+        f"LL {_number(gg_metrics.get('log_likelihood'), 8)}, "
+        f"{_number(gg_metrics.get('customers'))} repeat customers",
+    )
+    common.console.print(table)
+    holdout = bg_metrics.get("holdout") or {}
+    lines = [
+        f"Total CLV {_number(metrics.get('total_clv'))}, mean {_number(metrics.get('mean_clv'))}"
+        f" per buying customer; median P(alive) {_number(metrics.get('median_p_alive'))}; "
+        f"mean spend per purchase {_number(gg_metrics.get('mean_spend_per_purchase'))}."
+    ]
+    if "mae" in holdout:
+        lines.append(
+            f"Holdout (last {holdout['holdout_days']} days, fitted without them): predicted "
+            f"{_number(holdout['predicted_purchases'])} purchase days, actual "
+            f"{_number(holdout['actual_purchases'])}; MAE {_number(holdout['mae'])} per "
+            f"customer, correlation {_number(holdout.get('correlation'))}."
+        )
+    elif holdout.get("note"):
+        lines.append(f"Holdout: {holdout['note']}.")
+    common.console.print("\n".join(lines), highlight=False)
+
+
+def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
+    elif isinstance(value, list):
+        if len(value) <= 6 and all(not isinstance(v, (dict, list)) for v in value):
+            out.append((prefix, ", ".join(_number(v) for v in value)))
+    else:
+        out.append((prefix, _number(value)))
+
+
+def _print_generic(name: str, section: dict[str, Any]) -> None:
+    rows: list[tuple[str, str]] = []
+    _flatten("", section.get("metrics") or {}, rows)
+    if not rows:
+        return
+    table = Table(title=f"{name}: metrics", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in rows[:25]:
+        table.add_row(key, _clip(value, 80))
+    common.console.print(table)
+
+
+# ---------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _reading(engine: Any) -> Iterator[Session]:
+    """`read_session` with a database outage turned into a clear exit."""
+    try:
+        with read_session(engine) as session:
+            yield session
+    except DatabaseUnavailable as exc:
+        raise common.fail(f"{DatabaseUnavailable.user_message}\n({exc})") from None
