@@ -73,6 +73,8 @@ class SlackFake:
     def __init__(self, *, bot_user_id: str = "UBOT", team_id: str = "T0001") -> None:
         self.bot_user_id = bot_user_id
         self.team_id = team_id
+        # What users.info answers as each user's email (unknown users: no email).
+        self.user_emails: dict[str, str] = {}
         self.requests: list[Recorded] = []
         self._scripts: dict[str, deque[Reply | Drop]] = defaultdict(deque)
         self._messages: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -98,7 +100,9 @@ class SlackFake:
         return f"{self.url}/api/"
 
     def start(self) -> SlackFake:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -188,7 +192,17 @@ class SlackFake:
             }
         if method == "users.info":
             user = str(params.get("user", ""))
-            return {"ok": True, "user": {"id": user, "profile": {"email": ""}}}
+            email = self.user_emails.get(user, "")
+            return {"ok": True, "user": {"id": user, "profile": {"email": email}}}
+        if method == "files.getUploadURLExternal":
+            file_id = f"F{next(self._ts)}"
+            return {"ok": True, "upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+        if method == "files.completeUploadExternal":
+            files = _maybe_json(params.get("files")) or []
+            uploaded = [{"id": f.get("id"), "title": f.get("title")} for f in files]
+            return {"ok": True, "files": uploaded}
+        if method == "views.publish":
+            return {"ok": True, "view": {"id": "V0001", "type": "home"}}
         return {"ok": True}
 
     @staticmethod

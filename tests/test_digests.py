@@ -1,0 +1,439 @@
+"""Digests: what they say, and that each is posted exactly once — through rate limits,
+server errors, dropped connections, crashes and restarts — against a local Slack fake."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+
+import pytest
+from scored_data import Account, add_customers, add_run, book
+from slack_fake import ACCEPT_THEN_DROP, DROP, Reply, SlackFake
+from slack_sdk import WebClient
+from slack_sdk.http_retry import FixedValueRetryIntervalCalculator
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from crmbot.chat.text import render
+from crmbot.config import Settings
+from crmbot.db import read_session, write_session
+from crmbot.digests import (
+    AT_RISK,
+    AT_RISK_DM,
+    INFLUENCERS,
+    SLACK_RETRIES,
+    STALE_PENDING,
+    DigestOutcome,
+    digest_key,
+    digest_period,
+    local_day,
+    send_digest,
+    slack_client,
+)
+from crmbot.models import DigestLog
+from crmbot.privacy import contains_pii
+
+DAY1 = datetime(2026, 6, 29, 8, 0)  # a Monday, 08:00 UTC
+DAY2 = DAY1 + timedelta(days=1)
+CHANNEL = "CRISK"
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackFake]:
+    with SlackFake() as fake:
+        yield fake
+
+
+@pytest.fixture
+def digest_settings(settings: Settings, slack: SlackFake) -> Settings:
+    return settings.model_copy(
+        update={"slack_api_base_url": slack.base_url, "digest_size": 4, "admin_channel": "CADMIN"}
+    )
+
+
+def fast_client(settings: Settings) -> WebClient:
+    # Real retry handlers; only the back-off between 5xx/connection retries is shortened.
+    return slack_client(settings, interval=FixedValueRetryIntervalCalculator(0.01), timeout=5)
+
+
+@pytest.fixture
+def scored(engine: Engine) -> dict[str, int]:
+    accounts = book(6)
+    pks = add_customers(engine, accounts)
+    add_run(engine, accounts, pks, as_of=date(2026, 6, 28))
+    return pks
+
+
+def log_rows(engine: Engine) -> list[DigestLog]:
+    with read_session(engine) as session:
+        return list(session.execute(select(DigestLog).order_by(DigestLog.id)).scalars())
+
+
+def send(
+    engine: Engine,
+    settings: Settings,
+    kind: str = AT_RISK,
+    *,
+    at: datetime = DAY1,
+    **kwargs: object,
+) -> DigestOutcome:
+    return send_digest(
+        engine, settings, fast_client(settings), kind, CHANNEL, clock=lambda: at, **kwargs
+    )
+
+
+# -- what a digest says -------------------------------------------------------------------
+
+
+def test_at_risk_digest_lists_the_top_accounts_with_reason_and_why_buttons(
+    engine: Engine, digest_settings: Settings, scored: dict[str, int], slack: SlackFake
+) -> None:
+    outcome = send(engine, digest_settings)
+    assert outcome.status == "posted", outcome.describe()
+    reply = outcome.reply
+    assert reply is not None and reply.table is not None
+    assert [row[1] for row in reply.table.rows] == [
+        "Customer 0 (C000)",
+        "Customer 1 (C001)",
+        "Customer 2 (C002)",
+        "Customer 3 (C003)",
+    ]
+    assert all("no order for 120 days" in row[-1] for row in reply.table.rows)
+    assert [(b.action_id, b.value) for b in reply.buttons] == [
+        ("crm_why", "C000"),
+        ("crm_why", "C001"),
+        ("crm_why", "C002"),
+        ("crm_why", "C003"),
+    ]
+    assert "First digest here" in reply.text
+    # Posted as Block Kit, with the buttons, to the channel.
+    [message] = slack.messages(CHANNEL)
+    assert message["blocks"][0]["type"] == "header"
+    actions = [b for b in message["blocks"] if b["type"] == "actions"]
+    assert [e["value"] for e in actions[0]["elements"]] == ["C000", "C001", "C002", "C003"]
+    assert message["metadata"]["event_payload"]["digest"] == digest_key(
+        AT_RISK, CHANNEL, "2026-06-29"
+    )
+    [row] = log_rows(engine)
+    assert (row.kind, row.channel, row.period, row.status) == (
+        AT_RISK,
+        CHANNEL,
+        "2026-06-29",
+        "posted",
+    )
+    assert row.message_ts == message["ts"] == outcome.ts
+    assert row.customer_ids == ["C000", "C001", "C002", "C003"]
+
+
+def test_the_next_digest_says_what_changed(
+    engine: Engine, digest_settings: Settings, slack: SlackFake
+) -> None:
+    accounts = book(6)
+    pks = add_customers(engine, accounts)
+    add_run(engine, accounts, pks, as_of=date(2026, 6, 28))
+    assert send(engine, digest_settings, at=DAY1).status == "posted"
+
+    # Next day: C000 recovered (risk 90% -> 10%), C003's risk rose, C005 entered the top 4.
+    changed = {a.customer_id: a for a in book(6)}
+    changed["C000"].churn_risk = 0.10
+    changed["C003"].churn_risk = 0.85
+    changed["C005"].churn_risk = 0.99
+    changed["C005"].clv = 9_500
+    add_run(engine, list(changed.values()), pks, as_of=date(2026, 6, 29))
+    second = send(engine, digest_settings, at=DAY2)
+    assert second.status == "posted"
+    assert second.reply is not None and second.reply.table is not None
+    text = second.reply.text
+    assert "Since the last digest (2026-06-29): 1 new on the list, 1 with risk up, 1 recovered" in (
+        text
+    )
+    assert "Customer 0 (C000) 90% → 10%" in text
+    changes = {row[1]: row[5] for row in second.reply.table.rows}
+    assert changes["Customer 5 (C005)"] == "new"
+    assert changes["Customer 3 (C003)"] == "▲ 10 pts"
+    assert changes["Customer 1 (C001)"] == ""
+    summary = log_rows(engine)[-1].summary
+    assert summary is not None
+    assert summary["changes"] == {"new": ["C005"], "risk_up": ["C003"], "recovered": ["C000"]}
+
+
+def test_digests_are_masked_of_pii(
+    engine: Engine, digest_settings: Settings, slack: SlackFake
+) -> None:
+    accounts = [
+        Account("C900", "ada@example.com", 0.9, 50_000, owner="bob@example.com"),
+        Account("C901", "Call +44 20 7946 0958", 0.8, 40_000, owner="U0AM1"),
+    ]
+    pks = add_customers(engine, accounts)
+    add_run(engine, accounts, pks, as_of=date(2026, 6, 28))
+    outcome = send(engine, digest_settings)
+    assert outcome.status == "posted"
+    assert not contains_pii(slack.posted_text())
+    assert outcome.reply is not None
+    assert not contains_pii(render(outcome.reply))
+
+
+def test_influencer_digest_shows_newcomers_and_communities(
+    engine: Engine, digest_settings: Settings, slack: SlackFake
+) -> None:
+    accounts = book(6)
+    pks = add_customers(engine, accounts)
+    add_run(engine, accounts, pks, as_of=date(2026, 6, 28))
+    first = send(engine, digest_settings, INFLUENCERS, at=DAY1)
+    assert first.status == "posted" and first.period == "2026-W27"
+    assert first.reply is not None and first.reply.table is not None
+    top = first.reply.table.rows[0]
+    assert top[1] == "Customer 0 (C000)"
+    assert top[5] == "hub of 40 (mostly EMEA)"
+    assert [b.action_id for b in first.reply.buttons] == ["crm_customer"] * 4
+
+    # A week later, C005 became the most influential customer.
+    changed = book(6)
+    changed[5].influence = 0.9
+    add_run(engine, changed, pks, as_of=date(2026, 7, 5))
+    second = send(engine, digest_settings, INFLUENCERS, at=DAY1 + timedelta(days=7))
+    assert second.status == "posted" and second.period == "2026-W28"
+    assert second.reply is not None
+    assert "New on the list since 2026-W27: Customer 5 (C005)" in second.reply.text
+    assert len(slack.messages(CHANNEL)) == 2
+
+
+def test_owners_get_one_dm_with_only_their_accounts(
+    engine: Engine, digest_settings: Settings, scored: dict[str, int], slack: SlackFake
+) -> None:
+    dm_settings = digest_settings.model_copy(update={"digest_dm_owners": True})
+    outcome = send(engine, dm_settings)
+    assert outcome.status == "posted"
+    # Only the owner whose `owner` is a Slack user id; an email owner cannot be DMed.
+    assert [dm.channel for dm in outcome.owner_dms] == ["U0AM1"]
+    assert outcome.owner_dms[0].status == "posted"
+    [dm] = slack.messages("D0AM1")
+    assert dm["metadata"]["event_payload"]["digest"] == digest_key(
+        AT_RISK_DM, "U0AM1", "2026-06-29"
+    )
+    dm_row = [r for r in log_rows(engine) if r.kind == AT_RISK_DM][0]
+    assert dm_row.customer_ids == ["C000", "C002", "C004"]  # U0AM1's accounts only
+    # Run again: neither the channel digest nor the DM goes out twice.
+    again = send(engine, dm_settings)
+    assert again.status == "already_posted"
+    assert [dm.status for dm in again.owner_dms] == ["already_posted"]
+    assert len(slack.messages("D0AM1")) == 1 and len(slack.messages(CHANNEL)) == 1
+
+
+def test_dry_run_builds_without_posting_or_logging(
+    engine: Engine, digest_settings: Settings, scored: dict[str, int], slack: SlackFake
+) -> None:
+    outcome = send(engine, digest_settings, dry_run=True)
+    assert outcome.status == "dry_run"
+    assert outcome.reply is not None
+    assert "Accounts at risk · 2026-06-29" in render(outcome.reply)
+    assert slack.requests == []
+    assert log_rows(engine) == []
+
+
+def test_no_model_means_no_digest(
+    engine: Engine, digest_settings: Settings, slack: SlackFake
+) -> None:
+    outcome = send(engine, digest_settings)
+    assert outcome.status == "no_model"
+    assert "no model has been trained" in outcome.describe()
+    assert slack.calls("chat.postMessage") == []
+
+
+def test_periods_follow_the_scheduler_time_zone() -> None:
+    late_sunday_utc = datetime(2026, 6, 28, 23, 30)
+    assert local_day(late_sunday_utc, "UTC") == date(2026, 6, 28)
+    assert local_day(late_sunday_utc, "Europe/Berlin") == date(2026, 6, 29)
+    assert digest_period(AT_RISK, date(2026, 6, 29)) == "2026-06-29"
+    assert digest_period(INFLUENCERS, date(2026, 6, 29)) == "2026-W27"
+    assert digest_period(INFLUENCERS, date(2027, 1, 1)) == "2026-W53"
+
+
+# -- exactly once ---------------------------------------------------------------------------
+
+
+def test_a_digest_retried_after_a_429_and_a_500_is_posted_exactly_once(
+    engine: Engine, digest_settings: Settings, scored: dict[str, int], slack: SlackFake
+) -> None:
+    slack.script("chat.postMessage", Reply(429, headers={"Retry-After": "1"}), Reply(500))
+    outcome = send(engine, digest_settings)
+    assert outcome.status == "posted", outcome.describe()
+    assert [c.answered for c in slack.calls("chat.postMessage")] == [429, 500, 200]
+    # Retry-After was honoured: the retry came at least a second after the 429.
+    first, second, _ = slack.calls("chat.postMessage")
+    assert second.at - first.at >= 1.0
+    assert len(slack.messages(CHANNEL)) == 1
+    [row] = log_rows(engine)
+    assert row.status == "posted" and row.message_ts == outcome.ts
+
+
+def test_503_and_a_dropped_connection_are_retried(
+    engine: Engine, digest_settings: Settings, scored: dict[str, int], slack: SlackFake
+) -> None:
+    slack.script("chat.postMessage", Reply(503), DROP, Reply(500))
+    outcome = send(engine, digest_settings)
+    assert outcome.status == "posted", outcome.describe()
+    assert [c.answered for c in slack.calls("chat.postMessage")] == [503, "dropped", 500, 200]
+    assert len(slack.messages(CHANNEL)) == 1
+
+
+def test_a_timeout_is_retried(
+    engine: Engine, digest_settings: Settings, scored: dict[str, int], slack: SlackFake
+) -> None:
+    slack.script("chat.postMessage", Reply(500, delay=1.5))
+    client = slack_client(
+        digest_settings, interval=FixedValueRetryIntervalCalculator(0.01), timeout=1
+    )
+    outcome = send_digest(engine, digest_settings, client, AT_RISK, CHANNEL, clock=lambda: DAY1)
+    assert outcome.status == "posted", outcome.describe()
+    assert len(slack.calls("chat.postMessage")) == 2
+    assert len(slack.messages(CHANNEL)) == 1
+
+
+def test_a_post_slack_accepted_before_the_connection_dropped_is_not_repeated(
+    engine: Engine, digest_settings: Settings, scored: dict[str, int], slack: SlackFake
+) -> None:
+    slack.script("chat.postMessage", ACCEPT_THEN_DROP)
+    outcome = send(engine, digest_settings)
+    [message] = slack.messages(CHANNEL)
+    assert outcome.status == "posted", outcome.describe()
+    assert outcome.ts == message["ts"]
+    assert len(slack.calls("chat.postMessage")) == 1  # looked, found it, did not re-post
+    assert log_rows(engine)[0].message_ts == message["ts"]
+
+
+def test_a_permanently_failing_slack_records_the_digest_as_failed(
+    engine: Engine, digest_settings: Settings, scored: dict[str, int], slack: SlackFake
+) -> None:
+    slack.fail_always("chat.postMessage", Reply(500))
+    outcome = send(engine, digest_settings)
+    assert outcome.status == "failed"
+    assert "Slack answered 500" in (outcome.error or "")
+    assert len(slack.calls("chat.postMessage")) == SLACK_RETRIES + 1  # bounded
+    assert slack.messages(CHANNEL) == []
+    [row] = log_rows(engine)
+    assert row.status == "failed" and row.message_ts is None
+    assert "Slack answered 500" in (row.error or "")
+    assert "could not be posted" in outcome.describe()
+
+
+def test_an_api_error_is_not_retried_and_is_recorded(
+    engine: Engine, digest_settings: Settings, scored: dict[str, int], slack: SlackFake
+) -> None:
+    slack.script("chat.postMessage", Reply(200, body={"ok": False, "error": "channel_not_found"}))
+    outcome = send(engine, digest_settings)
+    assert outcome.status == "failed"
+    assert "channel_not_found" in (outcome.error or "")
+    assert len(slack.calls("chat.postMessage")) == 1
+
+
+def test_a_failed_digest_is_posted_by_a_later_run_in_the_same_period(
+    engine: Engine, digest_settings: Settings, scored: dict[str, int], slack: SlackFake
+) -> None:
+    slack.fail_always("chat.postMessage", Reply(503), times=SLACK_RETRIES + 1)
+    assert send(engine, digest_settings).status == "failed"
+    retried = send(engine, digest_settings, at=DAY1 + timedelta(hours=1))
+    assert retried.status == "posted"
+    assert len(slack.messages(CHANNEL)) == 1
+    [row] = log_rows(engine)
+    assert row.status == "posted" and row.attempts == 2 and row.error is None
+
+
+def test_a_restart_after_a_posted_digest_does_not_post_again(
+    engine: Engine, digest_settings: Settings, scored: dict[str, int], slack: SlackFake
+) -> None:
+    assert send(engine, digest_settings).status == "posted"
+    # A new process (new client), later the same day: the log says it is done.
+    again = send(engine, digest_settings, at=DAY1 + timedelta(hours=3))
+    assert again.status == "already_posted"
+    assert "not posting it twice" in again.describe()
+    assert len(slack.calls("chat.postMessage")) == 1
+
+
+def _pending_row(engine: Engine, created_at: datetime) -> None:
+    with write_session(engine) as session:
+        session.add(
+            DigestLog(
+                kind=AT_RISK,
+                channel=CHANNEL,
+                period="2026-06-29",
+                status="pending",
+                attempts=1,
+                created_at=created_at,
+            )
+        )
+
+
+def test_a_digest_being_posted_elsewhere_is_left_alone(
+    engine: Engine, digest_settings: Settings, scored: dict[str, int], slack: SlackFake
+) -> None:
+    _pending_row(engine, DAY1 - timedelta(minutes=1))
+    outcome = send(engine, digest_settings)
+    assert outcome.status == "in_progress"
+    assert slack.calls("chat.postMessage") == []
+
+
+def test_a_crash_after_posting_is_recovered_without_a_second_post(
+    engine: Engine, digest_settings: Settings, scored: dict[str, int], slack: SlackFake
+) -> None:
+    # The process posted, then died before marking the row: the message is in the channel.
+    _pending_row(engine, DAY1 - STALE_PENDING - timedelta(minutes=1))
+    key = digest_key(AT_RISK, CHANNEL, "2026-06-29")
+    WebClient(token="xoxb-test", base_url=slack.base_url).chat_postMessage(
+        channel=CHANNEL,
+        text="At-risk accounts",
+        metadata={"event_type": "crmbot_digest", "event_payload": {"digest": key}},
+    )
+    outcome = send(engine, digest_settings)
+    assert outcome.status == "already_posted"
+    assert len(slack.messages(CHANNEL)) == 1
+    [row] = log_rows(engine)
+    assert row.status == "posted" and row.message_ts == slack.messages(CHANNEL)[0]["ts"]
+
+
+def test_a_crash_before_posting_is_recovered_by_posting_once(
+    engine: Engine, digest_settings: Settings, scored: dict[str, int], slack: SlackFake
+) -> None:
+    _pending_row(engine, DAY1 - STALE_PENDING - timedelta(minutes=1))
+    outcome = send(engine, digest_settings)
+    assert outcome.status == "posted"
+    assert len(slack.messages(CHANNEL)) == 1
+    assert log_rows(engine)[0].attempts == 2
+
+
+def test_a_crash_with_unreadable_history_is_reported_not_reposted(
+    engine: Engine, digest_settings: Settings, scored: dict[str, int], slack: SlackFake
+) -> None:
+    _pending_row(engine, DAY1 - STALE_PENDING - timedelta(minutes=1))
+    slack.script("conversations.history", Reply(200, body={"ok": False, "error": "missing_scope"}))
+    outcome = send(engine, digest_settings)
+    assert outcome.status == "failed"
+    assert (outcome.error or "").startswith("outcome unknown")
+    assert "missing_scope" in (outcome.error or "")
+    assert slack.calls("chat.postMessage") == []
+    assert log_rows(engine)[0].status == "failed"
+
+
+def test_two_processes_sending_the_same_digest_post_it_once(
+    storage_engine: Engine, digest_settings: Settings, slack: SlackFake
+) -> None:
+    accounts = book(6)
+    pks = add_customers(storage_engine, accounts)
+    add_run(storage_engine, accounts, pks, as_of=date(2026, 6, 28))
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def run() -> None:
+        barrier.wait(timeout=10)
+        outcome = send(storage_engine, digest_settings)
+        outcomes.append(outcome.status)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(slack.messages(CHANNEL)) == 1
+    assert outcomes.count("posted") == 1
+    assert set(outcomes) <= {"posted", "in_progress", "already_posted"}
