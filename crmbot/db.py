@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
@@ -95,6 +95,39 @@ def write_session(engine: Engine) -> Iterator[Session]:
     try:
         with Session(bind, expire_on_commit=False) as session, session.begin():
             yield session
+    except (OperationalError, DBAPIError) as exc:
+        if _is_connection_problem(exc):
+            raise DatabaseUnavailable(str(exc.orig)) from exc
+        raise
+
+
+@contextmanager
+def bulk_write_connection(
+    engine: Engine, *, check_foreign_keys: bool = True
+) -> Iterator[Connection]:
+    """A Core connection in one write transaction, for bulk loads (imports, erasure).
+
+    Commits on success, rolls back on any error; BEGIN IMMEDIATE on SQLite, as in
+    `write_session`. `check_foreign_keys=False` switches off SQLite's per-row foreign-key
+    checks for this one transaction (they cost as much as the insert itself); only for
+    callers that looked up every referenced row inside the same transaction, which holds
+    SQLite's write lock, so no reference can go missing in between.
+    """
+    sqlite = is_sqlite(engine)
+    relax = sqlite and not check_foreign_keys
+    try:
+        with engine.connect() as connection:
+            if sqlite:
+                connection.execution_options(sqlite_begin="IMMEDIATE")
+            if relax:
+                # The pragma is a no-op inside a transaction, so it goes first, on the driver.
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+            try:
+                with connection.begin():
+                    yield connection
+            finally:
+                if relax:
+                    connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
     except (OperationalError, DBAPIError) as exc:
         if _is_connection_problem(exc):
             raise DatabaseUnavailable(str(exc.orig)) from exc

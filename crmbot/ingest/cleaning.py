@@ -235,6 +235,19 @@ def clean_column(values: Sequence[str], cleaner: Cleaner) -> tuple[list[Any], di
     if cleaner is text:
         # The common case, done without a Python call per value.
         return [value.strip() or None for value in values], {}
+    distinct = set(values)
+    if len(distinct) * 2 <= len(values):
+        # Few distinct values (currencies, regions, channels): clean each one once.
+        outcomes: dict[str, tuple[Any, str | None]] = {}
+        for value in distinct:
+            try:
+                outcomes[value] = (cleaner(value), None)
+            except BadValue as exc:
+                outcomes[value] = (None, str(exc))
+        results = [outcomes[value] for value in values]
+        return [result for result, _ in results], {
+            index: reason for index, (_, reason) in enumerate(results) if reason is not None
+        }
     cleaned: list[Any] = []
     problems: dict[int, str] = {}
     for index, value in enumerate(values):

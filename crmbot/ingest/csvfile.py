@@ -14,7 +14,7 @@ import codecs
 import csv
 import io
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,8 +30,9 @@ class FileRejected(ValueError):
 @dataclass
 class CsvRecords:
     columns: list[str]  # canonical names after --map, in file order
-    # (line where the record starts, values); the header is line 1
-    records: list[tuple[int, list[str]]] = field(default_factory=list)
+    # The line each record starts on (the header is line 1), and its values
+    lines: Sequence[int] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
     # Records whose number of values differs from the header's: (line, count)
     ragged: list[tuple[int, int]] = field(default_factory=list)
     encoding: str = "utf-8"
@@ -99,7 +100,7 @@ def read_csv(
     previous_limit = csv.field_size_limit(MAX_FIELD_CHARS)
     try:
         reader = csv.reader(io.StringIO(text, newline=""), dialect=_sniff_dialect(text))
-        header, records, ragged = _split(reader)
+        header, lines, rows, ragged = _split(reader, text)
     finally:
         csv.field_size_limit(previous_limit)
     columns = [renames.get(normalise_column(name), normalise_column(name)) for name in header]
@@ -108,7 +109,7 @@ def read_csv(
         if name and name in seen:
             raise FileRejected(f"the column {name!r} appears twice in the header")
         seen.add(name)
-    return CsvRecords(columns, records, ragged, encoding, warnings)
+    return CsvRecords(columns, lines, rows, ragged, encoding, warnings)
 
 
 def _sniff_dialect(text: str) -> type[csv.Dialect]:
@@ -127,29 +128,51 @@ class _Semicolon(csv.excel):
 
 
 def _split(
-    reader: Iterator[list[str]],
-) -> tuple[list[str], list[tuple[int, list[str]]], list[tuple[int, int]]]:
-    records: list[tuple[int, list[str]]] = []
-    ragged: list[tuple[int, int]] = []
-    line_num = 0
+    reader: Iterator[list[str]], text: str
+) -> tuple[list[str], Sequence[int], list[list[str]], list[tuple[int, int]]]:
     try:
-        header = next(reader)
-        width = len(header)
-        line_num = reader.line_num  # type: ignore[attr-defined]
-        append = records.append
-        for values in reader:
-            start = line_num + 1
-            line_num = reader.line_num  # type: ignore[attr-defined]
-            if len(values) == width:
-                append((start, values))
-            elif values and any(value.strip() for value in values):
-                ragged.append((start, len(values)))
-            # an empty line is no record
+        parsed = list(reader)
     except csv.Error as exc:
-        raise FileRejected(
-            f"the file is not valid CSV at line {line_num + 1}: {exc} — a field that long "
-            "usually means a quote was never closed"
+        line = reader.line_num  # type: ignore[attr-defined]
+        detail = (
+            " — a field that long usually means a quote was never closed"
             if "field larger" in str(exc)
-            else f"the file is not valid CSV at line {line_num + 1}: {exc}"
-        ) from None
-    return header, records, ragged
+            else ""
+        )
+        raise FileRejected(f"the file is not valid CSV at line {line}: {exc}{detail}") from None
+    header, body = parsed[0], parsed[1:]
+    # When no record spans lines (no quoted line breaks) record k starts on line k + 2;
+    # otherwise read again, noting where each record starts.
+    physical_lines = text.count("\n") + text.count("\r") - text.count("\r\n")
+    if not text.endswith(("\n", "\r")):
+        physical_lines += 1
+    if physical_lines == len(parsed):
+        starts: Sequence[int] = range(2, len(body) + 2)
+    else:
+        starts = _record_starts(text, len(parsed))[1:]
+    width = len(header)
+    if set(map(len, body)) <= {width}:
+        return header, starts, body, []
+    lines: list[int] = []
+    rows: list[list[str]] = []
+    ragged: list[tuple[int, int]] = []
+    for start, values in zip(starts, body, strict=True):
+        if len(values) == width:
+            lines.append(start)
+            rows.append(values)
+        elif any(value.strip() for value in values):
+            ragged.append((start, len(values)))
+        # an empty line is no record
+    return header, lines, rows, ragged
+
+
+def _record_starts(text: str, expected: int) -> list[int]:
+    """The line each record starts on: csv's line_num is where the previous one ended."""
+    reader = csv.reader(io.StringIO(text, newline=""), dialect=_sniff_dialect(text))
+    starts = []
+    line_num = 0
+    for _values in reader:
+        starts.append(line_num + 1)
+        line_num = reader.line_num
+    assert len(starts) == expected
+    return starts

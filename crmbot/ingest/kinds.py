@@ -8,7 +8,7 @@ filled in on every row; any other canonical column may be left out of the file e
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -19,7 +19,7 @@ from crmbot.models import Customer, Feedback, Order, OrderLine, Product, Referra
 
 # Cross-column checks: given the cleaned columns (name -> values) and the raw ones, return
 # {row index: (column, reason)} for rows that break the rule. They may fill values in place.
-RowCheck = Callable[[dict[str, list[Any]], dict[str, list[str]]], dict[int, tuple[str, str]]]
+RowCheck = Callable[[dict[str, list[Any]], dict[str, Sequence[str]]], dict[int, tuple[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def _table(model: Any) -> Table:
 
 
 def _closed_after_opened(
-    cleaned: dict[str, list[Any]], _raw: dict[str, list[str]]
+    cleaned: dict[str, list[Any]], _raw: dict[str, Sequence[str]]
 ) -> dict[int, tuple[str, str]]:
     if "closed_at" not in cleaned:
         return {}
@@ -101,7 +101,7 @@ def _closed_after_opened(
 
 
 def _not_self_referral(
-    cleaned: dict[str, list[Any]], _raw: dict[str, list[str]]
+    cleaned: dict[str, list[Any]], _raw: dict[str, Sequence[str]]
 ) -> dict[int, tuple[str, str]]:
     return {
         index: ("referred_id", "a customer cannot refer themselves")
@@ -113,7 +113,7 @@ def _not_self_referral(
 
 
 def _currency_from_amount(
-    cleaned: dict[str, list[Any]], raw: dict[str, list[str]]
+    cleaned: dict[str, list[Any]], raw: dict[str, Sequence[str]]
 ) -> dict[int, tuple[str, str]]:
     # "$1,234.50" says USD, "12 EUR" says EUR: use that where the currency cell is empty.
     currencies = cleaned.get("currency")
