@@ -724,7 +724,7 @@ class _Matcher:
                 self.customer_names.setdefault(normalize_phrase(name), []).append(customer_id)
         self.customer_ids = {cid.lower(): cid for cid in vocab.customers}
         self.lexicon = sorted(
-            KEYWORDS
+            _keywords()
             | {w for p in self.phrases for w in p.split()}
             | set(self.by_word)
             | {w for name in self.customer_names for w in name.split()}
@@ -818,7 +818,13 @@ class _Matcher:
 
 
 def _rx(pattern: str) -> re.Pattern[str]:
-    return re.compile(rf"(?<![\w|]){pattern}(?![\w])")
+    compiled = re.compile(rf"(?<![\w|])(?:{pattern})(?![\w])")
+    _PATTERNS.append(compiled)
+    return compiled
+
+
+# Every pattern a rule uses; their words join the lexicon typos are corrected against.
+_PATTERNS: list[re.Pattern[str]] = []
 
 
 _OFFER = [
@@ -1028,6 +1034,21 @@ _OWNER_OF = _rx(
 _MINE = _rx(r"my (?:customers|accounts|clients|book|portfolio)|my|mine")
 _CLUSTER = _rx(r"cluster (?:#|no |number )?(?P<n>\d+)")
 _SEGMENT_PHRASE_WORDS = 4
+
+
+def _keywords() -> frozenset[str]:
+    global _KEYWORD_CACHE
+    if _KEYWORD_CACHE is None:
+        from_patterns = {
+            word
+            for pattern in [*_PATTERNS, *_OFFER]
+            for word in re.findall(r"(?<![\\?])\b[a-z]{3,}\b", pattern.pattern)
+        }
+        _KEYWORD_CACHE = KEYWORDS | from_patterns
+    return _KEYWORD_CACHE
+
+
+_KEYWORD_CACHE: frozenset[str] | None = None
 
 
 @dataclass

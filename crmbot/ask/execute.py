@@ -1,0 +1,689 @@
+"""Run a `StructuredQuery` with SQLAlchemy `select()` and bound parameters.
+
+Every value that came from a question (a segment, a region, a threshold, a date) reaches
+the database as a bound parameter of a statement built here from closed choices; no SQL
+text is ever assembled from the question. Scores are read through the active model run.
+
+Segment moves "since <date>" compare the active run with the newest run that went live
+(``activated_at`` set) whose ``as_of`` is on or before that date; without a date they use
+``previous_segment`` (the segment in the run that was live before the active one).
+Customers who were not in the older run have no move. Orders are purchases: refunds and
+zero amounts (amount <= 0) are left out of every count, sum and average.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from datetime import time as day_time
+from typing import Any
+
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col
+
+from crmbot.ask.explain import format_value
+from crmbot.ask.parse import SEGMENT_NAMES, Vocabulary
+from crmbot.ask.query import (
+    DEFAULT_LIST_LIMIT,
+    DEFAULT_TOP_LIMIT,
+    MAX_LIMIT,
+    SCORE_FIELDS,
+    StructuredQuery,
+    field_label,
+)
+from crmbot.db import read_session
+from crmbot.models import ActiveRun, Customer, CustomerScore, ModelRun, Order, Referral
+
+SCORES_SLOT = "scores"
+# Above this many customers, names are looked up in the database instead of held in memory.
+MAX_VOCABULARY_CUSTOMERS = 50_000
+VOCABULARY_TTL_SECONDS = 300.0
+MAX_GROUPS = 50
+
+
+class AskError(Exception):
+    """A question that cannot be answered, with a sentence saying why and what to do."""
+
+    def __init__(self, message: str, *, outcome: str = "not_found") -> None:
+        super().__init__(message)
+        self.message = message
+        self.outcome = outcome
+
+
+@dataclass
+class Answer:
+    columns: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    # How many rows matched (customers, orders, referrals, moves) before any limit.
+    found: int = 0
+    # The one number asked for (count / sum / average), already formatted.
+    value: str | None = None
+    value_label: str = ""
+    # Grouped answers: one bar per group.
+    chart_labels: list[str] = field(default_factory=list)
+    chart_values: list[float] = field(default_factory=list)
+    customer_ids: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+# ---------------------------------------------------------------------------------------
+# Vocabulary
+
+
+_vocabulary_cache: dict[tuple[int, int | None, int | None], tuple[float, Vocabulary]] = {}
+_vocabulary_lock = threading.Lock()
+
+
+def _active_run_id(session: Session) -> int | None:
+    return session.execute(
+        select(col(ActiveRun.run_id)).where(col(ActiveRun.slot) == SCORES_SLOT)
+    ).scalar_one_or_none()
+
+
+def load_vocabulary(engine: Engine, *, clock: Any = time.monotonic) -> Vocabulary:
+    """The names questions may use, from the database; cached for a few minutes per model
+    run and customer count, so a new import or a retrain is seen at once."""
+    with read_session(engine) as session:
+        run_id = _active_run_id(session)
+        newest_customer = session.execute(select(func.max(col(Customer.id)))).scalar()
+        key = (id(engine), run_id, newest_customer)
+        now = clock()
+        with _vocabulary_lock:
+            cached = _vocabulary_cache.get(key)
+            if cached and now - cached[0] < VOCABULARY_TTL_SECONDS:
+                return cached[1]
+        vocab = _read_vocabulary(session, run_id)
+    with _vocabulary_lock:
+        for stale in [k for k in _vocabulary_cache if k[0] == id(engine)]:
+            del _vocabulary_cache[stale]
+        _vocabulary_cache[key] = (now, vocab)
+    return vocab
+
+
+def _distinct(session: Session, column: Any) -> tuple[str, ...]:
+    values = session.execute(select(column).where(column.is_not(None)).distinct()).scalars()
+    return tuple(sorted({v.strip() for v in values if v and v.strip()}))
+
+
+def _read_vocabulary(session: Session, run_id: int | None) -> Vocabulary:
+    segments: tuple[str, ...] = SEGMENT_NAMES
+    clusters: dict[int, str] = {}
+    if run_id is not None:
+        found = tuple(
+            s
+            for s in session.execute(
+                select(col(CustomerScore.segment))
+                .where(col(CustomerScore.run_id) == run_id)
+                .distinct()
+            ).scalars()
+            if s
+        )
+        segments = tuple(dict.fromkeys([*SEGMENT_NAMES, *sorted(found)]))
+        for number, label in session.execute(
+            select(col(CustomerScore.cluster), col(CustomerScore.cluster_label))
+            .where(col(CustomerScore.run_id) == run_id, col(CustomerScore.cluster).is_not(None))
+            .distinct()
+        ).all():
+            clusters[int(number)] = label or ""
+    count = session.execute(select(func.count()).select_from(Customer)).scalar_one()
+    customers: dict[str, str] = {}
+    if count <= MAX_VOCABULARY_CUSTOMERS:
+        for customer_id, name in session.execute(
+            select(col(Customer.customer_id), col(Customer.name)).where(
+                col(Customer.erased_at).is_(None)
+            )
+        ).all():
+            customers[customer_id] = name or ""
+    return Vocabulary(
+        segments=segments,
+        regions=_distinct(session, col(Customer.region)),
+        companies=_distinct(session, col(Customer.company)),
+        owners=_distinct(session, col(Customer.owner)),
+        clusters=clusters,
+        customers=customers,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Running a query
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, day_time.min)
+
+
+def execute(
+    engine: Engine,
+    query: StructuredQuery,
+    *,
+    book_owners: Sequence[str] | None = None,
+) -> Answer:
+    """Answer `query`. `book_owners` limits every row to those owners' customers (the
+    own-book-only setting); None means everyone's."""
+    problems = query.problems()
+    if problems:
+        raise AskError("; ".join(problems).capitalize() + ".", outcome="usage")
+    with read_session(engine) as session:
+        run = session.execute(
+            select(ModelRun)
+            .join(ActiveRun, col(ActiveRun.run_id) == col(ModelRun.id))
+            .where(col(ActiveRun.slot) == SCORES_SLOT)
+        ).scalar_one_or_none()
+        runner = _Runner(session, query, run, book_owners)
+        if query.entity == "customers":
+            return runner.customers()
+        if query.entity == "orders":
+            return runner.orders()
+        if query.entity == "referrals":
+            return runner.referrals()
+        if query.entity == "segment_moves":
+            return runner.segment_moves()
+        raise AskError("Next best products are answered by the customer card.", outcome="usage")
+
+
+def _score_column(scores: Any, name: str) -> Any:
+    if name not in SCORE_FIELDS:
+        raise AskError(f"I cannot sort or average by {name}.", outcome="usage")
+    return getattr(scores, name)
+
+
+_OPERATORS = {
+    ">": lambda c, v: c > v,
+    ">=": lambda c, v: c >= v,
+    "<": lambda c, v: c < v,
+    "<=": lambda c, v: c <= v,
+}
+
+
+class _Runner:
+    def __init__(
+        self,
+        session: Session,
+        query: StructuredQuery,
+        run: ModelRun | None,
+        book_owners: Sequence[str] | None,
+    ) -> None:
+        self.session = session
+        self.query = query
+        self.run = run
+        self.book_owners = book_owners
+
+    # -- shared pieces ------------------------------------------------------------------
+
+    def needs_scores(self) -> bool:
+        q = self.query
+        return bool(
+            q.segments
+            or q.clusters
+            or q.thresholds
+            or q.group_by in ("segment", "cluster")
+            or q.entity in ("customers", "segment_moves")
+        )
+
+    def run_id(self) -> int:
+        if self.run is None or self.run.id is None:
+            raise AskError(
+                "No model has been trained yet, so there are no segments or scores to ask "
+                "about. An admin can run `crmbot train` (or `/crm retrain`)."
+            )
+        return self.run.id
+
+    def customer_filters(self, customer: Any, scores: Any | None) -> list[Any]:
+        """Clauses on one customer (and their score row): every filter but dates."""
+        q = self.query
+        clauses: list[Any] = [customer.erased_at.is_(None)]
+        if q.regions:
+            clauses.append(customer.region.in_(list(q.regions)))
+        if q.owners:
+            clauses.append(customer.owner.in_(list(q.owners)))
+        if q.companies:
+            clauses.append(customer.company.in_(list(q.companies)))
+        if q.customer:
+            clauses.append(customer.customer_id == q.customer)
+        if q.customer_name:
+            clauses.append(func.lower(customer.name) == q.customer_name.lower())
+        if self.book_owners is not None:
+            owners = sorted({o.lower() for o in self.book_owners if o})
+            clauses.append(func.lower(customer.owner).in_(owners) if owners else False)
+        if scores is not None:
+            if q.segments and q.entity != "segment_moves":
+                clauses.append(scores.segment.in_(list(q.segments)))
+            if q.clusters:
+                clauses.append(scores.cluster.in_(list(q.clusters)))
+            for threshold in q.thresholds:
+                column = _score_column(scores, threshold.field)
+                clauses.append(_OPERATORS[threshold.op](column, threshold.value))
+        return clauses
+
+    def date_clauses(self, column: Any, *, is_date: bool = False) -> list[Any]:
+        date_range = self.query.date_range
+        if date_range is None:
+            return []
+        clauses = []
+        if date_range.start is not None:
+            start = date_range.start if is_date else _day_start(date_range.start)
+            clauses.append(column >= start)
+        if date_range.end is not None:
+            end = date_range.end if is_date else _day_start(date_range.end)
+            clauses.append(column < end)
+        return clauses
+
+    def group_column(self, customer: Any, scores: Any | None) -> Any:
+        group = self.query.group_by
+        if group in ("segment", "cluster") and scores is None:
+            raise AskError(f"Grouping by {group} needs a trained model.")
+        columns = {
+            "region": customer.region,
+            "owner": customer.owner,
+            "company": customer.company,
+            "segment": scores.segment if scores is not None else None,
+            "cluster": scores.cluster_label if scores is not None else None,
+        }
+        if group not in columns:
+            raise AskError(f"I cannot group these by {group}.", outcome="usage")
+        return columns[group]
+
+    def limit(self, default: int) -> int:
+        return min(self.query.limit or default, MAX_LIMIT)
+
+    def grouped(self, statement: Any, label: Any, value: Any, value_field: str) -> Answer:
+        """Run a grouped statement whose columns are (label, rows, value)."""
+        descending = self.query.descending
+        order = value.desc() if descending else value.asc()
+        rows = self.session.execute(
+            statement.group_by(label).order_by(order, label).limit(self.limit(MAX_GROUPS))
+        ).all()
+        answer = Answer(columns=[self.query.group_by.capitalize() if self.query.group_by else ""])
+        metric = self.query.metric
+        value_name = (
+            "Count"
+            if metric == "count"
+            else (f"{'Average' if metric == 'avg' else 'Total'} {field_label(value_field)}")
+        )
+        answer.columns += ["Rows", value_name] if metric != "count" else [value_name]
+        for group_label, count, group_value in rows:
+            name = str(group_label) if group_label not in (None, "") else "(none)"
+            shown = format_value(None if metric == "count" else value_field, group_value)
+            answer.rows.append([name, f"{count:,}", shown] if metric != "count" else [name, shown])
+            answer.chart_labels.append(name)
+            answer.chart_values.append(float(group_value or 0))
+            answer.found += int(count)
+        return answer
+
+    # -- customers --------------------------------------------------------------------
+
+    def customers(self) -> Answer:
+        q = self.query
+        run_id = self.run_id()
+        customer: Any = aliased(Customer, name="c")
+        scores: Any = aliased(CustomerScore, name="s")
+        clauses = self.customer_filters(customer, scores)
+        if q.date_range is not None and q.date_field == "signed_up":
+            clauses += self.date_clauses(customer.signed_up_at, is_date=True)
+        elif q.date_range is not None:
+            clauses.append(
+                exists(
+                    select(col(Order.id)).where(
+                        col(Order.customer_pk) == customer.id,
+                        col(Order.amount) > 0,
+                        *self.date_clauses(col(Order.ordered_at)),
+                    )
+                )
+            )
+        joined = and_(scores.customer_pk == customer.id, scores.run_id == run_id)
+
+        def base(*columns: Any) -> Any:
+            return select(*columns).select_from(customer).join(scores, joined).where(*clauses)
+
+        found = self.session.execute(base(func.count())).scalar_one()
+        if q.group_by:
+            label = self.group_column(customer, scores)
+            measure = _score_column(scores, q.measure) if q.measure else None
+            value = (
+                func.avg(measure)
+                if q.metric == "avg"
+                else (func.sum(measure) if q.metric == "sum" else func.count())
+            )
+            return self.grouped(
+                base(label, func.count(), value), label, value, q.measure or "count"
+            )
+        if q.metric == "count":
+            return Answer(found=found, value=f"{found:,}", value_label="customers")
+        if q.metric in ("sum", "avg"):
+            assert q.measure is not None
+            measure = _score_column(scores, q.measure)
+            aggregate = func.avg(measure) if q.metric == "avg" else func.sum(measure)
+            result = self.session.execute(base(aggregate)).scalar()
+            word = "Average" if q.metric == "avg" else "Total"
+            return Answer(
+                found=found,
+                value=format_value(q.measure, result),
+                value_label=f"{word} {field_label(q.measure)}",
+            )
+        return self.customer_list(base, customer, scores, found)
+
+    def customer_list(self, base: Any, customer: Any, scores: Any, found: int) -> Answer:
+        q = self.query
+        sort_field = q.sort
+        descending = q.descending
+        if sort_field is None:
+            first = q.thresholds[0] if q.thresholds else None
+            sort_field = first.field if first else "clv"
+            descending = first.op in (">", ">=") if first else True
+        shown_fields = [sort_field] + [t.field for t in q.thresholds]
+        shown_fields += ["clv", "churn_risk"]
+        shown = list(dict.fromkeys(shown_fields))[:3]
+        sort_column = _score_column(scores, sort_field)
+        columns = [
+            customer.customer_id,
+            customer.name,
+            scores.segment,
+            customer.region,
+            customer.owner,
+            *[_score_column(scores, f) for f in shown],
+        ]
+        order = sort_column.desc() if descending else sort_column.asc()
+        limit = self.limit(DEFAULT_TOP_LIMIT if q.limit else DEFAULT_LIST_LIMIT)
+        rows = self.session.execute(
+            base(*columns).order_by(sort_column.is_(None), order, customer.customer_id).limit(limit)
+        ).all()
+        answer = Answer(
+            columns=["Customer", "Name", "Segment", "Region", "Owner"]
+            + [field_label(f).capitalize() if f != "clv" else "CLV" for f in shown],
+            found=found,
+        )
+        for row in rows:
+            cells = [str(v) if v not in (None, "") else "–" for v in row[:5]]
+            cells += [format_value(f, v) for f, v in zip(shown, row[5:], strict=True)]
+            answer.rows.append(cells)
+            answer.customer_ids.append(str(row[0]))
+        return answer
+
+    # -- orders -----------------------------------------------------------------------
+
+    def orders(self) -> Answer:
+        q = self.query
+        customer: Any = aliased(Customer, name="c")
+        scores: Any = aliased(CustomerScore, name="s") if self.needs_scores() else None
+        clauses = [col(Order.amount) > 0, *self.customer_filters(customer, scores)]
+        clauses += self.date_clauses(col(Order.ordered_at))
+
+        def base(*columns: Any) -> Any:
+            statement = (
+                select(*columns)
+                .select_from(Order)
+                .join(customer, col(Order.customer_pk) == customer.id)
+            )
+            if scores is not None:
+                statement = statement.join(
+                    scores,
+                    and_(scores.customer_pk == customer.id, scores.run_id == self.run_id()),
+                )
+            return statement.where(*clauses)
+
+        found = self.session.execute(base(func.count())).scalar_one()
+        amount = col(Order.amount)
+        if q.group_by:
+            if q.group_by == "month":
+                year = func.extract("year", col(Order.ordered_at))
+                month = func.extract("month", col(Order.ordered_at))
+                value = (
+                    func.avg(amount)
+                    if q.metric == "avg"
+                    else (func.sum(amount) if q.metric == "sum" else func.count())
+                )
+                rows = self.session.execute(
+                    base(year, month, func.count(), value)
+                    .group_by(year, month)
+                    .order_by(year, month)
+                    .limit(self.limit(MAX_GROUPS))
+                ).all()
+                answer = Answer(found=found, columns=["Month", "Orders"])
+                answer.columns.append(
+                    "Count"
+                    if q.metric == "count"
+                    else ("Average order value" if q.metric == "avg" else "Revenue")
+                )
+                for y, m, count, total in rows:
+                    label = f"{int(y):04d}-{int(m):02d}"
+                    answer.rows.append(
+                        [
+                            label,
+                            f"{count:,}",
+                            format_value("amount" if q.metric != "count" else None, total),
+                        ]
+                    )
+                    answer.chart_labels.append(label)
+                    answer.chart_values.append(float(total or 0))
+                return answer
+            label = self.group_column(customer, scores)
+            value = (
+                func.avg(amount)
+                if q.metric == "avg"
+                else (func.sum(amount) if q.metric == "sum" else func.count())
+            )
+            answer = self.grouped(base(label, func.count(), value), label, value, "amount")
+            answer.found = found
+            return answer
+        if q.metric == "count":
+            return Answer(found=found, value=f"{found:,}", value_label="orders")
+        if q.metric in ("sum", "avg"):
+            aggregate = func.avg(amount) if q.metric == "avg" else func.sum(amount)
+            result = self.session.execute(base(aggregate)).scalar()
+            label = "Average order value" if q.metric == "avg" else "Revenue"
+            return Answer(found=found, value=format_value("amount", result), value_label=label)
+        rows = self.session.execute(
+            base(
+                col(Order.order_id),
+                col(Order.ordered_at),
+                customer.customer_id,
+                customer.name,
+                amount,
+                col(Order.currency),
+            )
+            .order_by(col(Order.ordered_at).desc(), col(Order.order_id))
+            .limit(self.limit(DEFAULT_LIST_LIMIT))
+        ).all()
+        answer = Answer(columns=["Order", "Date", "Customer", "Name", "Amount"], found=found)
+        for order_id, ordered_at, customer_id, name, value, currency in rows:
+            answer.rows.append(
+                [
+                    str(order_id),
+                    ordered_at.date().isoformat(),
+                    str(customer_id),
+                    name or "–",
+                    f"{format_value('amount', value)} {currency or ''}".strip(),
+                ]
+            )
+            answer.customer_ids.append(str(customer_id))
+        return answer
+
+    # -- referrals --------------------------------------------------------------------
+
+    def referrals(self) -> Answer:
+        q = self.query
+        referrer: Any = aliased(Customer, name="referrer")
+        referred: Any = aliased(Customer, name="referred")
+        scores: Any = aliased(CustomerScore, name="s") if self.needs_scores() else None
+        clauses = [*self.customer_filters(referrer, scores), referred.erased_at.is_(None)]
+        clauses += self.date_clauses(col(Referral.referred_at))
+
+        def base(*columns: Any) -> Any:
+            statement = (
+                select(*columns)
+                .select_from(Referral)
+                .join(referrer, col(Referral.referrer_pk) == referrer.id)
+                .join(referred, col(Referral.referred_pk) == referred.id)
+            )
+            if scores is not None:
+                statement = statement.join(
+                    scores,
+                    and_(scores.customer_pk == referrer.id, scores.run_id == self.run_id()),
+                )
+            return statement.where(*clauses)
+
+        found = self.session.execute(base(func.count())).scalar_one()
+        if q.group_by == "referrer":
+            count = func.count()
+            order = count.desc() if q.descending else count.asc()
+            rows = self.session.execute(
+                base(referrer.customer_id, referrer.name, referrer.region, count)
+                .group_by(referrer.id, referrer.customer_id, referrer.name, referrer.region)
+                .order_by(order, referrer.customer_id)
+                .limit(self.limit(DEFAULT_TOP_LIMIT))
+            ).all()
+            answer = Answer(columns=["Customer", "Name", "Region", "Referrals"], found=found)
+            for customer_id, name, region, referrals in rows:
+                answer.rows.append([str(customer_id), name or "–", region or "–", f"{referrals:,}"])
+                answer.customer_ids.append(str(customer_id))
+                answer.chart_labels.append(name or str(customer_id))
+                answer.chart_values.append(float(referrals))
+            return answer
+        if q.group_by:
+            label = self.group_column(referrer, scores)
+            return self.grouped(
+                base(label, func.count(), func.count()), label, func.count(), "referrals"
+            )
+        if q.metric == "count":
+            return Answer(found=found, value=f"{found:,}", value_label="referrals")
+        rows = self.session.execute(
+            base(
+                col(Referral.referred_at),
+                referrer.customer_id,
+                referrer.name,
+                referred.customer_id,
+                referred.name,
+            )
+            .order_by(col(Referral.referred_at).desc(), referred.customer_id)
+            .limit(self.limit(DEFAULT_LIST_LIMIT))
+        ).all()
+        answer = Answer(columns=["Date", "Referrer", "Referred"], found=found)
+        for referred_at, referrer_id, referrer_name, referred_id, referred_name in rows:
+            answer.rows.append(
+                [
+                    referred_at.date().isoformat() if referred_at else "–",
+                    f"{referrer_name or '–'} ({referrer_id})",
+                    f"{referred_name or '–'} ({referred_id})",
+                ]
+            )
+            answer.customer_ids += [str(referrer_id), str(referred_id)]
+        return answer
+
+    # -- segment moves ----------------------------------------------------------------
+
+    def baseline_run(self, day: date) -> ModelRun:
+        run_id = self.run_id()
+        baseline = self.session.execute(
+            select(ModelRun)
+            .where(
+                col(ModelRun.activated_at).is_not(None),
+                col(ModelRun.as_of) <= day,
+                col(ModelRun.id) != run_id,
+            )
+            .order_by(col(ModelRun.as_of).desc(), col(ModelRun.id).desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        if baseline is None:
+            oldest = self.session.execute(
+                select(func.min(col(ModelRun.as_of))).where(col(ModelRun.activated_at).is_not(None))
+            ).scalar()
+            since = f" The oldest model run is as of {oldest.isoformat()}." if oldest else ""
+            raise AskError(
+                f"There is no model run from on or before {day.isoformat()} to compare "
+                f"with, so I cannot tell who moved since then.{since} Ask without a date "
+                "to compare with the previous run."
+            )
+        return baseline
+
+    def segment_moves(self) -> Answer:
+        q = self.query
+        run_id = self.run_id()
+        assert self.run is not None
+        customer: Any = aliased(Customer, name="c")
+        now: Any = aliased(CustomerScore, name="s")
+        clauses = self.customer_filters(customer, now)
+        note = ""
+        statement_joins: list[tuple[Any, Any]] = []
+        if q.date_range is not None and q.date_range.start is not None:
+            baseline = self.baseline_run(q.date_range.start)
+            before_scores: Any = aliased(CustomerScore, name="b")
+            statement_joins.append(
+                (
+                    before_scores,
+                    and_(
+                        before_scores.customer_pk == customer.id,
+                        before_scores.run_id == baseline.id,
+                    ),
+                )
+            )
+            before = before_scores.segment
+            note = (
+                f"run {baseline.id} (as of {baseline.as_of.isoformat()}) → "
+                f"run {run_id} (as of {self.run.as_of.isoformat()})"
+            )
+        else:
+            before = now.previous_segment
+            note = f"previous run → run {run_id} (as of {self.run.as_of.isoformat()})"
+        clauses += [before.is_not(None), before != now.segment]
+        if q.segments:
+            clauses.append(now.segment.in_(list(q.segments)))
+        if q.from_segments:
+            clauses.append(before.in_(list(q.from_segments)))
+
+        def base(*columns: Any) -> Any:
+            statement = (
+                select(*columns)
+                .select_from(customer)
+                .join(now, and_(now.customer_pk == customer.id, now.run_id == run_id))
+            )
+            for table, condition in statement_joins:
+                statement = statement.join(table, condition)
+            return statement.where(*clauses)
+
+        found = self.session.execute(base(func.count())).scalar_one()
+        if q.group_by:
+            label = self.group_column(customer, now)
+            answer = self.grouped(
+                base(label, func.count(), func.count()), label, func.count(), "count"
+            )
+            answer.note = note
+            return answer
+        if q.metric == "count":
+            return Answer(found=found, value=f"{found:,}", value_label="customers moved", note=note)
+        rows = self.session.execute(
+            base(
+                customer.customer_id,
+                customer.name,
+                before,
+                now.segment,
+                customer.region,
+                customer.owner,
+                now.clv,
+            )
+            .order_by(now.clv.is_(None), now.clv.desc(), customer.customer_id)
+            .limit(self.limit(DEFAULT_LIST_LIMIT))
+        ).all()
+        answer = Answer(
+            columns=["Customer", "Name", "From", "To", "Region", "Owner", "CLV"],
+            found=found,
+            note=note,
+        )
+        for customer_id, name, was, is_now, region, owner, clv in rows:
+            answer.rows.append(
+                [
+                    str(customer_id),
+                    name or "–",
+                    str(was),
+                    str(is_now),
+                    region or "–",
+                    owner or "–",
+                    format_value("clv", clv),
+                ]
+            )
+            answer.customer_ids.append(str(customer_id))
+        return answer

@@ -1,0 +1,152 @@
+"""How a question was understood, in one line, so a misreading is visible at once:
+
+Customers · segment = Champions · region = EMEA · churn risk > 50% · 12 found
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import timedelta
+
+from crmbot.ask.query import (
+    ENTITY_LABELS,
+    GROUP_LABELS,
+    MONEY_FIELDS,
+    PROBABILITY_FIELDS,
+    DateRange,
+    StructuredQuery,
+    Threshold,
+    field_label,
+)
+
+SEPARATOR = " · "
+MAX_NAMES_SHOWN = 4
+
+
+def format_value(field_name: str | None, value: object) -> str:
+    """A number as an account manager reads it: 53%, 12,400, 45 days."""
+    if value is None:
+        return "–"
+    if not isinstance(value, (int, float)):
+        return str(value)
+    number = float(value)
+    if math.isnan(number):
+        return "–"
+    if field_name in PROBABILITY_FIELDS:
+        return f"{number:.0%}"
+    if field_name in MONEY_FIELDS:
+        return f"{number:,.0f}" if abs(number) >= 100 else f"{number:,.2f}"
+    if field_name == "recency_days":
+        return f"{number:,.0f} days"
+    if field_name in ("satisfaction",):
+        return f"{number:.0f}"
+    if field_name in ("influence", "p_alive"):
+        return f"{number:.3g}"
+    if field_name == "expected_purchases":
+        return f"{number:.1f}"
+    if number.is_integer():
+        return f"{number:,.0f}"
+    return f"{number:,.2f}"
+
+
+def describe_threshold(threshold: Threshold) -> str:
+    if threshold.field == "recency_days":
+        days = f"{threshold.value:,.0f} days"
+        words = {">": "more than", ">=": "at least", "<": "less than", "<=": "at most"}
+        return f"last order {words[threshold.op]} {days} ago"
+    if threshold.field == "orders_count" and threshold.op == "<=" and threshold.value == 0:
+        return "no orders"
+    value = format_value(threshold.field, threshold.value)
+    return f"{field_label(threshold.field)} {threshold.op} {value}"
+
+
+def describe_dates(date_range: DateRange, what: str = "") -> str:
+    start, end = date_range.start, date_range.end
+    if start and end:
+        span = f"{start.isoformat()} – {(end - timedelta(days=1)).isoformat()}"
+    elif start:
+        span = f"from {start.isoformat()}"
+    elif end:
+        span = f"before {end.isoformat()}"
+    else:
+        span = "any time"
+    label = f"{date_range.label} " if date_range.label else ""
+    prefix = f"{what} " if what else ""
+    return f"{prefix}{label}({span})"
+
+
+def _names(label: str, values: tuple[object, ...]) -> str:
+    shown = [str(v) for v in values[:MAX_NAMES_SHOWN]]
+    more = len(values) - len(shown)
+    text = ", ".join(shown) + (f" (+{more} more)" if more > 0 else "")
+    return f"{label} = {text}"
+
+
+def describe(query: StructuredQuery) -> list[str]:
+    """The parts of the explanation line, without the count."""
+    parts = [ENTITY_LABELS[query.entity]]
+    if query.entity == "segment_moves":
+        if query.from_segments:
+            parts.append("from " + ", ".join(query.from_segments))
+        if query.segments:
+            parts.append("to " + ", ".join(query.segments))
+    elif query.segments:
+        parts.append(_names("segment", query.segments))
+    if query.clusters:
+        parts.append(_names("cluster", query.clusters))
+    if query.regions:
+        parts.append(_names("region", query.regions))
+    if query.owners:
+        parts.append(_names("owner", query.owners))
+    if query.companies:
+        parts.append(_names("company", query.companies))
+    if query.customer:
+        parts.append(f"customer = {query.customer}")
+    if query.customer_name:
+        parts.append(f"customer = {query.customer_name}")
+    parts += [describe_threshold(t) for t in query.thresholds]
+    if query.date_range is not None:
+        what = {
+            "orders": "ordered",
+            "referrals": "referred",
+            "segment_moves": "since" if query.date_range.start else "",
+        }.get(query.entity, "")
+        if query.entity == "customers":
+            what = "signed up" if query.date_field == "signed_up" else "ordered"
+        if query.entity == "segment_moves":
+            what = ""
+        parts.append(describe_dates(query.date_range, what))
+    measure = field_label(query.measure) if query.measure else ""
+    if query.metric == "avg":
+        parts.append(f"average {measure}".strip())
+    elif query.metric == "sum":
+        parts.append(f"total {measure}".strip())
+    elif query.metric == "count" and query.group_by:
+        parts.append("count")
+    if query.group_by:
+        direction = "highest first" if query.descending else "lowest first"
+        parts.append(f"by {GROUP_LABELS[query.group_by]} ({direction})")
+    elif query.metric == "list" and query.entity != "offer":
+        if query.sort:
+            direction = "highest first" if query.descending else "lowest first"
+            top = f"top {query.limit} " if query.limit else ""
+            parts.append(f"{top}by {field_label(query.sort)} ({direction})")
+        elif query.limit:
+            parts.append(f"top {query.limit}")
+    return parts
+
+
+def explanation(query: StructuredQuery, found: int | None, *, note: str = "") -> str:
+    parts = describe(query)
+    if note:
+        parts.append(note)
+    if found is not None:
+        parts.append(f"{found:,} found")
+    return SEPARATOR.join(parts)
+
+
+def sanitize(text: str, limit: int = 60) -> str:
+    """Text from a question, fit to echo back in Slack or a terminal: no markup, no mention."""
+    text = re.sub(r"[<>&*_~`|\\]", "", text)
+    return text[:limit]
