@@ -63,7 +63,9 @@ def make_company(
     history_days: int = 720,
     with_tickets: bool = True,
     with_feedback: bool = True,
+    prospects: int = 10,
 ) -> SyntheticCompany:
+    """`customers` buyers plus `prospects` customers who signed up and never bought."""
     rng = np.random.default_rng(seed)
     start = datetime.combine(as_of - timedelta(days=history_days), datetime.min.time())
     horizon_end = history_days  # day numbers relative to start; as_of is `history_days`
@@ -147,17 +149,20 @@ def make_company(
                             )
                         )
 
+    for _ in range(prospects):
+        signed_up.append(start + timedelta(days=float(rng.uniform(0, history_days))))
+    everyone = customers + prospects
     cutoff = datetime.combine(as_of + timedelta(days=1), datetime.min.time())
     customers_frame = pd.DataFrame(
         {
-            "customer_id": [f"C{pk:05d}" for pk in range(1, customers + 1)],
-            "name": [f"Customer {pk}" for pk in range(1, customers + 1)],
-            "company": [f"Company {pk % 97}" for pk in range(1, customers + 1)],
-            "region": [["EMEA", "AMER", "APAC"][pk % 3] for pk in range(1, customers + 1)],
-            "owner": [f"U{pk % 5}" for pk in range(1, customers + 1)],
+            "customer_id": [f"C{pk:05d}" for pk in range(1, everyone + 1)],
+            "name": [f"Customer {pk}" for pk in range(1, everyone + 1)],
+            "company": [f"Company {pk % 97}" for pk in range(1, everyone + 1)],
+            "region": [["EMEA", "AMER", "APAC"][pk % 3] for pk in range(1, everyone + 1)],
+            "owner": [f"U{pk % 5}" for pk in range(1, everyone + 1)],
             "signed_up_at": pd.to_datetime(signed_up),
         },
-        index=pd.Index(range(1, customers + 1), name="customer_pk"),
+        index=pd.Index(range(1, everyone + 1), name="customer_pk"),
     )
     order_frame = pd.DataFrame(orders, columns=["customer_pk", "ordered_at", "amount"])
     order_frame = order_frame[order_frame["ordered_at"] < cutoff]

@@ -140,10 +140,16 @@ def satisfaction_score(frame: pd.DataFrame) -> pd.Series:
 
 
 def customer_satisfaction(
-    data: TrainingData, *, seed: int, text_model: TextSentimentModel | None = None
+    data: TrainingData,
+    *,
+    seed: int,
+    text_model: TextSentimentModel | None = None,
+    validate_text_model: bool = True,
 ) -> SatisfactionResult:
     """Satisfaction per customer of `data` (index customer_pk), as of `data.as_of`."""
-    model = text_model if text_model is not None else fit_text_model(data.feedback, seed=seed)
+    model = text_model
+    if model is None:
+        model = fit_text_model(data.feedback, seed=seed, validate=validate_text_model)
     index = data.customers.index
     frame = pd.DataFrame(index=index)
 

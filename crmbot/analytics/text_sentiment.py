@@ -97,8 +97,13 @@ class TextSentimentModel:
         return result
 
 
-def fit_text_model(feedback: pd.DataFrame, *, seed: int) -> TextSentimentModel:
-    """Fit on self-labelled survey comments; never raises for too little data."""
+def fit_text_model(
+    feedback: pd.DataFrame, *, seed: int, validate: bool = True
+) -> TextSentimentModel:
+    """Fit on self-labelled survey comments; never raises for too little data.
+
+    `validate=False` skips the held-out check (and its metrics) and only fits the model.
+    """
     labels = comment_labels(feedback)
     labelled = labels.notna()
     texts = feedback.loc[labelled, "comment"].astype(str).str.strip()
@@ -114,20 +119,25 @@ def fit_text_model(feedback: pd.DataFrame, *, seed: int) -> TextSentimentModel:
         )
         return TextSentimentModel(pipeline=None, metrics=metrics)
 
+    metrics["trained"] = True
+    if validate:
+        metrics.update(_held_out_metrics(texts, y, seed))
+    # The held-out score describes the procedure; the model used is refitted on every label.
+    final = _pipeline(len(texts), seed).fit(texts.tolist(), y.to_numpy())
+    return TextSentimentModel(pipeline=final, metrics=metrics)
+
+
+def _held_out_metrics(texts: pd.Series, y: pd.Series, seed: int) -> dict[str, Any]:
     train_texts, test_texts, train_y, test_y = train_test_split(
         texts.tolist(), y.to_numpy(), test_size=HOLDOUT_SHARE, stratify=y, random_state=seed
     )
     held_out = _pipeline(len(train_texts), seed).fit(train_texts, train_y)
     predicted = held_out.predict(test_texts)
     majority = max(float(np.mean(test_y)), 1.0 - float(np.mean(test_y)))
-    metrics.update(
-        trained=True,
-        holdout_comments=len(test_y),
-        accuracy=round(float(accuracy_score(test_y, predicted)), 4),
-        f1_unsatisfied=round(float(f1_score(test_y, predicted, pos_label=0)), 4),
-        f1_macro=round(float(f1_score(test_y, predicted, average="macro")), 4),
-        majority_accuracy=round(majority, 4),
-    )
-    # The held-out score describes the procedure; the model used is refitted on every label.
-    final = _pipeline(len(texts), seed).fit(texts.tolist(), y.to_numpy())
-    return TextSentimentModel(pipeline=final, metrics=metrics)
+    return {
+        "holdout_comments": len(test_y),
+        "accuracy": round(float(accuracy_score(test_y, predicted)), 4),
+        "f1_unsatisfied": round(float(f1_score(test_y, predicted, pos_label=0)), 4),
+        "f1_macro": round(float(f1_score(test_y, predicted, average="macro")), 4),
+        "majority_accuracy": round(majority, 4),
+    }

@@ -1,0 +1,814 @@
+"""Churn risk: the probability that a customer makes no purchase within the horizon after
+`as_of` (CRMBOT_CHURN_HORIZON_DAYS, default 90), with the reasons in words.
+
+Only customers who have bought at least once are scored; everyone else has no risk (None).
+
+Labels come from time-split snapshots. A snapshot at cutoff c sees the data as of c
+(`TrainingData.as_of_earlier`), computes every feature from that alone, and is labelled
+1 when the customer made no purchase in (c, c + horizon]. Cutoffs step back 30 days from
+as_of - horizon, so every label window ends on or before `as_of`:
+
+* validation: the latest snapshot, c0 = as_of - horizon;
+* training: the snapshots whose label windows end on or before c0 (c0 - horizon, then 30
+  days further back each, up to six of them). Nothing the model is trained on happened
+  after the validation cutoff, just as nothing known at as_of lies after as_of; when the
+  history is too short for that gap, the nearest earlier snapshots are used and the
+  metrics say `label_windows_overlap_validation: true`.
+
+Features (`FEATURES`): recency and how overdue the customer is against their own usual gap,
+purchase frequency and gap, tenure, spend per purchase day, purchase and spend trends (last
+90 days against before), BG/NBD's probability of no purchase in the horizon (fitted afresh
+on each snapshot), support tickets (open, last 90 days, time to close) and satisfaction
+(latest CSAT, latest NPS, text sentiment, each with a "has one" flag). The RFM segment is
+not a separate input: it is a fixed function of recency, frequency and spend, which are in.
+
+Models: a regularised (L2) logistic regression on standardised features and a
+HistGradientBoostingClassifier are fitted on the training snapshots; the one with the higher
+ROC AUC on the validation snapshot is kept. Its probabilities are then calibrated on the
+validation snapshot (Platt's sigmoid, or isotonic regression from 5,000 rows up) with the
+model itself frozen. Why there: churn base rates drift with season and the economy, and the
+latest labelled window is the nearest to today; the ranking was learned from older windows,
+and only the mapping from score to probability is taken from the newest one. The Brier
+score and calibration figures reported are cross-fitted — each half of the validation
+snapshot is calibrated on the other half — so they are not measured on the rows that were
+used to calibrate.
+
+Two baselines get exactly the same treatment (fitted on the training snapshots, calibrated
+on validation): recency alone, and BG/NBD's P(no purchase in the horizon) alone. Every run
+records ROC AUC, PR AUC, Brier (beside the base rate's Brier), lift in the top decile and
+mean predicted vs observed churn for the model and both baselines.
+
+Reasons: each feature group's contribution to the customer's log-odds, measured against a
+reference customer — for the logistic model coef * (x - mean) (exact), for gradient
+boosting the change in the model's output when the group's features are set to the
+reference (median) customer's values (one vectorised prediction per group). Only groups
+that push risk up count; the top three are phrased with the customer's own numbers ("no
+order for 140 days — usually orders every 30"). A customer whose every driver is below
+average is compared with the low-risk reference instead (the median of the training
+rows the model ranks least at risk), so every scored customer has at least one reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+
+from crmbot.analytics import clv as clv_model
+from crmbot.analytics.base import RunContext, StageFailed, TrainingData, day_end
+from crmbot.analytics.features import customer_summary
+from crmbot.analytics.satisfaction import customer_satisfaction
+from crmbot.config import Settings
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_STEP_DAYS = 30
+MAX_TRAINING_SNAPSHOTS = 6
+# A snapshot with fewer customers than this, or with too few of either outcome, teaches
+# nothing reliable and is left out.
+MIN_SNAPSHOT_CUSTOMERS = 30
+MIN_OUTCOME_ROWS = 10
+# Beyond this many training rows more rows change little; a seeded sample keeps a run on a
+# large company inside its time budget.
+MAX_TRAINING_ROWS = 300_000
+ISOTONIC_MIN_ROWS = 5_000
+# Below this many customers every step is faster on one thread: OpenMP's and BLAS's
+# start-up and spinning cost more than the work, and far more when other processes share
+# the cores (measured: twice as fast on a busy two-core machine).
+SINGLE_THREAD_MAX_CUSTOMERS = 20_000
+TOP_REASONS = 3
+
+# Values for inputs a customer does not have, each beside a "has one" flag, so the models
+# see "no answer" as its own state rather than as a made-up score.
+NEUTRAL_CSAT = 3.0
+NEUTRAL_NPS = 7.0
+
+
+# Feature groups: the unit a reason speaks about. Features in one group describe one
+# thing, so their contributions are added before ranking.
+GROUPS: dict[str, list[str]] = {
+    "recency": ["log_recency", "log_overdue"],
+    "frequency": ["log_frequency", "log_gap"],
+    "tenure": ["log_tenure"],
+    "spend": ["log_day_spend"],
+    "purchase_trend": ["purchase_trend"],
+    "spend_trend": ["spend_trend"],
+    "bgnbd": ["logit_p_no_purchase"],
+    "open_tickets": ["tickets_open"],
+    "recent_tickets": ["tickets_last_90d"],
+    "ticket_time": ["log_resolution_days"],
+    "csat": ["csat_latest", "has_csat"],
+    "nps": ["nps_latest", "has_nps"],
+    "sentiment": ["sentiment", "has_sentiment"],
+}
+FEATURES: list[str] = [name for names in GROUPS.values() for name in names]
+BASELINES: dict[str, list[str]] = {
+    "recency": ["log_recency"],
+    "bgnbd": ["logit_p_no_purchase"],
+}
+
+
+class NotEnoughHistory(Exception):
+    """Too little labelled history to train a churn model; the message says what is missing."""
+
+
+# ---------------------------------------------------------------------------------------
+# Features
+
+
+def p_no_purchase(summary: pd.DataFrame, horizon_days: int) -> pd.Series:
+    """BG/NBD's P(no purchase within the horizon) for customers with a purchase (else NaN).
+
+    Fitted on this summary alone, so a snapshot's value uses nothing after its cutoff.
+    Raises `StageFailed` (from the CLV module) when BG/NBD cannot be fitted.
+    """
+    buyers = summary[summary["frequency"] > 0]
+    result = pd.Series(np.nan, index=summary.index, dtype=float)
+    if buyers.empty:
+        return result
+    x = buyers["repeat_purchases"].to_numpy(dtype=float)
+    t_x = buyers["t_x_days"].to_numpy(dtype=float)
+    T = buyers["age_days"].to_numpy(dtype=float)
+    params = clv_model.fit_bgnbd(x, t_x, T)
+    result.loc[buyers.index] = clv_model.probability_no_purchase(
+        params, float(horizon_days), x, t_x, T
+    )
+    return result
+
+
+def _ratio_trend(last: pd.Series, before: pd.Series) -> pd.Series:
+    """Relative change of a per-30-days rate, -1 (stopped) .. +3; 0 without a 'before'."""
+    change = (last - before) / before.where(before > 0)
+    return change.clip(-1.0, 3.0).fillna(0.0)
+
+
+def churn_features(
+    summary: pd.DataFrame,
+    satisfaction: pd.DataFrame,
+    p_none: pd.Series,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(model features, facts in the customer's own units) for customers with a purchase."""
+    buyers = summary.index[summary["frequency"] > 0]
+    s = summary.loc[buyers]
+    sat = satisfaction.reindex(buyers)
+    p = p_none.reindex(buyers).astype(float)
+
+    recency = s["recency_days"].astype(float)
+    age = s["age_days"].astype(float)
+    # One purchase day: no gap seen yet, but it is at least as long as their age.
+    gap = s["gap_mean_days"].astype(float).fillna(age).clip(lower=1.0)
+    tenure = s["tenure_days"].astype(float).fillna(age)
+    resolution_days = (s["ticket_resolution_hours_mean"].astype(float) / 24.0).fillna(0.0)
+    csat = sat["csat_latest"].astype(float)
+    nps = sat["nps_latest"].astype(float)
+    sentiment = sat["sentiment"].astype(float)
+    p_clipped = p.fillna(p.median() if p.notna().any() else 0.5).clip(1e-4, 1 - 1e-4)
+
+    features = pd.DataFrame(
+        {
+            "log_recency": np.log1p(recency),
+            "log_overdue": np.log1p(recency / gap),
+            "log_frequency": np.log1p(s["frequency"].astype(float)),
+            "log_gap": np.log1p(gap),
+            "log_tenure": np.log1p(tenure),
+            "log_day_spend": np.log1p(s["day_spend_mean"].astype(float).clip(lower=0.0)),
+            "purchase_trend": _ratio_trend(
+                s["purchase_rate_last_90d"], s["purchase_rate_before_90d"]
+            ),
+            "spend_trend": _ratio_trend(s["spend_rate_last_90d"], s["spend_rate_before_90d"]),
+            "logit_p_no_purchase": np.log(p_clipped / (1.0 - p_clipped)),
+            "tickets_open": s["tickets_open"].astype(float),
+            "tickets_last_90d": s["tickets_last_90d"].astype(float),
+            "log_resolution_days": np.log1p(resolution_days),
+            "csat_latest": csat.fillna(NEUTRAL_CSAT),
+            "has_csat": csat.notna().astype(float),
+            "nps_latest": nps.fillna(NEUTRAL_NPS),
+            "has_nps": nps.notna().astype(float),
+            "sentiment": sentiment.fillna(0.0),
+            "has_sentiment": sentiment.notna().astype(float),
+        },
+        index=buyers,
+    )[FEATURES]
+    facts = pd.DataFrame(
+        {
+            "recency_days": recency,
+            "gap_days": s["gap_mean_days"].astype(float),
+            "frequency": s["frequency"].astype(int),
+            "tenure_days": tenure,
+            "day_spend": s["day_spend_mean"].astype(float),
+            "purchase_rate_last": s["purchase_rate_last_90d"].astype(float),
+            "purchase_rate_before": s["purchase_rate_before_90d"].astype(float),
+            "spend_rate_last": s["spend_rate_last_90d"].astype(float),
+            "spend_rate_before": s["spend_rate_before_90d"].astype(float),
+            "p_no_purchase": p,
+            "tickets_open": s["tickets_open"].astype(int),
+            "tickets_last_90d": s["tickets_last_90d"].astype(int),
+            "tickets_count": s["tickets_count"].astype(int),
+            "resolution_days": s["ticket_resolution_hours_mean"].astype(float) / 24.0,
+            "csat_latest": csat,
+            "nps_latest": nps,
+            "sentiment": sentiment,
+        },
+        index=buyers,
+    )
+    return features, facts
+
+
+def no_purchase_label(data: TrainingData, cutoff: date, horizon_days: int) -> pd.Series:
+    """1 when the customer made no purchase in (cutoff, cutoff + horizon], else 0."""
+    if cutoff + timedelta(days=horizon_days) > data.as_of:
+        raise ValueError("a label window must end on or before the data's as_of")
+    orders = data.orders
+    start, end = day_end(cutoff), day_end(cutoff + timedelta(days=horizon_days))
+    in_window = (orders["ordered_at"] >= start) & (orders["ordered_at"] < end)
+    bought = orders.loc[in_window & (orders["amount"] >= 0), "customer_pk"].unique()
+    index = data.customers.index
+    return pd.Series((~index.isin(bought)).astype(int), index=index)
+
+
+@dataclass
+class Snapshot:
+    cutoff: date
+    features: pd.DataFrame  # FEATURES, index customer_pk (customers with a purchase)
+    facts: pd.DataFrame
+    label: pd.Series | None = None  # 1 = churned in the window after the cutoff
+
+
+def snapshot_at(
+    data: TrainingData, cutoff: date, *, horizon_days: int, seed: int
+) -> Snapshot | None:
+    """Features as of `cutoff` (nothing after it), labelled from the window after it.
+
+    None when BG/NBD cannot be fitted on what was known then (e.g. no repeat purchase yet).
+    """
+    seen = data.as_of_earlier(cutoff)
+    try:
+        features, facts = features_as_of(seen, horizon_days=horizon_days, seed=seed)
+    except StageFailed as exc:
+        log.info("churn snapshot %s left out: %s", cutoff, exc)
+        return None
+    label = no_purchase_label(data, cutoff, horizon_days).reindex(features.index)
+    return Snapshot(cutoff=cutoff, features=features, facts=facts, label=label)
+
+
+def features_as_of(
+    data: TrainingData,
+    *,
+    horizon_days: int,
+    seed: int,
+    summary: pd.DataFrame | None = None,
+    satisfaction: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Churn features of `data` as of its own date (precomputed parts may be passed in)."""
+    summary = customer_summary(data) if summary is None else summary
+    if satisfaction is None:
+        # The text model is fitted on this snapshot's comments only; its held-out check is
+        # the satisfaction stage's business, not repeated per snapshot.
+        satisfaction = customer_satisfaction(data, seed=seed, validate_text_model=False).frame
+    return churn_features(summary, satisfaction, p_no_purchase(summary, horizon_days))
+
+
+# ---------------------------------------------------------------------------------------
+# Models and metrics
+
+
+def _threads(customers: int) -> threadpool_limits:
+    return threadpool_limits(limits=1 if customers < SINGLE_THREAD_MAX_CUSTOMERS else None)
+
+
+def candidate_models(seed: int) -> dict[str, Any]:
+    return {
+        "logistic": Pipeline(
+            [
+                ("scale", StandardScaler()),
+                # l1_ratio=0: a pure L2 penalty, strength 1/C.
+                ("model", LogisticRegression(C=0.5, l1_ratio=0.0, max_iter=5000)),
+            ]
+        ),
+        "hist_gradient_boosting": HistGradientBoostingClassifier(
+            learning_rate=0.05,
+            max_iter=200,
+            max_leaf_nodes=15,
+            min_samples_leaf=40,
+            l2_regularization=1.0,
+            early_stopping=False,
+            random_state=seed,
+        ),
+    }
+
+
+def _model_params(name: str, model: Any) -> dict[str, Any]:
+    estimator = model.named_steps["model"] if name == "logistic" else model
+    keep = (
+        ["C", "l1_ratio", "max_iter"]
+        if name == "logistic"
+        else [
+            "learning_rate",
+            "max_iter",
+            "max_leaf_nodes",
+            "min_samples_leaf",
+            "l2_regularization",
+        ]
+    )
+    params = estimator.get_params()
+    return {key: params[key] for key in keep if key in params}
+
+
+def lift_top_decile(y: np.ndarray, score: np.ndarray) -> float:
+    """Churn rate among the 10% highest scores divided by the overall churn rate."""
+    base = float(np.mean(y))
+    if base == 0:
+        return float("nan")
+    top = max(1, math.ceil(len(y) * 0.1))
+    order = np.argsort(-score, kind="stable")[:top]
+    return float(np.mean(y[order])) / base
+
+
+def evaluate(y: np.ndarray, score: np.ndarray, probability: np.ndarray) -> dict[str, float]:
+    """Ranking metrics from `score`, probability metrics from `probability`."""
+    return {
+        "roc_auc": round(float(roc_auc_score(y, score)), 4),
+        "pr_auc": round(float(average_precision_score(y, score)), 4),
+        "brier": round(float(brier_score_loss(y, probability)), 4),
+        "lift_top_decile": round(lift_top_decile(y, score), 3),
+        "mean_predicted": round(float(np.mean(probability)), 4),
+    }
+
+
+def calibration_method(rows: int) -> str:
+    # Isotonic regression is more flexible but overfits small samples; Platt's sigmoid
+    # needs only two parameters.
+    return "isotonic" if rows >= ISOTONIC_MIN_ROWS else "sigmoid"
+
+
+def calibrate(model: Any, x: pd.DataFrame, y: np.ndarray, method: str) -> CalibratedClassifierCV:
+    """Map the frozen model's scores to probabilities fitted on (x, y)."""
+    calibrated = CalibratedClassifierCV(FrozenEstimator(model), method=method)
+    return calibrated.fit(x, y)
+
+
+def cross_fitted_probabilities(
+    model: Any, x: pd.DataFrame, y: np.ndarray, method: str, seed: int
+) -> np.ndarray:
+    """Each half of the validation rows calibrated on the other half (honest Brier)."""
+    probabilities = np.empty(len(y), dtype=float)
+    folds = StratifiedKFold(n_splits=2, shuffle=True, random_state=seed)
+    for fit_rows, held_rows in folds.split(x, y):
+        calibrated = calibrate(model, x.iloc[fit_rows], y[fit_rows], method)
+        probabilities[held_rows] = calibrated.predict_proba(x.iloc[held_rows])[:, 1]
+    return probabilities
+
+
+# ---------------------------------------------------------------------------------------
+# Reasons
+
+
+def group_contributions(
+    name: str, model: Any, x: pd.DataFrame, reference: pd.Series
+) -> pd.DataFrame:
+    """Each feature group's push on the customer's log-odds against a reference customer."""
+    columns = list(x.columns)
+    if name == "logistic":
+        scaler: StandardScaler = model.named_steps["scale"]
+        coef = model.named_steps["model"].coef_[0]
+        z = scaler.transform(x)
+        z_ref = scaler.transform(reference[columns].to_frame().T.astype(float))
+        per_feature = pd.DataFrame(coef * (z - z_ref), index=x.index, columns=columns)
+        return pd.DataFrame(
+            {group: per_feature[names].sum(axis=1) for group, names in GROUPS.items()}
+        )
+    full = model.decision_function(x)
+    contributions = {}
+    for group, names in GROUPS.items():
+        substituted = x.copy()
+        substituted[names] = reference[names].to_numpy(dtype=float)
+        contributions[group] = full - model.decision_function(substituted)
+    return pd.DataFrame(contributions, index=x.index)
+
+
+def _days(value: float) -> str:
+    return f"{round(value):,}"
+
+
+def _rate(value: float) -> str:
+    return f"{value:.1f}".rstrip("0").rstrip(".")
+
+
+class _Row:
+    """One customer's facts, read straight from the column arrays (no per-row frame)."""
+
+    __slots__ = ("columns", "position")
+
+    def __init__(self, columns: dict[str, np.ndarray], position: int) -> None:
+        self.columns = columns
+        self.position = position
+
+    def __getitem__(self, name: str) -> Any:
+        return self.columns[name][self.position]
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _phrase(group: str, f: _Row, typical: dict[str, float], horizon: int) -> str:
+    """The group's reason in words, with this customer's numbers."""
+    if group == "recency":
+        if _missing(f["gap_days"]):
+            return f"no order for {_days(f['recency_days'])} days, after a single purchase"
+        return (
+            f"no order for {_days(f['recency_days'])} days — usually orders every "
+            f"{_days(f['gap_days'])}"
+        )
+    if group == "frequency":
+        months = max(f["tenure_days"] / 30.4, 1.0)
+        days = int(f["frequency"])
+        plural = "day" if days == 1 else "days"
+        return f"only {days} purchase {plural} in {_rate(months)} months"
+    if group == "tenure":
+        return f"customer for {_days(f['tenure_days'])} days"
+    if group == "spend":
+        return (
+            f"spends {f['day_spend']:,.0f} per purchase day "
+            f"(typical customer: {typical['day_spend']:,.0f})"
+        )
+    if group == "purchase_trend":
+        return (
+            f"{_rate(f['purchase_rate_last'])} purchases a month in the last 90 days vs "
+            f"{_rate(f['purchase_rate_before'] if not _missing(f['purchase_rate_before']) else 0)}"
+            " before"
+        )
+    if group == "spend_trend":
+        before = f["spend_rate_before"]
+        if _missing(before) or before <= 0:
+            return f"spend in the last 90 days: {f['spend_rate_last'] * 3:,.0f}, nothing before"
+        change = (f["spend_rate_last"] - before) / before
+        direction = "down" if change < 0 else "up"
+        return f"spend {direction} {abs(change):.0%} in the last 90 days vs the months before"
+    if group == "bgnbd":
+        return (
+            f"purchase pattern gives a {f['p_no_purchase']:.0%} chance of no order in the "
+            f"next {horizon} days"
+        )
+    if group == "open_tickets":
+        count = int(f["tickets_open"])
+        if count == 0:
+            return "no unresolved tickets"
+        return f"{count} unresolved ticket{'' if count == 1 else 's'}"
+    if group == "recent_tickets":
+        count = int(f["tickets_last_90d"])
+        if count == 0:
+            return "no support tickets in the last 90 days"
+        return f"{count} support ticket{'' if count == 1 else 's'} in the last 90 days"
+    if group == "ticket_time":
+        if int(f["tickets_count"]) == 0 or _missing(f["resolution_days"]):
+            return "no support ticket closed yet"
+        return f"tickets took {_rate(f['resolution_days'])} days to close on average"
+    if group == "csat":
+        if _missing(f["csat_latest"]):
+            return "no CSAT rating yet"
+        return f"last CSAT {int(f['csat_latest'])}/5"
+    if group == "nps":
+        if _missing(f["nps_latest"]):
+            return "has never answered an NPS survey"
+        score = int(f["nps_latest"])
+        category = "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
+        return f"last NPS {score} ({category})"
+    if group == "sentiment":
+        if _missing(f["sentiment"]):
+            return "no tickets or comments to read the tone of"
+        tone = (
+            "negative"
+            if f["sentiment"] < -0.1
+            else "neutral"
+            if f["sentiment"] < 0.1
+            else "positive"
+        )
+        return f"{tone} tone in tickets and comments ({f['sentiment']:+.2f} on -1..1)"
+    raise KeyError(group)
+
+
+def reasons(
+    primary: pd.DataFrame,
+    fallback: pd.DataFrame,
+    facts: pd.DataFrame,
+    typical: pd.Series,
+    horizon: int,
+) -> list[list[str]]:
+    """Top drivers that push each customer's risk up, in words (at least one each)."""
+    groups = list(primary.columns)
+    push = primary.to_numpy(dtype=float, copy=True)
+    # A customer with nothing above average is measured against the low-risk reference.
+    nothing_up = ~(push > 0).any(axis=1)
+    push[nothing_up] = fallback.to_numpy(dtype=float)[nothing_up]
+    order = np.argsort(-push, axis=1, kind="stable")[:, :TOP_REASONS]
+    ranked = np.take_along_axis(push, order, axis=1)
+    columns = {name: facts[name].to_numpy(dtype=float) for name in facts.columns}
+    usual = {str(name): float(value) for name, value in typical.items()}
+    result: list[list[str]] = []
+    for position in range(len(facts)):
+        row = _Row(columns, position)
+        pairs = zip(order[position], ranked[position], strict=True)
+        chosen = [groups[g] for g, value in pairs if value > 0]
+        if not chosen:
+            # Identical to the lowest-risk customers on every driver: time since the last
+            # order is the one thing that always raises the chance of no further order.
+            chosen = ["recency"]
+        result.append([_phrase(group, row, usual, horizon) for group in chosen])
+    return result
+
+
+# ---------------------------------------------------------------------------------------
+# Training
+
+
+def snapshot_cutoffs(as_of: date, horizon_days: int, first_purchase: date | None) -> list[date]:
+    """Validation cutoff first, then older ones every 30 days, after the first purchase."""
+    latest = as_of - timedelta(days=horizon_days)
+    if first_purchase is None or latest <= first_purchase:
+        return []
+    count = (latest - first_purchase).days // SNAPSHOT_STEP_DAYS
+    gap_steps = math.ceil(horizon_days / SNAPSHOT_STEP_DAYS)
+    count = min(count, gap_steps - 1 + MAX_TRAINING_SNAPSHOTS)
+    return [latest - timedelta(days=SNAPSHOT_STEP_DAYS * k) for k in range(count + 1)]
+
+
+def _usable(snapshot: Snapshot | None) -> bool:
+    if snapshot is None:
+        return False
+    label = snapshot.label
+    if label is None or len(label) < MIN_SNAPSHOT_CUSTOMERS:
+        return False
+    churned = int(label.sum())
+    return min(churned, len(label) - churned) >= 2
+
+
+@dataclass
+class ChurnModel:
+    name: str
+    model: Any
+    calibrated: CalibratedClassifierCV
+    reference: pd.Series  # the average customer (mean for logistic, median for boosting)
+    low_risk_reference: pd.Series
+    typical: pd.Series  # median facts of training customers, for phrasing
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def score(
+        self, features: pd.DataFrame, facts: pd.DataFrame, horizon: int
+    ) -> tuple[pd.Series, list[list[str]]]:
+        with _threads(len(features)):
+            risk = pd.Series(
+                self.calibrated.predict_proba(features)[:, 1], index=features.index, dtype=float
+            )
+            primary = group_contributions(self.name, self.model, features, self.reference)
+            fallback = group_contributions(self.name, self.model, features, self.low_risk_reference)
+        return risk, reasons(primary, fallback, facts, self.typical, horizon)
+
+
+def train_churn_model(
+    data: TrainingData,
+    *,
+    horizon_days: int,
+    seed: int,
+    progress: Callable[[str], None] | None = None,
+) -> ChurnModel:
+    """Build snapshots, fit and compare the models, calibrate; raises NotEnoughHistory."""
+    with _threads(len(data.customers)):
+        return _train_churn_model(data, horizon_days=horizon_days, seed=seed, progress=progress)
+
+
+def _train_churn_model(
+    data: TrainingData,
+    *,
+    horizon_days: int,
+    seed: int,
+    progress: Callable[[str], None] | None,
+) -> ChurnModel:
+    say = progress or (lambda _message: None)
+    purchases = data.orders[data.orders["amount"] >= 0]
+    first = purchases["ordered_at"].min() if not purchases.empty else None
+    cutoffs = snapshot_cutoffs(
+        data.as_of, horizon_days, None if first is None or pd.isna(first) else first.date()
+    )
+    if len(cutoffs) < 2:
+        raise NotEnoughHistory(
+            f"churn needs purchases spanning at least {horizon_days + SNAPSHOT_STEP_DAYS} "
+            f"days before as_of (the {horizon_days}-day horizon plus one 30-day step) to learn "
+            "from; import more order history or lower CRMBOT_CHURN_HORIZON_DAYS"
+        )
+    validation = snapshot_at(data, cutoffs[0], horizon_days=horizon_days, seed=seed)
+    if validation is None or not _usable(validation) or validation.label is None:
+        seen = 0 if validation is None else len(validation.features)
+        raise NotEnoughHistory(
+            f"the validation snapshot ({cutoffs[0]}) has {seen} customers with purchases "
+            f"and a fitted BG/NBD; churn needs {MIN_SNAPSHOT_CUSTOMERS}, some who bought again "
+            "and some who did not"
+        )
+
+    def usable_snapshots(candidates: list[date]) -> list[Snapshot]:
+        found = []
+        for cutoff in candidates[:MAX_TRAINING_SNAPSHOTS]:
+            say(f"snapshot {cutoff}")
+            snapshot = snapshot_at(data, cutoff, horizon_days=horizon_days, seed=seed)
+            if snapshot is not None and _usable(snapshot):
+                found.append(snapshot)
+        return found
+
+    horizon = timedelta(days=horizon_days)
+    training = usable_snapshots([c for c in cutoffs[1:] if c + horizon <= cutoffs[0]])
+    overlap = False
+    if not training:
+        # The history is too short for label windows that end before validation starts.
+        training = usable_snapshots([c for c in cutoffs[1:] if c + horizon > cutoffs[0]])
+        overlap = True
+    if not training:
+        raise NotEnoughHistory(
+            "no snapshot before the validation one has enough customers with both outcomes "
+            "to train on; import more order history"
+        )
+
+    x_train = pd.concat([s.features for s in training])
+    y_train = pd.concat([s.label for s in training if s.label is not None]).to_numpy(dtype=int)
+    if len(x_train) > MAX_TRAINING_ROWS:
+        keep = np.random.default_rng(seed).choice(len(x_train), MAX_TRAINING_ROWS, replace=False)
+        keep.sort()
+        x_train, y_train = x_train.iloc[keep], y_train[keep]
+    churned = int(y_train.sum())
+    if min(churned, len(y_train) - churned) < MIN_OUTCOME_ROWS:
+        raise NotEnoughHistory(
+            f"the training snapshots hold {churned} churned and {len(y_train) - churned} "
+            f"retained customers; churn needs {MIN_OUTCOME_ROWS} of each"
+        )
+    x_val = validation.features
+    y_val = validation.label.to_numpy(dtype=int)
+    method = calibration_method(len(y_val))
+
+    def fit_and_score(columns: list[str], estimator: Any) -> tuple[Any, dict[str, Any]]:
+        fitted = estimator.fit(x_train[columns], y_train)
+        score = fitted.decision_function(x_val[columns])
+        probability = cross_fitted_probabilities(fitted, x_val[columns], y_val, method, seed)
+        return fitted, evaluate(y_val, score, probability)
+
+    candidates: dict[str, dict[str, Any]] = {}
+    fitted_models: dict[str, Any] = {}
+    for name, estimator in candidate_models(seed).items():
+        say(f"fitting {name}")
+        fitted_models[name], candidates[name] = fit_and_score(FEATURES, estimator)
+    chosen = max(candidates, key=lambda name: candidates[name]["roc_auc"])
+    model = fitted_models[chosen]
+
+    baselines: dict[str, dict[str, Any]] = {}
+    for name, columns in BASELINES.items():
+        baseline = Pipeline([("scale", StandardScaler()), ("model", LogisticRegression())])
+        _fitted, baselines[name] = fit_and_score(columns, baseline)
+    bgnbd_raw = validation.facts["p_no_purchase"].to_numpy(dtype=float)
+    if np.isfinite(bgnbd_raw).all():
+        baselines["bgnbd"]["brier_uncalibrated"] = round(
+            float(brier_score_loss(y_val, bgnbd_raw)), 4
+        )
+
+    calibrated = calibrate(model, x_val, y_val, method)
+    # The average customer: the mean for the linear model (coef * (x - mean)), the
+    # median for boosting, whose trees split on observed values.
+    reference = x_train.mean() if chosen == "logistic" else x_train.median()
+    train_scores = model.decision_function(x_train)
+    lowest = train_scores <= np.quantile(train_scores, 0.1)
+    low_risk_reference = x_train[lowest].median()
+    training_facts = pd.concat([s.facts for s in training])
+    typical = training_facts.median(numeric_only=True)
+
+    observed = float(np.mean(y_val))
+    metrics: dict[str, Any] = {
+        "trained": True,
+        "model": chosen,
+        **candidates[chosen],
+        "observed_rate": round(observed, 4),
+        "brier_base_rate": round(observed * (1.0 - observed), 4),
+        "calibration_gap": round(abs(candidates[chosen]["mean_predicted"] - observed), 4),
+        "baselines": baselines,
+        "candidates": candidates,
+        "beats_baselines": all(
+            candidates[chosen]["roc_auc"] > baseline["roc_auc"] for baseline in baselines.values()
+        ),
+        "validation": {
+            "cutoff": cutoffs[0].isoformat(),
+            "customers": int(len(y_val)),
+            "churned": int(y_val.sum()),
+        },
+        "training": {
+            "snapshots": len(training),
+            "rows": int(len(y_train)),
+            "churn_rate": round(float(np.mean(y_train)), 4),
+            "label_windows_overlap_validation": overlap,
+        },
+    }
+    params: dict[str, Any] = {
+        "model": chosen,
+        "model_params": _model_params(chosen, model),
+        "horizon_days": horizon_days,
+        "snapshot_step_days": SNAPSHOT_STEP_DAYS,
+        "training_cutoffs": [s.cutoff.isoformat() for s in training],
+        "validation_cutoff": cutoffs[0].isoformat(),
+        "calibration": {"method": method, "fitted_on": "validation snapshot"},
+        "features": list(FEATURES),
+    }
+    return ChurnModel(
+        name=chosen,
+        model=model,
+        calibrated=calibrated,
+        reference=reference,
+        low_risk_reference=low_risk_reference,
+        typical=typical,
+        params=params,
+        metrics=metrics,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# The stage
+
+
+def _current_satisfaction(ctx: RunContext) -> pd.DataFrame:
+    columns = ["csat_latest", "nps_latest", "sentiment"]
+    if all(column in ctx.scores.columns for column in columns):
+        return ctx.scores[columns].apply(pd.to_numeric, errors="coerce")
+    return customer_satisfaction(ctx.data, seed=ctx.settings.random_seed).frame
+
+
+def run(ctx: RunContext) -> None:
+    """Train, validate and calibrate the churn model; score every customer with a purchase."""
+    horizon = ctx.settings.churn_horizon_days
+    seed = ctx.settings.random_seed
+    index = ctx.scores.index
+    ctx.scores["churn_risk"] = np.nan
+    ctx.scores["churn_reasons"] = pd.Series([None] * len(index), index=index, dtype=object)
+    ctx.scores["value_at_risk"] = np.nan
+    try:
+        churn = train_churn_model(ctx.data, horizon_days=horizon, seed=seed)
+    except NotEnoughHistory as exc:
+        log.warning("churn model not trained: %s", exc)
+        ctx.params["churn"] = {"model": None, "horizon_days": horizon}
+        ctx.metrics["churn"] = {"trained": False, "note": str(exc)}
+        return
+
+    summary = ctx.features if ctx.features is not None else customer_summary(ctx.data)
+    with _threads(len(ctx.data.customers)):
+        features, facts = features_as_of(
+            ctx.data,
+            horizon_days=horizon,
+            seed=seed,
+            summary=summary,
+            satisfaction=_current_satisfaction(ctx),
+        )
+        risk, customer_reasons = churn.score(features, facts, horizon)
+    ctx.scores.loc[risk.index, "churn_risk"] = risk.round(4)
+    ctx.scores["churn_reasons"] = pd.Series(
+        dict(zip(features.index, customer_reasons, strict=True)), dtype=object
+    ).reindex(index)
+    if "clv" in ctx.scores.columns:
+        clv = pd.to_numeric(ctx.scores["clv"], errors="coerce")
+        ctx.scores["value_at_risk"] = (clv * ctx.scores["churn_risk"]).round(2)
+
+    churn.metrics["scored_customers"] = int(len(risk))
+    churn.metrics["mean_risk"] = round(float(risk.mean()), 4) if len(risk) else None
+    ctx.params["churn"] = churn.params
+    ctx.metrics["churn"] = churn.metrics
+
+
+def compare(
+    new_metrics: dict[str, Any], champion_metrics: dict[str, Any], settings: Settings
+) -> str | None:
+    """Champion/challenger: object when the new ROC AUC is worse by more than the margin."""
+    champion_auc = champion_metrics.get("roc_auc")
+    if champion_auc is None:
+        return None
+    new_auc = new_metrics.get("roc_auc")
+    if new_auc is None:
+        why = new_metrics.get("note") or "no churn model was trained"
+        return (
+            f"the active run has a churn model (ROC AUC {champion_auc:.3f}) and this one "
+            f"has none ({why})"
+        )
+    margin = settings.churn_auc_margin
+    if new_auc < champion_auc - margin:
+        return (
+            f"churn ROC AUC {new_auc:.3f} is more than {margin:.3f} below the active run's "
+            f"{champion_auc:.3f}"
+        )
+    return None

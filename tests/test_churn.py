@@ -1,0 +1,386 @@
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
+from synthetic_crm import make_company
+from threadpoolctl import threadpool_limits
+
+from crmbot.analytics import churn, clv, features, satisfaction
+from crmbot.analytics.base import RunContext, TrainingData
+from crmbot.analytics.churn import (
+    FEATURES,
+    GROUPS,
+    candidate_models,
+    compare,
+    features_as_of,
+    group_contributions,
+    no_purchase_label,
+    reasons,
+    snapshot_cutoffs,
+)
+from crmbot.config import Settings
+
+AS_OF = date(2026, 6, 30)
+
+
+def _settings(**overrides) -> Settings:
+    return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
+
+
+def _run_stages(data: TrainingData, settings: Settings | None = None) -> RunContext:
+    ctx = RunContext.start(data, settings or _settings())
+    for stage in (features, clv, satisfaction, churn):
+        stage.run(ctx)  # type: ignore[attr-defined]
+    return ctx
+
+
+@pytest.fixture(scope="module")
+def company():
+    return make_company(600, seed=3, prospects=12)
+
+
+@pytest.fixture(scope="module")
+def trained(company) -> RunContext:
+    return _run_stages(company.data)
+
+
+def _with(data: TrainingData, **frames: pd.DataFrame) -> TrainingData:
+    return replace(data, **frames)
+
+
+# ---------------------------------------------------------------------------------------
+# Labels, snapshots and leakage
+
+
+def test_label_is_no_purchase_in_the_days_after_the_cutoff() -> None:
+    cutoff = date(2026, 3, 1)
+    customers = pd.DataFrame(
+        {"signed_up_at": pd.to_datetime(["2025-01-01"] * 5)},
+        index=pd.Index([1, 2, 3, 4, 5], name="customer_pk"),
+    )
+    orders = pd.DataFrame(
+        {
+            "order_pk": [1, 2, 3, 4, 5],
+            "customer_pk": [1, 2, 3, 4, 5],
+            "ordered_at": pd.to_datetime(
+                [
+                    "2026-03-01 23:59",  # on the cutoff day: before the window
+                    "2026-03-02 00:00",  # first instant of the window
+                    "2026-05-30 23:59",  # last day of the 90-day window
+                    "2026-05-31 00:00",  # the day after the window
+                    "2026-04-01 10:00",  # inside, but a refund is not a purchase
+                ]
+            ),
+            "amount": [10.0, 10.0, 10.0, 10.0, -10.0],
+        }
+    )
+    data = TrainingData(
+        as_of=AS_OF,
+        customers=customers,
+        orders=orders,
+        lines=pd.DataFrame(),
+        products=pd.DataFrame(),
+        tickets=pd.DataFrame(),
+        feedback=pd.DataFrame(),
+        referrals=pd.DataFrame(),
+    )
+    label = no_purchase_label(data, cutoff, 90)
+    assert label.to_dict() == {1: 1, 2: 0, 3: 0, 4: 1, 5: 1}
+    with pytest.raises(ValueError):
+        no_purchase_label(data, date(2026, 5, 1), 90)  # window would end after as_of
+
+
+def test_snapshot_cutoffs_end_every_label_window_by_as_of() -> None:
+    cutoffs = snapshot_cutoffs(AS_OF, 90, date(2024, 7, 1))
+    assert cutoffs[0] == AS_OF - timedelta(days=90)  # validation: the latest
+    assert all(c + timedelta(days=90) <= AS_OF for c in cutoffs)
+    assert cutoffs == sorted(cutoffs, reverse=True)
+    assert all((a - b).days == 30 for a, b in zip(cutoffs, cutoffs[1:], strict=False))
+    # Enough older snapshots for training windows that end before validation begins.
+    assert sum(c + timedelta(days=90) <= cutoffs[0] for c in cutoffs[1:]) == 6
+    assert snapshot_cutoffs(AS_OF, 90, date(2026, 5, 1)) == []
+
+
+def test_features_at_a_cutoff_ignore_rows_added_after_it(company) -> None:
+    data = company.data
+    cutoff = date(2026, 1, 31)
+    end = datetime(2026, 2, 1)  # first instant after the cutoff day
+    # On the cutoff day this ticket was still open and unrated.
+    tickets = data.tickets.copy()
+    pending = tickets.index[tickets["opened_at"] < end][-1]
+    pk = int(tickets.loc[pending, "customer_pk"])
+    tickets.loc[pending, ["closed_at", "csat"]] = [pd.NaT, np.nan]
+    then = _with(data, tickets=tickets)
+    before, before_facts = features_as_of(then.as_of_earlier(cutoff), horizon_days=90, seed=1)
+
+    closed = tickets.copy()
+    closed.loc[pending, ["closed_at", "csat"]] = [datetime(2026, 2, 3), 1.0]
+    later_orders = pd.DataFrame(
+        {
+            "order_pk": [10_000_001, 10_000_002],
+            "customer_pk": [pk, pk],
+            "ordered_at": [end, datetime(2026, 4, 1, 12)],
+            "amount": [500.0, 80.0],
+        }
+    )
+    later_feedback = pd.DataFrame(
+        {
+            "customer_pk": [pk],
+            "submitted_at": [datetime(2026, 2, 2)],
+            "nps": [0.0],
+            "csat": [1.0],
+            "comment": ["terrible support, nobody answers"],
+        }
+    )
+    grown = _with(
+        data,
+        orders=pd.concat([data.orders, later_orders], ignore_index=True),
+        tickets=closed,
+        feedback=pd.concat([data.feedback, later_feedback], ignore_index=True),
+    )
+    after, after_facts = features_as_of(grown.as_of_earlier(cutoff), horizon_days=90, seed=1)
+    pd.testing.assert_frame_equal(before, after)
+    pd.testing.assert_frame_equal(before_facts, after_facts)
+    # The same customer as of today does see the later rows.
+    today, _ = features_as_of(grown, horizon_days=90, seed=1)
+    assert today.loc[pk, "log_recency"] != before.loc[pk, "log_recency"]
+
+
+# ---------------------------------------------------------------------------------------
+# The trained model
+
+
+def test_model_beats_recency_and_bgnbd_alone(trained) -> None:
+    metrics = trained.metrics["churn"]
+    assert metrics["trained"] is True
+    assert metrics["model"] in ("logistic", "hist_gradient_boosting")
+    assert set(metrics["candidates"]) == {"logistic", "hist_gradient_boosting"}
+    for name, baseline in metrics["baselines"].items():
+        assert metrics["roc_auc"] > baseline["roc_auc"], name
+        assert metrics["pr_auc"] > baseline["pr_auc"], name
+        assert metrics["brier"] < baseline["brier"], name
+    assert metrics["beats_baselines"] is True
+    # The chosen model is the better of the two on validation.
+    assert metrics["roc_auc"] == max(c["roc_auc"] for c in metrics["candidates"].values())
+
+
+def test_probabilities_are_calibrated_on_validation(trained) -> None:
+    metrics = trained.metrics["churn"]
+    assert abs(metrics["mean_predicted"] - metrics["observed_rate"]) <= 0.05
+    assert metrics["calibration_gap"] <= 0.05
+    assert metrics["brier"] < metrics["brier_base_rate"]
+    assert metrics["lift_top_decile"] > 1.0
+
+
+def test_training_never_uses_windows_that_overlap_validation(trained) -> None:
+    params = trained.params["churn"]
+    validation = date.fromisoformat(params["validation_cutoff"])
+    assert validation == AS_OF - timedelta(days=90)
+    for cutoff in params["training_cutoffs"]:
+        assert date.fromisoformat(cutoff) + timedelta(days=90) <= validation
+    assert trained.metrics["churn"]["training"]["label_windows_overlap_validation"] is False
+
+
+def test_metrics_and_params_are_plain_json(trained) -> None:
+    assert json.loads(json.dumps(trained.metrics["churn"]))["roc_auc"] > 0.5
+    params = json.loads(json.dumps(trained.params["churn"]))
+    assert params["features"] == FEATURES
+    assert params["calibration"]["method"] in ("sigmoid", "isotonic")
+
+
+def test_every_buyer_is_scored_with_reasons_and_prospects_are_not(trained, company) -> None:
+    scores = trained.scores
+    buyers = set(company.data.orders.loc[company.data.orders["amount"] >= 0, "customer_pk"])
+    scored = scores.index.isin(list(buyers))
+    assert scores.loc[scored, "churn_risk"].between(0, 1).all()
+    for value in scores.loc[scored, "churn_reasons"]:
+        assert isinstance(value, list) and 1 <= len(value) <= 3
+        assert all(isinstance(text, str) and text for text in value)
+    prospects = scores.loc[~scored]
+    assert len(prospects) == 12
+    assert prospects["churn_risk"].isna().all()
+    assert prospects["churn_reasons"].isna().all()
+
+
+def test_frustrated_customers_rank_higher(trained, company) -> None:
+    risk = trained.scores["churn_risk"].dropna()
+    frustrated = risk.index.isin(list(company.frustrated))
+    assert risk[frustrated].mean() > risk[~frustrated].mean() + 0.2
+
+
+def test_reasons_quote_the_customers_own_numbers(trained, company) -> None:
+    summary = trained.features
+    assert summary is not None
+    checked = {"open": 0, "recency": 0}
+    for pk, texts in trained.scores["churn_reasons"].dropna().items():
+        for text in texts:
+            match = re.fullmatch(r"(\d+) unresolved tickets?", text)
+            if match:
+                assert int(match.group(1)) == summary.loc[pk, "tickets_open"]
+                checked["open"] += 1
+            match = re.match(r"no order for ([\d,]+) days", text)
+            if match:
+                assert int(match.group(1).replace(",", "")) == round(
+                    summary.loc[pk, "recency_days"]
+                )
+                checked["recency"] += 1
+    assert checked["open"] > 0 and checked["recency"] > 0
+
+
+def test_top_reasons_of_the_riskiest_customers_speak_of_trouble(trained) -> None:
+    riskiest = trained.scores.sort_values("churn_risk", ascending=False).head(30)
+    texts = " | ".join(" | ".join(reasons_) for reasons_ in riskiest["churn_reasons"])
+    assert re.search(r"no order for|unresolved|detractor|CSAT [12]/5|chance of no order", texts)
+
+
+def test_value_at_risk_is_clv_times_risk(trained) -> None:
+    scores = trained.scores.dropna(subset=["churn_risk", "clv"])
+    assert len(scores) > 0
+    expected = (scores["clv"] * scores["churn_risk"]).round(2)
+    assert np.allclose(scores["value_at_risk"], expected, atol=0.01)
+
+
+# ---------------------------------------------------------------------------------------
+# Contributions and reasons
+
+
+def _training_frame(seed: int = 0, rows: int = 400) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = pd.DataFrame(rng.normal(size=(rows, len(FEATURES))), columns=FEATURES)
+    logit = 1.5 * x["log_recency"] + 1.0 * x["tickets_open"] - 0.8 * x["nps_latest"]
+    y = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int).to_numpy()
+    return x, y
+
+
+def test_logistic_contributions_are_coefficient_times_deviation_from_the_mean() -> None:
+    x, y = _training_frame()
+    model = candidate_models(1)["logistic"].fit(x, y)
+    contributions = group_contributions("logistic", model, x.head(5), x.mean())
+    coef = model.named_steps["model"].coef_[0]
+    scale = model.named_steps["scale"].scale_
+    per_feature = coef * (x.head(5) - x.mean()) / scale
+    for group, names in GROUPS.items():
+        assert np.allclose(contributions[group], per_feature[names].sum(axis=1))
+    # They add up to the customer's log-odds minus the average customer's.
+    ref = model.decision_function(x.mean().to_frame().T)[0]
+    assert np.allclose(contributions.sum(axis=1), model.decision_function(x.head(5)) - ref)
+
+
+def test_boosting_contributions_vanish_where_the_customer_matches_the_reference() -> None:
+    x, y = _training_frame()
+    with threadpool_limits(limits=1):  # far faster than OpenMP on a small, shared machine
+        model = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(x, y)
+        reference = x.median()
+        customer = reference.to_frame().T.copy()
+        customer["log_recency"] = x["log_recency"].quantile(0.95)
+        contributions = group_contributions("hist_gradient_boosting", model, customer, reference)
+    others = [group for group in GROUPS if group != "recency"]
+    assert np.allclose(contributions[others].to_numpy(), 0.0)
+    assert contributions["recency"].iloc[0] > 0  # late, so riskier in this data
+
+
+def test_only_drivers_that_raise_risk_become_reasons() -> None:
+    groups = list(GROUPS)
+    primary = pd.DataFrame(np.full((2, len(groups)), -0.1), columns=groups, index=[1, 2])
+    primary.loc[1, "open_tickets"] = 0.9
+    primary.loc[1, "nps"] = 0.4
+    # Customer 2 is below average on everything: the low-risk reference speaks instead.
+    fallback = pd.DataFrame(np.zeros((2, len(groups))), columns=groups, index=[1, 2])
+    fallback.loc[2, "recency"] = 0.3
+    facts = pd.DataFrame(
+        {
+            "recency_days": [20.0, 41.0],
+            "gap_days": [30.0, 25.0],
+            "frequency": [5, 4],
+            "tenure_days": [300.0, 200.0],
+            "day_spend": [50.0, 60.0],
+            "purchase_rate_last": [1.0, 1.0],
+            "purchase_rate_before": [1.0, 1.0],
+            "spend_rate_last": [50.0, 60.0],
+            "spend_rate_before": [50.0, 60.0],
+            "p_no_purchase": [0.2, 0.3],
+            "tickets_open": [2, 0],
+            "tickets_last_90d": [2, 0],
+            "tickets_count": [3, 0],
+            "resolution_days": [1.0, np.nan],
+            "csat_latest": [np.nan, 5.0],
+            "nps_latest": [3.0, np.nan],
+            "sentiment": [np.nan, 0.5],
+        },
+        index=[1, 2],
+    )
+    typical = facts.median(numeric_only=True)
+    result = reasons(primary, fallback, facts, typical, 90)
+    assert result[0] == ["2 unresolved tickets", "last NPS 3 (detractor)"]
+    assert result[1] == ["no order for 41 days — usually orders every 25"]
+
+
+# ---------------------------------------------------------------------------------------
+# Champion / challenger
+
+
+def test_compare_objects_only_beyond_the_margin() -> None:
+    settings = _settings(churn_auc_margin=0.02)
+    champion = {"roc_auc": 0.80}
+    assert compare({"roc_auc": 0.79}, champion, settings) is None
+    assert compare({"roc_auc": 0.85}, champion, settings) is None
+    objection = compare({"roc_auc": 0.77}, champion, settings)
+    assert objection is not None and "0.770" in objection and "0.800" in objection
+    assert compare({"roc_auc": 0.5}, {}, settings) is None  # no champion model yet
+    lost = compare({"trained": False, "note": "too little history"}, champion, settings)
+    assert lost is not None and "too little history" in lost
+
+
+# ---------------------------------------------------------------------------------------
+# Robustness
+
+
+def test_a_tiny_company_gets_no_churn_model_and_says_why() -> None:
+    tiny = make_company(8, seed=2, prospects=2)
+    ctx = RunContext.start(tiny.data, _settings())
+    features.run(ctx)
+    satisfaction.run(ctx)
+    churn.run(ctx)
+    metrics = ctx.metrics["churn"]
+    assert metrics["trained"] is False
+    assert "churn needs" in metrics["note"] or "snapshot" in metrics["note"]
+    assert ctx.scores["churn_risk"].isna().all()
+    assert ctx.scores["churn_reasons"].isna().all()
+    json.dumps(metrics)
+
+
+def test_a_short_history_gets_no_churn_model_and_says_why(company) -> None:
+    data = company.data
+    start = datetime(2026, 5, 1)
+    recent = _with(
+        data,
+        orders=data.orders[data.orders["ordered_at"] >= start],
+        tickets=data.tickets[data.tickets["opened_at"] >= start],
+        feedback=data.feedback[data.feedback["submitted_at"] >= start],
+    )
+    ctx = RunContext.start(recent, _settings())
+    features.run(ctx)
+    churn.run(ctx)
+    assert ctx.metrics["churn"]["trained"] is False
+    assert "120 days" in ctx.metrics["churn"]["note"]
+    assert ctx.scores["churn_risk"].isna().all()
+
+
+def test_no_tickets_and_no_feedback_still_trains_with_reasons() -> None:
+    plain = make_company(400, seed=4, with_tickets=False, with_feedback=False)
+    ctx = RunContext.start(plain.data, _settings())
+    for stage in (features, satisfaction, churn):  # churn fits its own BG/NBD per snapshot
+        stage.run(ctx)  # type: ignore[attr-defined]
+    metrics = ctx.metrics["churn"]
+    assert metrics["trained"] is True
+    assert ctx.metrics["satisfaction"]["text_model"]["trained"] is False
+    scored = ctx.scores["churn_risk"].notna()
+    assert scored.sum() == 400
+    assert ctx.scores.loc[scored, "churn_reasons"].map(len).ge(1).all()
