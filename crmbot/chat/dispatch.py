@@ -5,6 +5,7 @@ command, audit. Errors a user can cause come back as sentences, never as traceba
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import time
 from dataclasses import dataclass, replace
@@ -20,6 +21,9 @@ from crmbot.registry import Command, Request, find_command, load_commands
 log = logging.getLogger(__name__)
 
 MAX_INPUT_CHARS = 2000
+# Control characters (NUL above all, which PostgreSQL refuses in text) carry no meaning in
+# a chat command; tabs and newlines stay.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,7 @@ class Dispatcher:
         **extra: object,
     ) -> Reply:
         started = time.perf_counter()
+        text = _CONTROL_CHARACTERS.sub("", text)
         if len(text) > MAX_INPUT_CHARS:
             reply = Reply.usage(
                 f"That message is {len(text):,} characters; crmbot reads at most "

@@ -1,0 +1,658 @@
+"""The Slack transport: a Bolt app built by a factory, nothing registered at import time.
+
+    app = build_app(settings, engine)            # or client=WebClient(base_url=fake)
+
+* `/crm ...` (settings.slash_command): `ack()` at once — with a "working on it" note for
+  slow commands — then a lazy listener runs the command through the dispatcher (access
+  check, audit) and answers through `respond` (the response_url): ephemeral by default,
+  in the channel with `--share` (masked of emails and phones).
+* @mentions and DMs: the same commands; free text goes to `ask` when that command exists.
+* Buttons (`crm_why`, `crm_similar`, `crm_at_risk`, ...) run the command they name with
+  the button's value as arguments, answered to the person who clicked.
+* App Home: the account manager's own book — their at-risk accounts, top value, model
+  freshness — published with views.publish when they open the tab.
+* Slack delivers again when it thinks a delivery failed (`X-Slack-Retry-Num`); every
+  request has an id (trigger id, event id) that is claimed once, in memory and through the
+  audit log's unique request id, so a retried request never acts twice.
+* Charts are drawn with matplotlib and uploaded with files_upload_v2: into the channel
+  when the reply is shared, else into the asker's DM with the bot.
+
+The app runs with `process_before_response=True`: the HTTP response is the `ack()`, sent
+before any database work, and everything slow happens in lazy listeners on a thread pool.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from slack_bolt import Ack, App, BoltRequest, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from sqlalchemy.engine import Engine
+
+from crmbot import audit, queries, redact
+from crmbot.chat import blocks
+from crmbot.chat.dispatch import Dispatcher, access_denial, parse
+from crmbot.chat.reply import Button, Reply
+from crmbot.commandkit import clip, money, percent
+from crmbot.config import Settings
+from crmbot.db import DatabaseUnavailable, read_session
+from crmbot.registry import find_command
+
+log = logging.getLogger(__name__)
+
+ACTION_PREFIX = "crm_"
+ACTION_PATTERN = re.compile(r"^crm_[a-z0-9_]+(\.\d+)?$")
+LEADING_MENTION = re.compile(r"^\s*<@[A-Z0-9]+(\|[^>]*)?>[\s:,]*")
+# A response_url takes five answers in 30 minutes; progress may use three of them.
+MAX_PROGRESS_MESSAGES = 3
+MIN_PROGRESS_INTERVAL_SECONDS = 2.0
+LISTENER_THREADS = 16
+HOME_ROWS = 5
+
+
+class RequestLedger:
+    """Which Slack request ids were already acted on.
+
+    In memory for the deliveries that overlap (the first still running when Slack retries),
+    and through the audit log (unique request id) for a retry that arrives after a restart.
+    """
+
+    def __init__(self, engine: Engine, *, ttl_seconds: float = 3600, max_entries: int = 50_000):
+        self.engine = engine
+        self.ttl = ttl_seconds
+        self.max_entries = max_entries
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def claim(self, request_id: str, *, retry: bool) -> bool:
+        """True the first time `request_id` is seen; False for any repeat."""
+        now = time.monotonic()
+        with self._lock:
+            while self._seen and (
+                len(self._seen) >= self.max_entries
+                or now - next(iter(self._seen.values())) > self.ttl
+            ):
+                self._seen.popitem(last=False)
+            if request_id in self._seen:
+                return False
+            self._seen[request_id] = now
+        if retry:
+            try:
+                return not audit.already_audited(self.engine, request_id)
+            except DatabaseUnavailable:
+                return True  # better to answer twice than to stay silent
+        return True
+
+
+class UserDirectory:
+    """Slack user id -> email (users.info), cached, for owners recorded by email."""
+
+    def __init__(self, client: WebClient, *, ttl_seconds: float = 3600) -> None:
+        self.client = client
+        self.ttl = ttl_seconds
+        self._cache: dict[str, tuple[float, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def email(self, user_id: str) -> str | None:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(user_id)
+        if cached and now - cached[0] < self.ttl:
+            return cached[1]
+        email: str | None = None
+        try:
+            response = self.client.users_info(user=user_id)
+            email = (response.get("user") or {}).get("profile", {}).get("email") or None
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            # Without users:read.email the owner match falls back to the user id alone.
+            log.info("users.info for %s failed: %s", user_id, exc)
+        with self._lock:
+            self._cache[user_id] = (now, email)
+        return email
+
+
+def action_command_text(action_id: str, value: str) -> str:
+    """`crm_at_risk` + "EMEA" -> "at-risk EMEA"; a `.N` suffix (unique ids) is dropped."""
+    base = action_id.split(".", 1)[0]
+    name = base[len(ACTION_PREFIX) :].replace("_", "-")
+    return f"{name} {value}".strip()
+
+
+def strip_mention(text: str) -> str:
+    return LEADING_MENTION.sub("", text or "", count=1).strip()
+
+
+class SlackBot:
+    """The listeners, holding what they share: dispatcher, client, ledger, directory."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        client: WebClient,
+        *,
+        today: Callable[[], date] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.today = today or (lambda: datetime.now(UTC).date())
+        self.engine = engine
+        self.client = client
+        self.dispatcher = Dispatcher(engine, settings)
+        self.ledger = RequestLedger(engine)
+        self.directory = UserDirectory(client)
+        self.chart_dir = Path(settings.chart_dir)
+
+    # -- registration ----------------------------------------------------------------
+
+    def register(self, app: App) -> None:
+        app.command(self.settings.slash_command)(ack=self.ack_command, lazy=[self.answer_command])
+        app.event("app_mention")(ack=self.ack_event, lazy=[self.answer_mention])
+        app.event("message", matchers=[_is_direct_message])(
+            ack=self.ack_event, lazy=[self.answer_direct_message]
+        )
+        # Other message events (edits, joins, the bot's own posts) are acknowledged and
+        # dropped, so Slack does not retry them.
+        app.event("message")(self.ack_event)
+        app.event("app_home_opened")(ack=self.ack_event, lazy=[self.publish_home])
+        app.action(ACTION_PATTERN)(ack=self.ack_event, lazy=[self.answer_action])
+
+    # -- acknowledgements (no database, no Web API: well inside 3 seconds) ---------------
+
+    def ack_event(self, ack: Ack) -> None:
+        ack()
+
+    def ack_command(self, ack: Ack, body: dict[str, Any]) -> None:
+        request, cmd = self.dispatcher.build_request(
+            body.get("text") or "",
+            user_id=body.get("user_id") or "",
+            channel_id=body.get("channel_id"),
+            transport="slack",
+        )
+        if cmd is not None and cmd.slow and access_denial(cmd, request) is None:
+            ack(
+                text=f"Working on `{cmd.name}` — this takes a while; progress and the "
+                "result will appear here."
+            )
+        else:
+            ack()
+
+    # -- slash command -----------------------------------------------------------------
+
+    def answer_command(self, body: dict[str, Any], respond: Respond, request: BoltRequest) -> None:
+        user_id = body.get("user_id") or ""
+        channel_id = body.get("channel_id")
+        request_id = _request_id("cmd", body.get("trigger_id"), request)
+        if not self.ledger.claim(request_id, retry=_is_retry(request)):
+            log.info("request %s already handled; retry ignored", request_id)
+            return
+        outbox = ResponseOutbox(self, respond=respond, user_id=user_id, channel_id=channel_id)
+        reply = self._run(
+            body.get("text") or "",
+            user_id=user_id,
+            channel_id=channel_id,
+            request_id=request_id,
+            progress=outbox.progress,
+        )
+        outbox.deliver(reply)
+
+    # -- mentions and direct messages --------------------------------------------------
+
+    def answer_mention(
+        self, event: dict[str, Any], body: dict[str, Any], request: BoltRequest
+    ) -> None:
+        self._answer_event(event, body, request, direct=False)
+
+    def answer_direct_message(
+        self, event: dict[str, Any], body: dict[str, Any], request: BoltRequest
+    ) -> None:
+        self._answer_event(event, body, request, direct=True)
+
+    def _answer_event(
+        self, event: dict[str, Any], body: dict[str, Any], request: BoltRequest, *, direct: bool
+    ) -> None:
+        user_id = event.get("user") or ""
+        channel_id = event.get("channel")
+        if not user_id or not channel_id:
+            return
+        request_id = _request_id("evt", body.get("event_id"), request)
+        if not self.ledger.claim(request_id, retry=_is_retry(request)):
+            log.info("event %s already handled; retry ignored", request_id)
+            return
+        text = self._route_free_text(strip_mention(event.get("text") or ""))
+        outbox = MessageOutbox(
+            self,
+            user_id=user_id,
+            channel_id=channel_id,
+            direct=direct,
+            thread_ts=event.get("thread_ts"),
+        )
+        reply = self._run(
+            text,
+            user_id=user_id,
+            channel_id=channel_id,
+            request_id=request_id,
+            progress=outbox.progress,
+        )
+        outbox.deliver(reply)
+
+    def _route_free_text(self, text: str) -> str:
+        """Words that are not a command go to `ask` when it exists (else: usage reply)."""
+        parsed = parse(text, self.settings.slash_command)
+        commands = self.dispatcher.commands
+        if text and find_command(parsed.command, commands) is None and "ask" in commands:
+            return f"ask {text}"
+        return text
+
+    # -- buttons -------------------------------------------------------------------------
+
+    def answer_action(self, body: dict[str, Any], respond: Respond, request: BoltRequest) -> None:
+        actions = body.get("actions") or []
+        if not actions:
+            return
+        action = actions[0]
+        user_id = (body.get("user") or {}).get("id") or ""
+        channel_id = (body.get("channel") or {}).get("id")
+        request_id = _request_id("act", body.get("trigger_id") or action.get("action_ts"), request)
+        if not self.ledger.claim(request_id, retry=_is_retry(request)):
+            return
+        text = action_command_text(action.get("action_id", ""), action.get("value") or "")
+        outbox: Outbox
+        if respond is not None and respond.response_url:
+            outbox = ResponseOutbox(
+                self,
+                respond=respond,
+                user_id=user_id,
+                channel_id=channel_id,
+                replace_original=False,
+            )
+        else:  # a button on the App Home: answer in the user's DM with the bot
+            outbox = MessageOutbox(self, user_id=user_id, channel_id=None, direct=True)
+        # A button's answer is for the one who clicked, even under a shared message.
+        reply = self._run(
+            text,
+            user_id=user_id,
+            channel_id=channel_id,
+            request_id=request_id,
+            progress=outbox.progress,
+        )
+        reply.private = True
+        outbox.deliver(reply)
+
+    # -- App Home ----------------------------------------------------------------------
+
+    def publish_home(
+        self, event: dict[str, Any], body: dict[str, Any], request: BoltRequest
+    ) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        user_id = event.get("user") or ""
+        request_id = _request_id("home", body.get("event_id"), request)
+        if not user_id or not self.ledger.claim(request_id, retry=_is_retry(request)):
+            return
+        started = time.perf_counter()
+        view, outcome, customer_ids = self._home_view(user_id)
+        try:
+            self.client.views_publish(user_id=user_id, view=view)
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            log.warning("views.publish for %s failed: %s", user_id, exc)
+            outcome = "error"
+        try:
+            audit.record(
+                self.engine,
+                transport="slack",
+                user_id=user_id,
+                channel_id=None,
+                command="app-home",
+                arguments="",
+                outcome=outcome,
+                customer_ids=customer_ids,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                request_id=request_id,
+            )
+        except DatabaseUnavailable:
+            log.warning("audit skipped: database unreachable")
+
+    def _home_view(self, user_id: str) -> tuple[dict[str, Any], str, list[str]]:
+        prefix = self.settings.slash_command
+        if not self.settings.is_admin(user_id) and (
+            self.settings.allowed_users and user_id not in self.settings.allowed_users
+        ):
+            return (
+                blocks.home_view(
+                    title="crmbot",
+                    sections=[],
+                    context="You are not on crmbot's list of users.",
+                    intro="An admin can add you (CRMBOT_ALLOWED_USERS).",
+                ),
+                "denied",
+                [],
+            )
+        owners = [i for i in (user_id, self.directory.email(user_id)) if i]
+        try:
+            with read_session(self.engine) as session:
+                book = queries.owner_book(session, owners=owners, limit=HOME_ROWS)
+        except DatabaseUnavailable:
+            return (
+                blocks.home_view(
+                    title="Your book",
+                    sections=[],
+                    context=DatabaseUnavailable.user_message,
+                ),
+                "error",
+                [],
+            )
+        if book.run is None:
+            return (
+                blocks.home_view(
+                    title="Your book",
+                    sections=[],
+                    context="No model has been trained yet.",
+                    intro=f"An admin can train one with `{prefix} retrain`.",
+                ),
+                "not_found",
+                [],
+            )
+        age = queries.model_age_days(book.run, today=self.today())
+        context = f"Model run {book.run.id} · data as of {book.run.as_of:%Y-%m-%d} ({age} days old)"
+        if not book.customers:
+            intro = (
+                "No customers list you as their owner yet (the CRM `owner` field holds your "
+                f"Slack user id or email). Everyone's accounts: `{prefix} at-risk`."
+            )
+        else:
+            intro = (
+                f"You look after *{book.customers:,}* customers: CLV {money(book.total_clv)}, "
+                f"value at risk {money(book.value_at_risk)}."
+            )
+
+        def name(row: queries.ScoredCustomer) -> str:
+            return (
+                f"*{clip(row.customer.name or row.customer.customer_id, 40)}* "
+                f"({row.customer.customer_id})"
+            )
+
+        at_risk_rows: list[tuple[str, Button | None]] = [
+            (
+                f"{name(r)} — {r.score.segment} · CLV {money(r.score.clv)} · "
+                f"churn {percent(r.score.churn_risk)}"
+                + (f"\n{clip(r.score.churn_reasons[0], 120)}" if r.score.churn_reasons else ""),
+                Button("Why?", "crm_why", r.customer.customer_id),
+            )
+            for r in book.at_risk
+        ]
+        top_rows: list[tuple[str, Button | None]] = [
+            (
+                f"{name(r)} — {r.score.segment} · CLV {money(r.score.clv)}",
+                Button("Open", "crm_customer", r.customer.customer_id),
+            )
+            for r in book.top_value
+        ]
+        sections: list[tuple[str, list[tuple[str, Button | None]]]] = []
+        if at_risk_rows:
+            sections.append(("Most at risk", at_risk_rows))
+        if top_rows:
+            sections.append(("Top value", top_rows))
+        view = blocks.home_view(title="Your book", sections=sections, context=context, intro=intro)
+        ids = [r.customer.customer_id for r in book.at_risk + book.top_value]
+        return view, "ok", list(dict.fromkeys(ids))
+
+    # -- running a command -------------------------------------------------------------
+
+    def _run(
+        self,
+        text: str,
+        *,
+        user_id: str,
+        channel_id: str | None,
+        request_id: str,
+        progress: Callable[[str], None],
+    ) -> Reply:
+        try:
+            return self.dispatcher.handle(
+                text,
+                user_id=user_id,
+                channel_id=channel_id,
+                transport="slack",
+                request_id=request_id,
+                progress=progress,
+                user_email=self.directory.email(user_id) if user_id else None,
+            )
+        except Exception:  # the dispatcher catches command errors; this is a last resort
+            log.exception("request %s failed outside the command", request_id)
+            return Reply.error("Sorry, something failed on my side. The error is logged.")
+
+    # -- charts --------------------------------------------------------------------------
+
+    def upload_chart(self, reply: Reply, *, user_id: str, channel_id: str | None) -> None:
+        """Upload the reply's chart: in the channel when shared, else in the asker's DM."""
+        if reply.chart is None:
+            return
+        from crmbot.chat.charts import draw  # matplotlib only when a chart is asked for
+
+        try:
+            if reply.private or not channel_id:
+                opened = self.client.conversations_open(users=user_id)
+                target = opened["channel"]["id"]
+            else:
+                target = channel_id
+            with tempfile.TemporaryDirectory(prefix="crmbot-chart-") as folder:
+                path = draw(reply.chart, Path(folder) / "chart.png")
+                self.client.files_upload_v2(
+                    channel=target,
+                    file=str(path),
+                    filename="chart.png",
+                    title=blocks.fit(reply.chart.title, 200),
+                )
+        except (SlackApiError, SlackClientError, OSError, KeyError) as exc:
+            log.warning("chart upload failed: %s", exc)
+
+
+class Outbox:
+    """Where a reply (and progress) goes; chooses masking from the reply's privacy."""
+
+    def __init__(self, bot: SlackBot, *, user_id: str, channel_id: str | None) -> None:
+        self.bot = bot
+        self.user_id = user_id
+        self.channel_id = channel_id
+        self._progress_sent = 0
+        self._last_progress = 0.0
+
+    def progress(self, message: str) -> None:
+        now = time.monotonic()
+        if self._progress_sent >= MAX_PROGRESS_MESSAGES or (
+            self._progress_sent and now - self._last_progress < MIN_PROGRESS_INTERVAL_SECONDS
+        ):
+            log.info("progress for %s: %s", self.user_id, message)
+            return
+        self._progress_sent += 1
+        self._last_progress = now
+        self.send_progress(Reply(title="", text=f"⏳ {message}"))
+
+    def send_progress(self, reply: Reply) -> None:
+        raise NotImplementedError
+
+    def deliver(self, reply: Reply) -> None:
+        raise NotImplementedError
+
+    def _direct_message(self, reply: Reply) -> None:
+        """Last resort and App Home answers: a message in the user's DM with the bot."""
+        try:
+            self.bot.client.chat_postMessage(
+                channel=self.user_id, **blocks.message(reply, shared=False)
+            )
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            log.warning("could not reach %s by DM either: %s", self.user_id, exc)
+
+
+class ResponseOutbox(Outbox):
+    """Answers through a response_url (slash commands, message buttons)."""
+
+    def __init__(
+        self,
+        bot: SlackBot,
+        *,
+        respond: Respond,
+        user_id: str,
+        channel_id: str | None,
+        replace_original: bool | None = None,
+    ) -> None:
+        super().__init__(bot, user_id=user_id, channel_id=channel_id)
+        self.respond = respond
+        self.replace_original = replace_original
+
+    def _send(self, reply: Reply) -> bool:
+        shared = not reply.private
+        payload = blocks.message(reply, shared=shared)
+        try:
+            response = self.respond(
+                text=payload["text"],
+                blocks=payload["blocks"],
+                response_type="in_channel" if shared else "ephemeral",
+                replace_original=self.replace_original,
+            )
+        except (SlackClientError, OSError, ValueError) as exc:
+            log.warning("respond failed: %s", exc)
+            return False
+        if response.status_code != 200:
+            log.warning("respond answered %s", response.status_code)
+            return False
+        return True
+
+    def send_progress(self, reply: Reply) -> None:
+        self._send(reply)
+
+    def deliver(self, reply: Reply) -> None:
+        if not self._send(reply):
+            # The response_url expired or was used up: fall back to a DM (masked if shared).
+            self._direct_message(reply)
+        self.bot.upload_chart(reply, user_id=self.user_id, channel_id=self.channel_id)
+
+
+class MessageOutbox(Outbox):
+    """Answers with the Web API (mentions, DMs, App Home buttons)."""
+
+    def __init__(
+        self,
+        bot: SlackBot,
+        *,
+        user_id: str,
+        channel_id: str | None,
+        direct: bool,
+        thread_ts: str | None = None,
+    ) -> None:
+        super().__init__(bot, user_id=user_id, channel_id=channel_id)
+        self.direct = direct
+        self.thread_ts = thread_ts
+
+    def _send(self, reply: Reply) -> None:
+        client = self.bot.client
+        try:
+            if self.direct or not self.channel_id:
+                # Only the asker reads their DM with the bot: private, nothing to mask.
+                client.chat_postMessage(
+                    channel=self.channel_id or self.user_id,
+                    **blocks.message(reply, shared=False),
+                )
+            elif reply.private:
+                client.chat_postEphemeral(
+                    channel=self.channel_id,
+                    user=self.user_id,
+                    thread_ts=self.thread_ts,
+                    **blocks.message(reply, shared=False),
+                )
+            else:
+                client.chat_postMessage(
+                    channel=self.channel_id,
+                    thread_ts=self.thread_ts,
+                    **blocks.message(reply, shared=True),
+                )
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            log.warning("posting the reply in %s failed: %s", self.channel_id, exc)
+            if not self.direct and self.channel_id:
+                self._direct_message(reply)
+
+    def send_progress(self, reply: Reply) -> None:
+        self._send(reply)
+
+    def deliver(self, reply: Reply) -> None:
+        self._send(reply)
+        channel = None if self.direct else self.channel_id
+        self.bot.upload_chart(reply, user_id=self.user_id, channel_id=channel)
+
+
+def _is_direct_message(body: dict[str, Any]) -> bool:
+    event = body.get("event") or {}
+    return (
+        event.get("channel_type") == "im"
+        and not event.get("subtype")
+        and not event.get("bot_id")
+        and bool(event.get("user"))
+    )
+
+
+def _is_retry(request: BoltRequest) -> bool:
+    return bool(request.headers.get("x-slack-retry-num"))
+
+
+def _request_id(kind: str, slack_id: str | None, request: BoltRequest) -> str:
+    """A stable id for one user action, the same on every delivery of it."""
+    if slack_id:
+        return f"{kind}:{slack_id}"[:120]
+    # No id in the payload: the signed timestamp and the body identify the delivery.
+    timestamp = (request.headers.get("x-slack-request-timestamp") or [""])[0]
+    digest = hashlib.sha256(request.raw_body.encode("utf-8", "replace")).hexdigest()[:24]
+    return f"{kind}:{timestamp}:{digest}"
+
+
+def build_app(
+    settings: Settings,
+    engine: Engine,
+    client: WebClient | None = None,
+    *,
+    today: Callable[[], date] | None = None,
+) -> App:
+    """A Bolt app answering crmbot's commands, events, buttons and App Home.
+
+    `client` replaces the Web API client (tests pass one pointed at a local fake); by
+    default it uses SLACK_BOT_TOKEN and SLACK_API_BASE_URL.
+    """
+    if client is None:
+        client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_base_url)
+    secrets = [
+        settings.slack_bot_token,
+        settings.slack_signing_secret,
+        settings.slack_app_token,
+        settings.llm_api_key,
+        client.token or "",
+    ]
+    bolt_logger = logging.getLogger("crmbot.slack.bolt")
+    redact.install(secrets, extra_loggers=[bolt_logger])
+    app = App(
+        name="crmbot",
+        logger=bolt_logger,
+        client=client,
+        signing_secret=settings.slack_signing_secret,
+        process_before_response=True,
+        listener_executor=ThreadPoolExecutor(
+            max_workers=LISTENER_THREADS, thread_name_prefix="crmbot-listener"
+        ),
+    )
+    SlackBot(settings, engine, client, today=today).register(app)
+    # Listener loggers are created while registering; scrub them too.
+    redact.install(secrets)
+    return app
+
+
+__all__ = ["RequestLedger", "SlackBot", "action_command_text", "build_app"]
