@@ -6,6 +6,8 @@
   skipped when they do not answer, unless CRMBOT_REQUIRE_SERVERS names them (CI sets it).
   Each run creates its own database on each server and drops it at the end, so nothing an
   earlier run left behind can leak in.
+* `sample_company` (session): the demo's sample company (~800 customers) imported into a
+  SQLite file and trained as of its as_of; `.engine`, `.truth`, `.as_of`, `.settings`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -21,7 +26,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import SQLModel
 
 from crmbot.config import Settings
-from crmbot.db import make_engine, upgrade
+from crmbot.db import connect, make_engine, upgrade
 
 SERVER_URLS = {
     "postgres": os.environ.get(
@@ -120,3 +125,50 @@ def settings(tmp_path: Path) -> Settings:
         admin_users=["UADMIN"],
         chart_dir=str(tmp_path / "charts"),
     )
+
+
+@dataclass
+class SampleCompany:
+    """The trained sample company: what `sample_company` yields."""
+
+    engine: Engine
+    truth: Any  # crmbot.demo.DemoTruth: the planted hubs, affinities and churners
+    as_of: date
+    settings: Settings
+    directory: Path  # the CSV files it was imported from
+    run: Any  # crmbot.training.RunResult of the training run
+
+
+@pytest.fixture(scope="session")
+def sample_company(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleCompany]:
+    """~800 customers generated, imported into a SQLite file and trained as of the demo's
+    as_of, once per test session. Read-only for tests: it is shared."""
+    from crmbot.demo import generate_company, load_demo
+    from crmbot.training import train
+
+    directory = tmp_path_factory.mktemp("sample_company")
+    truth = generate_company(directory / "csv", customers=800, seed=7)
+    url = f"sqlite:///{directory / 'crm.db'}"
+    engine = connect(url)
+    reports = load_demo(engine, directory / "csv")
+    problems = [report.summary() for report in reports.values() if not report.ok]
+    assert not problems, problems
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=url,
+        slack_bot_token="xoxb-test-token",
+        slack_signing_secret="test-signing-secret",
+        admin_users=["UADMIN"],
+        chart_dir=str(directory / "charts"),
+    )
+    run = train(engine, settings, truth.as_of)
+    assert run.status == "succeeded", run.error
+    yield SampleCompany(
+        engine=engine,
+        truth=truth,
+        as_of=truth.as_of,
+        settings=settings,
+        directory=directory / "csv",
+        run=run,
+    )
+    engine.dispose()

@@ -186,21 +186,24 @@ def test_referred_customers_sign_up_after_referrer_and_referral_except_the_cycle
     assert not (referrals["referrer_id"] == referrals["referred_id"]).any()
 
 
-def test_planted_affinities_are_strong_rules_in_the_order_lines(
+def test_planted_affinities_are_strong_rules_over_orders_and_customer_histories(
     company: tuple[Path, DemoTruth], frames: dict[str, pd.DataFrame]
 ) -> None:
     _directory, truth = company
-    baskets = frames["lines"].groupby("order_id")["product_id"].agg(frozenset)
+    lines = frames["lines"].merge(frames["orders"][["order_id", "customer_id"]], on="order_id")
+    by_order = lines.groupby("order_id")["product_id"].agg(frozenset)
+    by_customer = lines.groupby("customer_id")["product_id"].agg(frozenset)
     assert len(truth.affinity_rules) == 4
-    for rule in truth.affinity_rules:
-        antecedents = frozenset(rule["antecedents"])
-        holds = baskets.map(antecedents.issubset)
-        with_consequent = baskets.map(lambda b, c=rule["consequent"]: c in b)
-        confidence = (holds & with_consequent).sum() / holds.sum()
-        lift = confidence / with_consequent.mean()
-        assert holds.sum() >= 100, rule
-        assert confidence >= 0.7, rule
-        assert lift >= 3, rule
+    for baskets in (by_order, by_customer):
+        for rule in truth.affinity_rules:
+            antecedents = frozenset(rule["antecedents"])
+            holds = baskets.map(antecedents.issubset)
+            with_consequent = baskets.map(lambda b, c=rule["consequent"]: c in b)
+            confidence = (holds & with_consequent).sum() / holds.sum()
+            lift = confidence / with_consequent.mean()
+            assert holds.sum() >= 100, rule
+            assert confidence >= 0.8, rule
+            assert lift >= 2.5, rule
 
 
 def test_churners_stop_buying_after_warning_signs(
@@ -459,3 +462,33 @@ def test_cli_demo_pipes_stdin_into_the_chat_shell(
     assert result.exit_code == 0, result.output
     assert "crm> /crm help" in result.output
     assert "help" in result.output.split("crm> /crm help", 1)[1]
+
+
+@pytest.mark.slow  # builds the session's trained sample company (~15 s) if nothing else has
+def test_the_sample_company_fixture_is_trained_and_what_was_planted_shows(sample_company) -> None:  # noqa: ANN001
+    from crmbot.models import ActiveRun, CustomerScore
+
+    company = sample_company
+    assert company.as_of == company.truth.as_of == AS_OF
+    assert company.settings.database_url == str(company.engine.url)
+    with company.engine.connect() as connection:
+        run_as_of = connection.execute(
+            select(ModelRun.as_of).join(ActiveRun, ActiveRun.run_id == ModelRun.id)
+        ).scalar_one()
+        customers = connection.execute(select(func.count()).select_from(Customer)).scalar_one()
+        top_influencers = (
+            connection.execute(
+                select(Customer.customer_id)
+                .join(CustomerScore, CustomerScore.customer_pk == Customer.id)
+                .join(ActiveRun, ActiveRun.run_id == CustomerScore.run_id)
+                .order_by(CustomerScore.influence.desc())  # type: ignore[union-attr]
+                .limit(5)
+            )
+            .scalars()
+            .all()
+        )
+    assert run_as_of == AS_OF
+    assert customers == 800
+    assert set(top_influencers) == set(company.truth.hub_customer_ids)
+    churn = company.run.metrics["churn"]
+    assert churn["roc_auc"] > churn["baselines"]["recency"]["roc_auc"]

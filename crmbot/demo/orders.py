@@ -135,7 +135,7 @@ def make_sales(
 
     favourite = _favourite_categories(rng, products, len(life.first_t))
     line_order, line_product = _basket_lines(
-        rng, products, order_customer, is_first, favourite[order_customer]
+        rng, products, order_customer, order_t, is_first, favourite[order_customer]
     )
     quantity, unit_price = _quantities(rng, products, line_order, line_product, spend_target)
     amount = np.round(
@@ -175,6 +175,7 @@ def _basket_lines(
     rng: np.random.Generator,
     products: Catalog,
     order_customer: np.ndarray,
+    order_t: np.ndarray,
     is_first: np.ndarray,
     favourite: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -223,6 +224,45 @@ def _basket_lines(
         added_orders.append(gets)
         added_products.append(np.full(len(gets), consequent))
         basket[gets] |= 1 << consequent
+    line_order, line_product = np.concatenate(added_orders), np.concatenate(added_products)
+    return _customer_affinities(rng, products, order_customer, order_t, line_order, line_product)
+
+
+def _customer_affinities(
+    rng: np.random.Generator,
+    products: Catalog,
+    order_customer: np.ndarray,
+    order_t: np.ndarray,
+    line_order: np.ndarray,
+    line_product: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rules hold over customers' histories too: a customer who has come to own every
+    antecedent (over any number of orders) buys the consequent with the rule's confidence,
+    in the order that completed the set."""
+    lines = pd.DataFrame(
+        {
+            "customer": order_customer[line_order],
+            "product": line_product,
+            "t": order_t[line_order],
+            "order": line_order,
+        }
+    )
+    added_orders, added_products = [line_order], [line_product]
+    for rule in catalog.AFFINITY_RULES:
+        antecedents = products.index_of(rule.antecedents)
+        consequent = int(products.index_of((rule.consequent,))[0])
+        first_buys = (
+            lines[lines["product"].isin(antecedents)]
+            .sort_values(["t", "order"], kind="stable")
+            .drop_duplicates(["customer", "product"])
+        )
+        owns_all = first_buys.groupby("customer")["product"].transform("size") == len(antecedents)
+        completing = first_buys[owns_all].groupby("customer")["order"].last()
+        has_consequent = lines.loc[lines["product"] == consequent, "customer"].unique()
+        completing = completing[~completing.index.isin(has_consequent)]
+        gets = completing.to_numpy()[rng.random(len(completing)) < rule.confidence]
+        added_orders.append(gets.astype(np.int64))
+        added_products.append(np.full(len(gets), consequent))
     return np.concatenate(added_orders), np.concatenate(added_products)
 
 
