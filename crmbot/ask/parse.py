@@ -829,8 +829,8 @@ _PATTERNS: list[re.Pattern[str]] = []
 
 _OFFER = [
     re.compile(
-        r"^(?:so )?(?:what|which)(?: (?:products?|items?|things?|else))?"
-        r" (?:should|could|can|shall|would|do|might) (?:i|we)"
+        r"^(?:so )?(?:(?:what|which|wat|wht|whta)(?: (?:products?|items?|things?|else))? )?"
+        r"(?:should|could|can|shall|would|do|might) (?:i|we)"
         r" (?:offer|sell|recommend|pitch|propose|suggest|upsell|cross sell)"
         r"(?: to)? (?P<ref>.+?)(?: next| now| today)?$"
     ),
@@ -1054,7 +1054,7 @@ _KEYWORD_CACHE: frozenset[str] | None = None
 @dataclass
 class _State:
     today: date
-    asker: str | None
+    askers: tuple[str, ...]
     matcher: _Matcher
     mentions: dict[str, str]
     entity: str | None = None
@@ -1091,9 +1091,10 @@ def parse_question(
     vocab: Vocabulary,
     *,
     today: date,
-    asker: str | None = None,
+    askers: Iterable[str] = (),
 ) -> ParseResult:
-    """Read `question`; `asker` is the Slack user id, for "my customers"."""
+    """Read `question`; `askers` are who is asking (Slack user id, email), for "my
+    customers": the owners among them are the asker's book."""
     question = question[: MAX_QUESTION_CHARS * 2]
     mentions: dict[str, str] = {}
     tokens = _tokenize(question, mentions)
@@ -1101,7 +1102,12 @@ def parse_question(
     if not tokens:
         return ParseResult(None, (), ("ask a question, e.g. `champions in EMEA with CLV over 5k`",))
     sentence = _Sentence(tokens)
-    state = _State(today=today, asker=asker, matcher=matcher, mentions=mentions)
+    state = _State(
+        today=today,
+        askers=tuple(a.lower() for a in askers if a),
+        matcher=matcher,
+        mentions=mentions,
+    )
 
     if _offer(sentence, state):
         return _finish(sentence, state)
@@ -1354,7 +1360,7 @@ def _owners(sentence: _Sentence, state: _State) -> None:
     found = sentence.first(_MINE)
     if found:
         _match, indices = found
-        mine = [o for o in matcher.vocab.owners if state.asker and o.lower() == state.asker.lower()]
+        mine = [o for o in matcher.vocab.owners if o.lower() in state.askers]
         if mine:
             state.add(state.owners, mine)
         else:
@@ -1595,7 +1601,7 @@ def _names(sentence: _Sentence, state: _State) -> None:
     tokens = sentence.tokens
     i = 0
     while i < len(tokens):
-        if tokens[i].used or tokens[i].low in STOPWORDS:
+        if tokens[i].used:
             i += 1
             continue
         matched = 0
@@ -1712,3 +1718,41 @@ def _finish(sentence: _Sentence, state: _State) -> ParseResult:
     if nothing_asked and not any(t.low in CUSTOMER_WORDS for t in sentence.tokens):
         problems += ("ask about customers, orders or referrals",)
     return ParseResult(query, unplaced, problems)
+
+
+def canonicalize(query: StructuredQuery, vocab: Vocabulary) -> tuple[StructuredQuery, list[str]]:
+    """`query` with every name mapped onto the vocabulary's spelling ("emea" -> "EMEA"), and
+    what could not be mapped. For queries that did not come from `parse_question`."""
+    matcher = _Matcher(vocab)
+    problems: list[str] = []
+
+    def mapped(values: tuple[str, ...], kind: str) -> tuple[str, ...]:
+        found: list[str] = []
+        for value in values:
+            if kind == "owner":
+                names = matcher.owner(normalize_phrase(value), {})
+            else:
+                names = [e.value for e in matcher.best(normalize_phrase(value), (kind,))]
+            if names:
+                found += [n for n in names if n not in found]
+            else:
+                problems.append(f"the CRM has no {kind} “{_clean(value)}”")
+        return tuple(found)
+
+    customer, customer_name = query.customer, query.customer_name
+    if customer or customer_name:
+        customer, customer_name = matcher.customer(customer or customer_name or "")
+    known_clusters = set(vocab.clusters)
+    for cluster in query.clusters:
+        if known_clusters and cluster not in known_clusters:
+            problems.append(f"the model has no cluster {cluster}")
+    fixed = query.with_changes(
+        segments=mapped(query.segments, "segment"),
+        from_segments=mapped(query.from_segments, "segment"),
+        regions=mapped(query.regions, "region"),
+        owners=mapped(query.owners, "owner"),
+        companies=mapped(query.companies, "company"),
+        customer=customer,
+        customer_name=customer_name,
+    )
+    return fixed, problems + fixed.problems()

@@ -27,6 +27,8 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal, get_args
 
+from pydantic import ConfigDict
+
 Entity = Literal["customers", "orders", "referrals", "segment_moves", "offer"]
 Metric = Literal["list", "count", "sum", "avg"]
 Op = Literal[">", ">=", "<", "<="]
@@ -127,6 +129,9 @@ MAX_LIMIT = 100
 class Threshold:
     """``field op value``, e.g. churn_risk > 0.5 (probabilities as fractions)."""
 
+    # Unknown keys are refused when a query is read from JSON (a language model's answer).
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
     field: ScoreField
     op: Op
     value: float
@@ -136,6 +141,9 @@ class Threshold:
 class DateRange:
     """Days from ``start`` (included) to ``end`` (excluded); either may be open."""
 
+    # Unknown keys are refused when a query is read from JSON (a language model's answer).
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
     start: date | None = None
     end: date | None = None
     label: str = ""
@@ -143,6 +151,11 @@ class DateRange:
 
 @dataclass(frozen=True)
 class StructuredQuery:
+    """One question, as closed choices and values to bind; see the module docstring."""
+
+    # Unknown keys are refused when a query is read from JSON (a language model's answer).
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
     entity: Entity = "customers"
     metric: Metric = "list"
     # What sum/avg apply to ("amount" for orders); for lists, shown as a column.
