@@ -18,10 +18,12 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from crmbot.db import DatabaseUnavailable, bulk_write_connection
+from crmbot.erasure import pseudonym
 from crmbot.ingest import cleaning, writer
 from crmbot.ingest.csvfile import FileRejected, read_csv
 from crmbot.ingest.kinds import KINDS, Kind
@@ -34,6 +36,9 @@ ProgressCallback = Callable[[int, int], None]
 
 # Kinds --create-missing may invent from a bare id; an order needs a customer, date and amount.
 CREATABLE = {"customers", "products"}
+# Kinds with free text about the customer: never re-imported for an erased customer.
+CARRY_PERSONAL_TEXT = {"tickets", "feedback"}
+ERASED_REASON = "this customer was erased; remove them from the export"
 _SINGULAR = {"customers": "customer", "products": "product", "orders": "order"}
 
 
@@ -105,7 +110,7 @@ def import_file(
     report.rejected.sort(key=lambda r: (r.line, r.column))
     if report_path is not None:
         report.write_csv(report_path)
-    log.info(
+    log.debug(
         "import %s: %s rows, %s inserted, %s updated, %s unchanged, %s rejected",
         spec.name,
         report.rows_read,
@@ -200,6 +205,8 @@ def _import(
         # References are resolved inside this transaction (SQLite: under its write lock),
         # so SQLite's per-row foreign-key checks would only repeat them.
         with bulk_write_connection(engine, check_foreign_keys=False) as connection:
+            if spec.name == "customers":
+                kept = _refuse_erased(connection, rows, kept)
             kept = _resolve_references(connection, spec, rows, kept, report, create_missing)
             for problems in rows.problems.values():
                 report.rejected.extend(problems)
@@ -326,6 +333,31 @@ def _deduplicate(spec: Kind, rows: _Rows, report: ImportReport) -> list[int]:
     return [index for index in kept if index not in rows.problems]
 
 
+def _erased_customers(connection: Connection, natural_ids: set[str]) -> dict[str, int]:
+    """{id: surrogate key} for those ids whose customer was erased (known by pseudonym)."""
+    customers = KINDS["customers"].table
+    anyone_erased = connection.execute(
+        select(customers.c.id).where(customers.c.erased_at.is_not(None)).limit(1)
+    ).first()
+    if anyone_erased is None:
+        return {}
+    by_alias = {pseudonym(natural): natural for natural in natural_ids}
+    found = writer.lookup_ids(connection, customers, "customer_id", by_alias)
+    return {by_alias[alias]: surrogate for alias, surrogate in found.items()}
+
+
+def _refuse_erased(connection: Connection, rows: _Rows, kept: list[int]) -> list[int]:
+    """Customers rows for erased customers (from an old export) are not imported again."""
+    ids = rows.cleaned["customer_id"]
+    erased = _erased_customers(connection, {ids[i] for i in kept})
+    if not erased:
+        return kept
+    for index in kept:
+        if ids[index] in erased:
+            rows.reject(index, "customer_id", ERASED_REASON, ids[index])
+    return [index for index in kept if index not in rows.problems]
+
+
 def _resolve_references(
     connection: Connection,
     spec: Kind,
@@ -345,6 +377,15 @@ def _resolve_references(
         wanted = set(values) if len(kept) == len(values) else {values[i] for i in kept}
         found = writer.lookup_ids(connection, target.table, natural, wanted)
         unknown = wanted - found.keys()
+        if unknown and target.name == "customers":
+            erased = _erased_customers(connection, unknown)
+            unknown -= erased.keys()
+            if spec.name in CARRY_PERSONAL_TEXT:
+                for index in kept:
+                    if values[index] in erased:
+                        rows.reject(index, column.name, ERASED_REASON, values[index])
+            else:
+                found.update(erased)  # orders and referrals hold no personal data: keep them
         if unknown and create_missing and target.name in CREATABLE:
             writer.create_bare(connection, target.table, natural, unknown)
             found.update(writer.lookup_ids(connection, target.table, natural, unknown))

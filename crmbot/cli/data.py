@@ -1,0 +1,225 @@
+"""`crmbot db upgrade|current`, `crmbot import KIND FILE` and `crmbot customers erase ID`."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from crmbot.cli import common
+from crmbot.db import DatabaseUnavailable, current_revision, upgrade
+from crmbot.ingest import KINDS, ImportReport, ProgressCallback, UnknownKind, import_file
+
+# Files smaller than this import in well under a second: no bar to flash on screen.
+PROGRESS_FROM_BYTES = 2_000_000
+SHOWN_REJECTIONS = 10
+
+EXIT_PARTIAL = 2  # some rows rejected, the rest imported
+
+
+def register(app: typer.Typer) -> None:
+    db_app = typer.Typer(
+        help="The database schema: upgrade it, show its revision.", no_args_is_help=True
+    )
+    customers_app = typer.Typer(help="Customer records: erase one.", no_args_is_help=True)
+    app.add_typer(db_app, name="db")
+    app.add_typer(customers_app, name="customers")
+
+    @db_app.command("upgrade")
+    def db_upgrade() -> None:
+        """Bring the database schema up to date (Alembic upgrade to head)."""
+        engine = common.engine(migrate=False)
+        try:
+            before = current_revision(engine)
+            upgrade(engine)
+            after = current_revision(engine)
+        except DatabaseUnavailable as exc:
+            common.fail(f"{DatabaseUnavailable.user_message}\n({exc})")
+        if before == after:
+            common.console.print(f"database schema is up to date at revision {after}")
+        else:
+            common.console.print(
+                f"database schema upgraded from revision {before or '(empty)'} to {after}"
+            )
+
+    @db_app.command("current")
+    def db_current() -> None:
+        """Print the schema revision of the database (empty: not created yet)."""
+        engine = common.engine(migrate=False)
+        try:
+            revision = current_revision(engine)
+        except DatabaseUnavailable as exc:
+            common.fail(f"{DatabaseUnavailable.user_message}\n({exc})")
+        common.console.print(revision or "(no schema yet; run `crmbot db upgrade`)")
+
+    @app.command("import")
+    def import_command(
+        kind: str = typer.Argument(..., help=f"What the file holds: {', '.join(KINDS)}."),
+        file: Path = typer.Argument(..., help="The CSV file, with a header line."),
+        strict: bool = typer.Option(
+            False,
+            "--strict",
+            help="Import nothing if any row is bad (default: import the "
+            "good rows, report the bad ones).",
+        ),
+        create_missing: bool = typer.Option(
+            False,
+            "--create-missing",
+            help="Create bare customers/products for ids no earlier import brought, instead "
+            "of rejecting the rows that name them.",
+        ),
+        mapping: list[str] = typer.Option(
+            [],
+            "--map",
+            metavar="OLD=NEW",
+            help="Rename a column of the file to a canonical one, e.g. "
+            "--map 'Client ID=customer_id'. Repeat for more.",
+        ),
+        report: Path = typer.Option(
+            None,
+            "--report",
+            metavar="FILE",
+            help="Write every rejected row (line, column, reason, value) to this CSV file. "
+            "Default: FILE.rejected.csv beside the input, when anything was rejected.",
+            show_default=False,
+        ),
+        today: str = typer.Option(
+            None,
+            "--today",
+            metavar="YYYY-MM-DD",
+            help="Reject dates after this day. Default: today.",
+            show_default=False,
+        ),
+    ) -> None:
+        """Import a CSV file of customers, products, orders, order-lines, tickets, feedback or
+        referrals. Exit status: 0 all imported, 2 some rows rejected, 1 nothing imported."""
+        column_map = _parse_mapping(mapping)
+        day = common.parse_day(today)
+        engine = common.engine()
+        with _progress_bar(file) as progress:
+            try:
+                result = import_file(
+                    engine,
+                    kind,
+                    file,
+                    strict=strict,
+                    create_missing=create_missing,
+                    column_map=column_map,
+                    report_path=report,
+                    progress=progress,
+                    today=day,
+                )
+            except UnknownKind as exc:
+                common.fail(str(exc))
+            except DatabaseUnavailable as exc:
+                common.fail(f"{DatabaseUnavailable.user_message}\n({exc})")
+        report_path = report
+        if report_path is None and (result.rejected or result.file_error):
+            report_path = _default_report_path(file)
+            try:
+                result.write_csv(report_path)
+            except OSError as exc:
+                common.err_console.print(f"could not write the report to {report_path}: {exc}")
+                report_path = None
+        _print_report(result, report_path)
+        if result.file_error or (strict and result.rejected):
+            raise typer.Exit(1)
+        if result.rejected:
+            raise typer.Exit(EXIT_PARTIAL)
+
+    @customers_app.command("erase")
+    def erase(
+        customer_id: str = typer.Argument(..., help="The customer's id (customer_id)."),
+        yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+        by: str = typer.Option(
+            None,
+            "--by",
+            help="Who asked for it, for the audit log. Default: your login.",
+            show_default=False,
+        ),
+    ) -> None:
+        """Erase a customer's personal data everywhere (keeps orders for the totals)."""
+        from crmbot.erasure import CustomerNotFound, erase_customer
+
+        if not yes and not typer.confirm(
+            f"Erase the personal data of customer {customer_id}? This cannot be undone."
+        ):
+            common.fail("nothing erased")
+        engine = common.engine()
+        requested_by = by or _login()
+        try:
+            result = erase_customer(engine, customer_id, requested_by=requested_by)
+        except CustomerNotFound as exc:
+            common.fail(f"{exc}; check the id with `crmbot shell` and `/crm customer ...`")
+        except DatabaseUnavailable as exc:
+            common.fail(f"{DatabaseUnavailable.user_message}\n({exc})")
+        common.console.print(result.summary(), highlight=False, soft_wrap=True)
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _parse_mapping(pairs: list[str]) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for pair in pairs:
+        old, sep, new = pair.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            common.fail(
+                f"--map needs OLD=NEW (a column of the file = a canonical column), not {pair!r}"
+            )
+        mapping[old.strip()] = new.strip()
+    return mapping
+
+
+def _default_report_path(file: Path) -> Path:
+    return file.with_name(f"{file.stem}.rejected.csv")
+
+
+@contextmanager
+def _progress_bar(file: Path) -> Iterator[ProgressCallback | None]:
+    try:
+        big = file.stat().st_size >= PROGRESS_FROM_BYTES
+    except OSError:
+        big = False
+    if not big or not common.console.is_terminal:
+        yield None
+        return
+    columns = (
+        TextColumn(f"importing {file.name}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=common.console, transient=True) as bar:
+        task = bar.add_task("import", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield advance
+
+
+def _print_report(result: ImportReport, report_path: Path | None) -> None:
+    console = common.console
+    console.print(result.summary(), highlight=False, soft_wrap=True)
+    if result.rejected:
+        table = Table("line", "column", "reason", "value", title=None, show_edge=False)
+        for rejection in result.rejected[:SHOWN_REJECTIONS]:
+            table.add_row(
+                str(rejection.line), rejection.column, rejection.reason, rejection.value[:40]
+            )
+        console.print(table)
+        more = len(result.rejected) - SHOWN_REJECTIONS
+        if more > 0:
+            console.print(f"... and {more} more", highlight=False)
+    if report_path is not None:
+        console.print(f"full report: {report_path}", highlight=False)
