@@ -22,14 +22,15 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 
 from crmbot import queries
 from crmbot.analytics.base import RunContext, StageFailed, TrainingData, load_training_data
@@ -125,6 +126,7 @@ def train(
     stage_list = list(STAGES if stages is None else stages)
     total_steps = len(stage_list) + 3
     notify = progress or (lambda _event: None)
+    _close_abandoned_runs(engine, settings, clock)
     run_id = _create_run(engine, as_of, forced=force, clock=clock)
     timings: dict[str, float] = {}
     row_counts: dict[str, int] = {}
@@ -369,6 +371,39 @@ def _create_run(engine: Engine, as_of: date, *, forced: bool, clock: Callable[[]
         session.flush()
         assert run.id is not None
         return run.id
+
+
+def _close_abandoned_runs(
+    engine: Engine, settings: Settings, clock: Callable[[], datetime]
+) -> None:
+    """Mark runs left "running" by a process that died (e.g. SIGKILL) as failed.
+
+    A run still "running" after a whole training-lock lease cannot have a live holder (the
+    holder renews the lease while it works); its partial score rows were never read and are
+    deleted.
+    """
+    cutoff = clock() - timedelta(seconds=settings.training_lock_lease_seconds)
+    with write_session(engine) as session:
+        stale = list(
+            session.execute(
+                select(col(ModelRun.id)).where(
+                    col(ModelRun.status) == "running", col(ModelRun.started_at) < cutoff
+                )
+            ).scalars()
+        )
+        if not stale:
+            return
+        session.execute(delete(CustomerScore).where(col(CustomerScore.run_id).in_(stale)))
+        session.execute(
+            update(ModelRun)
+            .where(col(ModelRun.id).in_(stale))
+            .values(
+                status="failed",
+                finished_at=clock(),
+                error="abandoned: the training process stopped before the run finished",
+            )
+        )
+    logger.warning("marked abandoned model runs %s as failed", stale)
 
 
 def _jsonable(value: Any) -> Any:

@@ -78,6 +78,9 @@ class GammaGammaParams:
     p: float
     q: float
     gamma: float
+    # True when q and gamma ran to their limit: spend does not differ between customers
+    # beyond chance, so expected spend is the population mean for everyone.
+    homogeneous: bool = False
     log_likelihood: float | None = None
     customers: int = 0
     distinct_rows: int = 0
@@ -203,8 +206,10 @@ class BgNbdLikelihood:
 
 
 def _minimise(
-    objective: Any, start: np.ndarray, model: str
+    objective: Any, start: np.ndarray, model: str, *, may_diverge: frozenset[int] = frozenset()
 ) -> tuple[np.ndarray, optimize.OptimizeResult]:
+    """L-BFGS-B over log-parameters. `may_diverge`: parameters whose running to the upper
+    edge is a meaningful limit of the model rather than a failed fit."""
     bounds = [(s - LOG_BOUND, s + LOG_BOUND) for s in start]
     with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
         result = optimize.minimize(
@@ -221,7 +226,8 @@ def _minimise(
     at_edge = [
         i
         for i, (low, high) in enumerate(bounds)
-        if log_params[i] - low < EDGE_TOLERANCE or high - log_params[i] < EDGE_TOLERANCE
+        if log_params[i] - low < EDGE_TOLERANCE
+        or (high - log_params[i] < EDGE_TOLERANCE and i not in may_diverge)
     ]
     if at_edge:
         raise StageFailed(
@@ -441,11 +447,18 @@ def fit_gamma_gamma(x: np.ndarray, m: np.ndarray) -> GammaGammaParams:
     (ux, um), weights = group_rows(x, m / scale)
     likelihood = GammaGammaLikelihood(ux, um, weights)
     start = np.log(np.array([1.0, 2.0, 1.0]))
-    log_params, result = _minimise(likelihood.objective, start, "Gamma-Gamma")
+    # q and gamma growing together (gamma / q fixed) is the limit where every customer's
+    # spend has the same distribution: a meaningful fit whose expected spend is the
+    # population mean for everyone.
+    log_params, result = _minimise(
+        likelihood.objective, start, "Gamma-Gamma", may_diverge=frozenset({1, 2})
+    )
     p, q, gamma_scaled = np.exp(log_params)
     # Scaling amounts by s divides each customer's density by s.
     ll = -float(result.fun) * likelihood.total_weight - len(x) * math.log(scale)
+    homogeneous = bool(log_params[1] > start[1] + LOG_BOUND - 1.0)
     params = GammaGammaParams(
+        homogeneous=homogeneous,
         p=float(p),
         q=float(q),
         gamma=float(gamma_scaled * scale),
@@ -674,6 +687,7 @@ def run(ctx: RunContext) -> None:
             "iterations": gamma_gamma.iterations,
             "fit_seconds": round(gg_seconds, 4),
             "mean_spend_per_purchase": round(gamma_gamma.mean_spend, 2),
+            "homogeneous_spend": gamma_gamma.homogeneous,
             # Gamma-Gamma assumes spend does not depend on frequency; near 0 is good.
             "spend_frequency_correlation": None
             if spend_frequency_correlation is None
