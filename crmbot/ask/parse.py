@@ -723,8 +723,10 @@ class _Matcher:
             if name:
                 self.customer_names.setdefault(normalize_phrase(name), []).append(customer_id)
         self.customer_ids = {cid.lower(): cid for cid in vocab.customers}
+        # Typos are corrected towards words that mean something, never towards filler
+        # words: "world" must not quietly become "would".
         self.lexicon = sorted(
-            _keywords()
+            (_keywords() - STOPWORDS)
             | {w for p in self.phrases for w in p.split()}
             | set(self.by_word)
             | {w for name in self.customer_names for w in name.split()}
