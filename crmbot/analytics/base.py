@@ -57,9 +57,11 @@ class TrainingData:
         # A ticket closed after the snapshot was still open on that day.
         tickets.loc[tickets["closed_at"] >= end, "closed_at"] = pd.NaT
         referred_at = self.referrals["referred_at"]
+        # As in load_training_data: a customer who signed up later does not exist yet.
+        signed = pd.to_datetime(self.customers["signed_up_at"])
         return TrainingData(
             as_of=as_of,
-            customers=self.customers,
+            customers=self.customers[signed.isna() | (signed < end)],
             orders=orders,
             lines=self.lines[self.lines["order_pk"].isin(orders["order_pk"])],
             products=self.products,
