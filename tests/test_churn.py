@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 
@@ -9,9 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
 from synthetic_crm import make_company
 from threadpoolctl import threadpool_limits
+from typer.testing import CliRunner
 
+from crmbot import queries
 from crmbot.analytics import churn, clv, features, satisfaction
 from crmbot.analytics.base import RunContext, TrainingData
 from crmbot.analytics.churn import (
@@ -25,7 +29,10 @@ from crmbot.analytics.churn import (
     reasons,
     snapshot_cutoffs,
 )
-from crmbot.config import Settings
+from crmbot.cli.main import app
+from crmbot.config import Settings, get_settings
+from crmbot.db import connect, read_session, write_session
+from crmbot.training import train
 
 AS_OF = date(2026, 6, 30)
 
@@ -384,3 +391,140 @@ def test_no_tickets_and_no_feedback_still_trains_with_reasons() -> None:
     scored = ctx.scores["churn_risk"].notna()
     assert scored.sum() == 400
     assert ctx.scores.loc[scored, "churn_reasons"].map(len).ge(1).all()
+
+
+# ---------------------------------------------------------------------------------------
+# The sample company, end to end through the database
+
+
+def _active_scores(engine) -> pd.DataFrame:
+    with read_session(engine) as session:
+        return queries.scores_frame(session)
+
+
+def test_sample_company_model_beats_both_baselines(sample_company) -> None:
+    metrics = sample_company.run.metrics["churn"]
+    assert metrics["trained"] is True
+    for name, baseline in metrics["baselines"].items():
+        assert metrics["roc_auc"] > baseline["roc_auc"] + 0.01, name
+        assert metrics["brier"] < baseline["brier"], name
+    assert abs(metrics["mean_predicted"] - metrics["observed_rate"]) <= 0.05
+    assert metrics["brier"] < metrics["brier_base_rate"]
+
+
+def test_sample_company_scores_carry_reasons_in_the_database(sample_company) -> None:
+    scores = _active_scores(sample_company.engine)
+    scored = scores[scores["churn_risk"].notna()]
+    assert len(scored) == (scores["frequency"] > 0).sum()
+    assert scored["churn_reasons"].map(lambda texts: 1 <= len(texts) <= 3).all()
+    assert scores.loc[scores["frequency"] == 0, "churn_risk"].isna().all()
+    with_clv = scored.dropna(subset=["clv"])
+    assert np.allclose(
+        with_clv["value_at_risk"], with_clv["clv"] * with_clv["churn_risk"], atol=0.01
+    )
+    assert scores["satisfaction"].between(0, 100).any()
+
+
+def test_sample_company_planted_churners_rank_above_other_live_customers(sample_company) -> None:
+    truth = sample_company.truth
+    scores = _active_scores(sample_company.engine)
+    live = scores[
+        scores["churn_risk"].notna() & ~scores["customer_id"].isin(truth.churned_customer_ids)
+    ]
+    about_to_stop = live["customer_id"].isin(truth.churning_customer_ids).astype(int)
+    assert about_to_stop.sum() >= 10
+    # They still look fine by recency; the model reads the tickets, surveys and decline.
+    model_auc = roc_auc_score(about_to_stop, live["churn_risk"])
+    recency_auc = roc_auc_score(about_to_stop, live["recency_days"])
+    assert model_auc > 0.6
+    assert model_auc > recency_auc + 0.05
+
+
+@pytest.fixture
+def copied_company(sample_company, tmp_path):
+    """A private copy of the trained sample company's database (the original is shared)."""
+    source = sqlite3.connect(sample_company.engine.url.database)
+    target = sqlite3.connect(tmp_path / "crm.db")
+    source.backup(target)
+    source.close()
+    target.close()
+    engine = connect(f"sqlite:///{tmp_path / 'crm.db'}")
+    yield engine
+    engine.dispose()
+
+
+MODEL_STAGES = [
+    ("features", "crmbot.analytics.features"),
+    ("clv", "crmbot.analytics.clv"),
+    ("satisfaction", "crmbot.analytics.satisfaction"),
+    ("churn", "crmbot.analytics.churn"),
+]
+
+
+def test_a_worse_churn_model_is_recorded_but_not_activated_unless_forced(
+    sample_company, copied_company
+) -> None:
+    engine = copied_company
+    with write_session(engine) as session:
+        champion = queries.active_run(session)
+        assert champion is not None and champion.metrics is not None
+        champion_id = champion.id
+        # The live model is (made) far better than anything this data can give.
+        metrics = json.loads(json.dumps(champion.metrics))
+        metrics["churn"]["roc_auc"] = 0.999
+        champion.metrics = metrics
+
+    rejected = train(engine, sample_company.settings, sample_company.as_of, stages=MODEL_STAGES)
+    assert rejected.status == "rejected" and rejected.activated is False
+    assert "churn ROC AUC" in (rejected.error or "") and "0.999" in (rejected.error or "")
+    with read_session(engine) as session:
+        assert queries.active_run_id(session) == champion_id
+        run = queries.get_run(session, rejected.run_id)
+        assert run is not None and run.status == "rejected" and run.metrics["churn"]["roc_auc"]
+
+    forced = train(
+        engine, sample_company.settings, sample_company.as_of, stages=MODEL_STAGES, force=True
+    )
+    assert forced.status == "succeeded" and forced.activated is True
+    with read_session(engine) as session:
+        assert queries.active_run_id(session) == forced.run_id
+
+
+def test_comparison_puts_the_model_beside_baselines_and_base_rate(trained) -> None:
+    header, rows = churn.comparison(trained.metrics["churn"])
+    assert header[0] == "metric" and header[1].endswith("(chosen)")
+    assert "recency alone" in header and "BG/NBD alone" in header and header[-1] == "base rate"
+    auc = dict(zip(header, rows[0], strict=True))
+    assert rows[0][0] == "ROC AUC" and auc["base rate"] == 0.5
+    assert auc[header[1]] > auc["recency alone"] and auc[header[1]] > auc["BG/NBD alone"]
+    assert churn.comparison({"trained": False, "note": "x"}) == ([], [])
+
+
+@pytest.fixture
+def cli_on_sample(sample_company, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", str(sample_company.engine.url))
+    get_settings.cache_clear()
+    yield lambda *args: CliRunner().invoke(app, list(args))
+    get_settings.cache_clear()
+
+
+def test_model_show_lists_the_churn_model_beside_its_baselines(cli_on_sample) -> None:
+    result = cli_on_sample("model", "show")
+    assert result.exit_code == 0, result.output
+    assert "Churn risk: no purchase within 90 days" in result.output
+    for column in ("(chosen)", "recency", "BG/NBD", "base rate", "ROC AUC", "Brier"):
+        assert column in result.output
+    document = json.loads(cli_on_sample("model", "show", "--json").output)
+    assert document["churn"]["metrics"]["baselines"]["recency"]["roc_auc"] > 0.5
+    assert document["satisfaction"]["metrics"]["text_model"]["trained"] is True
+
+
+def test_scores_export_has_churn_and_satisfaction_columns(cli_on_sample, tmp_path) -> None:
+    target = tmp_path / "scores.csv"
+    result = cli_on_sample("scores", "export", str(target))
+    assert result.exit_code == 0, result.output
+    exported = pd.read_csv(target)
+    for column in ("churn_risk", "churn_reasons", "value_at_risk", "satisfaction", "sentiment"):
+        assert column in exported.columns
+    reasons_ = exported.loc[exported["churn_risk"].notna(), "churn_reasons"]
+    assert reasons_.notna().all() and reasons_.str.len().gt(0).all()

@@ -28,7 +28,7 @@ from crmbot.models import ModelRun
 
 # The stages whose parameters and metrics `model show` explains itself; any other stage's
 # numbers are listed as they are.
-OWN_SECTIONS = ("features", "segments", "clusters", "clv")
+OWN_SECTIONS = ("features", "segments", "clusters", "clv", "churn")
 
 
 def register(app: typer.Typer) -> None:
@@ -302,6 +302,7 @@ def _print_run(document: dict[str, Any]) -> None:
     _print_segments(document.get("segments"))
     _print_clusters(document.get("clusters"))
     _print_clv(document.get("clv"))
+    _print_churn(document.get("churn"))
     for name, section in document.items():
         if name in ("run", "timings", "row_counts", *OWN_SECTIONS) or not isinstance(section, dict):
             continue
@@ -419,6 +420,46 @@ def _print_clv(section: dict[str, Any] | None) -> None:
     elif holdout.get("note"):
         lines.append(f"Holdout: {holdout['note']}.")
     common.console.print("\n".join(lines), highlight=False)
+
+
+def _print_churn(section: dict[str, Any] | None) -> None:
+    """The chosen churn model beside the other candidate, both baselines and the base rate."""
+    if not section:
+        return
+    from crmbot.analytics.churn import comparison
+
+    metrics = section.get("metrics") or {}
+    console = common.console
+    if not metrics.get("trained"):
+        console.print(f"Churn: no model — {metrics.get('note', 'not trained')}", highlight=False)
+        return
+    validation = metrics.get("validation") or {}
+    training = metrics.get("training") or {}
+    calibration = section.get("calibration") or {}
+    header, rows = comparison(metrics)
+    table = Table(
+        title=(
+            f"Churn risk: no purchase within {section.get('horizon_days')} days — validated on "
+            f"{_number(validation.get('customers'))} customers as of {validation.get('cutoff')} "
+            f"({_number(validation.get('churned'))} churned)"
+        ),
+        title_justify="left",
+    )
+    for position, title in enumerate(header):
+        table.add_column(title, justify="left" if position == 0 else "right")
+    for row in rows:
+        table.add_row(row[0], *[_number(value) for value in row[1:]])
+    console.print(table)
+    beats = "beats" if metrics.get("beats_baselines") else "does NOT beat"
+    console.print(
+        f"The model {beats} both baselines on ROC AUC. Trained on "
+        f"{_number(training.get('snapshots'))} earlier snapshots "
+        f"({_number(training.get('rows'))} rows); probabilities calibrated "
+        f"({calibration.get('method')}) on the validation snapshot; "
+        f"{_number(metrics.get('scored_customers'))} customers scored, mean risk "
+        f"{_number(metrics.get('mean_risk'))}.",
+        highlight=False,
+    )
 
 
 def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
