@@ -10,11 +10,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Double, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # Datetimes are stored naive and always mean UTC: one convention for every dialect and for
 # the pandas frames training reads, without a per-value conversion on bulk loads.
+# Money and quantities are Double: a plain Float is single precision on MySQL/MariaDB,
+# where $123,456.78 would come back as $123,457.
 
 
 def _json_column() -> Any:
@@ -43,9 +45,9 @@ class Product(SQLModel, table=True):
     product_id: str = Field(max_length=64, unique=True, index=True)
     name: str | None = Field(default=None, max_length=200)
     category: str | None = Field(default=None, max_length=120)
-    price: float | None = None
+    price: float | None = Field(default=None, sa_type=Double)
     # Share of the price the company keeps (0..1); ranks next-best-product offers.
-    margin: float | None = None
+    margin: float | None = Field(default=None, sa_type=Double)
 
 
 class Order(SQLModel, table=True):
@@ -56,7 +58,7 @@ class Order(SQLModel, table=True):
     order_id: str = Field(max_length=64, unique=True, index=True)
     customer_pk: int = Field(foreign_key="customer.id")
     ordered_at: datetime = Field(index=True, sa_type=DateTime)
-    amount: float
+    amount: float = Field(sa_type=Double)
     currency: str = Field(default="USD", max_length=3)
 
 
@@ -67,8 +69,8 @@ class OrderLine(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     order_pk: int = Field(foreign_key="orders.id", index=True)
     product_pk: int = Field(foreign_key="product.id", index=True)
-    quantity: float = 1
-    unit_price: float | None = None
+    quantity: float = Field(default=1, sa_type=Double)
+    unit_price: float | None = Field(default=None, sa_type=Double)
 
 
 class Ticket(SQLModel, table=True):

@@ -366,7 +366,13 @@ def _resolve_references(
     report: ImportReport,
     create_missing: bool,
 ) -> list[int]:
-    """Turn natural ids into surrogate keys; reject (or create) the unknown ones."""
+    """Turn natural ids into surrogate keys; reject (or create) the unknown ones.
+
+    Rows are rejected for every unknown reference first; bare rows are created afterwards,
+    and only for rows that survive, so a rejected row never leaves a bare customer behind.
+    """
+    found_by_column: dict[str, dict[str, int]] = {}
+    to_create: dict[str, set[str]] = {}
     for column in spec.columns:
         if column.references is None or column.name not in rows.cleaned:
             continue
@@ -386,23 +392,34 @@ def _resolve_references(
                         rows.reject(index, column.name, ERASED_REASON, values[index])
             else:
                 found.update(erased)  # orders and referrals hold no personal data: keep them
-        if unknown and create_missing and target.name in CREATABLE:
-            writer.create_bare(connection, target.table, natural, unknown)
-            found.update(writer.lookup_ids(connection, target.table, natural, unknown))
-            report.created[target.name] = report.created.get(target.name, 0) + len(unknown)
-            unknown = set()
-        if unknown:
-            singular = _SINGULAR[target.name]
-            hint = (
-                f"import {target.name} first, or use --create-missing"
-                if target.name in CREATABLE
-                else f"import {target.name} first"
-            )
-            for index in kept:
-                if values[index] in unknown:
-                    rows.reject(index, column.name, f"unknown {singular} ({hint})", values[index])
-        rows.cleaned[column.name] = list(map(found.get, values))
-    return [index for index in kept if index not in rows.problems]
+        found_by_column[column.name] = found
+        if not unknown:
+            continue
+        if create_missing and target.name in CREATABLE:
+            to_create[column.name] = unknown
+            continue
+        singular = _SINGULAR[target.name]
+        hint = (
+            f"import {target.name} first, or use --create-missing"
+            if target.name in CREATABLE
+            else f"import {target.name} first"
+        )
+        for index in kept:
+            if values[index] in unknown:
+                rows.reject(index, column.name, f"unknown {singular} ({hint})", values[index])
+    kept = [index for index in kept if index not in rows.problems]
+    for name, unknown in to_create.items():
+        target = KINDS[spec.column(name).references or ""]
+        natural = target.natural_id or ""
+        values = rows.cleaned[name]
+        needed = {values[index] for index in kept} & unknown
+        writer.create_bare(connection, target.table, natural, needed)
+        found_by_column[name].update(writer.lookup_ids(connection, target.table, natural, needed))
+        if needed:
+            report.created[target.name] = report.created.get(target.name, 0) + len(needed)
+    for name, found in found_by_column.items():
+        rows.cleaned[name] = list(map(found.get, rows.cleaned[name]))
+    return kept
 
 
 def _write(

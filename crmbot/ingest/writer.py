@@ -54,7 +54,7 @@ def lookup_ids(
                 found[natural] = surrogate
         return found
     for chunk in _chunks(wanted, LOOKUP_CHUNK):
-        found.update(connection.execute(select(key, pk).where(key.in_(chunk))).tuples())
+        found.update(connection.execute(select(key, pk).where(key.in_(chunk))).tuples().all())
     return found
 
 

@@ -1,8 +1,8 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
-Create Date: 2026-11-24 23:44:33.307007
+Revises:
+Create Date: 2026-11-25 00:06:44.802073
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
+
 
 revision = '0001'
 down_revision = None
@@ -99,8 +100,8 @@ def upgrade() -> None:
     sa.Column('product_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
     sa.Column('category', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=True),
-    sa.Column('price', sa.Float(), nullable=True),
-    sa.Column('margin', sa.Float(), nullable=True),
+    sa.Column('price', sa.Double(), nullable=True),
+    sa.Column('margin', sa.Double(), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('product', schema=None) as batch_op:
@@ -198,7 +199,7 @@ def upgrade() -> None:
     sa.Column('order_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('customer_pk', sa.Integer(), nullable=False),
     sa.Column('ordered_at', sa.DateTime(), nullable=False),
-    sa.Column('amount', sa.Float(), nullable=False),
+    sa.Column('amount', sa.Double(), nullable=False),
     sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
     sa.ForeignKeyConstraint(['customer_pk'], ['customer.id'], ),
     sa.PrimaryKeyConstraint('id')
@@ -243,8 +244,8 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('order_pk', sa.Integer(), nullable=False),
     sa.Column('product_pk', sa.Integer(), nullable=False),
-    sa.Column('quantity', sa.Float(), nullable=False),
-    sa.Column('unit_price', sa.Float(), nullable=True),
+    sa.Column('quantity', sa.Double(), nullable=False),
+    sa.Column('unit_price', sa.Double(), nullable=True),
     sa.ForeignKeyConstraint(['order_pk'], ['orders.id'], ),
     sa.ForeignKeyConstraint(['product_pk'], ['product.id'], ),
     sa.PrimaryKeyConstraint('id'),
