@@ -182,7 +182,8 @@ def run(ctx: RunContext) -> None:
     previous = None
     if ctx.previous_scores is not None and "segment" in ctx.previous_scores:
         previous = ctx.previous_scores["segment"]
-        ctx.scores["previous_segment"] = previous.reindex(ctx.scores.index).astype(object)
+        moved_from = previous.reindex(ctx.scores.index).astype(object)
+        ctx.scores["previous_segment"] = moved_from.where(moved_from.notna(), None)
     else:
         ctx.scores["previous_segment"] = None
     sizes = scored["segment"].value_counts()
