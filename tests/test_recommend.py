@@ -184,19 +184,86 @@ def test_no_customers(run_settings: Settings) -> None:
     assert ctx.params["recommend"]["skipped_because"] == "there are no order lines up to as_of"
 
 
-def test_large_customer_bases_are_mined_on_a_sample(
-    run_settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(recommend, "MAX_MINING_BASKETS", 150)
-    histories = affinity_company()
-    ctx = run_stage(make_data(histories), run_settings)
-    params = ctx.params["recommend"]
-    assert params["mined_on_customers"] == 150
-    assert params["customers_with_history"] == len(histories)
-    pairs = [(tuple(r["antecedent_ids"]), r["consequent_id"]) for r in params["rules"]]
-    assert (("P1", "P2"), "P3") in pairs[:4]
-    # Offers are still made for every customer, sampled or not.
-    assert ctx.scores["next_products"][len(histories) - 2][0]["product_id"] == "P3"
+def random_histories(seed: int) -> list[list[list[int]]]:
+    """Random baskets over the catalogue with a few correlated products."""
+    rng = np.random.default_rng(seed)
+    histories = []
+    for _ in range(400):
+        products = set(rng.choice(list(CATALOGUE), size=rng.integers(1, 5), replace=False))
+        if 1 in products and rng.random() < 0.7:
+            products.add(3)
+        if {2, 4} <= products and rng.random() < 0.8:
+            products.add(5)
+        histories.append([sorted(int(p) for p in products)])
+    histories.extend([[]] for _ in range(5))  # customers who never bought
+    return histories
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_rules_are_exactly_what_mlxtend_fpgrowth_finds(seed: int) -> None:
+    from mlxtend.frequent_patterns import association_rules, fpgrowth
+
+    data = make_data(random_histories(seed))
+    ctx = RunContext.start(data, Settings(_env_file=None))  # type: ignore[call-arg]
+    histories = recommend.purchase_histories(ctx)
+    itemsets = recommend.count_itemsets(histories)
+    ours = recommend.mine_rules(itemsets)
+    assert len(ours) > 10
+    found = {
+        (frozenset(histories.products[list(left)].tolist()), int(histories.products[right])): (
+            support,
+            confidence,
+            lift,
+        )
+        for left, right, support, confidence, lift in zip(
+            ours.antecedents,
+            ours.consequent,
+            ours.support,
+            ours.confidence,
+            ours.lift,
+            strict=True,
+        )
+    }
+
+    baskets = histories.matrix[histories.buyers].toarray()
+    onehot = pd.DataFrame(baskets, columns=histories.products.tolist())
+    frequent = fpgrowth(
+        onehot, min_support=itemsets.min_count / len(baskets), use_colnames=True, max_len=3
+    )
+    reference = association_rules(
+        frequent,
+        num_itemsets=len(baskets),
+        metric="confidence",
+        min_threshold=recommend.MIN_CONFIDENCE,
+    )
+    reference = reference[
+        (reference["consequents"].map(len) == 1) & (reference["lift"] >= recommend.MIN_LIFT)
+    ]
+    expected = {
+        (frozenset(int(p) for p in row.antecedents), int(next(iter(row.consequents)))): (
+            row.support,
+            row.confidence,
+            row.lift,
+        )
+        for row in reference.itertuples()
+    }
+
+    # Minimum improvement: a two-product rule must beat each product alone.
+    def alone(product: int, consequent: int) -> float:
+        return float((onehot[product] & onehot[consequent]).sum() / onehot[product].sum())
+
+    padded = [
+        (left, right)
+        for (left, right), (_s, confidence, _l) in expected.items()
+        if len(left) == 2
+        and confidence < max(alone(p, right) for p in left) + recommend.MIN_IMPROVEMENT
+    ]
+    assert padded  # the pruning has something to do here
+    for rule in padded:
+        del expected[rule]
+    assert found.keys() == expected.keys()
+    for rule, metrics in expected.items():
+        assert found[rule] == pytest.approx(metrics)
 
 
 def test_offers_do_not_depend_on_the_chunking(
