@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     llm_url: str = Field("", validation_alias=_env("CRMBOT_LLM_URL"))
     llm_api_key: str = Field("", validation_alias=_env("CRMBOT_LLM_API_KEY"))
     llm_model: str = Field("gpt-4o-mini", validation_alias=_env("CRMBOT_LLM_MODEL"))
+    llm_timeout_seconds: float = Field(
+        8.0, gt=0, le=120, validation_alias=_env("CRMBOT_LLM_TIMEOUT_SECONDS")
+    )
 
     chart_dir: str = Field("crmbot-charts", validation_alias=_env("CRMBOT_CHART_DIR"))
     log_level: str = Field("INFO", validation_alias=_env("CRMBOT_LOG_LEVEL"))

@@ -763,6 +763,13 @@ class _Matcher:
             return [e for e in exact if kinds is None or e.kind in kinds]
         if len(phrase) < 5:
             return []
+        if " " not in phrase and self.by_word:
+            # One distinctive word of a longer name, misspelt or plural: "cafes" -> "cafe".
+            word = process.extractOne(
+                phrase, list(self.by_word), scorer=fuzz.ratio, score_cutoff=88
+            )
+            if word:
+                return [e for e in self.by_word[word[0]] if kinds is None or e.kind in kinds]
         cutoff = 85 if len(phrase) < 8 else 88
         candidates = process.extract(
             phrase, self.phrases, scorer=fuzz.ratio, score_cutoff=cutoff, limit=5
