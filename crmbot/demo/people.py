@@ -116,14 +116,16 @@ def _emails(
     company: np.ndarray,
     customer_id: np.ndarray,
 ) -> np.ndarray:
-    local = np.char.add(np.char.add(_slug(first), "."), _slug(last))
     free = rng.choice(FREE_MAIL_DOMAINS, size=len(first))
-    domain = np.where(company != "", np.char.add(_slug(company), ".example"), free)
-    email = np.char.add(np.char.add(local, "@"), domain)
+    company_domain = [f"{slug}.example" for slug in _slug(company)]
+    domain = np.where(company != "", company_domain, free)
+    local = [f"{a}.{b}" for a, b in zip(_slug(first), _slug(last), strict=True)]
+    email = [f"{name}@{host}" for name, host in zip(local, domain, strict=True)]
     # Two Ana Silvas at the same domain get the customer number in the address.
     clash = pd.Series(email).duplicated(keep="first").to_numpy()
-    numbered = np.char.add(np.char.add(np.char.add(local, customer_id), "@"), domain)
-    return np.where(clash, numbered, email)
+    for position in np.flatnonzero(clash):
+        email[position] = f"{local[position]}{customer_id[position]}@{domain[position]}"
+    return np.array(email)
 
 
 def _phones(rng: np.random.Generator, region: np.ndarray) -> np.ndarray:

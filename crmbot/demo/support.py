@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -94,13 +93,7 @@ def make_tickets(
     channel_names = [name for name, _w in catalog.TICKET_CHANNELS]
     channel_weights = np.array([w for _n, w in catalog.TICKET_CHANNELS])
     channel = rng.choice(channel_names, size=count, p=channel_weights)
-    issue = _pick_text(rng, mood, catalog.TICKET_ISSUES)
-    template = _pick_text(rng, mood, catalog.TICKET_BODIES)
-    subject = [subject for subject, _what in issue]
-    body = [
-        _sentence_case(text.format(topic=what))
-        for text, (_subject, what) in zip(template, issue, strict=True)
-    ]
+    subject, body = _ticket_texts(rng, mood)
     frame = pd.DataFrame(
         {
             "customer": customer,
@@ -116,17 +109,36 @@ def make_tickets(
 
 
 def _pick_text(
-    rng: np.random.Generator, mood: np.ndarray, texts: dict[str, list[Any]]
+    rng: np.random.Generator, mood: np.ndarray, texts: dict[str, list[str]]
 ) -> np.ndarray:
     """One entry of `texts[mood]` per row, uniformly at random."""
     picked = np.empty(len(mood), dtype=object)
     for number, name in enumerate(MOODS):
         rows = np.flatnonzero(mood == number)
-        choices = np.empty(len(texts[name]), dtype=object)
-        for position, text in enumerate(texts[name]):  # tuples stay whole, one per cell
-            choices[position] = text
+        choices = np.array(texts[name], dtype=object)
         picked[rows] = choices[rng.integers(0, len(choices), size=len(rows))]
     return picked
+
+
+def _ticket_texts(rng: np.random.Generator, mood: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Subject and body per ticket: an issue of the ticket's mood told in one of its templates."""
+    subject = np.empty(len(mood), dtype=object)
+    body = np.empty(len(mood), dtype=object)
+    for number, name in enumerate(MOODS):
+        rows = np.flatnonzero(mood == number)
+        issues = catalog.TICKET_ISSUES[name]
+        templates = catalog.TICKET_BODIES[name]
+        subjects = np.array([title for title, _what in issues], dtype=object)
+        # Every (issue, template) body written once; tickets pick from the table.
+        bodies = np.array(
+            [[_sentence_case(t.format(topic=what)) for t in templates] for _s, what in issues],
+            dtype=object,
+        )
+        issue = rng.integers(0, len(issues), size=len(rows))
+        template = rng.integers(0, len(templates), size=len(rows))
+        subject[rows] = subjects[issue]
+        body[rows] = bodies[issue, template]
+    return subject, body
 
 
 def _sentence_case(text: str) -> str:
