@@ -24,12 +24,14 @@ import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from crmbot.analytics.base import RunContext, StageFailed
 
 K_RANGE = range(2, 9)
 SELECTION_SAMPLE = 30_000
 SILHOUETTE_SAMPLE = 5_000
+PARALLEL_FROM_ROWS = 100_000
 DESCRIBE_THRESHOLD = 0.5  # standard deviations from the average
 MAX_WORDS = 3
 
@@ -123,6 +125,24 @@ def choose_k(
     return best[1], scores, best[2], rows
 
 
+def _fit(
+    scaled: np.ndarray, seed: int
+) -> tuple[int, dict[str, float], np.ndarray | None, np.ndarray, np.ndarray]:
+    """(k, silhouettes, sample centres, assignment, centres) for standardised features."""
+    k, silhouettes, sample_centres, _rows = choose_k(scaled, seed)
+    if sample_centres is None:
+        # Too few distinct customers to compare groupings: one group, described by its mean.
+        return (
+            1,
+            silhouettes,
+            None,
+            np.zeros(len(scaled), dtype=np.int64),
+            scaled.mean(axis=0, keepdims=True),
+        )
+    model = KMeans(n_clusters=k, init=sample_centres, n_init=1, random_state=seed).fit(scaled)
+    return k, silhouettes, sample_centres, model.labels_.astype(np.int64), model.cluster_centers_
+
+
 def run(ctx: RunContext) -> None:
     """Fill cluster and cluster_label for customers with a purchase."""
     if ctx.features is None:
@@ -139,18 +159,12 @@ def run(ctx: RunContext) -> None:
         return
     scaler = StandardScaler().fit(features.to_numpy())
     scaled = scaler.transform(features.to_numpy())
-    k, silhouettes, sample_centres, _rows = choose_k(scaled, seed)
-    if sample_centres is None:
-        # Fewer than three distinct customers: one group, described from its centre.
-        assignment = np.zeros(len(scaled), dtype=np.int64)
-        centres = scaled.mean(axis=0, keepdims=True)
-        note = "one cluster: too few distinct customers to compare groupings"
-    else:
-        model = KMeans(n_clusters=k, init=sample_centres, n_init=1, random_state=seed)
-        model.fit(scaled)
-        assignment = model.labels_.astype(np.int64)
-        centres = model.cluster_centers_
-        note = None
+    # On small books k-means' OpenMP threads cost more in start-up and spinning than they
+    # save (10x slower on a busy 2-core machine); large books keep every core.
+    threads = 1 if len(scaled) < PARALLEL_FROM_ROWS else None
+    with threadpool_limits(limits=threads, user_api="openmp"):
+        k, silhouettes, sample_centres, assignment, centres = _fit(scaled, seed)
+    note = "one cluster: too few distinct customers to compare groupings" if k == 1 else None
     # Number clusters by mean spend, highest first, so numbers mean the same run to run.
     spend_position = names.index("log_spend")
     order = np.argsort(-centres[:, spend_position], kind="stable")

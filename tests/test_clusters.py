@@ -1,0 +1,148 @@
+"""Behavioural clusters: k by silhouette, readable labels, stable numbering, edge cases."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crmbot.analytics import clusters
+from crmbot.analytics.base import RunContext, StageFailed, TrainingData
+from crmbot.config import Settings
+
+COLUMNS = [
+    "recency_days",
+    "frequency",
+    "day_spend_mean",
+    "tenure_days",
+    "tickets_count",
+    "nps_mean",
+]
+
+
+def _planted(seed: int = 0, per_group: int = 60) -> pd.DataFrame:
+    """Three groups: frequent big recent buyers, one-off small lapsed ones, and a middle."""
+    rng = np.random.default_rng(seed)
+    groups = [
+        # recency, frequency, spend per day, tenure, tickets, nps
+        (5, 40, 900.0, 700, 1, 9),
+        (400, 1, 15.0, 500, 0, 6),
+        (60, 6, 120.0, 200, 8, 2),
+    ]
+    rows = []
+    for recency, frequency, spend, tenure, tickets, nps in groups:
+        for _ in range(per_group):
+            rows.append(
+                (
+                    recency * rng.uniform(0.8, 1.2),
+                    max(1, round(frequency * rng.uniform(0.8, 1.2))),
+                    spend * rng.uniform(0.8, 1.2),
+                    tenure * rng.uniform(0.9, 1.1),
+                    max(0, round(tickets * rng.uniform(0.7, 1.3))),
+                    float(np.clip(nps + rng.normal(0, 0.5), 0, 10)),
+                )
+            )
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame.index = pd.Index(range(1, len(frame) + 1), name="customer_pk")
+    return frame
+
+
+def _context(settings: Settings, summary: pd.DataFrame) -> RunContext:
+    empty = pd.DataFrame()
+    data = TrainingData(
+        date(2025, 6, 30),
+        pd.DataFrame(index=summary.index),
+        empty,
+        empty,
+        empty,
+        empty,
+        empty,
+        empty,
+    )
+    ctx = RunContext.start(data, settings)
+    ctx.features = summary
+    return ctx
+
+
+def test_planted_groups_are_found_and_described(settings: Settings) -> None:
+    summary = _planted()
+    ctx = _context(settings, summary)
+    clusters.run(ctx)
+    metrics = ctx.metrics["clusters"]
+    assert metrics["k"] == 3
+    assert metrics["silhouette"] == max(metrics["silhouette_by_k"].values())
+    assignment = ctx.scores["cluster"].astype(int)
+    # Each planted group is one cluster.
+    for start in (1, 61, 121):
+        assert assignment.loc[start : start + 59].nunique() == 1
+    labels = dict(zip(ctx.scores["cluster"], ctx.scores["cluster_label"], strict=True))
+    assert len(set(labels.values())) == 3
+    # Numbered by spend, highest first: the big buyers are cluster 0.
+    assert assignment.loc[1] == 0
+    assert "frequent" in labels[0] and "high spend" in labels[0]
+    big_words = set(
+        clusters.describe(
+            np.array(ctx.params["clusters"]["clusters"][0]["centre_z"]),
+            ctx.params["clusters"]["features"],
+        )
+    )
+    assert {"frequent", "high spend", "recent"} <= big_words
+    assert "lapsed" in labels[assignment.loc[61]] or "one-off" in labels[assignment.loc[61]]
+    described = ctx.params["clusters"]["clusters"]
+    assert [c["size"] for c in described] == [60, 60, 60]
+
+
+def test_same_seed_same_clusters(settings: Settings) -> None:
+    first, second = _context(settings, _planted()), _context(settings, _planted())
+    clusters.run(first)
+    clusters.run(second)
+    pd.testing.assert_frame_equal(first.scores, second.scores)
+
+
+def test_prospects_get_no_cluster(settings: Settings) -> None:
+    summary = _planted(per_group=10)
+    summary.loc[5, "frequency"] = 0
+    ctx = _context(settings, summary)
+    clusters.run(ctx)
+    assert pd.isna(ctx.scores.loc[5, "cluster"]) and ctx.scores.loc[5, "cluster_label"] is None
+    assert ctx.scores["cluster"].notna().sum() == 29
+
+
+@pytest.mark.parametrize("customers", [1, 2, 6])
+def test_few_or_identical_customers_form_one_group(settings: Settings, customers: int) -> None:
+    summary = pd.DataFrame([(10.0, 3, 50.0, 100.0, 0, 7.0)] * customers, columns=COLUMNS)
+    summary.index = pd.Index(range(1, customers + 1), name="customer_pk")
+    ctx = _context(settings, summary)
+    clusters.run(ctx)
+    assert ctx.scores["cluster"].tolist() == [0] * customers
+    assert ctx.metrics["clusters"]["k"] == 1
+    assert "note" in ctx.metrics["clusters"]
+
+
+def test_nobody_bought_yet(settings: Settings) -> None:
+    summary = _planted(per_group=2).assign(frequency=0)
+    ctx = _context(settings, summary)
+    clusters.run(ctx)
+    assert ctx.scores["cluster"].isna().all()
+    assert ctx.metrics["clusters"]["k"] == 0
+
+
+def test_large_books_choose_k_on_a_sample(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(clusters, "SELECTION_SAMPLE", 90)
+    monkeypatch.setattr(clusters, "SILHOUETTE_SAMPLE", 60)
+    ctx = _context(settings, _planted())
+    clusters.run(ctx)
+    assert ctx.metrics["clusters"]["sampled"] is True
+    assert ctx.metrics["clusters"]["k"] == 3
+    assert ctx.scores["cluster"].notna().all()
+
+
+def test_needs_the_features_stage(settings: Settings) -> None:
+    ctx = _context(settings, _planted(per_group=2))
+    ctx.features = None
+    with pytest.raises(StageFailed, match="features"):
+        clusters.run(ctx)
