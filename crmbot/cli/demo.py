@@ -141,8 +141,17 @@ def register(app: typer.Typer) -> None:
             timings.measure("train", started)
         _print_summary(truth, timings)
 
+        hub = truth.hub_customer_ids[0] if truth.hub_customer_ids else "1001"
+        console.print(
+            f"Try: /crm at-risk · /crm influencers · /crm customer {hub} · "
+            "/crm ask customers of @maria with no order in 60 days",
+            highlight=False,
+        )
         if no_shell:
-            console.print("Next: [bold]crmbot shell[/bold] and type /crm help", highlight=False)
+            shell = "crmbot shell"
+            if database_url:
+                shell = f"DATABASE_URL={database_url} crmbot shell"
+            console.print(f"Next: [bold]{shell}[/bold] and type /crm help", highlight=False)
             return
         from crmbot.chat.dispatch import Dispatcher
         from crmbot.chat.shell import run_shell
