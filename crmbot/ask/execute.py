@@ -31,6 +31,7 @@ from crmbot.ask.parse import SEGMENT_NAMES, Vocabulary
 from crmbot.ask.query import (
     DEFAULT_LIST_LIMIT,
     DEFAULT_TOP_LIMIT,
+    ENTITY_LABELS,
     MAX_LIMIT,
     SCORE_FIELDS,
     StructuredQuery,
@@ -305,7 +306,8 @@ class _Runner:
             if metric == "count"
             else (f"{'Average' if metric == 'avg' else 'Total'} {field_label(value_field)}")
         )
-        answer.columns += ["Rows", value_name] if metric != "count" else [value_name]
+        rows_name = ENTITY_LABELS[self.query.entity]
+        answer.columns += [rows_name, value_name] if metric != "count" else [value_name]
         for group_label, count, group_value in rows:
             name = str(group_label) if group_label not in (None, "") else "(none)"
             shown = format_value(None if metric == "count" else value_field, group_value)
