@@ -607,6 +607,11 @@ def slack_client(
     )
 
 
+def has_retry_handlers(client: WebClient) -> bool:
+    """Whether `client` came from `slack_client` (retries and the delivery check)."""
+    return any(isinstance(getattr(h, "check", None), DeliveryCheck) for h in client.retry_handlers)
+
+
 def _delivery_check(client: WebClient) -> DeliveryCheck:
     for handler in client.retry_handlers:
         check = getattr(handler, "check", None)
@@ -642,7 +647,7 @@ class DigestOutcome:
     def describe(self) -> str:
         """One sentence for a person: the CLI, `/crm schedule run`, the admin channel."""
         what = f"The {self.kind} digest for {self.period}"
-        where = f"<#{self.channel}>" if self.channel.startswith(("C", "G")) else self.channel
+        where = self.channel or "no channel"
         text = {
             "posted": f"{what} was posted to {where} (message {self.ts}).",
             "already_posted": f"{what} was already posted to {where} (message {self.ts}); "

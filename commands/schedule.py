@@ -1,0 +1,208 @@
+"""`/crm schedule ...`: see and change when crmbot retrains and posts its digests."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from crmbot.chat.reply import Reply, Table
+from crmbot.registry import Request, command
+from crmbot.scheduler import (
+    JOBS,
+    SYNC_SECONDS,
+    CronError,
+    JobSchedule,
+    JobSpec,
+    effective_schedule,
+    effective_schedules,
+    find_job,
+    live_scheduler,
+    parse_cron,
+    reset_override,
+    run_job_now,
+    save_override,
+    stored_next_runs,
+    sync_jobs,
+)
+
+USAGE = (
+    'schedule [set JOB "CRON" | channel JOB #channel | pause JOB | resume JOB | run JOB '
+    "| reset JOB]"
+)
+JOB_NAMES = "retrain, at-risk, influencers"
+# Slack sends a channel picked from the menu as <#C0123|name>; an id may also be typed.
+CHANNEL_REFERENCE = re.compile(r"^<#([CG][A-Z0-9]+)(?:\|[^>]*)?>$|^([CG][A-Z0-9]{4,})$")
+QUOTES = "\"'“”‘’"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@command("schedule", usage=USAGE, admin_only=True, slow=True, aliases=("schedules", "jobs"))
+def schedule_command(request: Request) -> Reply:
+    """See and change the retraining and digest schedules (admins only).
+
+    `schedule` lists the jobs with their cron schedule, channel, state and next run.
+    `schedule set at-risk "0 8 * * 1-5"` changes a schedule (minute hour day month weekday,
+    in CRMBOT_TIMEZONE; weekdays 0-6 from Sunday, or mon-sun). `schedule channel at-risk
+    #channel` moves a digest, `pause` / `resume` stop and restart a job, `run` runs it now
+    (a digest already posted this period is not posted twice; a retrain never runs beside
+    another), `reset` returns a job to the settings. Jobs: retrain, at-risk, influencers.
+    Changes are kept in the database and reach the scheduler within a minute.
+    """
+    if not request.args or request.args[0].lower() in ("list", "ls", "show"):
+        return _list(request)
+    action = request.args[0].lower()
+    if action not in ("set", "channel", "pause", "resume", "run", "reset"):
+        return _usage(request, f"I don't know `schedule {action[:20]}`.")
+    if len(request.args) < 2:
+        return _usage(request, f"Which job? One of: {JOB_NAMES}.")
+    spec = find_job(request.args[1])
+    if spec is None:
+        return _usage(request, f"There is no job '{request.args[1][:40]}'. Jobs: {JOB_NAMES}.")
+    rest = request.args[2:]
+    if action == "set":
+        return _set(request, spec, " ".join(rest).strip(QUOTES + " "))
+    if action == "channel":
+        return _channel(request, spec, rest)
+    if rest:
+        return _usage(request, f"`schedule {action} {spec.job_id}` takes nothing more.")
+    if action == "run":
+        return _run(request, spec)
+    if action == "reset":
+        changed = reset_override(request.engine, spec.job_id)
+        applied = _apply(request)
+        if not changed:
+            return Reply(title="", text=f"`{spec.job_id}` already follows the settings.")
+        return _confirm(request, spec, "is back to the schedule in the settings", applied)
+    paused = action == "pause"
+    save_override(request.engine, spec.job_id, by=request.user_id, now=_now(), paused=paused)
+    applied = _apply(request)
+    return _confirm(request, spec, "is paused" if paused else "is running again", applied)
+
+
+def _usage(request: Request, problem: str) -> Reply:
+    return Reply.usage(f"{problem} Usage: `{request.settings.slash_command} {USAGE}`")
+
+
+def _apply(request: Request) -> bool:
+    """Apply saved changes to the scheduler in this process; False when there is none."""
+    scheduler = live_scheduler()
+    if scheduler is None:
+        return False
+    sync_jobs(scheduler, request.engine, request.settings)
+    return True
+
+
+def _confirm(request: Request, spec: JobSpec, what: str, applied: bool) -> Reply:
+    schedule = effective_schedule(request.engine, request.settings, spec.job_id)
+    where = (
+        "Applied to the running scheduler."
+        if applied
+        else f"Saved; the scheduler picks it up within {SYNC_SECONDS} s (or when it starts)."
+    )
+    next_run = _next_run(request, schedule)
+    return Reply(
+        title="",
+        text=f"`{spec.job_id}` {what}. Next run: {next_run}. {where}",
+        fields=[("Schedule", f"{schedule.cron} ({request.settings.timezone})")],
+    )
+
+
+def _set(request: Request, spec: JobSpec, cron: str) -> Reply:
+    if not cron:
+        return _usage(request, 'Give the schedule in quotes, e.g. `"0 8 * * 1-5"`.')
+    try:
+        parse_cron(cron, request.settings.timezone)
+    except CronError as problem:
+        return Reply.usage(f"{problem}")
+    save_override(request.engine, spec.job_id, by=request.user_id, now=_now(), cron=cron)
+    applied = _apply(request)
+    return _confirm(request, spec, f"now runs at `{cron}`", applied)
+
+
+def _channel(request: Request, spec: JobSpec, rest: list[str]) -> Reply:
+    if spec.digest_kind is None:
+        return _usage(request, f"`{spec.job_id}` posts nothing, so it has no channel.")
+    match = CHANNEL_REFERENCE.match(rest[0].strip()) if len(rest) == 1 else None
+    if match is None:
+        return _usage(
+            request,
+            "Name the channel by picking it (#channel) or by its id (C0123ABCD, under the "
+            "channel's details).",
+        )
+    channel = match.group(1) or match.group(2)
+    save_override(request.engine, spec.job_id, by=request.user_id, now=_now(), channel=channel)
+    applied = _apply(request)
+    return _confirm(request, spec, f"now posts to channel {channel}", applied)
+
+
+def _run(request: Request, spec: JobSpec) -> Reply:
+    if request.progress is not None:
+        request.progress(f"Running `{spec.job_id}` now…")
+    result = run_job_now(
+        spec.job_id, request.engine, request.settings, requested_by=request.user_id
+    )
+    outcome = {"ok": "ok", "skipped": "ok", "failed": "error"}[result.status]
+    return Reply(title="", text=result.message.removeprefix(":warning: "), outcome=outcome)
+
+
+def _next_run(request: Request, schedule: JobSchedule) -> str:
+    if schedule.paused:
+        return "none (paused)"
+    tz = ZoneInfo(request.settings.timezone)
+    moment = None
+    scheduler = live_scheduler()
+    if scheduler is not None:
+        job = scheduler.get_job(schedule.job_id)
+        moment = job.next_run_time if job is not None else None
+    if moment is None:
+        moment = stored_next_runs(request.engine).get(schedule.job_id)
+    if moment is None:
+        try:
+            trigger = parse_cron(schedule.cron, request.settings.timezone)
+        except CronError:
+            return "—"
+        moment = trigger.get_next_fire_time(None, datetime.now(tz))
+    return moment.astimezone(tz).strftime("%a %Y-%m-%d %H:%M %Z") if moment else "—"
+
+
+def _list(request: Request) -> Reply:
+    schedules = effective_schedules(request.engine, request.settings)
+    rows = []
+    for schedule in schedules:
+        override = schedule.override
+        changed = (
+            f"{override.updated_by} {override.updated_at:%Y-%m-%d}"
+            if override is not None and override.updated_at is not None
+            else "settings"
+        )
+        rows.append(
+            [
+                schedule.job_id,
+                schedule.cron,
+                schedule.channel or ("—" if schedule.spec.digest_kind is None else "(none set)"),
+                "paused" if schedule.paused else "active",
+                _next_run(request, schedule),
+                changed,
+            ]
+        )
+    here = (
+        "The scheduler runs in this process."
+        if live_scheduler() is not None
+        else "No scheduler runs in this process; the one that does (crmbot run or crmbot "
+        f"scheduler) picks changes up within {SYNC_SECONDS} s."
+    )
+    missing = [s.job_id for s in schedules if s.spec.digest_kind and not s.channel]
+    note = f" {', '.join(missing)} has no channel yet." if missing else ""
+    return Reply(
+        title="Scheduled jobs",
+        text=f"Times are in {request.settings.timezone}. {here}{note}",
+        table=Table(
+            columns=["Job", "Schedule", "Channel", "State", "Next run", "Changed by"], rows=rows
+        ),
+        footer=f"`{request.settings.slash_command} schedule set|channel|pause|resume|run|reset "
+        f"JOB` — jobs: {', '.join(JOBS)}.",
+    )
