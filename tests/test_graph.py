@@ -336,3 +336,27 @@ def test_influence_reason_reads_attributes_too() -> None:
     assert graph.influence_reason(Score()) == (
         "referred 14 customers who spent $38k; 11 still active; part of a 40-customer community"
     )
+
+
+def test_planted_hubs_are_the_top_influencers_of_the_sample_company(sample_company) -> None:
+    from crmbot import queries
+    from crmbot.db import read_session
+
+    with read_session(sample_company.engine) as session:
+        scores = queries.scores_frame(session)
+        run = queries.active_run(session)
+    assert run is not None and run.params["graph"]["skipped_because"] is None
+    hubs = set(sample_company.truth.hub_customer_ids)
+    top = scores.sort_values("influence_rank").head(len(hubs) + 3)
+    assert hubs <= set(top["customer_id"]), top[["customer_id", "referred_customers"]]
+    for customer_id, planted in sample_company.truth.hub_referral_counts.items():
+        row = scores[scores["customer_id"] == customer_id].iloc[0]
+        assert row["referred_customers"] >= planted
+        assert row["community_size"] is not None and row["community_size"] > planted / 2
+        assert graph.influence_reason(row.to_dict()).startswith(
+            f"referred {int(row['referred_customers'])} customers who spent $"
+        )
+    # The planted cycle neither crashed PageRank nor left its members without influence.
+    for cycle in sample_company.truth.referral_cycles:
+        members = scores[scores["customer_id"].isin(cycle)]
+        assert (members["influence"] > 0).all()
