@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from crmbot import queries
 from crmbot.chat.reply import Button, Reply, Table
-from crmbot.commandkit import active_run, clip, count_arg, money, no_model_reply, usage_reply
+from crmbot.commandkit import (
+    active_run,
+    clip,
+    count_arg,
+    money,
+    no_model_reply,
+    number,
+    usage_reply,
+)
 from crmbot.db import read_session
 from crmbot.registry import Request, command
 
@@ -38,7 +46,7 @@ def influencers_command(request: Request) -> Reply:
                 str(row.score.influence_rank or rank),
                 f"{clip(row.customer.name or row.customer.customer_id, 24)} "
                 f"({row.customer.customer_id})",
-                f"{(row.score.influence or 0.0):.4f}",
+                number(row.score.influence, 2),
                 f"{row.score.referred_customers:,}",
                 f"{row.score.referred_active:,}",
                 money(row.score.referred_spend),

@@ -38,8 +38,10 @@ def model_command(request: Request) -> Reply:
         ("Customers scored", _customers(run.row_counts)),
     ]
     if run.timings:
-        total = sum(float(v) for v in run.timings.values() if isinstance(v, int | float))
-        fields.append(("Training time", f"{total:.1f} s"))
+        steps = {k: v for k, v in run.timings.items() if isinstance(v, int | float)}
+        # Training records a "total"; older runs only have the steps.
+        total = steps.get("total", sum(v for k, v in steps.items() if k != "total"))
+        fields.append(("Training time", f"{float(total):.1f} s"))
     if run.forced:
         fields.append(("Note", "activated by force although it scored worse than the previous"))
     metric_lines = _metric_lines(run.metrics or {})

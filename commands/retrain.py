@@ -67,7 +67,8 @@ def retrain_command(request: Request) -> Reply:
 
 
 def _result_reply(result: RunResult, request: Request) -> Reply:
-    seconds = sum(result.timings.values()) if result.timings else 0.0
+    timings = result.timings or {}
+    seconds = timings.get("total", sum(v for k, v in timings.items() if k != "total"))
     fields = [
         ("Run", str(result.run_id)),
         ("As of", f"{result.as_of:%Y-%m-%d}"),

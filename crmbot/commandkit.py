@@ -21,8 +21,9 @@ MAX_NAME_CHARS = 28
 
 
 def owner_identities(request: Request) -> list[str]:
-    """Who the asker is as an account owner: their Slack user id and, when known, email."""
-    return [i for i in (request.user_id, request.user_email) if i]
+    """Who the asker is as an account owner: their user id and, when known, their email
+    and Slack handle."""
+    return [i for i in (request.user_id, *request.user_aliases) if i]
 
 
 def visible_owners(request: Request) -> list[str] | None:
@@ -72,7 +73,7 @@ def resolve_customer(
     shown = clip(query, 60)
     if lookup.candidates:
         lines = [
-            f"• {c.name or '(no name)'}{_company(c.company)} — `{prefix} {command} {c.customer_id}`"
+            f"• {c.name or '(no name)'}{_details(c)} — `{prefix} {command} {c.customer_id}`"
             for c in lookup.candidates
         ]
         return Reply(
@@ -92,8 +93,10 @@ def resolve_customer(
     return Reply(title="", text=text, outcome="not_found")
 
 
-def _company(company: str) -> str:
-    return f" ({company})" if company else ""
+def _details(candidate: queries.Candidate) -> str:
+    """What tells two same-named customers apart: company, region, owner."""
+    parts = [p for p in (candidate.company, candidate.region, candidate.owner) if p]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def active_run(session: Session) -> ModelRun | None:
@@ -108,6 +111,8 @@ def clip(text: str | None, limit: int = MAX_NAME_CHARS) -> str:
 def money(value: float | None) -> str:
     if value is None:
         return "—"
+    if value == 0:
+        return "0"
     if abs(value) >= 100:
         return f"{value:,.0f}"
     return f"{value:,.2f}"

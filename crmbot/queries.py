@@ -98,6 +98,8 @@ class Candidate:
     name: str
     company: str
     score: float
+    region: str = ""
+    owner: str = ""
 
 
 @dataclass
@@ -121,6 +123,8 @@ def _candidate(customer: Customer, score: float = 100.0) -> Candidate:
         name=customer.name or "",
         company=customer.company or "",
         score=round(score, 1),
+        region=customer.region or "",
+        owner=customer.owner or "",
     )
 
 
@@ -184,7 +188,12 @@ def find_customer(
 def _fuzzy(session: Session, lookup: Lookup, scope: Any, *, limit: int) -> Lookup:
     rows = session.execute(
         select(
-            col(Customer.id), col(Customer.customer_id), col(Customer.name), col(Customer.company)
+            col(Customer.id),
+            col(Customer.customer_id),
+            col(Customer.name),
+            col(Customer.company),
+            col(Customer.region),
+            col(Customer.owner),
         ).where(scope)
     ).all()
     if not rows:
@@ -210,7 +219,14 @@ def _fuzzy(session: Session, lookup: Lookup, scope: Any, *, limit: int) -> Looku
 
     def candidate(pk: int, score: float) -> Candidate:
         row = by_pk[pk]
-        return Candidate(row.customer_id, row.name or "", row.company or "", round(score, 1))
+        return Candidate(
+            customer_id=row.customer_id,
+            name=row.name or "",
+            company=row.company or "",
+            score=round(score, 1),
+            region=row.region or "",
+            owner=row.owner or "",
+        )
 
     top_pk, top_score = ranked[0]
     runner_up = ranked[1][1] if len(ranked) > 1 else 0.0

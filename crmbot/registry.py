@@ -44,9 +44,10 @@ class Request:
     today: date = field(default_factory=lambda: datetime.now(UTC).date())
     # Slack's progress callback for slow commands; the shell prints.
     progress: Callable[[str], None] | None = None
-    # The asker's email when the transport knows it (Slack: users.info), so "mine" can match
-    # customers whose `owner` is the account manager's email rather than their user id.
-    user_email: str | None = None
+    # Other names the asker goes by as an account owner, when the transport knows them
+    # (Slack: users.info email and handle), so "mine" matches customers whose `owner` is
+    # the account manager's email or handle rather than their user id.
+    user_aliases: tuple[str, ...] = ()
 
 
 Handler = Callable[[Request], "Reply"]

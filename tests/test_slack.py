@@ -720,14 +720,16 @@ def test_database_unreachable_is_said_plainly_and_the_bot_recovers(
 
         proxy.stop()  # the database goes away mid-life
         _, during = bot.command("customer C001")
-        assert "the CRM database is not reachable right now" in text_of(bot.answer(during))
+        said = text_of(bot.answer(during))
+        assert "the CRM database is not reachable right now" in said, said
         bot.event({"type": "app_home_opened", "user": "UAM1", "channel": "D1", "tab": "home"})
         home = bot.wait_for(lambda rs: [r for r in rs if r.method == "views.publish"])
         assert "not reachable" in json.dumps(home[0].params)
 
         proxy.start()  # ...and comes back on the same address
         _, after = bot.command("customer C001")
-        assert "Ada Lovelace" in text_of(bot.answer(after))
+        said = text_of(bot.answer(after))
+        assert "Ada Lovelace" in said, said
         assert [r.command for r in bot.audit_rows()] == ["customer", "customer"]
     finally:
         proxy.stop()

@@ -97,30 +97,32 @@ class RequestLedger:
 
 
 class UserDirectory:
-    """Slack user id -> email (users.info), cached, for owners recorded by email."""
+    """Slack user id -> the other names an account owner may be recorded under (email,
+    handle), from users.info, cached."""
 
     def __init__(self, client: WebClient, *, ttl_seconds: float = 3600) -> None:
         self.client = client
         self.ttl = ttl_seconds
-        self._cache: dict[str, tuple[float, str | None]] = {}
+        self._cache: dict[str, tuple[float, tuple[str, ...]]] = {}
         self._lock = threading.Lock()
 
-    def email(self, user_id: str) -> str | None:
+    def aliases(self, user_id: str) -> tuple[str, ...]:
         now = time.monotonic()
         with self._lock:
             cached = self._cache.get(user_id)
         if cached and now - cached[0] < self.ttl:
             return cached[1]
-        email: str | None = None
+        found: tuple[str, ...] = ()
         try:
-            response = self.client.users_info(user=user_id)
-            email = (response.get("user") or {}).get("profile", {}).get("email") or None
+            user = self.client.users_info(user=user_id).get("user") or {}
+            email = (user.get("profile") or {}).get("email")
+            found = tuple(a for a in (email, user.get("name")) if a)
         except (SlackApiError, SlackClientError, OSError) as exc:
-            # Without users:read.email the owner match falls back to the user id alone.
+            # Without users:read(.email) the owner match falls back to the user id alone.
             log.info("users.info for %s failed: %s", user_id, exc)
         with self._lock:
-            self._cache[user_id] = (now, email)
-        return email
+            self._cache[user_id] = (now, found)
+        return found
 
 
 def action_command_text(action_id: str, value: str) -> str:
@@ -339,7 +341,7 @@ class SlackBot:
                 "denied",
                 [],
             )
-        owners = [i for i in (user_id, self.directory.email(user_id)) if i]
+        owners = [user_id, *self.directory.aliases(user_id)]
         try:
             with read_session(self.engine) as session:
                 book = queries.owner_book(session, owners=owners, limit=HOME_ROWS)
@@ -427,7 +429,7 @@ class SlackBot:
                 transport="slack",
                 request_id=request_id,
                 progress=progress,
-                user_email=self.directory.email(user_id) if user_id else None,
+                user_aliases=self.directory.aliases(user_id) if user_id else (),
             )
         except Exception:  # the dispatcher catches command errors; this is a last resort
             log.exception("request %s failed outside the command", request_id)

@@ -1,0 +1,206 @@
+"""Serving the Bolt app: HTTP (Bolt's ASGI adapter under uvicorn) or Socket Mode.
+
+HTTP mode answers Slack at `POST /slack/events` (slash commands, events and interactivity
+all use that one URL) and `GET /healthz` for load balancers. Bolt's ASGI handler calls the
+synchronous `App.dispatch` on the event loop; here it runs on a worker thread instead, so
+one request verifying its signature never holds up another.
+
+Socket Mode (SLACK_APP_TOKEN set) opens an outgoing WebSocket to Slack: no public URL and
+no signing secret needed, the same app and listeners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import uvicorn
+from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.adapter.asgi import SlackRequestHandler
+from slack_bolt.adapter.asgi.http_request import AsgiHttpRequest
+from slack_bolt.adapter.asgi.http_response import AsgiHttpResponse
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
+# Slack's payloads are a few kilobytes; anything far larger is not from Slack.
+MAX_BODY_BYTES = 1_000_000
+DISPATCH_THREADS = 32
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class CrmbotRequestHandler(SlackRequestHandler):
+    """Bolt's ASGI handler, dispatching on a thread pool, with a health check and a body
+    size limit."""
+
+    def __init__(self, app: App, engine: Engine | None = None, path: str = EVENTS_PATH) -> None:
+        super().__init__(app, path=path)
+        self.engine = engine
+        self.executor = ThreadPoolExecutor(
+            max_workers=DISPATCH_THREADS, thread_name_prefix="crmbot-http"
+        )
+
+    async def dispatch(self, request: AsgiHttpRequest) -> BoltResponse:
+        body = await _read_body(request)
+        bolt_request = BoltRequest(
+            body=body, query=request.query_string, headers=request.get_headers()
+        )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self.app.dispatch, bolt_request)
+
+    async def _get_http_response(
+        self, method: str, path: str, request: AsgiHttpRequest
+    ) -> AsgiHttpResponse:
+        if method == "GET" and path == HEALTH_PATH:
+            return await self._health()
+        try:
+            return await super()._get_http_response(method, path, request)
+        except _BodyTooLarge:
+            return AsgiHttpResponse(
+                status=413, headers={"content-type": ["text/plain"]}, body="Payload Too Large"
+            )
+
+    async def _health(self) -> AsgiHttpResponse:
+        database = "not checked"
+        status = 200
+        if self.engine is not None:
+            loop = asyncio.get_running_loop()
+            reachable = await loop.run_in_executor(self.executor, _database_reachable, self.engine)
+            database = "ok" if reachable else "unreachable"
+            status = 200 if reachable else 503
+        body = json.dumps({"ok": status == 200, "database": database})
+        return AsgiHttpResponse(
+            status=status, headers={"content-type": ["application/json"]}, body=body
+        )
+
+
+async def _read_body(request: AsgiHttpRequest) -> str:
+    chunks = bytearray()
+    while True:
+        message = await request.receive()
+        if message["type"] != "http.request":
+            raise _BodyTooLarge("the client went away")
+        chunks.extend(message.get("body", b""))
+        if len(chunks) > MAX_BODY_BYTES:
+            raise _BodyTooLarge(f"more than {MAX_BODY_BYTES} bytes")
+        if not message.get("more_body", False):
+            return bytes(chunks).decode("utf-8", errors="replace")
+
+
+def _database_reachable(engine: Engine) -> bool:
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+    except Exception as exc:
+        log.warning("health check: database unreachable: %s", exc)
+        return False
+
+
+def asgi_app(app: App, engine: Engine | None = None) -> CrmbotRequestHandler:
+    """The ASGI application uvicorn (or any ASGI server) serves."""
+    return CrmbotRequestHandler(app, engine)
+
+
+def _config(app: App, engine: Engine | None, host: str, port: int, log_level: str) -> Any:
+    return uvicorn.Config(
+        asgi_app(app, engine),
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        lifespan="off",
+        # Slack closes idle connections itself; keep-alive just saves handshakes.
+        timeout_keep_alive=30,
+        server_header=False,
+    )
+
+
+def serve_http(
+    app: App,
+    engine: Engine | None = None,
+    *,
+    host: str = "0.0.0.0",
+    port: int = 3000,
+    log_level: str = "info",
+) -> None:
+    """Serve until interrupted (SIGINT/SIGTERM end it gracefully)."""
+    uvicorn.Server(_config(app, engine, host, port, log_level)).run()
+
+
+class BackgroundServer:
+    """The same server on a thread, for tests and embedding: `port=0` picks a free port.
+
+    with BackgroundServer(app, engine) as server:
+        post(f"{server.url}/slack/events", ...)
+    """
+
+    def __init__(
+        self,
+        app: App,
+        engine: Engine | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        log_level: str = "warning",
+    ) -> None:
+        self.server = uvicorn.Server(_config(app, engine, host, port, log_level))
+        self.host = host
+        self._thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def port(self) -> int:
+        sockets = self.server.servers[0].sockets
+        return int(sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> BackgroundServer:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the HTTP server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_socket_mode(
+    app: App, app_token: str, *, on_started: Callable[[], None] | None = None
+) -> None:
+    """Connect to Slack over a WebSocket and serve until interrupted."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    handler = SocketModeHandler(app, app_token)
+    handler.connect()
+    if on_started is not None:
+        on_started()
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        handler.close()
