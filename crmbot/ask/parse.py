@@ -22,7 +22,9 @@ from __future__ import annotations
 import calendar
 import html
 import re
+import threading
 import unicodedata
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -62,9 +64,12 @@ SEGMENT_NAMES: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Vocabulary:
-    """The names a question may use, as stored in the database."""
+    """The names a question may use, as stored in the database.
+
+    Compared by identity: the matcher built from it is cached per object, so a vocabulary
+    loaded once (and cached by `crmbot.ask.execute.load_vocabulary`) is indexed once."""
 
     segments: tuple[str, ...] = SEGMENT_NAMES
     regions: tuple[str, ...] = ()
@@ -822,6 +827,20 @@ class _Matcher:
         return None, ref
 
 
+_MATCHERS: weakref.WeakKeyDictionary[Vocabulary, _Matcher] = weakref.WeakKeyDictionary()
+_MATCHERS_LOCK = threading.Lock()
+
+
+def _matcher_for(vocab: Vocabulary) -> _Matcher:
+    with _MATCHERS_LOCK:
+        matcher = _MATCHERS.get(vocab)
+    if matcher is None:
+        matcher = _Matcher(vocab)
+        with _MATCHERS_LOCK:
+            _MATCHERS[vocab] = matcher
+    return matcher
+
+
 # ---------------------------------------------------------------------------------------
 # The parser
 
@@ -1107,7 +1126,7 @@ def parse_question(
     question = question[: MAX_QUESTION_CHARS * 2]
     mentions: dict[str, str] = {}
     tokens = _tokenize(question, mentions)
-    matcher = _Matcher(vocab)
+    matcher = _matcher_for(vocab)
     if not tokens:
         return ParseResult(None, (), ("ask a question, e.g. `champions in EMEA with CLV over 5k`",))
     sentence = _Sentence(tokens)
@@ -1732,7 +1751,7 @@ def _finish(sentence: _Sentence, state: _State) -> ParseResult:
 def canonicalize(query: StructuredQuery, vocab: Vocabulary) -> tuple[StructuredQuery, list[str]]:
     """`query` with every name mapped onto the vocabulary's spelling ("emea" -> "EMEA"), and
     what could not be mapped. For queries that did not come from `parse_question`."""
-    matcher = _Matcher(vocab)
+    matcher = _matcher_for(vocab)
     problems: list[str] = []
 
     def mapped(values: tuple[str, ...], kind: str) -> tuple[str, ...]:
