@@ -236,10 +236,16 @@ def test_bgnbd_without_repeat_purchases_says_why_it_cannot_fit() -> None:
         clv.fit_bgnbd(np.zeros(0), np.zeros(0), np.zeros(0))
 
 
-def test_bgnbd_on_identical_customers_fails_with_a_reason_not_a_crash() -> None:
+def test_bgnbd_on_identical_customers_ends_at_the_homogeneous_limit() -> None:
+    # Everyone bought 3 more times in 60 days and was seen for 90: no spread to estimate.
+    # The fit runs to the limit (everyone buys at the same rate and nobody seems to leave)
+    # and says so, instead of crashing or inventing a spread.
     n = 50
-    with pytest.raises(StageFailed, match="^BG/NBD: "):
-        clv.fit_bgnbd(np.full(n, 3.0), np.full(n, 60.0), np.full(n, 90.0))
+    fitted = clv.fit_bgnbd(np.full(n, 3.0), np.full(n, 60.0), np.full(n, 90.0))
+    assert "r" in fitted.at_limit
+    assert fitted.r / fitted.alpha == pytest.approx(3 / 90, rel=0.01)  # repeat purchases / T
+    expected = clv.conditional_expected_purchases(fitted, 90.0, [3.0], [60.0], [90.0])
+    assert np.isfinite(expected).all() and expected[0] == pytest.approx(3.0, rel=0.05)
 
 
 # ---------------------------------------------------------------------------------------

@@ -22,9 +22,12 @@ per purchase, and CLV = sum over months m = 1..H of
 margin * expected spend * (E[purchases by month m] - E[purchases by month m-1]) / (1+d)^m.
 `probability_no_purchase` gives P(no purchase within t | history) for the churn model.
 
-A model that cannot be fitted (no repeat purchases, no spread between customers, a fit that
-does not converge) raises `StageFailed` saying which model and why; the run then fails and
-the previous model stays active.
+A model that cannot be fitted (no purchases or no repeat purchases, a parameter running to
+zero, a fit that does not converge) raises `StageFailed` saying which model and why; the run
+then fails and the previous model stays active. Parameters that grow without bound in pairs
+(r with alpha, a with b, q with gamma) are a meaningful limit — customers do not differ in
+that respect — so the fit stops at a large value and records it (`at_limit`,
+`homogeneous`).
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ class BgNbdParams:
     customers: int = 0
     distinct_rows: int = 0
     iterations: int = 0
+    # Parameters that ran to the upper limit: customers do not differ in that respect.
+    at_limit: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -267,8 +272,19 @@ def fit_bgnbd(
     scale = float(np.mean(T)) if float(np.mean(T)) > 0 else 1.0
     (ux, ut, uT), weights = group_rows(x, t_x / scale, T / scale)
     likelihood = BgNbdLikelihood(ux, ut, uT, weights)
-    log_params, result = _minimise(likelihood.objective, np.zeros(4), "BG/NBD")
+    # r and alpha growing together is the limit where every customer buys at the same rate,
+    # a and b growing together the one where every customer has the same drop-out
+    # probability: small or uniform books end there, and the model's predictions are that
+    # limit's (the fit records which parameters reached it).
+    log_params, result = _minimise(
+        likelihood.objective, np.zeros(4), "BG/NBD", may_diverge=frozenset({0, 1, 2, 3})
+    )
     r, alpha_scaled, a, b = np.exp(log_params)
+    limits = [
+        name
+        for name, value in zip(("r", "alpha", "a", "b"), log_params, strict=True)
+        if value > LOG_BOUND - 1.0
+    ]
     # Scaling times by s multiplies the likelihood by s^x: undo it for the reported LL.
     ll = -float(result.fun) * likelihood.total_weight - float(np.sum(x)) * math.log(scale)
     return BgNbdParams(
@@ -281,6 +297,7 @@ def fit_bgnbd(
         customers=int(len(x)),
         distinct_rows=int(len(weights)),
         iterations=int(result.nit),
+        at_limit=tuple(limits),
     )
 
 
@@ -677,6 +694,7 @@ def run(ctx: RunContext) -> None:
             "repeat_customers": int((x > 0).sum()),
             "distinct_rows": bgnbd.distinct_rows,
             "iterations": bgnbd.iterations,
+            "at_limit": list(bgnbd.at_limit),
             "fit_seconds": round(bgnbd_seconds, 4),
             "holdout": _holdout_check(ctx, summary),
         },

@@ -1,0 +1,346 @@
+"""One training run end to end: as-of isolation, activation in one transaction, failures
+that keep the previous run live, champion/challenger, and a run killed half-way."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel
+from value_data import END, START, build_company, insert_company, later_rows
+
+from crmbot import queries, training
+from crmbot.config import Settings
+from crmbot.db import make_engine, read_session, write_session
+from crmbot.models import CustomerScore, ModelRun
+from crmbot.training import STAGES, StageEvent, train
+
+VALUE_STAGES = STAGES[:4]  # features, segments, clusters, clv: enough for the mechanics
+assert [name for name, _ in VALUE_STAGES] == ["features", "segments", "clusters", "clv"]
+
+
+def _score_count(engine: Engine, run_id: int) -> int:
+    with read_session(engine) as session:
+        return queries.run_score_count(session, run_id)
+
+
+def _active(engine: Engine) -> int | None:
+    with read_session(engine) as session:
+        return queries.active_run_id(session)
+
+
+def _run(engine: Engine, run_id: int) -> ModelRun:
+    with read_session(engine) as session:
+        run = queries.get_run(session, run_id)
+        assert run is not None
+        return run
+
+
+def _stage_module(directory: Path, name: str, body: str) -> str:
+    """A real stage module on disk (a plug-in as a later capability would add one)."""
+    (directory / f"{name}.py").write_text(textwrap.dedent(body))
+    return name
+
+
+@pytest.fixture
+def company_engine(engine: Engine) -> Engine:
+    insert_company(engine, build_company())
+    return engine
+
+
+def test_end_to_end_on_every_database(storage_engine: Engine, settings: Settings) -> None:
+    company = build_company()
+    insert_company(storage_engine, company)
+    result = train(storage_engine, settings, END)
+    assert result.status == "succeeded", result.error
+    assert result.activated and _active(storage_engine) == result.run_id
+    assert result.row_counts["scores"] == len(company.customers) == 40
+    assert _score_count(storage_engine, result.run_id) == 40
+
+    run = _run(storage_engine, result.run_id)
+    assert run.status == "succeeded" and run.as_of == END and run.activated_at is not None
+    assert set(run.params["clv"]["bgnbd"]) == {"r", "alpha", "a", "b", "time_unit"}
+    assert set(run.params["clv"]["gamma_gamma"]) == {"p", "q", "gamma"}
+    assert {"features", "segments", "clusters", "clv"} <= set(run.metrics)
+    assert set(run.timings) >= {"load", "features", "clv", "write", "total"}
+    assert run.row_counts["orders"] == len(company.orders)
+
+    with read_session(storage_engine) as session:
+        scores = queries.scores_frame(session)
+    assert len(scores) == 40
+    prospect = scores.loc[40]
+    assert prospect["segment"] == "Prospects" and prospect["frequency"] == 0
+    assert pd.isna(prospect["clv"])
+    buyers = scores.drop(index=40)
+    assert buyers["clv"].notna().all() and buyers["cluster"].notna().all()
+    assert buyers["segment"].isin(set(run.metrics["segments"]["sizes"])).all()
+    # JSON columns written by later stages come back as Python lists.
+    for column in ("churn_reasons", "next_products"):
+        values = [v for v in scores[column] if v is not None]
+        assert all(isinstance(v, list) for v in values)
+
+
+def test_training_as_of_an_earlier_day_ignores_later_rows(settings: Settings) -> None:
+    """The same scores as of END whether or not the database holds rows dated after it."""
+    company = build_company()
+    engines = []
+    for with_later in (False, True):
+        engine = make_engine("sqlite://")
+        SQLModel.metadata.create_all(engine)
+        insert_company(engine, company)
+        if with_later:
+            insert_company(engine, later_rows(company))
+        engines.append(engine)
+    results = [train(engine, settings, END) for engine in engines]
+    assert [r.status for r in results] == ["succeeded", "succeeded"], [r.error for r in results]
+    frames = []
+    for engine, result in zip(engines, results, strict=True):
+        with read_session(engine) as session:
+            frames.append(queries.scores_frame(session, result.run_id))
+    pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=False, rtol=1e-9)
+    params = [{k: v for k, v in r.params.items() if k != "run"} for r in results]
+    assert params[0] == params[1]
+    assert results[0].row_counts == results[1].row_counts
+    # ... and the later rows are really there and would change the answer.
+    later = train(engines[1], settings, END + timedelta(days=90), stages=VALUE_STAGES)
+    assert later.row_counts["orders"] > results[1].row_counts["orders"]
+    for engine in engines:
+        engine.dispose()
+
+
+def test_a_model_that_cannot_be_fitted_fails_the_run_and_keeps_the_previous_one(
+    company_engine: Engine, settings: Settings
+) -> None:
+    first = train(company_engine, settings, END, stages=VALUE_STAGES)
+    assert first.activated
+    # Three weeks in, nobody has bought twice: BG/NBD cannot be fitted.
+    failed = train(company_engine, settings, START + timedelta(days=20), stages=VALUE_STAGES)
+    assert failed.status == "failed" and not failed.activated
+    assert failed.error is not None and failed.error.startswith("clv: BG/NBD: ")
+    assert _active(company_engine) == first.run_id
+    run = _run(company_engine, failed.run_id)
+    assert run.status == "failed" and run.error == failed.error and run.activated_at is None
+    assert "features" in run.timings and run.finished_at is not None
+    assert _score_count(company_engine, failed.run_id) == 0
+
+
+def test_unexpected_errors_are_recorded_in_one_line(
+    company_engine: Engine, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    broken = _stage_module(
+        tmp_path,
+        "crmbot_test_broken_stage",
+        """
+        def run(ctx):
+            return 1 / 0
+        """,
+    )
+    bad_import = _stage_module(
+        tmp_path, "crmbot_test_bad_import_stage", "import crmbot_no_such_dependency\n"
+    )
+    result = train(company_engine, settings, END, stages=[STAGES[0], ("broken", broken)])
+    assert result.status == "failed"
+    assert result.error == "broken: unexpected ZeroDivisionError: division by zero"
+    # A stage whose module exists but cannot import is a failure, not "not installed yet".
+    result = train(company_engine, settings, END, stages=[STAGES[0], ("bad", bad_import)])
+    assert result.status == "failed"
+    assert result.error is not None
+    assert result.error.startswith("bad: unexpected ModuleNotFoundError")
+    assert _active(company_engine) is None
+
+
+def test_a_stage_not_written_yet_is_skipped(company_engine: Engine, settings: Settings) -> None:
+    events: list[StageEvent] = []
+    result = train(
+        company_engine,
+        settings,
+        END,
+        stages=[*VALUE_STAGES, ("later", "crmbot.analytics.not_written_yet")],
+        progress=events.append,
+    )
+    assert result.status == "succeeded" and result.skipped == ["later"]
+    assert _run(company_engine, result.run_id).params["run"]["skipped_stages"] == ["later"]
+    steps = [(e.step, e.state) for e in events]
+    assert steps[0] == ("load", "start") and ("later", "skipped") in steps
+    assert steps[-1] == ("activate", "done")
+    assert {e.total for e in events} == {len(VALUE_STAGES) + 4}
+
+
+def test_challenger_worse_than_champion_is_rejected_unless_forced(
+    company_engine: Engine, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    judge = _stage_module(
+        tmp_path,
+        "crmbot_test_judge_stage",
+        """
+        def run(ctx):
+            ctx.metrics["judge"] = {"quality": ctx.data.as_of.day}
+
+        def compare(new, champion, settings):
+            if champion and new["quality"] < champion["quality"]:
+                return f"quality {new['quality']} is below {champion['quality']}"
+            return None
+        """,
+    )
+    stages = [*VALUE_STAGES, ("judge", judge)]
+    champion = train(company_engine, settings, END, stages=stages)  # day 31
+    assert champion.activated
+    worse = train(company_engine, settings, END - timedelta(days=1), stages=stages)  # day 30
+    assert worse.status == "rejected" and not worse.activated
+    assert worse.error == "not activated: judge: quality 30 is below 31"
+    assert _active(company_engine) == champion.run_id
+    assert _score_count(company_engine, worse.run_id) == 40  # kept, may be activated later
+    forced = train(company_engine, settings, END - timedelta(days=1), stages=stages, force=True)
+    assert forced.status == "succeeded" and forced.activated
+    assert _run(company_engine, forced.run_id).forced
+    # Activating the rejected run by hand is a forced activation.
+    activated = queries.activate(company_engine, worse.run_id)
+    assert activated.status == "succeeded" and activated.forced
+    assert _active(company_engine) == worse.run_id
+
+
+def test_readers_see_the_previous_run_until_the_flip(
+    company_engine: Engine, settings: Settings
+) -> None:
+    first = train(company_engine, settings, END, stages=VALUE_STAGES)
+    seen: list[tuple[str, str, int | None, int]] = []
+
+    def watch(event: StageEvent) -> None:
+        if event.step in ("write", "activate"):
+            active = _active(company_engine)
+            count = _score_count(company_engine, active) if active else 0
+            seen.append((event.step, event.state, active, count))
+
+    second = train(
+        company_engine, settings, END - timedelta(days=7), stages=VALUE_STAGES, progress=watch
+    )
+    assert second.activated
+    before_flip = [s for s in seen if s[:2] != ("activate", "done")]
+    assert before_flip and all(s[2:] == (first.run_id, 40) for s in before_flip)
+    assert seen[-1][2:] == (second.run_id, 40)
+
+
+def test_scores_are_written_in_chunks(
+    company_engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(training, "WRITE_CHUNK_ROWS", 7)
+    result = train(company_engine, settings, END, stages=VALUE_STAGES)
+    assert _score_count(company_engine, result.run_id) == 40
+
+
+def test_activate_rolls_back_and_refuses_runs_that_cannot_serve(
+    company_engine: Engine, settings: Settings
+) -> None:
+    first = train(company_engine, settings, END, stages=VALUE_STAGES)
+    second = train(company_engine, settings, END - timedelta(days=30), stages=VALUE_STAGES)
+    failed = train(company_engine, settings, START + timedelta(days=20), stages=VALUE_STAGES)
+    assert _active(company_engine) == second.run_id
+    queries.activate(company_engine, first.run_id)
+    assert _active(company_engine) == first.run_id
+    with pytest.raises(queries.RunNotActivatable, match=f"model run {failed.run_id} is failed"):
+        queries.activate(company_engine, failed.run_id)
+    with pytest.raises(queries.RunNotActivatable, match="there is no model run 999"):
+        queries.activate(company_engine, 999)
+    assert _active(company_engine) == first.run_id
+
+
+def test_a_run_abandoned_by_a_dead_process_is_closed_by_the_next(
+    company_engine: Engine, settings: Settings
+) -> None:
+    with write_session(company_engine) as session:
+        stale = ModelRun(as_of=END, started_at=datetime(2026, 1, 1), status="running")
+        session.add(stale)
+        session.flush()
+        stale_id = stale.id
+        session.add(CustomerScore(run_id=stale_id, customer_pk=1))
+    result = train(
+        company_engine, settings, END, stages=VALUE_STAGES, clock=lambda: datetime(2026, 1, 2)
+    )
+    assert result.activated
+    run = _run(company_engine, stale_id)
+    assert run.status == "failed" and run.error is not None and "abandoned" in run.error
+    assert _score_count(company_engine, stale_id) == 0
+
+
+KILLED_TRAINING = """
+import sys, time
+from datetime import date
+sys.path.insert(0, {tests!r})
+from crmbot.config import Settings
+from crmbot.db import make_engine
+from crmbot.training import STAGES, train
+
+def stop_here(event):
+    if event.step == {step!r} and event.state == "start":
+        print("REACHED", flush=True)
+        time.sleep(120)
+
+engine = make_engine({url!r})
+train(engine, Settings(_env_file=None), date.fromisoformat({as_of!r}), stages=STAGES[:4],
+      progress=stop_here)
+"""
+
+
+@pytest.mark.parametrize("step", ["activate"])
+def test_training_killed_half_way_leaves_the_previous_run_live(
+    tmp_path: Path, settings: Settings, step: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    engine = make_engine(url)
+    SQLModel.metadata.create_all(engine)
+    insert_company(engine, build_company())
+    first = train(engine, settings, END, stages=VALUE_STAGES)
+    before = queries_scores(engine)
+
+    script = KILLED_TRAINING.format(
+        tests=str(Path(__file__).parent), step=step, url=url, as_of=str(END - timedelta(days=5))
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        assert line.strip() == "REACHED", child.stderr.read() if child.stderr else ""
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == -signal.SIGKILL
+
+    # Readers still see the whole previous run and nothing of the killed one.
+    assert _active(engine) == first.run_id
+    pd.testing.assert_frame_equal(queries_scores(engine), before)
+    with read_session(engine) as session:
+        killed = session.execute(
+            select(ModelRun).where(ModelRun.id != first.run_id)  # type: ignore[arg-type]
+        ).scalar_one()
+        assert killed.status == "running"
+    # The next run starts, and once the dead run is older than a lease it is closed.
+    later = datetime.now() + timedelta(seconds=settings.training_lock_lease_seconds + 60)
+    result = train(engine, settings, END, stages=VALUE_STAGES, clock=lambda: later)
+    assert result.activated
+    assert _run(engine, killed.id).status == "failed"  # type: ignore[arg-type]
+    with read_session(engine) as session:
+        leftover = session.execute(
+            select(func.count()).select_from(CustomerScore).where(CustomerScore.run_id == killed.id)  # type: ignore[arg-type]
+        ).scalar_one()
+    assert leftover == 0
+    engine.dispose()
+
+
+def queries_scores(engine: Engine) -> pd.DataFrame:
+    with read_session(engine) as session:
+        return queries.scores_frame(session)
