@@ -375,3 +375,34 @@ def test_money_keeps_cents_on_every_database(storage_engine: Engine, tmp_path: P
     assert amount == pytest.approx(123456.78, abs=0.005)
     again = import_file(storage_engine, "orders", path)
     assert (again.unchanged, again.updated) == (1, 0)
+
+
+def test_small_files_against_big_tables_look_keys_up_in_chunks(
+    storage_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crmbot.ingest import writer
+
+    load_all(storage_engine, tmp_path)
+    # Treat every table as big, so lookups go through IN (...) chunks, not a full read.
+    monkeypatch.setattr(writer, "WHOLE_TABLE_ROWS", 0)
+    monkeypatch.setattr(writer, "LOOKUP_CHUNK", 2)
+    many = "".join(f"K{n},Name {n}\n" for n in range(25))
+    report = import_file(
+        storage_engine, "customers", write(tmp_path, "many.csv", "customer_id,name\n" + many)
+    )
+    assert report.inserted == 25
+    orders = write(
+        tmp_path,
+        "few_orders.csv",
+        "order_id,customer_id,ordered_at,amount\nO1,C1,2026-03-01 14:00,1234.5\n"
+        "O50,K7,2026-03-09,5\nO51,K9,2026-03-09,6\n",
+    )
+    report = import_file(storage_engine, "orders", orders)
+    assert (report.inserted, report.updated, report.unchanged) == (2, 0, 1)
+    lines = write(
+        tmp_path,
+        "few_lines.csv",
+        "order_id,product_id,quantity,unit_price\nO1,P1,1,1200\nO1,P2,3,34.50\nO50,P1,1,5\n",
+    )
+    report = import_file(storage_engine, "order-lines", lines)
+    assert (report.inserted, report.updated, report.unchanged) == (1, 1, 1)

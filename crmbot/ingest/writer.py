@@ -32,10 +32,14 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
+# A table this small is read whole rather than searched key by key.
+WHOLE_TABLE_ROWS = 10_000
+
+
 def _whole_table_is_cheaper(connection: Connection, table: Table, wanted: int) -> bool:
     # Reading a table that is not much bigger than the file beats many IN (...) queries.
     total = connection.execute(select(func.count()).select_from(table)).scalar_one()
-    return total <= max(5 * wanted, 10_000)
+    return total <= max(5 * wanted, WHOLE_TABLE_ROWS)
 
 
 def lookup_ids(
@@ -54,7 +58,10 @@ def lookup_ids(
                 found[natural] = surrogate
         return found
     for chunk in _chunks(wanted, LOOKUP_CHUNK):
-        found.update(connection.execute(select(key, pk).where(key.in_(chunk))).tuples().all())
+        found.update(
+            (natural, surrogate)
+            for natural, surrogate in connection.execute(select(key, pk).where(key.in_(chunk)))
+        )
     return found
 
 
