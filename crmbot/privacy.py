@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 EMAIL_PATTERN = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
-# Phone numbers: 7+ digits with the usual separators, optionally international.
-PHONE_PATTERN = re.compile(r"(?<![\w.])\+?\d[\d\s().\-]{6,}\d(?![\w.])")
+# Phone numbers: 7+ digits with the usual separators, optionally international. Spaces only
+# one at a time: numbers in neighbouring table columns ("17   9   17,179") are not a phone.
+PHONE_PATTERN = re.compile(r"(?<![\w.])\+?\d(?:[\d().\-]| (?! )){6,}\d(?![\w.])")
 # ISO dates and times ("2026-06-29", "2026-06-29 08:00") have enough digits and separators
 # to pass for phone numbers; they are kept out of the phone search.
 ISO_DATETIME_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?)?")
