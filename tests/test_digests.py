@@ -186,6 +186,8 @@ def test_influencer_digest_shows_newcomers_and_communities(
     top = first.reply.table.rows[0]
     assert top[1] == "Customer 0 (C000)"
     assert top[5] == "hub of 40 (mostly EMEA)"
+    # Masking leaves the numbers of neighbouring columns alone (they are not a phone).
+    assert "10        9             10,000" in render(first.reply)
     assert [b.action_id for b in first.reply.buttons] == ["crm_customer"] * 4
 
     # A week later, C005 became the most influential customer.
