@@ -222,4 +222,4 @@ def _print_report(result: ImportReport, report_path: Path | None) -> None:
         if more > 0:
             console.print(f"... and {more} more", highlight=False)
     if report_path is not None:
-        console.print(f"full report: {report_path}", highlight=False)
+        console.print(f"full report: {report_path}", highlight=False, soft_wrap=True)
