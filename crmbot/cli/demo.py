@@ -85,8 +85,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Generate a sample company, import it, train the models and open the chat shell.
 
-        Re-running is safe: imports are idempotent, so loading the same company again changes
-        nothing. Piped input goes to the shell: echo "/crm help" | crmbot demo
+        Re-running is safe: imports are idempotent, so the same company loads as "unchanged".
+
+        Piped input goes to the shell: echo "/crm help" | crmbot demo
         """
         day = common.parse_day(as_of)
         # The import table below says what each file did; the per-file log lines repeat it.

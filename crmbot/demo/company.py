@@ -5,6 +5,7 @@ plus `DemoTruth`, what was planted in it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -102,19 +103,25 @@ def generate_company(
     referrals = make_referrals(rng, life, people.signup_t, people.region, period)
 
     ids = people.customer_id
-    frames = {
-        "customers": _customers_frame(people.frame, people.signup_t, start),
-        "products": products.frame(),
-        **_sales_frames(sales, products, ids, start),
-        "tickets": _tickets_frame(tickets, ids, start),
-        "feedback": _feedback_frame(feedback, ids, start),
-        "referrals": _referrals_frame(referrals, ids, start),
+    # Each file is built and written on its own, so only one frame is in memory at a time.
+    builders: dict[str, Callable[[], pd.DataFrame]] = {
+        "customers": lambda: _customers_frame(people.frame, people.signup_t, start),
+        "products": products.frame,
+        "orders": lambda: _orders_frame(sales, ids, start),
+        "order-lines": lambda: _lines_frame(sales, products),
+        "tickets": lambda: _tickets_frame(tickets, ids, start),
+        "feedback": lambda: _feedback_frame(feedback, ids, start),
+        "referrals": lambda: _referrals_frame(referrals, ids, start),
     }
-    for kind, frame in frames.items():
+    row_counts: dict[str, int] = {}
+    for kind, build in builders.items():
+        frame = build()
         frame.to_csv(out / FILES[kind], index=False)
+        row_counts[kind] = len(frame)
+        del frame
 
     truth = _truth(as_of, seed, customers, life, sales, referrals, ids, start_day, period)
-    truth.row_counts = {kind: len(frame) for kind, frame in frames.items()}
+    truth.row_counts = row_counts
     (out / TRUTH_FILE).write_text(json.dumps(truth.to_dict(), indent=2) + "\n", "utf-8")
     return truth
 
@@ -143,28 +150,31 @@ def _customers_frame(
     return out
 
 
-def _sales_frames(
-    sales: Sales, products: Catalog, ids: np.ndarray, start: np.datetime64
-) -> dict[str, pd.DataFrame]:
-    order_id = _padded_ids("O", len(sales.order_t), 7)
-    orders = pd.DataFrame(
+def _order_ids(count: int) -> np.ndarray:
+    return _padded_ids("O", count, 7)
+
+
+def _orders_frame(sales: Sales, ids: np.ndarray, start: np.datetime64) -> pd.DataFrame:
+    return pd.DataFrame(
         {
-            "order_id": order_id,
+            "order_id": _order_ids(len(sales.order_t)),
             "customer_id": ids[sales.order_customer],
             "ordered_at": _timestamps(start, sales.order_t),
             "amount": np.round(sales.order_amount, 2),
             "currency": "USD",
         }
     )
-    lines = pd.DataFrame(
+
+
+def _lines_frame(sales: Sales, products: Catalog) -> pd.DataFrame:
+    return pd.DataFrame(
         {
-            "order_id": order_id[sales.line_order],
+            "order_id": _order_ids(len(sales.order_t))[sales.line_order],
             "product_id": products.product_id[sales.line_product],
             "quantity": sales.line_quantity,
             "unit_price": sales.line_unit_price,
         }
     )
-    return {"orders": orders, "order-lines": lines}
 
 
 def _tickets_frame(tickets: pd.DataFrame, ids: np.ndarray, start: np.datetime64) -> pd.DataFrame:
