@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from crmbot.db import read_session, write_session
 from crmbot.models import AuditLog
@@ -56,7 +57,9 @@ def record(
 def already_audited(engine: Engine, request_id: str) -> bool:
     with read_session(engine) as session:
         return (
-            session.execute(select(AuditLog.id).where(AuditLog.request_id == request_id)).first()
+            session.execute(
+                select(col(AuditLog.id)).where(col(AuditLog.request_id) == request_id)
+            ).first()
             is not None
         )
 
@@ -64,5 +67,7 @@ def already_audited(engine: Engine, request_id: str) -> bool:
 def recent(engine: Engine, *, limit: int = 20) -> list[AuditLog]:
     with read_session(engine) as session:
         return list(
-            session.execute(select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)).scalars()
+            session.execute(
+                select(AuditLog).order_by(col(AuditLog.id).desc()).limit(limit)
+            ).scalars()
         )

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 
 from crmbot.config import Settings
 from crmbot.models import Customer, Feedback, Order, OrderLine, Product, Referral, Ticket
@@ -111,56 +112,61 @@ def load_training_data(engine: Engine, as_of: date) -> TrainingData:
     customers = _frame(
         engine,
         select(
-            Customer.id,
-            Customer.customer_id,
-            Customer.name,
-            Customer.company,
-            Customer.region,
-            Customer.owner,
-            Customer.signed_up_at,
-        ).where(Customer.erased_at.is_(None)),  # type: ignore[union-attr]
+            col(Customer.id),
+            col(Customer.customer_id),
+            col(Customer.name),
+            col(Customer.company),
+            col(Customer.region),
+            col(Customer.owner),
+            col(Customer.signed_up_at),
+        ).where(col(Customer.erased_at).is_(None)),
         ["customer_pk", "customer_id", "name", "company", "region", "owner", "signed_up_at"],
     ).set_index("customer_pk")
     customers["signed_up_at"] = pd.to_datetime(customers["signed_up_at"])
     orders = _frame(
         engine,
-        select(Order.id, Order.customer_pk, Order.ordered_at, Order.amount)
-        .where(Order.ordered_at < end)
-        .order_by(Order.id),
+        select(col(Order.id), col(Order.customer_pk), col(Order.ordered_at), col(Order.amount))
+        .where(col(Order.ordered_at) < end)
+        .order_by(col(Order.id)),
         ["order_pk", "customer_pk", "ordered_at", "amount"],
     )
     orders = _datetimes(orders, "ordered_at")
     orders["amount"] = orders["amount"].astype(float)
     lines = _frame(
         engine,
-        select(OrderLine.order_pk, OrderLine.product_pk, OrderLine.quantity, OrderLine.unit_price)
-        .join(Order, Order.id == OrderLine.order_pk)
-        .where(Order.ordered_at < end),
+        select(
+            col(OrderLine.order_pk),
+            col(OrderLine.product_pk),
+            col(OrderLine.quantity),
+            col(OrderLine.unit_price),
+        )
+        .join(Order, col(Order.id) == col(OrderLine.order_pk))
+        .where(col(Order.ordered_at) < end),
         ["order_pk", "product_pk", "quantity", "unit_price"],
     )
     products = _frame(
         engine,
         select(
-            Product.id,
-            Product.product_id,
-            Product.name,
-            Product.category,
-            Product.price,
-            Product.margin,
+            col(Product.id),
+            col(Product.product_id),
+            col(Product.name),
+            col(Product.category),
+            col(Product.price),
+            col(Product.margin),
         ),
         ["product_pk", "product_id", "name", "category", "price", "margin"],
     ).set_index("product_pk")
     tickets = _frame(
         engine,
         select(
-            Ticket.customer_pk,
-            Ticket.opened_at,
-            Ticket.closed_at,
-            Ticket.channel,
-            Ticket.subject,
-            Ticket.body,
-            Ticket.csat,
-        ).where(Ticket.opened_at < end),
+            col(Ticket.customer_pk),
+            col(Ticket.opened_at),
+            col(Ticket.closed_at),
+            col(Ticket.channel),
+            col(Ticket.subject),
+            col(Ticket.body),
+            col(Ticket.csat),
+        ).where(col(Ticket.opened_at) < end),
         ["customer_pk", "opened_at", "closed_at", "channel", "subject", "body", "csat"],
     )
     tickets = _datetimes(tickets, "opened_at", "closed_at")
@@ -168,20 +174,20 @@ def load_training_data(engine: Engine, as_of: date) -> TrainingData:
     feedback = _frame(
         engine,
         select(
-            Feedback.customer_pk,
-            Feedback.submitted_at,
-            Feedback.nps,
-            Feedback.csat,
-            Feedback.comment,
-        ).where(Feedback.submitted_at < end),
+            col(Feedback.customer_pk),
+            col(Feedback.submitted_at),
+            col(Feedback.nps),
+            col(Feedback.csat),
+            col(Feedback.comment),
+        ).where(col(Feedback.submitted_at) < end),
         ["customer_pk", "submitted_at", "nps", "csat", "comment"],
     )
     feedback = _datetimes(feedback, "submitted_at")
     referrals = _frame(
         engine,
-        select(Referral.referrer_pk, Referral.referred_pk, Referral.referred_at).where(
-            Referral.referred_at.is_(None) | (Referral.referred_at < end)  # type: ignore[union-attr]
-        ),
+        select(
+            col(Referral.referrer_pk), col(Referral.referred_pk), col(Referral.referred_at)
+        ).where(col(Referral.referred_at).is_(None) | (col(Referral.referred_at) < end)),
         ["referrer_pk", "referred_pk", "referred_at"],
     )
     referrals = _datetimes(referrals, "referred_at")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -40,7 +41,7 @@ def _redact(url: str) -> str:
         return "(unparseable DATABASE_URL)"
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
+def fail(message: str, code: int = 1) -> NoReturn:
     err_console.print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(code)
 
