@@ -492,3 +492,19 @@ def test_the_sample_company_fixture_is_trained_and_what_was_planted_shows(sample
     assert set(top_influencers) == set(company.truth.hub_customer_ids)
     churn = company.run.metrics["churn"]
     assert churn["roc_auc"] > churn["baselines"]["recency"]["roc_auc"]
+
+
+def test_the_sample_company_imports_cleanly_on_every_database(
+    storage_engine,
+    tmp_path: Path,  # noqa: ANN001
+) -> None:
+    truth = generate_company(tmp_path, customers=150, seed=5, as_of=AS_OF)
+    reports = load_demo(storage_engine, tmp_path)
+    for kind, report in reports.items():
+        assert report.ok, report.summary()
+        assert report.inserted == truth.row_counts[kind]
+    with storage_engine.connect() as connection:
+        regions = connection.execute(select(Customer.region).distinct()).scalars().all()
+        amounts = connection.execute(select(func.min(Order.amount))).scalar_one()
+    assert set(regions) == {"EMEA", "NA", "APAC", "LATAM"}
+    assert amounts < 0  # refunds survive as negative amounts
