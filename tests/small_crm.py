@@ -11,9 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from crmbot.chat.dispatch import Dispatcher
+from crmbot.chat.reply import Reply
+from crmbot.chat.shell import Shell
+from crmbot.config import Settings
 from crmbot.db import write_session
 from crmbot.models import ActiveRun, Customer, CustomerScore, ModelRun, Order, Referral
 
@@ -342,3 +347,18 @@ def seed(engine: Engine) -> SmallCrm:
             ActiveRun(slot="scores", run_id=current.id, activated_at=datetime(2026, 7, 1, 2, 1))
         )
     return SmallCrm(engine=engine, run_id=current.id, previous_run_id=previous.id, pks=pks)
+
+
+class ChatBot:
+    """Runs chat lines as a user through the shell transport (the same dispatcher, access
+    checks and audit as Slack); keeps the Reply and its rendered text apart."""
+
+    def __init__(self, engine: Engine, settings: Settings, chart_dir: Path) -> None:
+        self.dispatcher = Dispatcher(engine, settings)
+        self.shell = Shell(self.dispatcher, chart_dir=chart_dir)
+
+    def reply(self, line: str, user: str = "UAM1") -> Reply:
+        return self.dispatcher.handle(line, user_id=user, channel_id="shell", today=TODAY)
+
+    def say(self, line: str, user: str = "UAM1") -> str:
+        return self.shell.render(self.reply(line, user))

@@ -1,0 +1,31 @@
+"""Every registered command is in `/crm help` and in the README (a command nobody can find
+is a command nobody uses)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from crmbot.chat.dispatch import Dispatcher
+from crmbot.chat.text import render
+from crmbot.config import Settings
+from crmbot.registry import load_commands
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_every_command_is_in_help(engine: Engine, settings: Settings) -> None:
+    commands = load_commands()
+    text = render(Dispatcher(engine, settings).handle("help", user_id="UAM1"))
+    for command in commands.values():
+        assert f"`/crm {command.usage}` — {command.help}" in text, command.name
+        assert command.help, f"{command.name} has no docstring"
+        explained = render(Dispatcher(engine, settings).handle(f"help {command.name}", user_id="U"))
+        assert command.usage in explained
+
+
+def test_every_command_is_in_the_readme() -> None:
+    readme = README.read_text(encoding="utf-8")
+    missing = [name for name in load_commands() if f"/crm {name}" not in readme]
+    assert not missing, f"README.md does not document: {', '.join(missing)}"

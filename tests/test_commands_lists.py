@@ -1,0 +1,96 @@
+"""`at-risk`, `segment`, `influencers` through the shell transport on the small CRM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from small_crm import ChatBot, SmallCrm, seed
+from sqlalchemy.engine import Engine
+
+from crmbot.config import Settings
+
+
+@pytest.fixture
+def crm(engine: Engine) -> SmallCrm:
+    return seed(engine)
+
+
+@pytest.fixture
+def bot(crm: SmallCrm, settings: Settings, tmp_path: Path) -> ChatBot:
+    return ChatBot(crm.engine, settings, tmp_path / "charts")
+
+
+def ids(reply_table_rows: list[list[str]], column: int = 1) -> list[str]:
+    return [row[column].rsplit("(", 1)[1].rstrip(")") for row in reply_table_rows]
+
+
+def test_at_risk_ranks_by_value_at_risk_with_reasons(bot: ChatBot) -> None:
+    reply = bot.reply("at-risk 4")
+    assert reply.table is not None
+    assert ids(reply.table.rows) == ["C003", "C002", "C009", "C012"]
+    assert reply.table.rows[1][-1] == "no order for 94 days, usually every 21"
+    assert reply.customer_ids == ["C003", "C002", "C009", "C012"]
+    assert [b.value for b in reply.buttons] == ["C003", "C002", "C009"]
+    assert "*18,120*" in reply.text  # 8,000 + 5,254 + 2,838 + 2,028
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        ("emea", ["C003", "C009", "C012", "C001", "C005"]),
+        ("20 AMER", ["C002", "C004", "C006", "C010"]),
+        ("at risk", ["C002", "C009"]),
+        ("cant lose", ["C003"]),
+        ("mine", ["C002", "C010", "C001", "C007"]),
+    ],
+)
+def test_at_risk_filters(bot: ChatBot, words: str, expected: list[str]) -> None:
+    reply = bot.reply(f"at-risk {words}")
+    assert reply.table is not None
+    assert ids(reply.table.rows)[: len(expected)] == expected
+
+
+def test_at_risk_mine_matches_an_owner_recorded_by_email(bot: ChatBot) -> None:
+    reply = bot.dispatcher.handle(
+        "at-risk mine", user_id="UMARIA", user_aliases=("maria@crm.example",)
+    )
+    assert reply.table is not None and ids(reply.table.rows) == ["C003", "C006"]
+
+
+def test_at_risk_explains_an_unknown_filter(bot: ChatBot) -> None:
+    reply = bot.reply("at-risk narnia")
+    assert reply.outcome == "usage"
+    assert "'narnia' is not a segment or region I know" in reply.text and "EMEA" in reply.text
+
+
+def test_segment_overview_counts_migration_and_chart(bot: ChatBot) -> None:
+    reply = bot.reply("segment")
+    assert reply.title == "Segments — 11 customers"
+    assert reply.table is not None
+    rows = {row[0]: row for row in reply.table.rows}
+    assert rows["Loyal"][1] == "1" and rows["Loyal"][-1] == "-3"
+    assert rows["Champions"][3] == "25,000"
+    assert "• Loyal → At risk: 1" in reply.text
+    assert reply.chart is not None and sum(reply.chart.values) == 11
+
+
+def test_one_segment_lists_its_most_valuable(bot: ChatBot) -> None:
+    reply = bot.reply("segment champions")
+    assert reply.title == "Segment Champions — top 2 by CLV"
+    assert reply.table is not None and ids(reply.table.rows) == ["C010", "C001"]
+    assert reply.text == "Since the previous model: 1 moved in, 1 moved out."  # C001 in, C003 out
+    assert bot.reply("segment unicorns").outcome == "usage"
+
+
+def test_influencers_rank_and_limit(bot: ChatBot) -> None:
+    reply = bot.reply("influencers 2")
+    assert reply.table is not None and ids(reply.table.rows) == ["C010", "C006"]
+    assert reply.table.rows[0][3:6] == ["2", "1", "2,400"]
+    assert bot.reply("influencers lots").outcome == "usage"
+
+
+def test_counts_are_bounded(bot: ChatBot) -> None:
+    reply = bot.reply("at-risk 100000")
+    assert reply.table is not None and len(reply.table.rows) <= 50
+    assert bot.reply("at-risk 0").table is not None
