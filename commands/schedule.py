@@ -7,18 +7,17 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from crmbot.chat.reply import Reply, Table
+from crmbot.cron import CronError, parse_cron
 from crmbot.registry import Request, command
 from crmbot.scheduler import (
     JOBS,
     SYNC_SECONDS,
-    CronError,
     JobSchedule,
     JobSpec,
     effective_schedule,
     effective_schedules,
     find_job,
     live_scheduler,
-    parse_cron,
     reset_override,
     run_job_now,
     save_override,

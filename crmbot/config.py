@@ -102,6 +102,28 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"CRMBOT_TIMEZONE '{value}' is not a time zone; use an IANA name such as "
+                "UTC or Europe/Berlin"
+            ) from None
+        return value
+
+    @field_validator("retrain_cron", "at_risk_digest_cron", "influencer_digest_cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from crmbot.cron import parse_cron
+
+        parse_cron(value, "UTC")  # CronError (a ValueError) says how to write one
+        return value
+
     def is_admin(self, user_id: str) -> bool:
         return user_id in self.admin_users
 

@@ -22,6 +22,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 
 from crmbot.config import Settings
+from crmbot.cron import CronError, parse_cron
 from crmbot.db import make_engine, read_session, upgrade, write_session
 from crmbot.digests import slack_client
 from crmbot.locks import acquire_training_lock
@@ -29,12 +30,10 @@ from crmbot.models import ActiveRun, ModelRun
 from crmbot.scheduler import (
     JOBS,
     MISFIRE_GRACE_SECONDS,
-    CronError,
     SchedulerRuntime,
     _bind_runtime,
     find_job,
     latest_fire_time,
-    parse_cron,
     reset_override,
     retrain_job,
     run_job_now,
@@ -474,3 +473,45 @@ def test_every_job_can_run_now(
         assert len(slack.messages(channel)) == 1
     with read_session(file_engine) as session:
         assert session.execute(select(func.count()).select_from(ModelRun)).scalar_one() == 1
+
+
+def test_crmbot_scheduler_runs_in_the_foreground_and_stops_on_sigterm(
+    tmp_path: Path, slack: SlackFake
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "SLACK_BOT_TOKEN": "xoxb-test-token",
+        "SLACK_API_BASE_URL": slack.base_url,
+        "CRMBOT_TIMEZONE": "Europe/Berlin",
+        "CRMBOT_RETRAIN_CRON": "15 3 * * *",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from crmbot.cli.main import main; main()", "scheduler"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if "scheduler running" in line:
+            break
+    process.send_signal(signal.SIGTERM)
+    rest, _ = process.communicate(timeout=30)
+    output = "".join(lines) + rest
+    assert process.returncode == 0, output
+    assert "retrain            next run" in output and "03:15 CE" in output
+    assert "crmbot scheduler stopped." in output
+    engine = make_engine(url)
+    assert stored_job_rows(engine) == 3
+    engine.dispose()

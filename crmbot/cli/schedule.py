@@ -32,7 +32,8 @@ def register(app: typer.Typer) -> None:
         --no-scheduler` and exactly one `crmbot scheduler`. Stops on Ctrl-C or SIGTERM,
         letting a running job finish.
         """
-        from crmbot.scheduler import CronError, start_scheduler, stop_scheduler
+        from crmbot.cron import CronError
+        from crmbot.scheduler import start_scheduler, stop_scheduler
 
         settings = common.settings()
         engine = common.engine()
@@ -41,9 +42,17 @@ def register(app: typer.Typer) -> None:
                 "[yellow]warning:[/yellow] SLACK_BOT_TOKEN is not set: retraining runs, "
                 "but digests and admin notices cannot be posted."
             )
+        stop = threading.Event()
+
+        def request_stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %s: stopping the scheduler", signum)
+            stop.set()
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
         try:
             running = start_scheduler(settings, engine)
-        except (CronError, ValueError) as exc:
+        except (CronError, ValueError, KeyError) as exc:
             common.fail(f"the schedule in the settings is not valid: {exc}")
         for job in sorted(running.get_jobs(jobstore="default"), key=lambda j: j.id):
             when = (
@@ -53,14 +62,6 @@ def register(app: typer.Typer) -> None:
         common.console.print(
             f"crmbot scheduler running (time zone {settings.timezone}); Ctrl-C stops it."
         )
-        stop = threading.Event()
-
-        def request_stop(signum: int, _frame: FrameType | None) -> None:
-            log.info("signal %s: stopping the scheduler", signum)
-            stop.set()
-
-        signal.signal(signal.SIGINT, request_stop)
-        signal.signal(signal.SIGTERM, request_stop)
         while not stop.wait(1.0):
             pass
         stop_scheduler(running, wait=True)
