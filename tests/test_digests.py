@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from scored_data import Account, add_customers, add_run, book
@@ -439,3 +440,47 @@ def test_two_processes_sending_the_same_digest_post_it_once(
     assert len(slack.messages(CHANNEL)) == 1
     assert outcomes.count("posted") == 1
     assert set(outcomes) <= {"posted", "in_progress", "already_posted"}
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
+def test_digest_send_cli_dry_run_and_post(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slack: SlackFake
+) -> None:
+    from typer.testing import CliRunner
+
+    from crmbot.cli.main import app
+    from crmbot.config import get_settings
+    from crmbot.db import connect
+
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    engine = connect(url)
+    accounts = book(4)
+    add_run(engine, accounts, add_customers(engine, accounts), as_of=date(2026, 6, 28))
+    engine.dispose()
+    for name, value in {
+        "DATABASE_URL": url,
+        "SLACK_BOT_TOKEN": "xoxb-test-token",
+        "SLACK_API_BASE_URL": slack.base_url,
+        "CRMBOT_AT_RISK_CHANNEL": "CRISK",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)  # no .env from the working tree
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        dry = runner.invoke(app, ["digest", "send", "at-risk", "--dry-run"])
+        assert dry.exit_code == 0, dry.output
+        assert "== Accounts at risk ·" in dry.output and "Customer 0 (C000)" in dry.output
+        assert slack.requests == []
+        posted = runner.invoke(app, ["digest", "send", "at-risk", "--period", "2026-06-29"])
+        assert posted.exit_code == 0, posted.output
+        assert "was posted to CRISK" in posted.output
+        again = runner.invoke(app, ["digest", "send", "at-risk", "--period", "2026-06-29"])
+        assert "not posting it twice" in again.output
+        assert len(slack.messages("CRISK")) == 1
+        wrong = runner.invoke(app, ["digest", "send", "payroll"])
+        assert wrong.exit_code == 1 and "choose at-risk or influencers" in wrong.output
+    finally:
+        get_settings.cache_clear()
