@@ -68,7 +68,7 @@ def _match(name: str, names: list[str]) -> str | None:
 
 def _overview(summary: queries.SegmentSummary) -> Reply:
     total = summary.total_customers or 1
-    has_previous = summary.previous_run is not None
+    has_previous = summary.has_previous
     columns = ["Segment", "Customers", "Share", "Total CLV", "Avg churn", "At risk"]
     if has_previous:
         columns.append("Change")

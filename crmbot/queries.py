@@ -56,20 +56,6 @@ def active_scores_run(session: Session, *, slot: str = SCORES_SLOT) -> ModelRun 
     ).scalar_one_or_none()
 
 
-def previous_activated_run(session: Session, *, before: ModelRun) -> ModelRun | None:
-    """The run that was live before `before`: the latest other run that was activated."""
-    return session.execute(
-        select(ModelRun)
-        .where(
-            col(ModelRun.id) != before.id,
-            col(ModelRun.activated_at).is_not(None),
-            col(ModelRun.id) < before.id,
-        )
-        .order_by(col(ModelRun.id).desc())
-        .limit(1)
-    ).scalar_one_or_none()
-
-
 def recent_runs(session: Session, *, limit: int = 5) -> list[ModelRun]:
     return list(
         session.execute(
@@ -394,7 +380,9 @@ class Migration:
 @dataclass
 class SegmentSummary:
     run: ModelRun
-    previous_run: ModelRun | None
+    # Whether training recorded each customer's segment in the model live before this run
+    # (`previous_segment`); False for the first model.
+    has_previous: bool
     rows: list[SegmentRow]
     migrations: list[Migration]  # only real moves, largest first
 
@@ -403,23 +391,32 @@ class SegmentSummary:
         return sum(row.customers for row in self.rows)
 
 
-def _segment_counts(session: Session, run_id: int) -> dict[str, int]:
+def _previous_segment_counts(session: Session, run_id: int) -> dict[str, int]:
+    """Segment sizes in the model that was live when `run_id` was trained, as training
+    recorded them per customer — the same source as the migrations, so the two agree."""
     return {
         segment: count
         for segment, count in session.execute(
-            select(col(CustomerScore.segment), func.count())
+            select(col(CustomerScore.previous_segment), func.count())
             .join(Customer, col(Customer.id) == col(CustomerScore.customer_pk))
-            .where(col(CustomerScore.run_id) == run_id, _live())
-            .group_by(col(CustomerScore.segment))
+            .where(
+                col(CustomerScore.run_id) == run_id,
+                _live(),
+                col(CustomerScore.previous_segment).is_not(None),
+            )
+            .group_by(col(CustomerScore.previous_segment))
         ).all()
+        if segment
     }
 
 
 def segment_summary(session: Session, *, run: ModelRun) -> SegmentSummary:
     """Segment sizes and value in the active run, and how customers moved since the last."""
     assert run.id is not None
-    previous = previous_activated_run(session, before=run)
-    previous_counts = _segment_counts(session, previous.id) if previous and previous.id else None
+    previous_counts: dict[str, int] | None = _previous_segment_counts(session, run.id)
+    has_previous = bool(previous_counts)
+    if not has_previous:
+        previous_counts = None
     rows = []
     for segment, count, total_clv, avg_churn, var in session.execute(
         select(
@@ -465,7 +462,9 @@ def segment_summary(session: Session, *, run: ModelRun) -> SegmentSummary:
             )
         ).all()
     ]
-    return SegmentSummary(run=run, previous_run=previous, rows=rows, migrations=migrations)
+    return SegmentSummary(
+        run=run, has_previous=has_previous, rows=rows, migrations=migrations
+    )
 
 
 def segment_names(session: Session, *, run: ModelRun) -> list[str]:
