@@ -406,3 +406,29 @@ def test_small_files_against_big_tables_look_keys_up_in_chunks(
     )
     report = import_file(storage_engine, "order-lines", lines)
     assert (report.inserted, report.updated, report.unchanged) == (1, 1, 1)
+
+
+def test_a_bulk_load_into_an_empty_table_keeps_every_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import text
+
+    from crmbot.db import make_engine, upgrade
+    from crmbot.ingest import writer
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'bulk.db'}")
+    upgrade(engine)
+    index_sql = text("SELECT name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name")
+    with engine.connect() as connection:
+        before = connection.execute(index_sql).all()
+    # Any load counts as big: secondary indexes are dropped, rows written, indexes rebuilt.
+    monkeypatch.setattr(writer, "DEFER_INDEXES_FROM_ROWS", 1)
+    load_all(engine, tmp_path)
+    with engine.connect() as connection:
+        assert connection.execute(index_sql).all() == before
+        plan = connection.execute(
+            text("EXPLAIN QUERY PLAN SELECT id FROM customer WHERE region = 'EMEA'")
+        ).all()
+    assert "ix_customer_region" in str(plan)
+    assert count(engine, Order) == 3
+    engine.dispose()

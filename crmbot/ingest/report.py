@@ -62,7 +62,8 @@ class ImportReport:
         if self.file_error:
             lines.append(f"  file rejected: {self.file_error}")
         lines.append(
-            f"  {self.rows_read} rows read: {self.inserted} inserted, {self.updated} updated, "
+            f"  {self.rows_read} row{'' if self.rows_read == 1 else 's'} read: "
+            f"{self.inserted} inserted, {self.updated} updated, "
             f"{self.unchanged} unchanged, {self.rejected_rows} rejected, "
             f"{self.duplicates} exact duplicates dropped"
         )
