@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from crmbot.chat.reply import Reply, Table
@@ -165,7 +165,12 @@ def _next_run(request: Request, schedule: JobSchedule) -> str:
         except CronError:
             return "—"
         moment = trigger.get_next_fire_time(None, datetime.now(tz))
-    return moment.astimezone(tz).strftime("%a %Y-%m-%d %H:%M %Z") if moment else "—"
+    if moment is None:
+        return "—"
+    shown = moment.astimezone(tz).strftime("%a %Y-%m-%d %H:%M %Z")
+    if moment < datetime.now(UTC) - timedelta(minutes=5):
+        shown += " (overdue: is a scheduler running?)"
+    return shown
 
 
 def _list(request: Request) -> Reply:

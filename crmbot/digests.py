@@ -257,7 +257,8 @@ def build_at_risk_digest(
         )
     else:
         lead = f"No accounts at risk in {whose} book in the current model."
-    lines = [lead, _changes_line(previous, new_ids, risk_up, recovered)]
+    left = [cid for cid in previous.entries if cid not in current_ids] if previous else []
+    lines = [lead, _changes_line(previous, new_ids, left, risk_up, recovered)]
     reply = Reply(
         title=f"{'Your accounts' if owner else 'Accounts'} at risk · {period}",
         text=mask_pii("\n".join(line for line in lines if line)),
@@ -326,6 +327,7 @@ def _recovered(
 def _changes_line(
     previous: _Previous | None,
     new_ids: list[str],
+    left: list[str],
     risk_up: dict[str, float],
     recovered: list[tuple[str, str, float, float]],
 ) -> str:
@@ -333,6 +335,10 @@ def _changes_line(
         return "First digest here: changes are shown from the next one on."
     parts = [f"{len(new_ids)} new on the list", f"{len(risk_up)} with risk up"]
     parts.append(f"{len(recovered)} recovered")
+    # The others that left the list were overtaken; their risk did not fall much.
+    overtaken = len(left) - len(recovered)
+    if overtaken > 0:
+        parts.append(f"{overtaken} overtaken by others")
     line = f"Since the last digest ({previous.period}): " + ", ".join(parts) + "."
     if recovered:
         shown = [

@@ -158,6 +158,15 @@ def test_the_next_digest_says_what_changed(
     assert summary is not None
     assert summary["changes"] == {"new": ["C005"], "risk_up": ["C003"], "recovered": ["C000"]}
 
+    # Day 3: C004's value soars; whoever it pushes off the list was overtaken, not saved.
+    changed["C004"].clv = 50_000
+    add_run(engine, list(changed.values()), pks, as_of=date(2026, 6, 30))
+    third = send(engine, digest_settings, at=DAY2 + timedelta(days=1))
+    assert third.reply is not None
+    assert "1 new on the list, 0 with risk up, 0 recovered, 1 overtaken by others" in (
+        third.reply.text
+    )
+
 
 def test_digests_are_masked_of_pii(
     engine: Engine, digest_settings: Settings, slack: SlackFake

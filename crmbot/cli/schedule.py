@@ -116,4 +116,4 @@ def send(
         return
     if outcome.status in ("failed", "no_model", "no_channel"):
         common.fail(outcome.describe())
-    common.console.print(outcome.describe(), highlight=False)
+    common.console.print(outcome.describe(), highlight=False, soft_wrap=True)
