@@ -10,7 +10,6 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.sparse as sp
 
 from crmbot.analytics import graph
 from crmbot.analytics.base import RunContext, TrainingData
@@ -120,8 +119,8 @@ def test_pagerank_matches_networkx_with_dangling_nodes_and_personalisation() -> 
         tol=1e-14,
         max_iter=1000,
     )
-    transition = graph._row_normalised(src, dst, weight, size, 1.0)
-    ours = graph.pagerank(transition, restart, tolerance=1e-13)
+    steps = graph.transitions(size, [(src, dst, weight, 1.0)])
+    ours = graph.pagerank(steps, restart, tolerance=1e-13)
     assert ours == pytest.approx([expected[i] for i in range(size)], abs=1e-10)
     assert ours.sum() == pytest.approx(1.0)
 
@@ -144,10 +143,11 @@ def test_influence_is_pagerank_on_the_reversed_referral_graph(run_settings: Sett
     influence = ctx.scores["influence"]
     for pk in range(1, 10):
         assert influence[pk] == pytest.approx(inflow[pk] * 9, abs=1e-7)
-    # Credit flows up the chain 7 -> 8 -> 1 -> {2, 3, 4}: 7 gets 8's, 8 gets 1's, and
-    # 1 gets its three referrals'. Customers nothing reaches (3, 4, 6, 9) have no rank.
+    # 1 referred three; credit halves with each step up the chain 1 -> 8 -> 7, so 8 (who
+    # referred 1) and 7 (who referred 8) come next but below 1. Customers nothing reaches
+    # (3, 4, 6, 9) have no rank.
     ranks = ctx.scores["influence_rank"].tolist()
-    assert ranks == [3, 4, None, None, 5, None, 1, 2, None]
+    assert ranks == [1, 4, None, None, 5, None, 3, 2, None]
     assert influence[9] == 0.0  # no ties at all
     assert ctx.scores["influence_rank"][9] is None
 
@@ -303,9 +303,15 @@ def test_a_referral_outweighs_co_purchase_ties(run_settings: Settings) -> None:
 
 
 def test_pagerank_reports_when_it_does_not_settle() -> None:
-    transition = sp.csr_array(np.array([[0.0, 1.0], [1.0, 0.0]]))
+    steps = graph.transitions(2, [(np.array([0, 1]), np.array([1, 0]), np.ones(2), 1.0)])
     with pytest.raises(graph.PageRankDidNotConverge):
-        graph.pagerank(transition, np.array([1.0, 0.0]), max_iterations=2)
+        graph.pagerank(steps, np.array([1.0, 0.0]), max_iterations=2)
+
+
+def test_a_node_cannot_send_on_more_than_its_rank() -> None:
+    edges = (np.array([0]), np.array([1]), np.ones(1))
+    with pytest.raises(ValueError, match="more than all of its rank"):
+        graph.transitions(2, [(*edges, 1.0), (*edges, 0.5)])
 
 
 @pytest.mark.parametrize(
@@ -360,3 +366,24 @@ def test_planted_hubs_are_the_top_influencers_of_the_sample_company(sample_compa
     for cycle in sample_company.truth.referral_cycles:
         members = scores[scores["customer_id"].isin(cycle)]
         assert (members["influence"] > 0).all()
+
+
+def test_communities_split_only_what_modularity_splits(run_settings: Settings) -> None:
+    # Two cliques of 8 (customers 1-8 and 9-16) joined by one referral, and a star 17->18,19.
+    cliques = [
+        (a, b, 1) for group in (range(1, 9), range(9, 17)) for a in group for b in group if a < b
+    ]
+    referrals = [*cliques, (8, 9, 2), (17, 18, 3), (17, 19, 3)]
+    ctx = run_stage(make_data(20, referrals=referrals), run_settings)
+    community = ctx.scores["community"]
+    assert len({community[pk] for pk in range(1, 9)}) == 1
+    assert len({community[pk] for pk in range(9, 17)}) == 1
+    assert community[1] != community[9]
+    assert community[17] == community[18] == community[19] != community[1]
+    assert ctx.scores["community_size"].tolist()[:19] == [8] * 16 + [3] * 3
+    assert community[20] is None
+    # The same partition networkx's Louvain finds on the whole graph.
+    whole = nx.Graph([(a, b) for a, b, _ in referrals])
+    expected = nx.community.louvain_communities(whole, seed=run_settings.random_seed)
+    ours = {frozenset(community[community == c].index) for c in set(community.dropna())}
+    assert ours == {frozenset(group) for group in expected}
