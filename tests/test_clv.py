@@ -175,6 +175,19 @@ def test_quadrature_fallback_agrees_with_the_closed_form() -> None:
     np.testing.assert_allclose(quadrature, closed, rtol=1e-6)
 
 
+def test_a_book_where_nobody_leaves_and_everyone_buys_alike_predicts_finitely() -> None:
+    # Poisson buyers at one rate, no drop-out: the fit ends at the limits (a -> 0, r and
+    # alpha -> infinity), where the closed form's hypergeometric function breaks down.
+    rng = np.random.default_rng(12)
+    T = rng.integers(60, 700, 4000).astype(float)
+    x = rng.poisson(T / 60.0).astype(float)
+    t_x = np.where(x > 0, np.minimum(T, np.ceil(T * rng.beta(x + 1e-9, 1.0))), 0.0)
+    fitted = clv.fit_bgnbd(x, np.maximum(t_x, (x > 0) * 1.0), T)
+    expected = clv.conditional_expected_purchases(fitted, 365.0, x, t_x, T)
+    assert np.isfinite(expected).all()
+    assert float(np.median(expected)) == pytest.approx(365.0 / 60.0, rel=0.1)
+
+
 def test_bgnbd_gradient_is_the_derivative_of_the_likelihood() -> None:
     rng = np.random.default_rng(5)
     T = rng.uniform(20, 80, 500)
@@ -242,7 +255,7 @@ def test_bgnbd_on_identical_customers_ends_at_the_homogeneous_limit() -> None:
     # and says so, instead of crashing or inventing a spread.
     n = 50
     fitted = clv.fit_bgnbd(np.full(n, 3.0), np.full(n, 60.0), np.full(n, 90.0))
-    assert "r" in fitted.at_limit
+    assert "r->inf" in fitted.at_limit
     assert fitted.r / fitted.alpha == pytest.approx(3 / 90, rel=0.01)  # repeat purchases / T
     expected = clv.conditional_expected_purchases(fitted, 90.0, [3.0], [60.0], [90.0])
     assert np.isfinite(expected).all() and expected[0] == pytest.approx(3.0, rel=0.05)
