@@ -82,10 +82,16 @@ class hours_between(FunctionElement[float]):  # noqa: N801
     name = "hours_between"
 
 
+def _sqlite_seconds(value: str) -> str:
+    # Stored as "YYYY-MM-DD HH:MM:SS.ffffff": whole epoch seconds plus the fraction, exact to
+    # the microsecond (julianday's double loses the last digits).
+    return f"(CAST(strftime('%s', {value}) AS INTEGER) + CAST(substr({value}, 20) AS REAL))"
+
+
 @compiles(hours_between, "sqlite")
 def _hours_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
     start, end = (compiler.process(c, **kw) for c in element.clauses)
-    return f"((julianday({end}) - julianday({start})) * 24.0)"
+    return f"(({_sqlite_seconds(end)} - {_sqlite_seconds(start)}) / 3600.0)"
 
 
 @compiles(hours_between, "postgresql")
