@@ -29,9 +29,8 @@ from threadpoolctl import threadpool_limits
 from crmbot.analytics.base import RunContext, StageFailed
 
 K_RANGE = range(2, 9)
-SELECTION_SAMPLE = 30_000
-SILHOUETTE_SAMPLE = 5_000
-PARALLEL_FROM_ROWS = 100_000
+SELECTION_SAMPLE = 10_000
+SILHOUETTE_SAMPLE = 3_000
 DESCRIBE_THRESHOLD = 0.5  # standard deviations from the average
 MAX_WORDS = 3
 
@@ -108,7 +107,7 @@ def choose_k(
     for k in K_RANGE:
         if k > distinct or k > len(sample) - 1:
             break
-        model = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(sample)
+        model = KMeans(n_clusters=k, n_init=2, random_state=seed).fit(sample)
         if len(np.unique(model.labels_)) < 2:
             break
         score = float(
@@ -159,10 +158,9 @@ def run(ctx: RunContext) -> None:
         return
     scaler = StandardScaler().fit(features.to_numpy())
     scaled = scaler.transform(features.to_numpy())
-    # On small books k-means' OpenMP threads cost more in start-up and spinning than they
-    # save (10x slower on a busy 2-core machine); large books keep every core.
-    threads = 1 if len(scaled) < PARALLEL_FROM_ROWS else None
-    with threadpool_limits(limits=threads, user_api="openmp"):
+    # k-means' and the silhouette's OpenMP/BLAS threads cost more in start-up and spinning
+    # than they save on these few features (10x slower on a busy 2-core machine).
+    with threadpool_limits(limits=1):
         k, silhouettes, sample_centres, assignment, centres = _fit(scaled, seed)
     note = "one cluster: too few distinct customers to compare groupings" if k == 1 else None
     # Number clusters by mean spend, highest first, so numbers mean the same run to run.
