@@ -73,7 +73,7 @@ def at_risk_command(request: Request) -> Reply:
                 str(rank),
                 f"{clip(row.customer.name or row.customer.customer_id, 24)} "
                 f"({row.customer.customer_id})",
-                clip(row.score.segment, 16),
+                clip(row.score.segment, 20),
                 money(row.score.clv),
                 percent(row.score.churn_risk),
                 money(row.score.value_at_risk),

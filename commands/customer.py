@@ -48,7 +48,7 @@ def render_card(card: queries.CustomerCard, request: Request) -> Reply:
     if score is None:
         fields.append(("Scores", "not scored yet — no active model covers this customer"))
     else:
-        fields += _score_fields(score)
+        fields += _score_fields(score, horizon_months=request.settings.clv_horizon_months)
     last = card.last_order
     if last is not None:
         totals = ""
@@ -82,7 +82,7 @@ def render_card(card: queries.CustomerCard, request: Request) -> Reply:
     )
 
 
-def _score_fields(score: CustomerScore) -> list[tuple[str, str]]:
+def _score_fields(score: CustomerScore, *, horizon_months: int) -> list[tuple[str, str]]:
     segment = score.segment
     if score.previous_segment and score.previous_segment != score.segment:
         segment += f" (moved from {score.previous_segment})"
@@ -107,7 +107,7 @@ def _score_fields(score: CustomerScore) -> list[tuple[str, str]]:
     return [
         ("Segment", segment + rfm),
         ("Cluster", cluster),
-        ("CLV (12 mo)", clv),
+        (f"CLV ({horizon_months} mo)", clv),
         ("Churn risk", churn),
         ("Satisfaction", _satisfaction(score)),
         ("Influence", _influence(score)),

@@ -58,7 +58,7 @@ def similar_command(request: Request) -> Reply:
         rows=[
             [
                 f"{clip(r.customer.name or r.customer.customer_id, 24)} ({r.customer.customer_id})",
-                clip(r.score.segment, 16),
+                clip(r.score.segment, 20),
                 f"{r.score.r_score or '-'}{r.score.f_score or '-'}{r.score.m_score or '-'}",
                 money(r.score.clv),
                 percent(r.score.churn_risk),

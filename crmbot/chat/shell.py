@@ -36,14 +36,15 @@ class Shell:
         self.chart_dir = chart_dir or Path(dispatcher.settings.chart_dir)
         self.clock = clock
 
-    def ask(self, line: str) -> str:
-        """Run one line as the shell user; the rendered reply."""
+    def ask(self, line: str, progress: Callable[[str], None] | None = None) -> str:
+        """Run one line as the shell user; the rendered reply. Slow commands (retrain)
+        report their steps through `progress` as they go."""
         reply = self.dispatcher.handle(
             line,
             user_id=self.user_id,
             channel_id="shell",
             transport="shell",
-            progress=lambda message: None,
+            progress=progress or (lambda message: None),
         )
         return self.render(reply)
 
@@ -63,6 +64,11 @@ class Shell:
     def loop(self, lines: Iterable[str], out: TextIO, *, interactive: bool) -> None:
         if interactive:
             out.write("crmbot shell — type `/crm help` (or just `help`), `quit` to leave.\n")
+
+        def progress(message: str) -> None:
+            out.write(f"… {message}\n")
+            out.flush()
+
         for raw in lines:
             line = raw.strip()
             if not line:
@@ -71,7 +77,7 @@ class Shell:
                 break
             if not interactive:
                 out.write(f"{PROMPT}{line}\n")
-            out.write(self.ask(line) + "\n\n")
+            out.write(self.ask(line, progress) + "\n\n")
             out.flush()
 
 
