@@ -111,7 +111,7 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(
-                f"CRMBOT_TIMEZONE '{value}' is not a time zone; use an IANA name such as "
+                f"'{value}' is not a time zone; use an IANA name such as "
                 "UTC or Europe/Berlin"
             ) from None
         return value

@@ -589,7 +589,7 @@ def slack_client(
     when given, else settings) with bounded retries of 429, 500/503 and connection errors.
 
     `interval` is the back-off between retries of 5xx and connection errors (default
-    exponential with jitter: ~1 s, 2 s, 4 s, 8 s); a 429 waits for its Retry-After.
+    exponential with jitter: 0.5, 1, 2, 4 s plus up to 1 s); a 429 waits for its Retry-After.
     """
     token = (client.token if client is not None else None) or settings.slack_bot_token
     base_url = client.base_url if client is not None else settings.slack_api_base_url

@@ -515,3 +515,14 @@ def test_crmbot_scheduler_runs_in_the_foreground_and_stops_on_sigterm(
     engine = make_engine(url)
     assert stored_job_rows(engine) == 3
     engine.dispose()
+
+
+def test_settings_refuse_a_bad_time_zone_or_schedule() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="'Mars/Olympus' is not a time zone"):
+        Settings(_env_file=None, timezone="Mars/Olympus")  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="has 4 fields"):
+        Settings(_env_file=None, at_risk_digest_cron="0 8 * *")  # type: ignore[call-arg]
+    fine = Settings(_env_file=None, timezone="Europe/Berlin", retrain_cron="0 3 * * 1-5")  # type: ignore[call-arg]
+    assert fine.retrain_cron == "0 3 * * 1-5"

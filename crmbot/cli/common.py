@@ -18,7 +18,18 @@ err_console = Console(stderr=True)
 
 
 def settings() -> Settings:
-    return get_settings()
+    """The settings, or a clear exit naming each invalid one (no traceback)."""
+    from pydantic import ValidationError
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = [
+            f"  - {'.'.join(str(part) for part in error['loc'])}: "
+            f"{error['msg'].removeprefix('Value error, ')}"
+            for error in exc.errors()
+        ]
+        fail("the settings are not valid (.env or the environment):\n" + "\n".join(problems))
 
 
 def engine(migrate: bool = True) -> Engine:
