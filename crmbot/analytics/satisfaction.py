@@ -31,9 +31,11 @@ from crmbot.analytics.base import RunContext, TrainingData
 from crmbot.analytics.text_sentiment import (
     DETRACTOR_NPS,
     PROMOTER_NPS,
+    HashedTexts,
     TextSentimentModel,
     comment_labels,
     fit_text_model,
+    ticket_texts,
 )
 
 log = logging.getLogger(__name__)
@@ -85,35 +87,40 @@ def _latest(frame: pd.DataFrame, value: str) -> pd.Series:
     return ordered.groupby("customer_pk")[value].last()
 
 
-def _texts(data: TrainingData) -> pd.DataFrame:
-    """Text without a score of its own: ticket subject + body, and unscored comments."""
-    tickets = data.tickets
-    ticket_text = (
-        tickets["subject"].fillna("").astype(str) + ". " + tickets["body"].fillna("").astype(str)
-    ).str.strip(". ")
-    from_tickets = pd.DataFrame(
-        {"customer_pk": tickets["customer_pk"], "at": tickets["opened_at"], "text": ticket_text}
-    )
-    feedback = data.feedback
-    unscored = comment_labels(feedback).isna()
-    from_comments = pd.DataFrame(
-        {
-            "customer_pk": feedback.loc[unscored, "customer_pk"],
-            "at": feedback.loc[unscored, "submitted_at"],
-            "text": feedback.loc[unscored, "comment"].fillna("").astype(str).str.strip(),
-        }
-    )
-    texts = pd.concat([from_tickets, from_comments], ignore_index=True)
-    return texts[texts["text"].str.len() > 0]
-
-
 def _weighted_sentiment(
-    texts: pd.DataFrame, model: TextSentimentModel, data: TrainingData
+    data: TrainingData, model: TextSentimentModel, hashed: HashedTexts
 ) -> tuple[pd.Series, int]:
-    if texts.empty or not model.trained:
+    """Age-weighted mean sentiment of the text without a score of its own: ticket subject
+    + body, and unscored comments."""
+    if not model.trained:
         return pd.Series(dtype=float), 0
-    scored = texts.assign(sentiment=model.score(texts["text"]))
-    age_days = (data.cutoff - scored["at"]).dt.total_seconds() / 86_400.0
+    tickets = data.tickets
+    feedback = data.feedback
+    unscored = feedback[comment_labels(feedback).isna()]
+    parts = [
+        pd.DataFrame(
+            {
+                "customer_pk": tickets["customer_pk"].to_numpy(),
+                "at": tickets["opened_at"].to_numpy(),
+                "sentiment": model.score(
+                    ticket_texts(tickets), hashed.tickets_for(tickets.index)
+                ).to_numpy(),
+            }
+        ),
+        pd.DataFrame(
+            {
+                "customer_pk": unscored["customer_pk"].to_numpy(),
+                "at": unscored["submitted_at"].to_numpy(),
+                "sentiment": model.score(
+                    unscored["comment"], hashed.comments_for(unscored.index)
+                ).to_numpy(),
+            }
+        ),
+    ]
+    scored = pd.concat(parts, ignore_index=True).dropna(subset=["sentiment"])
+    if scored.empty:
+        return pd.Series(dtype=float), 0
+    age_days = (data.cutoff - pd.to_datetime(scored["at"])).dt.total_seconds() / 86_400.0
     scored["weight"] = np.power(0.5, age_days.clip(lower=0) / SENTIMENT_HALF_LIFE_DAYS)
     scored["weighted"] = scored["sentiment"] * scored["weight"]
     sums = scored.groupby("customer_pk")[["weighted", "weight"]].sum()
@@ -145,11 +152,19 @@ def customer_satisfaction(
     seed: int,
     text_model: TextSentimentModel | None = None,
     validate_text_model: bool = True,
+    hashed: HashedTexts | None = None,
 ) -> SatisfactionResult:
-    """Satisfaction per customer of `data` (index customer_pk), as of `data.as_of`."""
+    """Satisfaction per customer of `data` (index customer_pk), as of `data.as_of`.
+
+    `hashed` holds the texts' counts when the caller computes them once for many snapshots.
+    """
+    if hashed is None:
+        hashed = HashedTexts.of(data.feedback, data.tickets)
     model = text_model
     if model is None:
-        model = fit_text_model(data.feedback, seed=seed, validate=validate_text_model)
+        model = fit_text_model(
+            data.feedback, seed=seed, validate=validate_text_model, hashed=hashed
+        )
     index = data.customers.index
     frame = pd.DataFrame(index=index)
 
@@ -166,7 +181,7 @@ def customer_satisfaction(
     frame["nps_latest"] = _latest(nps, "nps").reindex(index).astype("Int64")
     frame["nps_category"] = nps_category(frame["nps_latest"].astype(float))
 
-    sentiment, texts_scored = _weighted_sentiment(_texts(data), model, data)
+    sentiment, texts_scored = _weighted_sentiment(data, model, hashed)
     frame["sentiment"] = sentiment.reindex(index).astype(float).round(3)
     frame["satisfaction"] = satisfaction_score(frame)
 

@@ -10,6 +10,11 @@ sentiment signal.
 The model is validated on a held-out, stratified quarter of the labelled comments before
 being refitted on all of them; accuracy and F1 go into the run's metrics beside the
 majority-class accuracy, so a model that learned nothing is visible as such.
+
+Words and word pairs are counted by a hashing vectorizer, which has no fitted state: a
+text's counts never depend on other texts. So a run tokenises every comment and ticket
+once (`HashedTexts`), and each churn snapshot only re-fits the cheap part — TF-IDF weights
+and the classifier — on the comments known at its cutoff.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.feature_extraction.text import TfidfVectorizer
+from scipy import sparse
+from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
@@ -32,6 +38,64 @@ DETRACTOR_NPS = 6
 MIN_LABELLED_COMMENTS = 20
 MIN_COMMENTS_PER_CLASS = 5
 HOLDOUT_SHARE = 0.25
+# 2^17 columns for words and word pairs: few collisions at a company's vocabulary, and the
+# classifier's cost grows with the column count.
+HASHER = HashingVectorizer(
+    strip_accents="unicode",
+    ngram_range=(1, 2),
+    n_features=2**17,
+    alternate_sign=False,
+    norm=None,
+)
+
+
+def hash_texts(texts: pd.Series) -> sparse.csr_matrix:
+    """Word and word-pair counts per text (stateless: each row depends on its text only)."""
+    if texts.empty:
+        return sparse.csr_matrix((0, HASHER.n_features), dtype=np.float64)
+    return HASHER.transform(texts.fillna("").astype(str).str.strip().tolist())
+
+
+def ticket_texts(tickets: pd.DataFrame) -> pd.Series:
+    """What a ticket says: its subject and body as one text."""
+    subject = tickets["subject"].fillna("").astype(str)
+    body = tickets["body"].fillna("").astype(str)
+    return (subject + ". " + body).str.strip(". ")
+
+
+@dataclass
+class HashedTexts:
+    """Every comment's and ticket's counts, rows looked up by the frames' index labels.
+
+    Built once from a run's data; a snapshot's frames (`as_of_earlier`) keep the same
+    index labels, so their rows are looked up rather than tokenised again.
+    """
+
+    comments: sparse.csr_matrix
+    comment_rows: pd.Index
+    tickets: sparse.csr_matrix
+    ticket_rows: pd.Index
+
+    @classmethod
+    def of(cls, feedback: pd.DataFrame, tickets: pd.DataFrame) -> HashedTexts:
+        return cls(
+            comments=hash_texts(feedback["comment"]),
+            comment_rows=feedback.index,
+            tickets=hash_texts(ticket_texts(tickets)),
+            ticket_rows=tickets.index,
+        )
+
+    def _rows(self, matrix: sparse.csr_matrix, known: pd.Index, wanted: pd.Index):
+        positions = known.get_indexer(wanted)
+        if (positions < 0).any():
+            raise KeyError("texts asked for that were not hashed for this run")
+        return matrix[positions]
+
+    def comments_for(self, index: pd.Index) -> sparse.csr_matrix:
+        return self._rows(self.comments, self.comment_rows, index)
+
+    def tickets_for(self, index: pd.Index) -> sparse.csr_matrix:
+        return self._rows(self.tickets, self.ticket_rows, index)
 
 
 def comment_labels(feedback: pd.DataFrame) -> pd.Series:
@@ -49,24 +113,19 @@ def comment_labels(feedback: pd.DataFrame) -> pd.Series:
     return label
 
 
-def _pipeline(n_documents: int, seed: int) -> Pipeline:
+def _pipeline(seed: int) -> Pipeline:
+    """TF-IDF weighting and a logistic regression over hashed counts."""
     return Pipeline(
         [
-            (
-                "tfidf",
-                TfidfVectorizer(
-                    strip_accents="unicode",
-                    ngram_range=(1, 2),
-                    # Single-use words are noise once there is enough text to learn from.
-                    min_df=2 if n_documents >= 200 else 1,
-                    sublinear_tf=True,
-                    max_features=50_000,
-                ),
-            ),
+            ("tfidf", TfidfTransformer(sublinear_tf=True)),
             (
                 "classifier",
                 LogisticRegression(
-                    C=2.0, class_weight="balanced", max_iter=2000, random_state=seed
+                    C=2.0,
+                    class_weight="balanced",
+                    solver="liblinear",
+                    max_iter=2000,
+                    random_state=seed,
                 ),
             ),
         ]
@@ -84,29 +143,35 @@ class TextSentimentModel:
     def trained(self) -> bool:
         return self.pipeline is not None
 
-    def score(self, texts: pd.Series) -> pd.Series:
-        """Sentiment in [-1, 1] per text (2 * P(satisfied) - 1); NaN without a model or text."""
+    def score(self, texts: pd.Series, counts: sparse.csr_matrix | None = None) -> pd.Series:
+        """Sentiment in [-1, 1] per text (2 * P(satisfied) - 1); NaN without a model or text.
+
+        `counts` are the texts' hashed counts when already at hand (`HashedTexts`)."""
         result = pd.Series(np.nan, index=texts.index, dtype=float)
         if self.pipeline is None or texts.empty:
             return result
-        clean = texts.fillna("").astype(str).str.strip()
-        present = clean.str.len() > 0
+        present = (texts.fillna("").astype(str).str.strip().str.len() > 0).to_numpy()
         if present.any():
-            p_satisfied = self.pipeline.predict_proba(clean[present].tolist())[:, 1]
+            matrix = hash_texts(texts) if counts is None else counts
+            p_satisfied = self.pipeline.predict_proba(matrix[present])[:, 1]
             result[present] = 2.0 * p_satisfied - 1.0
         return result
 
 
 def fit_text_model(
-    feedback: pd.DataFrame, *, seed: int, validate: bool = True
+    feedback: pd.DataFrame,
+    *,
+    seed: int,
+    validate: bool = True,
+    hashed: HashedTexts | None = None,
 ) -> TextSentimentModel:
     """Fit on self-labelled survey comments; never raises for too little data.
 
-    `validate=False` skips the held-out check (and its metrics) and only fits the model.
+    `validate=False` skips the held-out check (and its metrics) and only fits the model;
+    `hashed` supplies the comments' counts when the run already has them.
     """
     labels = comment_labels(feedback)
     labelled = labels.notna()
-    texts = feedback.loc[labelled, "comment"].astype(str).str.strip()
     y = labels[labelled].astype(int)
     counts = {"satisfied": int((y == 1).sum()), "unsatisfied": int((y == 0).sum())}
     metrics: dict[str, Any] = {"labelled_comments": int(len(y)), "classes": counts}
@@ -119,19 +184,24 @@ def fit_text_model(
         )
         return TextSentimentModel(pipeline=None, metrics=metrics)
 
+    index = feedback.index[labelled.to_numpy()]
+    if hashed is not None:
+        counts = hashed.comments_for(index)
+    else:
+        counts = hash_texts(feedback.loc[index, "comment"])
     metrics["trained"] = True
     if validate:
-        metrics.update(_held_out_metrics(texts, y, seed))
+        metrics.update(_held_out_metrics(counts, y, seed))
     # The held-out score describes the procedure; the model used is refitted on every label.
-    final = _pipeline(len(texts), seed).fit(texts.tolist(), y.to_numpy())
+    final = _pipeline(seed).fit(counts, y.to_numpy())
     return TextSentimentModel(pipeline=final, metrics=metrics)
 
 
-def _held_out_metrics(texts: pd.Series, y: pd.Series, seed: int) -> dict[str, Any]:
+def _held_out_metrics(counts: sparse.csr_matrix, y: pd.Series, seed: int) -> dict[str, Any]:
     train_texts, test_texts, train_y, test_y = train_test_split(
-        texts.tolist(), y.to_numpy(), test_size=HOLDOUT_SHARE, stratify=y, random_state=seed
+        counts, y.to_numpy(), test_size=HOLDOUT_SHARE, stratify=y, random_state=seed
     )
-    held_out = _pipeline(len(train_texts), seed).fit(train_texts, train_y)
+    held_out = _pipeline(seed).fit(train_texts, train_y)
     predicted = held_out.predict(test_texts)
     majority = max(float(np.mean(test_y)), 1.0 - float(np.mean(test_y)))
     return {
