@@ -387,3 +387,41 @@ def test_communities_split_only_what_modularity_splits(run_settings: Settings) -
     expected = nx.community.louvain_communities(whole, seed=run_settings.random_seed)
     ours = {frozenset(community[community == c].index) for c in set(community.dropna())}
     assert ours == {frozenset(group) for group in expected}
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_communities_are_as_good_as_louvain_on_the_whole_graph(seed: int) -> None:
+    # A random referral forest: a few big trees (split by Louvain) and many small ones
+    # (taken whole). Same objective as Louvain on the whole graph, so the same modularity
+    # (Louvain's own path through the nodes differs, so not always the same partition).
+    rng = np.random.default_rng(seed)
+    size = 400
+    referred = rng.choice(np.arange(1, size), 300, replace=False)
+    referrer = np.array(
+        [rng.integers(0, r) if r < 60 else rng.integers(r - 5, r) for r in referred]
+    )
+    shape = graph.InfluenceGraph(
+        size=size,
+        referrer=referrer,
+        referred=referred,
+        referral_weight=np.ones(len(referred)),
+        referral_spend=np.zeros(len(referred)),
+        tie_from=np.zeros(0, dtype=np.int64),
+        tie_to=np.zeros(0, dtype=np.int64),
+        tie_weight=np.zeros(0),
+        self_referrals=0,
+        unknown_referrals=0,
+    )
+    community, community_size = graph.referral_communities(shape, seed=seed)
+    whole = nx.Graph(list(zip(referrer.tolist(), referred.tolist(), strict=True)))
+    ours = [np.flatnonzero(community == c).tolist() for c in set(community[community >= 0])]
+    assert sorted(n for group in ours for n in group) == sorted(whole.nodes)
+    expected = nx.community.louvain_communities(whole, seed=seed)
+    assert nx.community.modularity(whole, ours) == pytest.approx(
+        nx.community.modularity(whole, expected), abs=0.01
+    )
+    # Every small tree is one community.
+    for component in nx.connected_components(whole):
+        if sum(d for _n, d in whole.degree(component)) < np.sqrt(8 * whole.number_of_edges()):
+            assert len({community[n] for n in component}) == 1
+    assert all(community_size[group[0]] == len(group) for group in ours)

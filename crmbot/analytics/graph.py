@@ -409,7 +409,8 @@ def referral_communities(graph: InfluenceGraph, seed: int) -> tuple[np.ndarray, 
     with at least one link between them that holds whenever the component's total degree D
     is below sqrt(8 m), since deg(A) deg(B) <= D^2 / 4. So such a component is one
     community as it stands — in a large customer base that is nearly all of them — and
-    Louvain runs only on the rest, which keeps the Python-level work small.
+    Louvain runs only on the rest (with the resolution scaled so that it optimises the same
+    modularity as on the whole graph), which keeps the Python-level work small.
     """
     community = np.full(graph.size, -1, dtype=np.int64)
     size = np.zeros(graph.size, dtype=np.int64)
@@ -438,7 +439,10 @@ def referral_communities(graph: InfluenceGraph, seed: int) -> tuple[np.ndarray, 
     if len(large_links):
         rest = nx.Graph()
         rest.add_edges_from(large_links.tolist())
-        found = nx.community.louvain_communities(rest, seed=seed, resolution=COMMUNITY_RESOLUTION)
+        # Modularity's null model counts all m links; on the subgraph it would count only
+        # its own, so the resolution is scaled by their ratio to keep the same objective.
+        resolution = COMMUNITY_RESOLUTION * len(large_links) / len(links)
+        found = nx.community.louvain_communities(rest, seed=seed, resolution=resolution)
         groups.extend(np.sort(np.fromiter(group, dtype=np.int64)) for group in found)
     # Largest first, then by the smallest member, so ids are stable for the same graph.
     groups.sort(key=lambda g: (-len(g), int(g[0])))

@@ -1,0 +1,174 @@
+"""`crmbot influencers [N] [--segment S] [--region R]`: the active run's influence ranking,
+with the why in words."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import typer
+from rich.table import Table
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from sqlmodel import col
+
+from crmbot import queries
+from crmbot.analytics.graph import influence_reason
+from crmbot.cli import common
+from crmbot.db import DatabaseUnavailable, read_session
+from crmbot.models import Customer, CustomerScore, ModelRun
+
+MAX_LISTED = 500
+
+
+@dataclass(frozen=True)
+class Influencer:
+    customer: Customer
+    score: CustomerScore
+    community_hub: bool  # the most influential member of their community
+
+    def reason(self) -> str:
+        row = {
+            name: getattr(self.score, name)
+            for name in (
+                "influence",
+                "referred_customers",
+                "referred_spend",
+                "referred_active",
+                "community_size",
+            )
+        }
+        row["region"] = self.customer.region
+        row["community_hub"] = self.community_hub
+        return influence_reason(row)
+
+
+def top_influencers(
+    session: Session,
+    *,
+    run: ModelRun,
+    limit: int = 10,
+    segment: str | None = None,
+    region: str | None = None,
+) -> list[Influencer]:
+    """The run's most influential customers (influence above zero), optionally of one
+    segment and/or region (both matched without regard to case)."""
+    statement = (
+        select(Customer, CustomerScore)
+        .join(CustomerScore, col(CustomerScore.customer_pk) == col(Customer.id))
+        .where(
+            col(CustomerScore.run_id) == run.id,
+            col(Customer.erased_at).is_(None),
+            col(CustomerScore.influence) > 0,
+        )
+    )
+    if segment:
+        statement = statement.where(func.lower(col(CustomerScore.segment)) == segment.lower())
+    if region:
+        statement = statement.where(func.lower(col(Customer.region)) == region.lower())
+    statement = statement.order_by(
+        col(CustomerScore.influence).desc(), col(Customer.customer_id)
+    ).limit(limit)
+    rows = session.execute(statement).all()
+    communities = {s.community for _c, s in rows if s.community is not None}
+    strongest = _strongest_in(session, run, communities)
+    return [
+        Influencer(
+            customer=c,
+            score=s,
+            community_hub=s.community is not None
+            and s.influence is not None
+            and s.influence >= strongest.get(s.community, float("inf")),
+        )
+        for c, s in rows
+    ]
+
+
+def _strongest_in(session: Session, run: ModelRun, communities: set[int]) -> dict[int, float]:
+    """The highest influence within each of `communities` in the run."""
+    if not communities:
+        return {}
+    statement = (
+        select(col(CustomerScore.community), func.max(col(CustomerScore.influence)))
+        .where(
+            col(CustomerScore.run_id) == run.id,
+            col(CustomerScore.community).in_(sorted(communities)),
+        )
+        .group_by(col(CustomerScore.community))
+    )
+    return {
+        int(c): float(m)
+        for c, m in session.execute(statement).all()
+        if c is not None and m is not None
+    }
+
+
+def _pick(name: str, given: str | None, known: Sequence[str]) -> None:
+    if given and given.lower() not in {k.lower() for k in known}:
+        choices = ", ".join(known) if known else "none yet"
+        raise common.fail(f"there is no {name} '{given}'; known {name}s: {choices}")
+
+
+def _render(influencers: list[Influencer], run: ModelRun, title: str) -> None:
+    table = Table(title=title, title_justify="left", show_lines=False)
+    table.add_column("#", justify="right")
+    table.add_column("Customer")
+    table.add_column("Segment")
+    table.add_column("Influence", justify="right")
+    table.add_column("Why", overflow="fold")
+    for number, item in enumerate(influencers, start=1):
+        name = item.customer.name or item.customer.customer_id
+        table.add_row(
+            str(item.score.influence_rank or number),
+            f"{name} ({item.customer.customer_id})",
+            item.score.segment or "—",
+            f"{item.score.influence or 0.0:.2f}",
+            item.reason(),
+        )
+    common.console.print(table)
+    common.console.print(
+        f"Model run {run.id}, data as of {run.as_of:%Y-%m-%d}. Influence 1.00 = what an "
+        "average customer holds; it counts the PageRank that reaches a customer through the "
+        "customers they referred (and who bought what they bought soon after them).",
+        highlight=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("influencers")
+    def influencers(
+        count: int = typer.Argument(10, min=1, max=MAX_LISTED, help="How many to list."),
+        segment: str = typer.Option(
+            None, "--segment", help="Only this segment, e.g. Champions.", show_default=False
+        ),
+        region: str = typer.Option(
+            None, "--region", help="Only this region, e.g. EMEA.", show_default=False
+        ),
+    ) -> None:
+        """The customers whose referrals and purchases move others, and why."""
+        engine = common.engine()
+        try:
+            with read_session(engine) as session:
+                run = queries.active_run(session)
+                if run is None:
+                    raise common.fail("no model is active yet; run `crmbot train` first")
+                _pick("segment", segment, queries.segment_names(session, run=run))
+                _pick("region", region, queries.region_names(session))
+                found = top_influencers(
+                    session, run=run, limit=count, segment=segment, region=region
+                )
+        except DatabaseUnavailable as exc:
+            raise common.fail(f"{DatabaseUnavailable.user_message}\n({exc})") from None
+        if not found:
+            graph_params: dict[str, Any] = (run.params or {}).get("graph") or {}
+            why = graph_params.get("skipped_because")
+            scope = " in that segment/region" if segment or region else ""
+            common.console.print(
+                f"No customer{scope} has measurable influence in model run {run.id}"
+                + (f": {why}." if why else "."),
+                highlight=False,
+            )
+            return
+        where = " ".join(p for p in (segment, region) if p)
+        _render(found, run, f"Top {len(found)} influencers" + (f" — {where}" if where else ""))
