@@ -136,8 +136,9 @@ CRMBOT = str(Path(sys.executable).parent / "crmbot")
             "SLACK_SIGNING_SECRET is empty or still the placeholder",
         ),
         (
+            # The placeholder app token means HTTP mode, which needs the signing secret.
             {"SLACK_BOT_TOKEN": "xoxb-1-real", "SLACK_APP_TOKEN": "xapp-your-token"},
-            "SLACK_APP_TOKEN is empty or still the placeholder",
+            "SLACK_SIGNING_SECRET is empty or still the placeholder",
         ),
     ],
 )

@@ -29,9 +29,12 @@ def register(app: typer.Typer) -> None:
         """Start the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, else HTTP on
         --port at /slack/events (uvicorn)."""
         from crmbot import redact
+        from crmbot.config import PLACEHOLDER_SECRETS
 
         settings = common.settings()
-        socket_mode = bool(settings.slack_app_token) and not http
+        # The app token from .env.example left as it is means "no Socket Mode", not a typo.
+        app_token = settings.slack_app_token.strip()
+        socket_mode = app_token.lower() not in PLACEHOLDER_SECRETS and not http
         problems = settings.slack_problems(socket_mode=socket_mode)
         if problems:
             common.fail(
