@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -16,13 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from slack_fake import SlackFake
+from slack_fake import Reply, SlackFake
 from slack_requests import command_body, signed_headers
 from slack_sdk import WebClient
 from small_crm import seed
+from socket_mode_fake import SocketModeFake
 from sqlmodel import SQLModel
 
-from crmbot.chat.http import EVENTS_PATH, BackgroundServer
+from crmbot.chat.http import EVENTS_PATH, BackgroundServer, serve_socket_mode
 from crmbot.chat.slack import build_app
 from crmbot.config import Settings
 from crmbot.db import make_engine, upgrade
@@ -222,3 +224,49 @@ def test_crmbot_run_serves_slack_over_http(tmp_path: Path) -> None:
     assert "Invalid request signature" in output
     for secret in (SECRET, token, "legacy-verification-token-value"):
         assert secret not in output
+
+
+# -- Socket Mode ---------------------------------------------------------------------------
+
+
+def test_socket_mode_answers_a_slash_command(settings: Settings, tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'crm.db'}")
+    SQLModel.metadata.create_all(engine)
+    seed(engine)
+    settings.slack_signing_secret = ""  # Socket Mode needs none: no request is signed
+    stop = threading.Event()
+    with SlackFake() as slack, SocketModeFake() as ws:
+        slack.script("apps.connections.open", Reply(body={"ok": True, "url": ws.url}))
+        client = WebClient(token=settings.slack_bot_token, base_url=slack.base_url)
+        app = build_app(settings, engine, client=client)
+        server = threading.Thread(
+            target=serve_socket_mode,
+            args=(app, "xapp-1-socket-mode-test"),
+            kwargs={"stop": stop},
+            daemon=True,
+        )
+        server.start()
+        try:
+            ws.wait_connected()
+            envelope = ws.send_envelope(
+                "slash_commands",
+                {
+                    "command": "/crm",
+                    "text": "customer grace",
+                    "user_id": "UAM1",
+                    "channel_id": "C0CRM",
+                    "team_id": "T0001",
+                    "trigger_id": "1.socket.trigger",
+                    "response_url": f"{slack.url}/respond/socket",
+                },
+            )
+            ack = ws.wait_ack(envelope)
+            assert ack["envelope_id"] == envelope
+            answer = wait_for_path(slack, "/respond/socket")
+            assert "Grace Hopper (C002)" in json.dumps(answer)
+            opened = slack.calls("apps.connections.open")
+            assert opened and "xapp-1-socket-mode-test" in opened[0].headers["Authorization"]
+        finally:
+            stop.set()
+            server.join(timeout=10)
+    engine.dispose()

@@ -189,9 +189,15 @@ class BackgroundServer:
 
 
 def serve_socket_mode(
-    app: App, app_token: str, *, on_started: Callable[[], None] | None = None
+    app: App,
+    app_token: str,
+    *,
+    on_started: Callable[[], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> None:
-    """Connect to Slack over a WebSocket and serve until interrupted."""
+    """Connect to Slack over a WebSocket and serve until interrupted (or `stop` is set).
+
+    slack_sdk's client keeps the connection alive (pings) and reconnects on its own."""
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     handler = SocketModeHandler(app, app_token)
@@ -199,7 +205,7 @@ def serve_socket_mode(
     if on_started is not None:
         on_started()
     try:
-        threading.Event().wait()
+        (stop or threading.Event()).wait()
     except KeyboardInterrupt:
         pass
     finally:
