@@ -383,6 +383,10 @@ def _active_model_sentence(engine: Engine) -> str:
 def run_digest(runtime: SchedulerRuntime, kind: str, job_id: str) -> JobResult:
     """Post one digest to its channel (once per period); failures go to the admin channel."""
     schedule = effective_schedule(runtime.engine, runtime.settings, job_id)
+    if runtime.client is None:
+        message = f"The {kind} digest cannot be posted: SLACK_BOT_TOKEN is not set."
+        log.error(message)
+        return JobResult(job_id, "failed", message)
     outcome = digests.send_digest(
         runtime.engine,
         runtime.settings,

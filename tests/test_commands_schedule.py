@@ -192,3 +192,10 @@ def test_the_shell_shows_the_schedule(db: Engine, admin_settings: Settings) -> N
     text = render(ask(db, admin_settings, "/crm schedule"))
     assert "== Scheduled jobs ==" in text
     assert "influencer-digest" in text and "0 9 * * mon" in text
+
+
+def test_run_without_a_slack_token_says_so(db: Engine, admin_settings: Settings) -> None:
+    tokenless = admin_settings.model_copy(update={"slack_bot_token": ""})
+    reply = ask(db, tokenless, "/crm schedule run influencers")
+    assert reply.outcome == "error"
+    assert "cannot be posted: SLACK_BOT_TOKEN is not set" in reply.text

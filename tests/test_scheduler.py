@@ -108,7 +108,7 @@ def stop(schedulers: list[BackgroundScheduler], scheduler: BackgroundScheduler) 
     schedulers.remove(scheduler)
 
 
-def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+def wait_for(condition: Callable[[], bool], seconds: float = 15.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if condition():
@@ -526,3 +526,70 @@ def test_settings_refuse_a_bad_time_zone_or_schedule() -> None:
         Settings(_env_file=None, at_risk_digest_cron="0 8 * *")  # type: ignore[call-arg]
     fine = Settings(_env_file=None, timezone="Europe/Berlin", retrain_cron="0 3 * * 1-5")  # type: ignore[call-arg]
     assert fine.retrain_cron == "0 3 * * 1-5"
+
+
+TRAINER_SCRIPT = """
+import sys, time
+from datetime import date, datetime
+from crmbot.config import Settings
+from crmbot.db import make_engine
+from crmbot.locks import train_exclusively
+
+engine = make_engine(sys.argv[1])
+settings = Settings(_env_file=None, training_lock_lease_seconds=60)
+
+def progress(event):
+    if event.step == "load" and event.state == "done":
+        print("training", flush=True)
+        time.sleep(600)  # the next stage never comes: the process is killed here
+
+train_exclusively(
+    engine, settings, holder="doomed trainer", as_of=date(2026, 6, 29),
+    progress=progress, clock=lambda: datetime(2026, 6, 29, 2, 0),
+)
+"""
+
+
+def test_training_killed_mid_run_keeps_the_model_and_the_next_run_starts(
+    storage_engine: Engine, sched_settings: Settings
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    scored(storage_engine)
+    with read_session(storage_engine) as session:
+        active_before = session.get(ActiveRun, "scores")
+        assert active_before is not None
+    url = storage_engine.url.render_as_string(hide_password=False)
+    process = subprocess.Popen(
+        [sys.executable, "-c", TRAINER_SCRIPT, url], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "training"
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+
+    runs = model_runs(storage_engine)
+    assert [r.status for r in runs] == ["succeeded", "running"]  # the killed run, half done
+    with read_session(storage_engine) as session:
+        active = session.get(ActiveRun, "scores")
+        assert active is not None and active.run_id == active_before.run_id
+
+    utc = sched_settings.model_copy(update={"timezone": "UTC", "training_lock_lease_seconds": 60})
+    lease_over = RUN_DAY + timedelta(seconds=61)
+
+    def next_run() -> str:
+        runtime = SchedulerRuntime(storage_engine, utc, None, lambda: lease_over, "next")
+        return run_retrain(runtime, scheduled=False).status
+
+    if storage_engine.dialect.name == "postgresql":
+        # The server released the advisory lock with the dead connection.
+        assert wait_for(lambda: next_run() != "skipped")
+    else:
+        assert next_run() == "failed"  # it started (and failed: no orders in this database)
+    runs = model_runs(storage_engine)
+    assert len(runs) == 3 and runs[-1].status == "failed"
+    with read_session(storage_engine) as session:
+        active = session.get(ActiveRun, "scores")
+        assert active is not None and active.run_id == active_before.run_id
