@@ -12,7 +12,12 @@ from sqlalchemy.engine import Engine
 from value_data import END, build_company, insert_company
 
 from crmbot.analytics.base import RunContext, load_training_data
-from crmbot.analytics.features import customer_summary, run
+from crmbot.analytics.features import (
+    customer_summary,
+    purchase_day_summary,
+    purchase_summary,
+    run,
+)
 from crmbot.config import Settings
 from crmbot.models import Customer, Feedback, Order, Ticket
 
@@ -182,3 +187,28 @@ def test_stage_fills_rfm_columns_and_keeps_the_summary(book: Engine, settings: S
         "repeat_customers": 1,
         "customers_with_refunds": 1,
     }
+
+
+def test_purchase_summary_matches_the_full_summary(engine: Engine) -> None:
+    insert_company(engine, build_company())
+    data = load_training_data(engine, END)
+    day = date(2025, 6, 30)
+    full = customer_summary(data.as_of_earlier(day))
+    quick = purchase_summary(data.orders, data.customers.index, day)
+    shared = list(quick.columns)
+    assert {"frequency", "repeat_purchases", "t_x_days", "age_days", "monetary"} <= set(shared)
+    pd.testing.assert_frame_equal(quick.loc[full.index, shared], full[shared], check_dtype=False)
+
+
+def test_purchase_day_summary_from_the_runs_purchase_days(
+    engine: Engine, settings: Settings
+) -> None:
+    insert_company(engine, build_company())
+    ctx = RunContext.start(load_training_data(engine, END), settings)
+    run(ctx)
+    day = date(2025, 6, 30)
+    earlier = purchase_day_summary(ctx.cache["purchase_days"], ctx.data.customers.index, day)
+    direct = customer_summary(ctx.data.as_of_earlier(day))
+    shared = list(earlier.columns)
+    assert {"frequency", "t_x_days", "age_days", "monetary", "gap_mean_days"} <= set(shared)
+    pd.testing.assert_frame_equal(earlier.loc[direct.index, shared], direct[shared])

@@ -82,6 +82,8 @@ class RunContext:
     # The per-customer summary the features stage computes (`features.customer_summary`),
     # for later stages; index customer_pk.
     features: pd.DataFrame | None = None
+    # Intermediate results one stage shares with later ones (e.g. "purchase_days").
+    cache: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
 

@@ -149,7 +149,9 @@ def run(ctx: RunContext) -> None:
     seed = ctx.settings.random_seed
     features = feature_matrix(ctx.features)
     names = list(features.columns)
-    ctx.scores["cluster"] = pd.array([pd.NA] * len(ctx.scores), dtype="Int64")
+    ctx.scores["cluster"] = pd.arrays.IntegerArray(
+        np.zeros(len(ctx.scores), dtype=np.int64), mask=np.ones(len(ctx.scores), dtype=bool)
+    )
     ctx.scores["cluster_label"] = None
     params: dict[str, Any] = {"features": names, "k_range": [K_RANGE.start, K_RANGE.stop - 1]}
     if features.empty:

@@ -45,7 +45,7 @@ from scipy import linalg, optimize, special
 from threadpoolctl import threadpool_limits
 
 from crmbot.analytics.base import RunContext, StageFailed
-from crmbot.analytics.features import customer_summary
+from crmbot.analytics.features import purchase_day_summary, purchase_summary
 
 logger = logging.getLogger(__name__)
 
@@ -440,13 +440,19 @@ class GammaGammaLikelihood:
     """Negative mean log-likelihood of Gamma-Gamma and its gradient, in log-parameters."""
 
     def __init__(self, x: np.ndarray, m: np.ndarray, weights: np.ndarray) -> None:
-        self.x = np.asarray(x, dtype=float)
-        self.m = np.asarray(m, dtype=float)
+        x = np.asarray(x, dtype=float)
+        m = np.asarray(m, dtype=float)
         self.w = np.asarray(weights, dtype=float)
         self.total_weight = float(np.sum(self.w))
-        self.log_m = np.log(self.m)
-        self.log_x = np.log(self.x)
-        self.xm = self.x * self.m
+        self.x = x
+        self.xm = x * m
+        # Terms in x alone (the gamma functions, x log x) are summed once per distinct x.
+        self.x_values, self.x_index = np.unique(x, return_inverse=True)
+        self.weight_by_x = np.bincount(self.x_index, weights=self.w)
+        self.w_x = self.w * x
+        # Constant in the parameters except for p: sum of w (x log m + x log x), sum w log m.
+        self.sum_wx_log_mx = float(np.dot(self.w_x, np.log(m) + np.log(x)))
+        self.sum_w_log_m = float(np.dot(self.w, np.log(m)))
 
     def log_likelihood(self, p: float, q: float, gamma: float) -> float:
         value, _ = self._evaluate(np.array([p, q, gamma]), need_gradient=False)
@@ -458,29 +464,36 @@ class GammaGammaLikelihood:
         return -value / self.total_weight, -(gradient * params) / self.total_weight
 
     def _evaluate(self, params: np.ndarray, *, need_gradient: bool) -> tuple[float, np.ndarray]:
+        # ell = lnG(px+q) - lnG(px) - lnG(q) + q ln gamma + (px-1) ln m + px ln x
+        #       - (px+q) ln(gamma + x m)
         p, q, gamma = (float(v) for v in params)
-        px = p * self.x
+        xv, wx = self.x_values, self.weight_by_x
+        pxv = p * xv
+        x_terms = special.gammaln(pxv + q) - special.gammaln(pxv) - special.gammaln(q)
         log_gamma_xm = np.log(gamma + self.xm)
-        ell = (
-            special.gammaln(px + q)
-            - special.gammaln(px)
-            - special.gammaln(q)
-            + q * math.log(gamma)
-            + (px - 1.0) * self.log_m
-            + px * self.log_x
-            - (px + q) * log_gamma_xm
+        px_q = p * self.x + q
+        total = (
+            float(np.dot(wx, x_terms))
+            + self.total_weight * q * math.log(gamma)
+            + p * self.sum_wx_log_mx
+            - self.sum_w_log_m
+            - float(np.dot(self.w, px_q * log_gamma_xm))
         )
-        total = float(np.dot(self.w, ell))
         if not need_gradient:
             return total, np.zeros(3)
-        dig_pxq = special.digamma(px + q)
-        g_p = self.x * (dig_pxq - special.digamma(px) + self.log_m + self.log_x - log_gamma_xm)
-        g_q = dig_pxq - special.digamma(q) + math.log(gamma) - log_gamma_xm
-        g_gamma = q / gamma - (px + q) / (gamma + self.xm)
-        gradient = np.array(
-            [float(np.dot(self.w, g_p)), float(np.dot(self.w, g_q)), float(np.dot(self.w, g_gamma))]
+        dig_pxq = special.digamma(pxv + q)
+        g_p = (
+            float(np.dot(wx * xv, dig_pxq - special.digamma(pxv)))
+            + self.sum_wx_log_mx
+            - float(np.dot(self.w_x, log_gamma_xm))
         )
-        return total, gradient
+        g_q = (
+            float(np.dot(wx, dig_pxq - special.digamma(q)))
+            + self.total_weight * math.log(gamma)
+            - float(np.dot(self.w, log_gamma_xm))
+        )
+        g_gamma = self.total_weight * q / gamma - float(np.dot(self.w, px_q / (gamma + self.xm)))
+        return total, np.array([g_p, g_q, g_gamma])
 
 
 def fit_gamma_gamma(x: np.ndarray, m: np.ndarray) -> GammaGammaParams:
@@ -630,7 +643,12 @@ def _holdout_check(ctx: RunContext, summary: pd.DataFrame) -> dict[str, Any]:
     """Fit on data up to as_of - HOLDOUT_DAYS; compare predicted and actual repeat purchase
     days in the last HOLDOUT_DAYS for customers who had bought by the calibration date."""
     calibration_day = ctx.data.as_of - timedelta(days=HOLDOUT_DAYS)
-    calibration = customer_summary(ctx.data.as_of_earlier(calibration_day))
+    days = ctx.cache.get("purchase_days")
+    calibration = (
+        purchase_day_summary(days, ctx.data.customers.index, calibration_day)
+        if days is not None
+        else purchase_summary(ctx.data.orders, ctx.data.customers.index, calibration_day)
+    )
     known = calibration[calibration["frequency"] > 0]
     if known.empty:
         return {"holdout_days": HOLDOUT_DAYS, "note": "no purchases before the holdout period"}

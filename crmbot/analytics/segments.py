@@ -120,9 +120,9 @@ def rfm_scores(summary: pd.DataFrame) -> pd.DataFrame:
     names = grid[r - 1, fm - 1] if len(r) else np.array([], dtype=object)
 
     for column, values in (("r_score", r), ("f_score", f), ("m_score", m), ("fm_score", fm)):
-        full = pd.array([pd.NA] * len(result), dtype="Int64")
+        full = np.zeros(len(result), dtype=np.int64)
         full[buyers] = values
-        result[column] = full
+        result[column] = pd.arrays.IntegerArray(full, mask=~buyers)  # NA for prospects
     segment = np.full(len(result), PROSPECTS, dtype=object)
     segment[buyers] = names
     result["segment"] = segment
