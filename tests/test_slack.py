@@ -737,3 +737,19 @@ def test_database_unreachable_is_said_plainly_and_the_bot_recovers(
         SQLModel.metadata.drop_all(engine)
         engine.dispose()
         proxy.stop()
+
+
+def test_free_text_in_a_dm_goes_to_ask(bot: Bot) -> None:
+    bot.event(
+        {
+            "type": "message",
+            "channel_type": "im",
+            "user": "UAM1",
+            "channel": "D0AM1",
+            "text": "which customers in EMEA have churn risk over 50%?",
+            "ts": "3.1",
+        }
+    )
+    posted = bot.wait_for(lambda rs: [r for r in rs if r.method == "chat.postMessage"])
+    assert "I don't know the command" not in text_of(posted[0].params)
+    assert [r.command for r in bot.audit_rows()] == ["ask"]
