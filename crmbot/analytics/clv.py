@@ -645,7 +645,7 @@ def _holdout_check(ctx: RunContext, summary: pd.DataFrame) -> dict[str, Any]:
     calibration_day = ctx.data.as_of - timedelta(days=HOLDOUT_DAYS)
     days = ctx.cache.get("purchase_days")
     calibration = (
-        purchase_day_summary(days, ctx.data.customers.index, calibration_day)
+        purchase_day_summary(days, ctx.data.customers.index, calibration_day, rfm_only=True)
         if days is not None
         else purchase_summary(ctx.data.orders, ctx.data.customers.index, calibration_day)
     )

@@ -111,13 +111,16 @@ def purchase_summary(orders: pd.DataFrame, customers: pd.Index, as_of: date) -> 
     return summary
 
 
-def purchase_day_summary(days: PurchaseDays, customers: pd.Index, as_of: date) -> pd.DataFrame:
+def purchase_day_summary(
+    days: PurchaseDays, customers: pd.Index, as_of: date, *, rfm_only: bool = False
+) -> pd.DataFrame:
     """The purchase-day columns (frequency, repeat_purchases, recency_days, t_x_days,
-    age_days, monetary, gaps, trends) as of an earlier `as_of`, from the run's purchase days
+    age_days, monetary, day_spend_mean, purchases_total; with `rfm_only=False` also gaps
+    and trends) as of an earlier `as_of`, from the run's purchase days
     (`ctx.cache["purchase_days"]`): no second pass over the orders."""
     as_of_day = int(np.datetime64(as_of, "D").astype(np.int64))
     summary = pd.DataFrame(index=pd.Index(customers.to_numpy(), name="customer_pk"))
-    _day_features(summary, days.up_to(as_of_day), as_of_day)
+    _day_features(summary, days.up_to(as_of_day), as_of_day, rfm_only=rfm_only)
     return summary
 
 
@@ -162,8 +165,10 @@ def _purchase_features(summary: pd.DataFrame, orders: pd.DataFrame, as_of_day: i
     return days
 
 
-def _day_features(summary: pd.DataFrame, days: PurchaseDays, as_of_day: int) -> None:
-    """Every column that depends on purchase days alone."""
+def _day_features(
+    summary: pd.DataFrame, days: PurchaseDays, as_of_day: int, *, rfm_only: bool = False
+) -> None:
+    """Every column that depends on purchase days alone (`rfm_only`: up to monetary)."""
     n = len(summary)
     daily_buyer, daily_day, daily_spend = days.position, days.day, days.spend
     keys = daily_buyer
@@ -197,6 +202,8 @@ def _day_features(summary: pd.DataFrame, days: PurchaseDays, as_of_day: int) -> 
         summary["day_spend_mean"] = np.where(frequency > 0, total / frequency, 0.0)
     summary["purchases_total"] = total
 
+    if rfm_only:
+        return
     # Gaps between consecutive purchase days of the same customer.
     same = daily_buyer[1:] == daily_buyer[:-1]
     gap = np.diff(daily_day)[same].astype(float)
