@@ -378,8 +378,7 @@ def child_fit(args: dict[str, Any]) -> dict[str, Any]:
             fitter.fit(x, t_x, T)
             seconds = time.perf_counter() - started
         fitted = {k: float(v) for k, v in fitter.params_.items()}
-        extra = {"log_likelihood": float(fitter._negative_log_likelihood_) * -1 * len(x)}
-        extra["version"] = lifetimes_version
+        extra = {"version": lifetimes_version}
     return {"seconds": seconds, "params": fitted, "customers": len(x), **extra}
 
 
