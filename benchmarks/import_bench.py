@@ -7,8 +7,11 @@ Both sides load the same generated orders into a fresh SQLite file with crmbot's
 side starts from the CSV file and includes everything a user's import does: decoding,
 parsing, cleaning, validation, reference lookup, comparison with stored rows and the
 upsert, in one transaction. The executemany side gets rows already parsed into Python
-values and only inserts them: the floor a pure-Python loader cannot beat. A second import
-of the same file (nothing to write) is timed too. The best of --repeat runs is shown.
+values and only inserts them, once plainly (foreign keys checked, indexes kept up to date row
+by row, default page cache) and once with the loader's own tricks (sorted keys, a large page
+cache, secondary indexes rebuilt after the load, no per-row foreign-key checks): the floor
+for SQLite itself. A second import of the same file (nothing to write) is timed too. The
+best of --repeat runs is shown, as wall-clock and as CPU seconds of the process.
 """
 
 from __future__ import annotations
@@ -67,25 +70,39 @@ def fresh_database(folder: Path, name: str, customers_csv: Path) -> Path:
     return database
 
 
-def time_import(database: Path, orders_csv: Path) -> tuple[float, float, int]:
+Timing = tuple[float, float]  # (wall-clock seconds, CPU seconds of this process)
+
+
+def clock() -> Timing:
+    return time.perf_counter(), time.process_time()
+
+
+def since(start: Timing) -> Timing:
+    return time.perf_counter() - start[0], time.process_time() - start[1]
+
+
+def time_import(database: Path, orders_csv: Path) -> tuple[Timing, Timing]:
     engine = make_engine(f"sqlite:///{database}")
-    started = time.perf_counter()
+    started = clock()
     first = import_file(engine, "orders", orders_csv, today=date(2026, 6, 30))
-    first_seconds = time.perf_counter() - started
+    first_time = since(started)
     assert first.ok and first.inserted == first.rows_read, first.summary()
-    started = time.perf_counter()
+    started = clock()
     second = import_file(engine, "orders", orders_csv, today=date(2026, 6, 30))
-    second_seconds = time.perf_counter() - started
+    second_time = since(started)
     assert second.unchanged == first.inserted and second.inserted == second.updated == 0
     engine.dispose()
-    return first_seconds, second_seconds, first.inserted
+    return first_time, second_time
 
 
-def time_executemany(database: Path, orders_csv: Path) -> float:
+def time_executemany(database: Path, orders_csv: Path, *, tuned: bool = False) -> Timing:
+    """Insert already parsed rows; `tuned` uses the same tricks as crmbot's loader."""
     connection = sqlite3.connect(database, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
-    connection.execute("PRAGMA foreign_keys=ON")
+    connection.execute(f"PRAGMA foreign_keys={'OFF' if tuned else 'ON'}")
+    if tuned:
+        connection.execute("PRAGMA cache_size=-131072")
     customer_pk = dict(connection.execute("SELECT customer_id, id FROM customer"))
     with orders_csv.open(newline="") as handle:
         reader = csv.reader(handle)
@@ -94,17 +111,29 @@ def time_executemany(database: Path, orders_csv: Path) -> float:
             (order_id, customer_pk[customer], f"{ordered_at}.000000", float(amount), currency)
             for order_id, customer, ordered_at, amount, currency in reader
         ]
-    started = time.perf_counter()
+    if tuned:
+        rows.sort()
+    started = clock()
     connection.execute("BEGIN IMMEDIATE")
+    deferred = []
+    if tuned:
+        deferred = connection.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'orders' "
+            "AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE%'"
+        ).fetchall()
+        for name, _sql in deferred:
+            connection.execute(f'DROP INDEX "{name}"')
     connection.executemany(
         "INSERT INTO orders (order_id, customer_pk, ordered_at, amount, currency) "
         "VALUES (?, ?, ?, ?, ?)",
         rows,
     )
+    for _name, sql in deferred:
+        connection.execute(sql)
     connection.execute("COMMIT")
-    seconds = time.perf_counter() - started
+    timing = since(started)
     connection.close()
-    return seconds
+    return timing
 
 
 def main() -> None:
@@ -117,9 +146,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="crmbot-bench-") as tmp:
         folder = Path(tmp)
         customers_csv, orders_csv = generate(folder, args.rows, args.customers)
-        imports, reimports, plain = [], [], []
+        imports: list[Timing] = []
+        reimports: list[Timing] = []
+        plain: list[Timing] = []
+        tuned: list[Timing] = []
         for run in range(args.repeat):
-            first, second, inserted = time_import(
+            first, second = time_import(
                 fresh_database(folder, f"import{run}", customers_csv), orders_csv
             )
             imports.append(first)
@@ -127,25 +159,35 @@ def main() -> None:
             plain.append(
                 time_executemany(fresh_database(folder, f"plain{run}", customers_csv), orders_csv)
             )
-        rows = args.rows
-        baseline = min(plain)
-        table = [
-            ("sqlite3 executemany (parsed rows)", baseline),
-            ("crmbot import orders (CSV file)", min(imports)),
-            ("crmbot re-import, nothing changed", min(reimports)),
-        ]
-        print(f"{'method':<36} {'rows':>9} {'seconds':>8} {'rows/s':>10} {'ratio':>6}")
-        for label, seconds in table:
-            print(
-                f"{label:<36} {rows:>9} {seconds:>8.3f} {rows / seconds:>10,.0f} "
-                f"{seconds / baseline:>6.2f}"
+            tuned.append(
+                time_executemany(
+                    fresh_database(folder, f"tuned{run}", customers_csv), orders_csv, tuned=True
+                )
             )
-        speed = rows / min(imports)
-        verdict = "meets" if speed >= TARGET_ROWS_PER_SECOND else "misses"
+    rows = args.rows
+    baseline = min(plain)
+    table = [
+        ("sqlite3 executemany (parsed rows)", baseline),
+        ("  same, tuned like crmbot's loader", min(tuned)),
+        ("crmbot import orders (CSV file)", min(imports)),
+        ("crmbot re-import, nothing changed", min(reimports)),
+    ]
+    print(
+        f"{'method':<36} {'rows':>8} {'seconds':>8} {'rows/s':>9} {'ratio':>6} "
+        f"{'CPU s':>6} {'rows/CPU s':>10}"
+    )
+    for label, (wall, cpu) in table:
         print(
-            f"\nimport speed {speed:,.0f} rows/s {verdict} the target of "
-            f"{TARGET_ROWS_PER_SECOND:,} rows/s (best of {args.repeat}; {inserted} rows)"
+            f"{label:<36} {rows:>8} {wall:>8.3f} {rows / wall:>9,.0f} "
+            f"{wall / baseline[0]:>6.2f} {cpu:>6.3f} {rows / cpu:>10,.0f}"
         )
+    speed = rows / min(imports)[0]
+    verdict = "meets" if speed >= TARGET_ROWS_PER_SECOND else "misses"
+    print(
+        f"\nimport speed {speed:,.0f} rows/s (wall clock, best of {args.repeat}) {verdict} the "
+        f"target of {TARGET_ROWS_PER_SECOND:,} rows/s. On a shared machine the CPU columns "
+        "are the steadier measure."
+    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
+from operator import attrgetter
 from typing import Any
 
 
@@ -185,6 +186,10 @@ def percentage_or_fraction(value: str) -> float | None:
 # --- column-wise fast paths ----------------------------------------------------------------
 
 
+_tzinfo = attrgetter("tzinfo")
+_microsecond = attrgetter("microsecond")
+
+
 def _fast_float(values: Sequence[str]) -> list[Any] | None:
     try:
         out = list(map(float, values))
@@ -198,7 +203,8 @@ def _fast_datetime(values: Sequence[str]) -> list[Any] | None:
         out = list(map(datetime.fromisoformat, values))
     except (ValueError, TypeError):
         return None
-    if any(moment.tzinfo is not None or moment.microsecond for moment in out):
+    # attrgetter keeps these scans in C; a tz-aware or sub-second value is rare.
+    if any(map(_tzinfo, out)) or any(map(_microsecond, out)):
         return [to_naive_utc(moment) for moment in out]
     return out
 
@@ -244,9 +250,13 @@ def clean_column(values: Sequence[str], cleaner: Cleaner) -> tuple[list[Any], di
                 outcomes[value] = (cleaner(value), None)
             except BadValue as exc:
                 outcomes[value] = (None, str(exc))
-        results = [outcomes[value] for value in values]
-        return [result for result, _ in results], {
-            index: reason for index, (_, reason) in enumerate(results) if reason is not None
+        cleaned_values = [outcomes[value][0] for value in values]
+        if all(reason is None for _, reason in outcomes.values()):
+            return cleaned_values, {}
+        return cleaned_values, {
+            index: reason
+            for index, value in enumerate(values)
+            if (reason := outcomes[value][1]) is not None
         }
     cleaned: list[Any] = []
     problems: dict[int, str] = {}

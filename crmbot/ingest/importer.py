@@ -252,9 +252,9 @@ def _clean(
         elif column.default is not None:
             for index in empty:
                 cleaned[index] = column.default
-    present = [value for value in cleaned if value is not None]
+    present = cleaned if None not in cleaned else [v for v in cleaned if v is not None]
     if present:
-        _check_length(spec, name, cleaned, rows)
+        _check_length(spec, name, present, cleaned, rows)
         if column.minimum is not None or column.maximum is not None:
             low, high = min(present), max(present)
             if column.range_problem(low) or column.range_problem(high):
@@ -263,17 +263,19 @@ def _clean(
                     if problem:
                         rows.reject(index, name, problem, raw_values[index])
         if column.not_in_future and today is not None:
-            _check_future(name, cleaned, raw_values, rows, today)
+            _check_future(name, present, cleaned, raw_values, rows, today)
     rows.cleaned[name] = cleaned
 
 
-def _check_length(spec: Kind, name: str, cleaned: list[Any], rows: _Rows) -> None:
+def _check_length(
+    spec: Kind, name: str, present: list[Any], cleaned: list[Any], rows: _Rows
+) -> None:
     column = spec.column(name)
     if column.cleaner not in (cleaning.text, cleaning.email):
         return
     # A reference is checked against the referenced table instead.
     limit = None if column.references else getattr(spec.table.c[column.target].type, "length", None)
-    if limit is None or max(len(v) for v in cleaned if v is not None) <= limit:
+    if limit is None or max(map(len, present)) <= limit:
         return
     for index, value in enumerate(cleaned):
         if value is not None and len(value) > limit:
@@ -281,13 +283,21 @@ def _check_length(spec: Kind, name: str, cleaned: list[Any], rows: _Rows) -> Non
 
 
 def _check_future(
-    name: str, cleaned: list[Any], raw_values: Sequence[str], rows: _Rows, today: date
+    name: str,
+    present: list[Any],
+    cleaned: list[Any],
+    raw_values: Sequence[str],
+    rows: _Rows,
+    today: date,
 ) -> None:
-    present = [value for value in cleaned if value is not None]
     if isinstance(present[0], datetime):
         limit: date = datetime.combine(today + timedelta(days=1), time())
+        if max(present) < limit:
+            return
         too_late = [i for i, v in enumerate(cleaned) if v is not None and v >= limit]
     else:
+        if max(present) <= today:
+            return
         too_late = [i for i, v in enumerate(cleaned) if v is not None and v > today]
     for index in too_late:
         rows.reject(index, name, f"is in the future (after {today:%Y-%m-%d})", raw_values[index])

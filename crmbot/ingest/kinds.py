@@ -119,6 +119,8 @@ def _currency_from_amount(
     currencies = cleaned.get("currency")
     if currencies is None:
         currencies = cleaned["currency"] = [None] * len(cleaned["amount"])
+    if None not in currencies:
+        return {}
     amounts_raw = raw["amount"]
     for index, currency in enumerate(currencies):
         if currency is None:
