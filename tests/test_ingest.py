@@ -432,3 +432,11 @@ def test_a_bulk_load_into_an_empty_table_keeps_every_index(
     assert "ix_customer_region" in str(plan)
     assert count(engine, Order) == 3
     engine.dispose()
+
+
+def test_progress_is_reported_from_zero_to_every_row(engine: Engine, tmp_path: Path) -> None:
+    path = write(tmp_path, "c.csv", "customer_id\n" + "".join(f"K{n}\n" for n in range(50)))
+    seen: list[tuple[int, int]] = []
+    import_file(engine, "customers", path, progress=lambda done, total: seen.append((done, total)))
+    assert seen[0] == (0, 50) and seen[-1] == (50, 50)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
