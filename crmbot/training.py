@@ -62,10 +62,10 @@ SCORE_COLUMNS: list[str] = [c.name for c in CustomerScore.__table__.columns]  # 
 
 @dataclass(frozen=True)
 class StageEvent:
-    """What the progress callback hears: a step starting, finishing, skipped or failing."""
+    """What the progress callback hears: a step starting, finishing or failing."""
 
     step: str  # "load", a stage name, "write" or "activate"
-    state: str  # start | done | skipped | failed
+    state: str  # start | done | failed
     index: int  # 1-based position among all steps
     total: int
     seconds: float | None = None
@@ -86,7 +86,6 @@ class RunResult:
     row_counts: dict[str, int] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
-    skipped: list[str] = field(default_factory=list)
 
 
 def utc_now() -> datetime:
@@ -94,18 +93,13 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def load_stage(module_path: str) -> ModuleType | None:
-    """The stage's module, or None when it is not part of this installation yet.
-
-    Only the stage module itself being absent counts as "not there"; an import error
-    inside an existing module is a real failure and propagates.
-    """
+def load_stage(module_path: str) -> ModuleType:
+    """The stage's module, imported when the run reaches it (so commands that never train
+    never pay for scikit-learn). A module that cannot be imported fails the run by name."""
     try:
         return importlib.import_module(module_path)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_path:
-            return None
-        raise
+    except ImportError as exc:
+        raise StageFailed(f"the stage module {module_path} cannot be imported: {exc}") from exc
 
 
 def train(
@@ -130,7 +124,6 @@ def train(
     run_id = _create_run(engine, as_of, forced=force, clock=clock)
     timings: dict[str, float] = {}
     row_counts: dict[str, int] = {}
-    skipped: list[str] = []
     ctx: RunContext | None = None
     started = time.perf_counter()
     step = "load"
@@ -146,15 +139,9 @@ def train(
 
         for position, (name, module_path) in enumerate(stage_list, start=2):
             step = name
+            notify(StageEvent(name, "start", position, total_steps))
             t0 = time.perf_counter()
             module = load_stage(module_path)
-            if module is None:
-                note = f"stage {name} skipped: {module_path} is not installed yet"
-                logger.info(note)
-                skipped.append(name)
-                notify(StageEvent(name, "skipped", position, total_steps, note=note))
-                continue
-            notify(StageEvent(name, "start", position, total_steps))
             module.run(ctx)
             timings[name] = time.perf_counter() - t0
             notify(StageEvent(name, "done", position, total_steps, timings[name]))
@@ -176,7 +163,6 @@ def train(
         ctx.params["run"] = {
             "as_of": as_of.isoformat(),
             "previous_run_id": previous_run_id,
-            "skipped_stages": skipped,
             "forced": force,
             "rejected_because": verdict,
         }
@@ -205,7 +191,6 @@ def train(
             row_counts=row_counts,
             params=ctx.params,
             metrics=ctx.metrics,
-            skipped=skipped,
         )
     except Exception as exc:
         error = describe_failure(step, exc)
@@ -232,7 +217,6 @@ def train(
             row_counts=row_counts,
             params=ctx.params if ctx is not None else {},
             metrics=ctx.metrics if ctx is not None else {},
-            skipped=skipped,
         )
 
 
@@ -265,8 +249,7 @@ def challenger_verdict(
     champion's); the first objection wins.
     """
     for name, module_path in stages:
-        module = load_stage(module_path)
-        compare = getattr(module, "compare", None) if module is not None else None
+        compare = getattr(load_stage(module_path), "compare", None)
         if compare is None:
             continue
         objection = compare(new_metrics.get(name) or {}, champion_metrics.get(name) or {}, settings)

@@ -151,29 +151,38 @@ def test_unexpected_errors_are_recorded_in_one_line(
     result = train(company_engine, settings, END, stages=[STAGES[0], ("broken", broken)])
     assert result.status == "failed"
     assert result.error == "broken: unexpected ZeroDivisionError: division by zero"
-    # A stage whose module exists but cannot import is a failure, not "not installed yet".
+    # A stage whose module exists but cannot import its own dependencies fails by name.
     result = train(company_engine, settings, END, stages=[STAGES[0], ("bad", bad_import)])
     assert result.status == "failed"
     assert result.error is not None
-    assert result.error.startswith("bad: unexpected ModuleNotFoundError")
+    assert result.error.startswith("bad: the stage module crmbot_test_bad_import_stage cannot")
     assert _active(company_engine) is None
 
 
-def test_a_stage_not_written_yet_is_skipped(company_engine: Engine, settings: Settings) -> None:
+def test_progress_events_and_a_missing_stage_module(
+    company_engine: Engine, settings: Settings
+) -> None:
     events: list[StageEvent] = []
-    result = train(
+    result = train(company_engine, settings, END, stages=VALUE_STAGES, progress=events.append)
+    steps = [(e.step, e.state) for e in events]
+    assert steps[:2] == [("load", "start"), ("load", "done")]
+    assert steps[-2:] == [("activate", "start"), ("activate", "done")]
+    assert [s for s, state in steps if state == "done"][1:5] == [n for n, _ in VALUE_STAGES]
+    assert {e.total for e in events} == {len(VALUE_STAGES) + 3}
+    assert result.activated
+    # Every stage ships with crmbot: a missing module is a broken installation, not a skip.
+    missing = train(
         company_engine,
         settings,
         END,
-        stages=[*VALUE_STAGES, ("later", "crmbot.analytics.not_written_yet")],
-        progress=events.append,
+        stages=[*VALUE_STAGES, ("later", "crmbot.analytics.not_written")],
     )
-    assert result.status == "succeeded" and result.skipped == ["later"]
-    assert _run(company_engine, result.run_id).params["run"]["skipped_stages"] == ["later"]
-    steps = [(e.step, e.state) for e in events]
-    assert steps[0] == ("load", "start") and ("later", "skipped") in steps
-    assert steps[-1] == ("activate", "done")
-    assert {e.total for e in events} == {len(VALUE_STAGES) + 4}
+    assert missing.status == "failed"
+    assert missing.error is not None
+    assert missing.error.startswith(
+        "later: the stage module crmbot.analytics.not_written cannot be imported"
+    )
+    assert _active(company_engine) == result.run_id
 
 
 def test_challenger_worse_than_champion_is_rejected_unless_forced(

@@ -171,7 +171,7 @@ def _train(engine: Any, day: Any, force: bool) -> Any:
         task = progress.add_task(f"Training as of {day.isoformat()}", total=None)
 
         def on_event(event: StageEvent) -> None:
-            finished = event.state in ("done", "skipped")
+            finished = event.state == "done"
             progress.update(
                 task,
                 description=f"Training: {event.step}",
@@ -181,8 +181,6 @@ def _train(engine: Any, day: Any, force: bool) -> Any:
             if event.state == "done":
                 took = f" {event.seconds:.2f}s" if event.seconds is not None else ""
                 progress.console.print(f"  [green]✓[/green] {event.step}{took}", highlight=False)
-            elif event.state == "skipped":
-                progress.console.print(f"  [dim]- {event.note}[/dim]", highlight=False)
             elif event.state == "failed":
                 progress.console.print(f"  [red]✗[/red] {event.note}", highlight=False)
 
@@ -204,10 +202,9 @@ def _train(engine: Any, day: Any, force: bool) -> Any:
 def _print_result(result: Any) -> None:
     seconds = result.timings.get("total", 0.0)
     if result.status == "succeeded":
-        skipped = f" (stages not installed: {', '.join(result.skipped)})" if result.skipped else ""
         common.console.print(
             f"Model run {result.run_id} as of {result.as_of.isoformat()} is live: "
-            f"{result.row_counts.get('scores', 0):,} customers scored in {seconds:.1f}s{skipped}.",
+            f"{result.row_counts.get('scores', 0):,} customers scored in {seconds:.1f}s.",
             highlight=False,
         )
     elif result.status == "rejected":
@@ -245,7 +242,6 @@ def run_document(model_run: ModelRun, *, active: bool) -> dict[str, Any]:
             "activated_at": _iso(model_run.activated_at),
             "forced": model_run.forced,
             "error": model_run.error,
-            "skipped_stages": (params.get("run") or {}).get("skipped_stages", []),
         },
         "timings": model_run.timings or {},
         "row_counts": model_run.row_counts or {},
@@ -297,8 +293,6 @@ def _print_run(document: dict[str, Any]) -> None:
     )
     if run["error"]:
         console.print(f"[yellow]{run['error']}[/yellow]", highlight=False)
-    if run["skipped_stages"]:
-        console.print(f"Stages not installed: {', '.join(run['skipped_stages'])}", highlight=False)
     _print_segments(document.get("segments"))
     _print_clusters(document.get("clusters"))
     _print_clv(document.get("clv"))
