@@ -476,7 +476,7 @@ def test_a_worse_churn_model_is_recorded_but_not_activated_unless_forced(
 
     rejected = train(engine, sample_company.settings, sample_company.as_of, stages=MODEL_STAGES)
     assert rejected.status == "rejected" and rejected.activated is False
-    assert "churn ROC AUC" in (rejected.error or "") and "0.999" in (rejected.error or "")
+    assert "churn: ROC AUC" in (rejected.error or "") and "0.999" in (rejected.error or "")
     with read_session(engine) as session:
         assert queries.active_run_id(session) == champion_id
         run = queries.get_run(session, rejected.run_id)

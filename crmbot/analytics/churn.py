@@ -899,13 +899,13 @@ def compare(
     if new_auc is None:
         why = new_metrics.get("note") or "no churn model was trained"
         return (
-            f"the active run has a churn model (ROC AUC {champion_auc:.3f}) and this one "
-            f"has none ({why})"
+            f"the active run has a model (ROC AUC {champion_auc:.3f}) and this one has none "
+            f"({why})"
         )
     margin = settings.churn_auc_margin
     if new_auc < champion_auc - margin:
         return (
-            f"churn ROC AUC {new_auc:.3f} is more than {margin:.3f} below the active run's "
+            f"ROC AUC {new_auc:.3f} is more than {margin:.3f} below the active run's "
             f"{champion_auc:.3f}"
         )
     return None
