@@ -29,17 +29,24 @@ CATALOGUE = {
 }
 
 
-def make_data(histories: Sequence[Sequence[Sequence[int]]]) -> TrainingData:
+def make_data(
+    histories: Sequence[Sequence[Sequence[int]]], spacing: Sequence[int] | None = None
+) -> TrainingData:
     """One customer per history; a history is a list of orders, an order a list of
-    product_pks (order i of a customer placed on day 10 * i)."""
+    product_pks (order i of customer c placed on day spacing[c] * i, default 10 * i)."""
     order_rows, line_rows = [], []
     for pk, orders in enumerate(histories, start=1):
+        gap = spacing[pk - 1] if spacing is not None else 10
         for number, products in enumerate(orders):
             order_pk = len(order_rows) + 1
-            order_rows.append((order_pk, pk, START + timedelta(days=10 * number), 50.0))
+            order_rows.append((order_pk, pk, START + timedelta(days=gap * number), 50.0))
             line_rows.extend((order_pk, product, 1.0, 10.0) for product in products)
     customers = pd.DataFrame(
-        {"customer_id": [f"C{pk}" for pk in range(1, len(histories) + 1)], "region": "EMEA"},
+        {
+            "customer_id": [f"C{pk}" for pk in range(1, len(histories) + 1)],
+            "region": "EMEA",
+            "signed_up_at": pd.Timestamp(START),
+        },
         index=pd.Index(range(1, len(histories) + 1), name="customer_pk"),
     )
     products = pd.DataFrame(
@@ -205,7 +212,7 @@ def test_rules_are_exactly_what_mlxtend_fpgrowth_finds(seed: int) -> None:
 
     data = make_data(random_histories(seed))
     ctx = RunContext.start(data, Settings(_env_file=None))  # type: ignore[call-arg]
-    histories = recommend.purchase_histories(ctx)
+    histories = recommend.purchase_histories(data, pd.Index(ctx.scores.index))
     itemsets = recommend.count_itemsets(histories)
     ours = recommend.mine_rules(itemsets)
     assert len(ours) >= 5
@@ -280,6 +287,26 @@ def test_offers_do_not_depend_on_the_chunking(
     chunked = run_stage(data, run_settings).scores["next_products"].tolist()
     assert chunked == whole
     assert sum(offers is not None for offers in whole) > 50
+
+
+def test_the_backtest_counts_offers_that_came_true(run_settings: Settings) -> None:
+    # Sixty machine + grinder owners: the first thirty added the descaler early, the other
+    # thirty only within the last 90 days; a hundred other customers make products 4-8 the
+    # popular ones, which is what the baseline offers.
+    histories: list[list[list[int]]] = [[[1, 2], [3]] for _ in range(60)]
+    spacing = [10] * 30 + [460] * 30  # 460 days after START is inside the last 90 days
+    histories += [[[4, 5, 6, 7, 8]] for _ in range(100)]
+    spacing += [10] * 100
+    ctx = run_stage(make_data(histories, spacing), run_settings)
+    backtest = ctx.metrics["recommend"]["backtest"]
+    assert backtest["window_days"] == 90
+    assert backtest["offered_on"] == "2026-04-01"
+    assert backtest["customers_with_offers"] >= 30
+    assert backtest["hit_rate"] >= 0.9 * 30 / backtest["customers_with_offers"]
+    assert backtest["popular_baseline_hit_rate"] == 0.0  # nobody bought 4-8 in the window
+    # With nothing bought in the window nothing can come true.
+    quiet = run_stage(make_data(affinity_company()), run_settings).metrics["recommend"]
+    assert quiet["backtest"]["hit_rate"] == 0.0
 
 
 def test_rule_reason_wording() -> None:
