@@ -17,7 +17,8 @@ What it does, end to end, all on loopback:
    still ahead, so they happen during the burst), the load starts: --requests signed `/crm`
    commands (customer cards, why, at-risk, influencers, model), at most --concurrency in
    flight. Until the retrain exits, a trickle of further commands keeps requests in flight
-   across the flip; a last burst then checks that the new run is served.
+   across the flip; a last burst then checks that the new run is served (and a few commands
+   sent before the retrain started, that the old one was).
 4. Checks every request: acknowledged (HTTP 200, empty body) within 3 s; its reply arrived
    on its response_url and is right — a customer card names the customer, and shows the
    segment and CLV *of the model run its own footer names* (a reply mixing two runs
@@ -281,7 +282,7 @@ class Sent:
     customer_id: str | None
     path: str  # the response_url path the answer goes to
     request_id: str  # what the bot audits it under
-    phase: str  # burst | trickle | after
+    phase: str  # before | burst | trickle | after
     user: str = "UAM1"
     started: float = 0.0
     ack_seconds: float | None = None
@@ -472,6 +473,10 @@ def run_load(
         retrain: Retrain | None = None
         try:
             bot.wait_until_healthy()
+            # A few commands before the retrain starts: answered by the old run for sure.
+            first = [make("before") for _ in range(min(concurrency, 10))]
+            with ThreadPoolExecutor(max_workers=concurrency) as pool:
+                sent += pool.map(lambda r: send(bot.url, slack, r), first)
             retrain = Retrain(env, workdir, retrain_as_of)
             retrain.wait_for_stage(start_after)
             load_started = time.monotonic()
@@ -534,6 +539,8 @@ def run_load(
             served_by[run] += 1
             if request.phase == "after" and run != new_run:
                 wrong.append(f"#{request.index} after the flip but served by run {run}")
+            if request.phase == "before" and run != old_run:
+                wrong.append(f"#{request.index} before the retrain but served by run {run}")
     rows, outcomes = audit_counts(database, "cmd:")
     rows = Counter({k: v for k, v in rows.items() if k.endswith(f".load{nonce}")})
 
@@ -616,8 +623,9 @@ def table(result: LoadResult, *, concurrency: int) -> str:
     rows = [
         (
             "requests",
-            f"{len(result.requests)} (burst {phases['burst']} at concurrency {concurrency}, "
-            f"trickle {phases['trickle']}, after the flip {phases['after']})",
+            f"{len(result.requests)} (before the retrain {phases['before']}, burst "
+            f"{phases['burst']} at concurrency {concurrency}, trickle {phases['trickle']}, "
+            f"after the flip {phases['after']})",
         ),
         ("acknowledged < 3 s", f"{sum(1 for a in acks if a < ACK_DEADLINE_SECONDS)}"),
         (
