@@ -154,7 +154,6 @@ class SlackBot:
         self.dispatcher = Dispatcher(engine, settings)
         self.ledger = RequestLedger(engine)
         self.directory = UserDirectory(client)
-        self.chart_dir = Path(settings.chart_dir)
 
     # -- registration ----------------------------------------------------------------
 
