@@ -239,8 +239,11 @@ def clean_column(values: Sequence[str], cleaner: Cleaner) -> tuple[list[Any], di
         if out is not None:
             return out, {}
     if cleaner is text:
-        # The common case, done without a Python call per value.
-        return [value.strip() or None for value in values], {}
+        # The common case, done without a Python frame per value.
+        stripped: list[Any] = list(map(str.strip, values))
+        if "" in stripped:
+            stripped = [value or None for value in stripped]
+        return stripped, {}
     distinct = set(values)
     if len(distinct) * 2 <= len(values):
         # Few distinct values (currencies, regions, channels): clean each one once.

@@ -52,11 +52,8 @@ def lookup_ids(
     key, pk = table.c[natural_column], table.c["id"]
     found: dict[str, int] = {}
     if _whole_table_is_cheaper(connection, table, len(wanted)):
-        wanted_set = set(wanted)
-        for natural, surrogate in connection.execute(select(key, pk)):
-            if natural in wanted_set:
-                found[natural] = surrogate
-        return found
+        everything = dict(map(tuple, connection.execute(select(key, pk)).all()))
+        return {natural: everything[natural] for natural in wanted if natural in everything}
     for chunk in _chunks(wanted, LOOKUP_CHUNK):
         found.update(
             (natural, surrogate)
@@ -90,8 +87,8 @@ def existing_rows(
     wanted = set(keys)
     found: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
-    def collect(rows: Iterable[Sequence[Any]]) -> None:
-        for row in rows:
+    def collect(rows: Any) -> None:
+        for row in rows.all():
             key = tuple(row[:width])
             if key in wanted:
                 found[key] = tuple(row[width:])
