@@ -261,7 +261,9 @@ def test_value_at_risk_is_clv_times_risk(trained) -> None:
 def _training_frame(seed: int = 0, rows: int = 400) -> tuple[pd.DataFrame, np.ndarray]:
     rng = np.random.default_rng(seed)
     x = pd.DataFrame(rng.normal(size=(rows, len(FEATURES))), columns=FEATURES)
-    logit = 1.5 * x["log_recency"] + 1.0 * x["tickets_open"] - 0.8 * x["nps_latest"]
+    logit = 1.5 * x["log_overdue"] + 1.0 * x["tickets_open"] + 0.8 * x["nps_shortfall"]
+    # Spend trend "helps" here, against its declared direction (more spend, less risk).
+    logit += 0.6 * x["spend_trend"]
     y = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int).to_numpy()
     return x, y
 
@@ -270,14 +272,28 @@ def test_logistic_contributions_are_coefficient_times_deviation_from_the_mean() 
     x, y = _training_frame()
     model = candidate_models(1)["logistic"].fit(x, y)
     contributions = group_contributions("logistic", model, x.head(5), x.mean())
-    coef = model.named_steps["model"].coef_[0]
-    scale = model.named_steps["scale"].scale_
-    per_feature = coef * (x.head(5) - x.mean()) / scale
+    per_feature = model.coef_ * (x.head(5) - x.mean()) / model.scaler_.scale_
     for group, names in GROUPS.items():
         assert np.allclose(contributions[group], per_feature[names].sum(axis=1))
     # They add up to the customer's log-odds minus the average customer's.
     ref = model.decision_function(x.mean().to_frame().T)[0]
     assert np.allclose(contributions.sum(axis=1), model.decision_function(x.head(5)) - ref)
+
+
+def test_both_models_keep_every_feature_to_its_declared_direction() -> None:
+    x, y = _training_frame()
+    directions = np.array([churn.DIRECTIONS[name] for name in FEATURES])
+    logistic = candidate_models(1)["logistic"].fit(x, y)
+    assert (logistic.coef_ * directions >= 0).all()
+    assert "spend_trend" in [FEATURES[i] for i in logistic.dropped_]
+    assert logistic.coef_[FEATURES.index("tickets_open")] > 0
+    with threadpool_limits(limits=1):
+        boosting = candidate_models(1)["hist_gradient_boosting"].fit(x, y)
+        grid = x.median().to_frame().T
+        grid = pd.concat([grid] * 5, ignore_index=True)
+        grid["spend_trend"] = np.linspace(-2, 2, 5)
+        risk = boosting.decision_function(grid)
+    assert (np.diff(risk) <= 1e-12).all()  # more spend never raises the risk
 
 
 def test_boosting_contributions_vanish_where_the_customer_matches_the_reference() -> None:
@@ -286,7 +302,7 @@ def test_boosting_contributions_vanish_where_the_customer_matches_the_reference(
         model = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(x, y)
         reference = x.median()
         customer = reference.to_frame().T.copy()
-        customer["log_recency"] = x["log_recency"].quantile(0.95)
+        customer["log_overdue"] = x["log_overdue"].quantile(0.95)
         contributions = group_contributions("hist_gradient_boosting", model, customer, reference)
     others = [group for group in GROUPS if group != "recency"]
     assert np.allclose(contributions[others].to_numpy(), 0.0)

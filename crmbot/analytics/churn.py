@@ -59,6 +59,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.frozen import FrozenEstimator
@@ -91,11 +93,6 @@ MAX_TRAINING_ROWS = 300_000
 ISOTONIC_MIN_ROWS = 5_000
 TOP_REASONS = 3
 
-# Values for inputs a customer does not have, each beside a "has one" flag, so the models
-# see "no answer" as its own state rather than as a made-up score.
-NEUTRAL_CSAT = 3.0
-NEUTRAL_NPS = 7.0
-
 
 # The RFM segments a buyer can be in (one-hot encoded; Prospects are never scored).
 BUYER_SEGMENTS = [name for name in SEGMENT_ORDER if name != PROSPECTS]
@@ -113,12 +110,34 @@ GROUPS: dict[str, list[str]] = {
     "open_tickets": ["tickets_open"],
     "recent_tickets": ["tickets_last_90d"],
     "ticket_time": ["log_resolution_days"],
-    "csat": ["csat_latest", "has_csat"],
-    "nps": ["nps_latest", "has_nps"],
-    "sentiment": ["sentiment", "has_sentiment"],
+    "csat": ["csat_shortfall"],
+    "nps": ["nps_shortfall"],
+    "sentiment": ["sentiment"],
     "segment": [f"segment_{name}" for name in BUYER_SEGMENTS],
 }
 FEATURES: list[str] = [name for names in GROUPS.values() for name in names]
+# Which way each feature may push risk: +1 up as it grows, -1 down, 0 either way. Both
+# models are held to it, so a reason never says "spend up 30%" as a cause of risk: a
+# direction the data seemed to show against it is a correlation between features, not
+# something to tell an account manager.
+DIRECTIONS: dict[str, int] = {
+    "log_recency": 1,
+    "log_overdue": 1,
+    "log_frequency": -1,
+    "log_gap": 1,
+    "log_tenure": 0,
+    "log_day_spend": 0,
+    "purchase_trend": -1,
+    "spend_trend": -1,
+    "logit_p_no_purchase": 1,
+    "tickets_open": 1,
+    "tickets_last_90d": 1,
+    "log_resolution_days": 1,
+    "csat_shortfall": 1,
+    "nps_shortfall": 1,
+    "sentiment": -1,
+    **{name: 0 for name in GROUPS["segment"]},
+}
 BASELINES: dict[str, list[str]] = {
     "recency": ["log_recency"],
     "bgnbd": ["logit_p_no_purchase"],
@@ -197,12 +216,10 @@ def churn_features(
             "tickets_open": s["tickets_open"].astype(float),
             "tickets_last_90d": s["tickets_last_90d"].astype(float),
             "log_resolution_days": np.log1p(resolution_days),
-            "csat_latest": csat.fillna(NEUTRAL_CSAT),
-            "has_csat": csat.notna().astype(float),
-            "nps_latest": nps.fillna(NEUTRAL_NPS),
-            "has_nps": nps.notna().astype(float),
+            # How far below the top answer; no answer counts as no complaint.
+            "csat_shortfall": (5.0 - csat).fillna(0.0),
+            "nps_shortfall": (10.0 - nps).fillna(0.0),
             "sentiment": sentiment.fillna(0.0),
-            "has_sentiment": sentiment.notna().astype(float),
         },
         index=buyers,
     )
@@ -310,21 +327,66 @@ def _threads() -> threadpool_limits:
     return threadpool_limits(limits=1)
 
 
+class DirectedLogistic(ClassifierMixin, BaseEstimator):
+    """L2-regularised logistic regression on standardised features whose coefficients keep
+    their declared signs (`directions`: +1, -1 or 0 for free). A feature whose coefficient
+    comes out the wrong way is dropped (coefficient 0) and the rest refitted, the largest
+    offender first, until every sign agrees.
+    """
+
+    def __init__(self, directions: list[int] | None = None, C: float = 0.5) -> None:
+        self.directions = directions
+        self.C = C
+
+    def fit(self, X: Any, y: Any) -> DirectedLogistic:
+        if hasattr(X, "columns"):
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        values = np.asarray(X, dtype=float)
+        self.n_features_in_ = values.shape[1]
+        self.scaler_ = StandardScaler().fit(values)
+        z = self.scaler_.transform(values)
+        wanted = np.zeros(values.shape[1]) if self.directions is None else self.directions
+        directions = np.asarray(wanted, dtype=float)
+        keep = np.ones(values.shape[1], dtype=bool)
+        while True:
+            # l1_ratio=0: a pure L2 penalty, strength 1/C.
+            model = LogisticRegression(C=self.C, l1_ratio=0.0, max_iter=5000)
+            model.fit(z[:, keep], y)
+            coef = np.zeros(values.shape[1])
+            coef[keep] = model.coef_[0]
+            wrong = coef * directions < 0
+            if not wrong.any():
+                break
+            keep[int(np.argmax(np.where(wrong, np.abs(coef), -1.0)))] = False
+        self.coef_ = coef
+        self.intercept_ = float(model.intercept_[0])
+        self.classes_ = model.classes_
+        self.dropped_ = [int(i) for i in np.flatnonzero(~keep)]
+        return self
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        z = self.scaler_.transform(np.asarray(X, dtype=float))
+        return np.asarray(z @ self.coef_ + self.intercept_)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        p = expit(self.decision_function(X))
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.asarray(self.classes_[(self.decision_function(X) > 0).astype(int)])
+
+
 def candidate_models(seed: int) -> dict[str, Any]:
+    directions = [DIRECTIONS[name] for name in FEATURES]
     return {
-        "logistic": Pipeline(
-            [
-                ("scale", StandardScaler()),
-                # l1_ratio=0: a pure L2 penalty, strength 1/C.
-                ("model", LogisticRegression(C=0.5, l1_ratio=0.0, max_iter=5000)),
-            ]
-        ),
+        "logistic": DirectedLogistic(directions=directions, C=0.5),
         "hist_gradient_boosting": HistGradientBoostingClassifier(
             learning_rate=0.05,
             max_iter=200,
             max_leaf_nodes=15,
             min_samples_leaf=40,
             l2_regularization=1.0,
+            monotonic_cst=directions,
             early_stopping=False,
             random_state=seed,
         ),
@@ -332,20 +394,15 @@ def candidate_models(seed: int) -> dict[str, Any]:
 
 
 def _model_params(name: str, model: Any) -> dict[str, Any]:
-    estimator = model.named_steps["model"] if name == "logistic" else model
-    keep = (
-        ["C", "l1_ratio", "max_iter"]
-        if name == "logistic"
-        else [
-            "learning_rate",
-            "max_iter",
-            "max_leaf_nodes",
-            "min_samples_leaf",
-            "l2_regularization",
-        ]
-    )
-    params = estimator.get_params()
-    return {key: params[key] for key in keep if key in params}
+    if name == "logistic":
+        return {
+            "C": model.C,
+            "penalty": "l2",
+            "dropped_for_sign": [FEATURES[i] for i in model.dropped_],
+        }
+    params = model.get_params()
+    keep = ["learning_rate", "max_iter", "max_leaf_nodes", "min_samples_leaf", "l2_regularization"]
+    return {key: params[key] for key in keep} | {"monotonic": True}
 
 
 def lift_top_decile(y: np.ndarray, score: np.ndarray) -> float:
@@ -403,10 +460,10 @@ def group_contributions(
     """Each feature group's push on the customer's log-odds against a reference customer."""
     columns = list(x.columns)
     if name == "logistic":
-        scaler: StandardScaler = model.named_steps["scale"]
-        coef = model.named_steps["model"].coef_[0]
-        z = scaler.transform(x)
-        z_ref = scaler.transform(reference[columns].to_frame().T.astype(float))
+        scaler: StandardScaler = model.scaler_
+        coef = model.coef_
+        z = scaler.transform(x.to_numpy(dtype=float))
+        z_ref = scaler.transform(reference[columns].to_numpy(dtype=float)[None, :])
         per_feature = pd.DataFrame(coef * (z - z_ref), index=x.index, columns=columns)
         return pd.DataFrame(
             {group: per_feature[names].sum(axis=1) for group, names in GROUPS.items()}
@@ -487,10 +544,11 @@ def _phrase(group: str, f: _Row, typical: dict[str, float], horizon: int) -> str
             f"(typical customer: {typical['day_spend']:,.0f})"
         )
     if group == "purchase_trend":
+        last = _rate(f["purchase_rate_last"])
+        before = f["purchase_rate_before"]
         return (
-            f"{_rate(f['purchase_rate_last'])} purchases a month in the last 90 days vs "
-            f"{_rate(f['purchase_rate_before'] if not _missing(f['purchase_rate_before']) else 0)}"
-            " before"
+            f"{last} purchase{'' if last == '1' else 's'} a month in the last 90 days vs "
+            f"{_rate(0.0 if _missing(before) else before)} before"
         )
     if group == "spend_trend":
         before = f["spend_rate_before"]
@@ -899,8 +957,7 @@ def compare(
     if new_auc is None:
         why = new_metrics.get("note") or "no churn model was trained"
         return (
-            f"the active run has a model (ROC AUC {champion_auc:.3f}) and this one has none "
-            f"({why})"
+            f"the active run has a model (ROC AUC {champion_auc:.3f}) and this one has none ({why})"
         )
     margin = settings.churn_auc_margin
     if new_auc < champion_auc - margin:
