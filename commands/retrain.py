@@ -75,8 +75,6 @@ def _result_reply(result: RunResult, request: Request) -> Reply:
         ("Status", result.status + (" — live now" if result.activated else " — not activated")),
         ("Took", f"{seconds:.1f} s"),
     ]
-    if result.skipped:
-        fields.append(("Skipped", ", ".join(result.skipped)))
     if result.status == "failed":
         return Reply(
             title=f"Retrain failed (run {result.run_id})",

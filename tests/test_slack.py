@@ -228,15 +228,13 @@ def test_a_slow_command_is_acknowledged_at_once_and_answered_later(bot: Bot) -> 
         for r in bot.slack.requests
         if r.path == path and "Retrain" in text_of(r.params) and "finished" in text_of(r.params)
     ]
+    # The first answer that is not a progress note is the result.
     final = bot.wait_for(
-        lambda rs: [
-            r
-            for r in rs
-            if r.path == path
-            and ("Retrain failed" in text_of(r.params) or "Retrain finished" in text_of(r.params))
-        ],
+        lambda rs: [r for r in rs if r.path == path and "⏳" not in text_of(r.params)],
         timeout=120,
     )
+    said = text_of(final[0].params)
+    assert "Retrain failed" in said or "Retrain finished" in said, said
     assert final[0].params["response_type"] == "ephemeral"
     progress = [p for p in bot.answers(path) if "⏳" in text_of(p)]
     assert 1 <= len(progress) <= 3  # a response_url takes five answers; keep room
