@@ -28,6 +28,7 @@ from crmbot.ingest import cleaning, writer
 from crmbot.ingest.csvfile import FileRejected, read_csv
 from crmbot.ingest.kinds import KINDS, Kind
 from crmbot.ingest.report import ImportReport, Rejection
+from crmbot.privacy import mask_pii
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +221,8 @@ def _import(
     except DatabaseUnavailable:
         raise
     except DBAPIError as exc:
-        log.exception("import of %s failed in the database", path)
+        # No traceback: SQLAlchemy's message carries the rows' values, personal data included.
+        log.error("import of %s failed in the database: %s", path.name, mask_pii(str(exc.orig)))
         raise FileRejected(
             f"the database refused the rows, so nothing was imported: {exc.orig}"
         ) from exc
