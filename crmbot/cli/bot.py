@@ -43,13 +43,8 @@ def register(app: typer.Typer) -> None:
                 + "\nSet the real values in .env or the environment (see .env.example); "
                 "`crmbot manifest` prints the app to create in Slack first."
             )
-        secrets = [
-            settings.slack_bot_token,
-            settings.slack_signing_secret,
-            settings.slack_app_token,
-            settings.llm_api_key,
-        ]
-        redact.install(secrets)
+        # Again now that the Slack and server loggers exist.
+        redact.install(common.secret_values(settings))
         engine = common.engine()
 
         from slack_bolt.error import BoltError

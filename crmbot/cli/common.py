@@ -67,8 +67,25 @@ def parse_day(value: str | None) -> date:
         fail(f"'{value}' is not a date; use YYYY-MM-DD, e.g. 2026-03-31")
 
 
+def secret_values(current: Settings) -> list[str]:
+    """Every secret the settings hold, for the log scrubber."""
+    return [
+        current.slack_bot_token,
+        current.slack_signing_secret,
+        current.slack_app_token,
+        current.llm_api_key,
+    ]
+
+
 def setup_logging() -> None:
-    level = getattr(logging, settings().log_level.upper(), logging.INFO)
+    """Logging for every CLI command, scrubbed of secrets and personal data."""
+    from crmbot import redact
+
+    current = settings()
+    level = getattr(logging, current.log_level.upper(), logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Migration chatter on every start says nothing a user needs.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Not only `crmbot run`: the scheduler and digest commands log training errors and
+    # Slack responses too.
+    redact.install(secret_values(current))
