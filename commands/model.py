@@ -42,8 +42,10 @@ def model_command(request: Request) -> Reply:
         # Training records a "total"; older runs only have the steps.
         total = steps.get("total", sum(v for k, v in steps.items() if k != "total"))
         fields.append(("Training time", f"{float(total):.1f} s"))
-    if run.forced:
-        fields.append(("Note", "activated by force although it scored worse than the previous"))
+    rejected_because = ((run.params or {}).get("run") or {}).get("rejected_because")
+    if run.forced and rejected_because:
+        # Forced only matters when the champion/challenger check would have refused it.
+        fields.append(("Note", f"activated by force although {rejected_because}"))
     metric_lines = _metric_lines(run.metrics or {})
     table = Table(
         columns=["Run", "As of", "Status", "Live"],
