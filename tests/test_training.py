@@ -353,3 +353,40 @@ def test_training_killed_half_way_leaves_the_previous_run_live(
 def queries_scores(engine: Engine) -> pd.DataFrame:
     with read_session(engine) as session:
         return queries.scores_frame(session)
+
+
+def test_score_values_survive_the_round_trip(storage_engine: Engine) -> None:
+    """NaN and NaT become NULL, integers stay integers, JSON keeps numpy scalars' values."""
+    insert_company(storage_engine, build_company(customers=3))
+    with write_session(storage_engine) as session:
+        run = ModelRun(as_of=END, started_at=datetime(2026, 1, 1), status="running")
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    import numpy as np
+
+    scores = pd.DataFrame(
+        {
+            "frequency": [3, 0, 1],
+            "r_score": pd.array([5, None, 2], dtype="Int64"),
+            "clv": [12.5, np.nan, 0.0],
+            "segment": ["Champions", None, "Lost"],
+            "last_order_at": pd.to_datetime(["2025-12-30 10:11:12", None, "2025-01-02 00:00:00"]),
+            "churn_reasons": [["no order for 83 days"], None, []],
+            "next_products": [[{"product_id": "P1", "lift": np.float64(2.5)}], None, None],
+        },
+        index=pd.Index([1, 2, 3], name="customer_pk"),
+    )
+    assert training.write_scores(storage_engine, run_id, scores) == 3
+    with read_session(storage_engine) as session:
+        back = queries.scores_frame(session, run_id)
+    assert back.loc[1, "r_score"] == 5 and back.loc[3, "r_score"] == 2
+    assert pd.isna(back.loc[2, "r_score"]) and pd.isna(back.loc[2, "clv"])
+    assert back.loc[2, "segment"] == "Prospects"  # NOT NULL column: the model's default
+    assert back.loc[2, "referred_customers"] == 0  # not in the frame at all
+    assert back.loc[1, "last_order_at"] == pd.Timestamp("2025-12-30 10:11:12")
+    assert pd.isna(back.loc[2, "last_order_at"])
+    assert back.loc[1, "churn_reasons"] == ["no order for 83 days"]
+    assert back.loc[3, "churn_reasons"] == []
+    assert back.loc[1, "next_products"] == [{"product_id": "P1", "lift": 2.5}]
+    assert back.loc[2, "next_products"] is None
