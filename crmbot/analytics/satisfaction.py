@@ -227,7 +227,11 @@ def run(ctx: RunContext) -> None:
     ctx.params["satisfaction"] = {
         "weights": dict(WEIGHTS),
         "sentiment_half_life_days": SENTIMENT_HALF_LIFE_DAYS,
-        "text_model": "tfidf(1-2 grams) + logistic regression" if text.get("trained") else None,
+        "text_model": (
+            "hashed words and word pairs, TF-IDF, logistic regression"
+            if text.get("trained")
+            else None
+        ),
         "labels": "comment CSAT >= 4 satisfied, else NPS >= 9 satisfied / <= 6 unsatisfied",
     }
     ctx.metrics["satisfaction"] = result.metrics
