@@ -60,6 +60,10 @@ WRITE_CHUNK_ROWS = 50_000
 SQLITE_WRITE_CACHE_KIB = 256 * 1024
 MAX_ERROR_CHARS = 500
 
+# What a run reads of the previous live run (segment migration, and the headline numbers
+# for comparisons); the rest stays in the database.
+PREVIOUS_SCORE_COLUMNS = ["segment", "cluster", "clv", "p_alive", "churn_risk"]
+
 SCORE_COLUMNS: list[str] = [c.name for c in CustomerScore.__table__.columns]  # type: ignore[attr-defined]
 
 
@@ -548,4 +552,4 @@ def _active_scores(engine: Engine) -> tuple[int | None, pd.DataFrame | None]:
         run_id = queries.active_run_id(session)
         if run_id is None:
             return None, None
-        return run_id, queries.scores_frame(session, run_id)
+        return run_id, queries.scores_frame(session, run_id, columns=PREVIOUS_SCORE_COLUMNS)

@@ -77,7 +77,8 @@ class RunContext:
     data: TrainingData
     settings: Settings
     scores: pd.DataFrame
-    # The active run's scores before this run (index customer_pk), for migration and diffs.
+    # The active run's scores before this run (index customer_pk), for migration and diffs:
+    # the columns in `crmbot.training.PREVIOUS_SCORE_COLUMNS`.
     previous_scores: pd.DataFrame | None = None
     # The per-customer summary the features stage computes (`features.customer_summary`),
     # for later stages; index customer_pk.
