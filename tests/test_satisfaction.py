@@ -15,7 +15,7 @@ from crmbot.analytics.satisfaction import (
     nps_category,
     satisfaction_score,
 )
-from crmbot.analytics.text_sentiment import comment_labels, fit_text_model
+from crmbot.analytics.text_sentiment import HashedTexts, comment_labels, fit_text_model
 from crmbot.config import Settings
 
 
@@ -207,3 +207,14 @@ def test_run_fills_the_score_columns(company) -> None:
     assert all(isinstance(value, int) for value in nps)
     json.dumps(ctx.metrics["satisfaction"])
     json.dumps(ctx.params["satisfaction"])
+
+
+def test_texts_hashed_once_for_a_run_give_the_same_snapshot_as_hashing_afresh(company) -> None:
+    data = company.data
+    snapshot = data.as_of_earlier(date(2026, 2, 28))
+    once = HashedTexts.of(data.feedback, data.tickets)  # every text of the run, once
+    reused = customer_satisfaction(snapshot, seed=1, hashed=once).frame
+    afresh = customer_satisfaction(snapshot, seed=1).frame
+    pd.testing.assert_frame_equal(reused, afresh)
+    with pytest.raises(KeyError):
+        HashedTexts.of(snapshot.feedback, snapshot.tickets).comments_for(data.feedback.index)
