@@ -283,9 +283,8 @@ def _train(engine: Engine, settings: Settings, as_of: date) -> None:
         result = training.train(engine, settings, as_of, progress=on_stage)
     seconds = result.timings.get("total", 0.0)
     if result.status == "succeeded":
-        note = f" (stages not installed yet: {', '.join(result.skipped)})" if result.skipped else ""
         common.console.print(
-            f"Trained model run {result.run_id} as of {as_of.isoformat()} in {seconds:.1f}s{note}.",
+            f"Trained model run {result.run_id} as of {as_of.isoformat()} in {seconds:.1f}s.",
             highlight=False,
         )
     else:
