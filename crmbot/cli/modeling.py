@@ -28,7 +28,7 @@ from crmbot.models import ModelRun
 
 # The stages whose parameters and metrics `model show` explains itself; any other stage's
 # numbers are listed as they are.
-OWN_SECTIONS = ("features", "segments", "clusters", "clv", "churn")
+OWN_SECTIONS = ("features", "segments", "clusters", "clv", "churn", "recommend")
 
 
 def register(app: typer.Typer) -> None:
@@ -209,7 +209,8 @@ def _print_result(result: Any) -> None:
         )
     elif result.status == "rejected":
         common.console.print(
-            f"[yellow]Model run {result.run_id} was not activated[/yellow]: {result.error}. "
+            f"[yellow]Model run {result.run_id} was not activated[/yellow]: "
+            f"{result.params['run']['rejected_because']}. "
             "The previous model stays live; `crmbot train --force` or "
             f"`crmbot model activate {result.run_id}` makes it live anyway.",
             highlight=False,
@@ -297,6 +298,7 @@ def _print_run(document: dict[str, Any]) -> None:
     _print_clusters(document.get("clusters"))
     _print_clv(document.get("clv"))
     _print_churn(document.get("churn"))
+    _print_rules(document.get("recommend"))
     for name, section in document.items():
         if name in ("run", "timings", "row_counts", *OWN_SECTIONS) or not isinstance(section, dict):
             continue
@@ -454,6 +456,43 @@ def _print_churn(section: dict[str, Any] | None) -> None:
         f"{_number(metrics.get('mean_risk'))}.",
         highlight=False,
     )
+
+
+RULES_SHOWN = 10
+
+
+def _print_rules(section: dict[str, Any] | None) -> None:
+    """The strongest next-best-product rules, and how often past offers came true."""
+    if not section:
+        return
+    console = common.console
+    if section.get("skipped_because"):
+        skipped = section["skipped_because"]
+        console.print(f"Next best product: no rules — {skipped}", highlight=False)
+        return
+    rules = section.get("rules") or []
+    metrics = section.get("metrics") or {}
+    table = Table(
+        title=(
+            f"Next best product: the strongest of {_number(metrics.get('rules'))} rules "
+            f"({_number(metrics.get('customers_with_offers'))} customers get offers)"
+        ),
+        title_justify="left",
+    )
+    for title in ("bought", "also buy", "support", "confidence", "lift"):
+        table.add_column(title, justify="left" if title in ("bought", "also buy") else "right")
+    for rule in rules[:RULES_SHOWN]:
+        table.add_row(
+            " + ".join(rule["antecedents"]),
+            rule["consequent"],
+            _number(rule["support"]),
+            _number(rule["confidence"]),
+            _number(rule["lift"]),
+        )
+    console.print(table)
+    backtest = metrics.get("backtest") or {}
+    if backtest and not backtest.get("skipped_because"):
+        _print_generic("recommend backtest", {"metrics": backtest})
 
 
 def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
