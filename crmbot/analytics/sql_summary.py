@@ -327,12 +327,6 @@ def _purchases(
     summary["monetary"] = np.where(repeats > 0, repeat_spend / repeats.where(repeats > 0), 0.0)
     summary["day_spend_mean"] = np.where(freq > 0, total / freq.where(freq > 0), 0.0)
     summary["purchases_total"] = total
-    refunds_total = _floats(orders, index, "refunds_total", 0.0)
-    summary["refunds_total"] = refunds_total
-    summary["refunds_count"] = _counts(orders, index, "refunds_count")
-    summary["total_spend"] = (total - refunds_total).clip(lower=0.0)
-    summary["orders_count"] = _counts(orders, index, "orders_count")
-    summary["last_order_at"] = pd.to_datetime(orders["last_order_at"]).reindex(index)
 
     # Population variance from the sums: E[g^2] - E[g]^2, never below 0 from rounding.
     gap_count = _floats(days, index, "gap_count", 0.0)
@@ -361,6 +355,16 @@ def _purchases(
         summary["purchase_rate_last_90d"] - summary["purchase_rate_before_90d"]
     )
     summary["spend_rate_trend"] = summary["spend_rate_last_90d"] - summary["spend_rate_before_90d"]
+
+    # After the day columns, in the order `features` writes them (same column order).
+    refunds_total = _floats(orders, index, "refunds_total", 0.0)
+    summary["refunds_total"] = refunds_total
+    summary["refunds_count"] = _counts(orders, index, "refunds_count")
+    summary["total_spend"] = (total - refunds_total).clip(lower=0.0)
+    summary["orders_count"] = _counts(orders, index, "orders_count")
+    # Nanoseconds, as `features` gives (pandas may parse driver datetimes as microseconds).
+    last_order_at = pd.to_datetime(orders["last_order_at"]).astype("datetime64[ns]")
+    summary["last_order_at"] = last_order_at.reindex(index)
 
 
 def _tenure(summary: pd.DataFrame, signed: pd.Series, as_of_day: int) -> None:
