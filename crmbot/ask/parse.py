@@ -33,6 +33,7 @@ from typing import Any
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import DamerauLevenshtein
 
+from crmbot.analytics.segments import SEGMENT_ORDER
 from crmbot.ask.query import (
     HIGH_CHURN_RISK,
     HIGH_SATISFACTION,
@@ -46,22 +47,9 @@ from crmbot.ask.query import (
 
 MAX_QUESTION_CHARS = 500
 
-# The segment names training writes (crmbot.analytics.segments); the vocabulary adds any
-# other name found in the active run.
-SEGMENT_NAMES: tuple[str, ...] = (
-    "Champions",
-    "Loyal",
-    "Potential loyalists",
-    "New",
-    "Promising",
-    "Need attention",
-    "About to sleep",
-    "At risk",
-    "Can't lose them",
-    "Hibernating",
-    "Lost",
-    "Prospects",
-)
+# The segment names training writes; the vocabulary adds any other name found in the
+# active run.
+SEGMENT_NAMES: tuple[str, ...] = tuple(SEGMENT_ORDER)
 
 
 @dataclass(frozen=True, eq=False)

@@ -8,6 +8,14 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from sqlalchemy.engine import Engine
 
 from crmbot.config import Settings, get_settings
@@ -75,6 +83,19 @@ def secret_values(current: Settings) -> list[str]:
         current.slack_app_token,
         current.llm_api_key,
     ]
+
+
+def progress_bar() -> Progress:
+    """The progress bar long CLI steps share: what is running, how far, how long."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
 
 
 def setup_logging() -> None:

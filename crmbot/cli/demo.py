@@ -12,13 +12,7 @@ from typing import Any
 
 import typer
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
     TaskID,
-    TextColumn,
-    TimeElapsedColumn,
 )
 from rich.table import Table
 from sqlalchemy import func, select, text
@@ -98,7 +92,7 @@ def register(app: typer.Typer) -> None:
         timings = Timings()
         console = common.console
 
-        with _progress() as progress:
+        with common.progress_bar() as progress:
             started = time.perf_counter()
             task = progress.add_task(f"Generating {customers:,} customers", total=None)
             truth = generate_company(directory, customers=customers, seed=seed, as_of=day)
@@ -160,18 +154,6 @@ def register(app: typer.Typer) -> None:
         run_shell(Dispatcher(engine, settings), user_id=user)
 
 
-def _progress() -> Progress:
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=common.console,
-        transient=True,
-    )
-
-
 def _redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
@@ -224,7 +206,7 @@ def _check_not_foreign(engine: Engine, directory: Path, url: str) -> None:
 
 
 def _import(engine: Engine, directory: Path) -> dict[str, ImportReport]:
-    with _progress() as progress:
+    with common.progress_bar() as progress:
         tasks: dict[str, TaskID] = {}
 
         def tick(kind: str, done: int, total: int) -> None:
@@ -269,7 +251,7 @@ def _train(engine: Engine, settings: Settings, as_of: date) -> None:
             raise
         common.console.print("No models to train in this installation yet; skipped training.")
         return
-    with _progress() as progress:
+    with common.progress_bar() as progress:
         task = progress.add_task("Training", total=None)
 
         def on_stage(event: Any) -> None:

@@ -10,14 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 from sqlalchemy.orm import Session
 
@@ -158,15 +150,7 @@ def _train(engine: Any, day: Any, force: bool) -> Any:
     from crmbot.locks import TrainingInProgress, default_holder, train_exclusively
     from crmbot.training import StageEvent
 
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=common.console,
-        transient=True,
-    )
+    progress = common.progress_bar()
     with progress:
         task = progress.add_task(f"Training as of {day.isoformat()}", total=None)
 
