@@ -6,7 +6,7 @@ Every field here has a line in `.env.example`; a test keeps the two in step.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -84,6 +84,11 @@ class Settings(BaseSettings):
         0.02, ge=0, le=1, validation_alias=_env("CRMBOT_CHURN_AUC_MARGIN")
     )
     random_seed: int = Field(42, validation_alias=_env("CRMBOT_RANDOM_SEED"))
+    # auto: the database aggregates the per-customer summary on a server (PostgreSQL,
+    # MariaDB), where that saves shipping every order; pandas does it on SQLite.
+    summary_in_database: Literal["auto", "always", "never"] = Field(
+        "auto", validation_alias=_env("CRMBOT_SUMMARY_IN_DATABASE")
+    )
 
     llm_url: str = Field("", validation_alias=_env("CRMBOT_LLM_URL"))
     llm_api_key: str = Field("", validation_alias=_env("CRMBOT_LLM_API_KEY"))

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from types import ModuleType
 from typing import Any
 
@@ -35,6 +36,7 @@ from sqlmodel import col
 
 from crmbot import queries
 from crmbot.analytics.base import RunContext, StageFailed, TrainingData, load_training_data
+from crmbot.analytics.sql_summary import sql_customer_summary, summary_in_database
 from crmbot.config import Settings
 from crmbot.db import is_sqlite, read_session, write_session
 from crmbot.models import ActiveRun, CustomerScore, ModelRun
@@ -141,6 +143,8 @@ def train(
         data = load_training_data(engine, as_of)
         row_counts.update(_data_counts(data))
         ctx = RunContext.start(data, settings, previous_scores=previous)
+        if summary_in_database(engine, settings.summary_in_database):
+            ctx.summary_source = partial(sql_customer_summary, engine)
         timings["load"] = time.perf_counter() - t0
         notify(StageEvent("load", "done", 1, total_steps, timings["load"]))
 

@@ -117,6 +117,29 @@ def test_training_as_of_an_earlier_day_ignores_later_rows(settings: Settings) ->
         engine.dispose()
 
 
+def test_summaries_from_the_database_give_the_same_run(settings: Settings) -> None:
+    """CRMBOT_SUMMARY_IN_DATABASE=always (features and churn snapshots from SQL) scores
+    every customer as the pandas summaries do; auto means pandas on SQLite."""
+    assert training.summary_in_database(make_engine("sqlite://"), "auto") is False
+    results, frames = [], []
+    for mode in ("never", "always"):
+        engine = make_engine("sqlite://")
+        SQLModel.metadata.create_all(engine)
+        company = build_company()
+        insert_company(engine, company)
+        insert_company(engine, later_rows(company))
+        result = train(engine, settings.model_copy(update={"summary_in_database": mode}), END)
+        assert result.status == "succeeded", result.error
+        with read_session(engine) as session:
+            frames.append(queries.scores_frame(session, result.run_id))
+        results.append(result)
+        engine.dispose()
+    pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=False, rtol=1e-9)
+    params = [{k: v for k, v in r.params.items() if k != "run"} for r in results]
+    assert params[0] == params[1]
+    assert results[0].metrics["churn"] == results[1].metrics["churn"]
+
+
 def test_a_model_that_cannot_be_fitted_fails_the_run_and_keeps_the_previous_one(
     company_engine: Engine, settings: Settings
 ) -> None:

@@ -9,6 +9,7 @@ well in `ctx.metrics[stage]`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -83,6 +84,10 @@ class RunContext:
     # The per-customer summary the features stage computes (`features.customer_summary`),
     # for later stages; index customer_pk.
     features: pd.DataFrame | None = None
+    # When set, the per-customer summary as of a date comes from here (the database's
+    # GROUP BY, `sql_summary.sql_customer_summary`) instead of pandas over `data`'s orders:
+    # for the features stage and the churn snapshots.
+    summary_source: Callable[[date], pd.DataFrame] | None = None
     # Intermediate results one stage shares with later ones (e.g. "purchase_days").
     cache: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)

@@ -280,15 +280,20 @@ def snapshot_at(
     horizon_days: int,
     seed: int,
     hashed: HashedTexts | None = None,
+    summary_source: Callable[[date], pd.DataFrame] | None = None,
 ) -> Snapshot | None:
     """Features as of `cutoff` (nothing after it), labelled from the window after it.
 
     None when BG/NBD cannot be fitted on what was known then (e.g. no repeat purchase yet).
     `hashed`: the run's texts, counted once (see `text_sentiment.HashedTexts`).
+    `summary_source`: the customer summary as of a date from the database (else pandas).
     """
     seen = data.as_of_earlier(cutoff)
+    summary = summary_source(cutoff) if summary_source is not None else None
     try:
-        features, facts = features_as_of(seen, horizon_days=horizon_days, seed=seed, hashed=hashed)
+        features, facts = features_as_of(
+            seen, horizon_days=horizon_days, seed=seed, summary=summary, hashed=hashed
+        )
     except StageFailed as exc:
         log.info("churn snapshot %s left out: %s", cutoff, exc)
         return None
@@ -695,10 +700,20 @@ def train_churn_model(
     horizon_days: int,
     seed: int,
     progress: Callable[[str], None] | None = None,
+    summary_source: Callable[[date], pd.DataFrame] | None = None,
 ) -> ChurnModel:
-    """Build snapshots, fit and compare the models, calibrate; raises NotEnoughHistory."""
+    """Build snapshots, fit and compare the models, calibrate; raises NotEnoughHistory.
+
+    `summary_source`: each snapshot's customer summary from the database (else pandas).
+    """
     with _threads():
-        return _train_churn_model(data, horizon_days=horizon_days, seed=seed, progress=progress)
+        return _train_churn_model(
+            data,
+            horizon_days=horizon_days,
+            seed=seed,
+            progress=progress,
+            summary_source=summary_source,
+        )
 
 
 def _train_churn_model(
@@ -707,6 +722,7 @@ def _train_churn_model(
     horizon_days: int,
     seed: int,
     progress: Callable[[str], None] | None,
+    summary_source: Callable[[date], pd.DataFrame] | None,
 ) -> ChurnModel:
     say = progress or (lambda _message: None)
     purchases = data.orders[data.orders["amount"] >= 0]
@@ -722,7 +738,14 @@ def _train_churn_model(
         )
     # Every comment and ticket is tokenised once; each snapshot looks its rows up.
     hashed = HashedTexts.of(data.feedback, data.tickets)
-    validation = snapshot_at(data, cutoffs[0], horizon_days=horizon_days, seed=seed, hashed=hashed)
+    validation = snapshot_at(
+        data,
+        cutoffs[0],
+        horizon_days=horizon_days,
+        seed=seed,
+        hashed=hashed,
+        summary_source=summary_source,
+    )
     if validation is None or not _usable(validation) or validation.label is None:
         seen = 0 if validation is None else len(validation.features)
         raise NotEnoughHistory(
@@ -736,7 +759,12 @@ def _train_churn_model(
         for cutoff in candidates[:MAX_TRAINING_SNAPSHOTS]:
             say(f"snapshot {cutoff}")
             snapshot = snapshot_at(
-                data, cutoff, horizon_days=horizon_days, seed=seed, hashed=hashed
+                data,
+                cutoff,
+                horizon_days=horizon_days,
+                seed=seed,
+                hashed=hashed,
+                summary_source=summary_source,
             )
             if snapshot is not None and _usable(snapshot):
                 found.append(snapshot)
@@ -872,7 +900,9 @@ def run(ctx: RunContext) -> None:
     ctx.scores["churn_reasons"] = pd.Series([None] * len(index), index=index, dtype=object)
     ctx.scores["value_at_risk"] = np.nan
     try:
-        churn = train_churn_model(ctx.data, horizon_days=horizon, seed=seed)
+        churn = train_churn_model(
+            ctx.data, horizon_days=horizon, seed=seed, summary_source=ctx.summary_source
+        )
     except NotEnoughHistory as exc:
         log.warning("churn model not trained: %s", exc)
         ctx.params["churn"] = {"model": None, "horizon_days": horizon}

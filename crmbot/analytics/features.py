@@ -337,9 +337,14 @@ def _feedback_features(summary: pd.DataFrame, feedback: pd.DataFrame, as_of_day:
 
 def run(ctx: RunContext) -> None:
     """Compute the summary, keep it for later stages and fill the RFM score columns."""
-    summary, days = _summary_and_days(ctx.data)
+    if ctx.summary_source is not None:
+        # Aggregated by the database; later stages that need purchase days (the CLV
+        # holdout) fall back to the loaded orders.
+        summary = ctx.summary_source(ctx.data.as_of)
+    else:
+        summary, days = _summary_and_days(ctx.data)
+        ctx.cache["purchase_days"] = days
     ctx.features = summary
-    ctx.cache["purchase_days"] = days
     for score_field, column in SCORE_FIELDS.items():
         ctx.scores[score_field] = summary[column]
     has_orders = summary["frequency"] > 0

@@ -277,6 +277,17 @@ def _dates(days: pd.Series) -> pd.Series:
 # The summary
 
 
+def summary_in_database(engine: Engine, setting: str) -> bool:
+    """Whether training takes its summaries from the database (CRMBOT_SUMMARY_IN_DATABASE).
+
+    "auto": on a server (PostgreSQL, MariaDB), where the GROUP BY saves shipping every order
+    to Python; not on SQLite, where pandas over the already loaded orders is faster.
+    """
+    if setting == "auto":
+        return engine.dialect.name != "sqlite"
+    return setting == "always"
+
+
 def sql_customer_summary(engine: Engine, as_of: date) -> pd.DataFrame:
     """`features.customer_summary` as of `as_of`, aggregated by the database.
 
