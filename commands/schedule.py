@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from crmbot.chat.reply import Reply, Table
+from crmbot.clock import utc_now
 from crmbot.cron import CronError, parse_cron
 from crmbot.registry import Request, command
 from crmbot.scheduler import (
@@ -33,10 +34,6 @@ JOB_NAMES = "retrain, at-risk, influencers"
 # Slack sends a channel picked from the menu as <#C0123|name>; an id may also be typed.
 CHANNEL_REFERENCE = re.compile(r"^<#([CG][A-Z0-9]+)(?:\|[^>]*)?>$|^([CG][A-Z0-9]{4,})$")
 QUOTES = "\"'“”‘’"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @command("schedule", usage=USAGE, admin_only=True, slow=True, aliases=("schedules", "jobs"))
@@ -77,7 +74,7 @@ def schedule_command(request: Request) -> Reply:
             return Reply(title="", text=f"`{spec.job_id}` already follows the settings.")
         return _confirm(request, spec, "is back to the schedule in the settings", applied)
     paused = action == "pause"
-    save_override(request.engine, spec.job_id, by=request.user_id, now=_now(), paused=paused)
+    save_override(request.engine, spec.job_id, by=request.user_id, now=utc_now(), paused=paused)
     applied = _apply(request)
     return _confirm(request, spec, "is paused" if paused else "is running again", applied)
 
@@ -117,7 +114,7 @@ def _set(request: Request, spec: JobSpec, cron: str) -> Reply:
         parse_cron(cron, request.settings.timezone)
     except CronError as problem:
         return Reply.usage(f"{problem}")
-    save_override(request.engine, spec.job_id, by=request.user_id, now=_now(), cron=cron)
+    save_override(request.engine, spec.job_id, by=request.user_id, now=utc_now(), cron=cron)
     applied = _apply(request)
     return _confirm(request, spec, f"now runs at `{cron}`", applied)
 
@@ -133,7 +130,7 @@ def _channel(request: Request, spec: JobSpec, rest: list[str]) -> Reply:
             "channel's details).",
         )
     channel = match.group(1) or match.group(2)
-    save_override(request.engine, spec.job_id, by=request.user_id, now=_now(), channel=channel)
+    save_override(request.engine, spec.job_id, by=request.user_id, now=utc_now(), channel=channel)
     applied = _apply(request)
     return _confirm(request, spec, f"now posts to channel {channel}", applied)
 

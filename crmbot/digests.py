@@ -62,6 +62,7 @@ from sqlmodel import col
 from crmbot import queries
 from crmbot.chat.blocks import message as slack_message
 from crmbot.chat.reply import Button, Reply, Table
+from crmbot.clock import utc_now
 from crmbot.db import read_session, write_session
 from crmbot.models import Customer, CustomerScore, DigestLog, ModelRun
 from crmbot.privacy import mask_email, mask_pii
@@ -90,10 +91,6 @@ MAX_BUTTONS = 25
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def local_day(moment: datetime, timezone: str) -> date:

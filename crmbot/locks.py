@@ -35,6 +35,7 @@ from sqlalchemy import delete, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from crmbot.clock import utc_now
 from crmbot.db import read_session, write_session
 from crmbot.models import TrainingLock
 
@@ -53,10 +54,6 @@ ADVISORY_KEY = int.from_bytes(b"crmbottr", "big")
 _SUFFIX_SEPARATOR = " #"
 
 Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def default_holder(role: str = "crmbot") -> str:

@@ -11,7 +11,7 @@ import csv
 import json
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from crmbot.clock import utc_now
 from crmbot.db import write_session
 from crmbot.models import (
     ActiveRun,
@@ -631,12 +632,8 @@ def run_score_count(session: Session, run_id: int) -> int:
     )
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 def activate(
-    engine: Engine, run_id: int, *, clock: Callable[[], datetime] = _utc_now
+    engine: Engine, run_id: int, *, clock: Callable[[], datetime] = utc_now
 ) -> ModelRun:
     """Make `run_id` the run readers see (e.g. to roll back), in one transaction.
 

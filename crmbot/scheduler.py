@@ -60,6 +60,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from crmbot import digests, queries
+from crmbot.clock import utc_now
 from crmbot.config import Settings
 from crmbot.cron import parse_cron
 from crmbot.db import read_session, write_session
@@ -78,10 +79,6 @@ SYNC_SECONDS = 60
 SYNC_JOB_ID = "schedule-sync"
 
 Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import partial
 from types import ModuleType
 from typing import Any
@@ -37,6 +37,7 @@ from sqlmodel import col
 from crmbot import queries
 from crmbot.analytics.base import RunContext, StageFailed, TrainingData, load_training_data
 from crmbot.analytics.sql_summary import sql_customer_summary, summary_in_database
+from crmbot.clock import utc_now
 from crmbot.config import Settings
 from crmbot.db import is_sqlite, read_session, write_session
 from crmbot.models import ActiveRun, CustomerScore, ModelRun
@@ -97,9 +98,6 @@ class RunResult:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def utc_now() -> datetime:
-    """Wall-clock time for the run's own record (never used by a model)."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def load_stage(module_path: str) -> ModuleType:
