@@ -12,6 +12,7 @@ no signing secret needed, the same app and listeners.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import threading
@@ -136,6 +137,11 @@ def serve_http(
     log_level: str = "info",
 ) -> None:
     """Serve until interrupted (SIGINT/SIGTERM end it gracefully)."""
+    # Start-up objects (pandas, scikit-learn, the app) moved out of the collector's sight:
+    # full collections over them otherwise stall every thread, acknowledgements included
+    # (ack p99 at concurrency 20, 4 listener threads: 110-165 ms without, 80-90 ms with).
+    gc.collect()
+    gc.freeze()
     uvicorn.Server(_config(app, engine, host, port, log_level)).run()
 
 

@@ -58,7 +58,11 @@ LEADING_MENTION = re.compile(r"^\s*<@[A-Z0-9]+(\|[^>]*)?>[\s:,]*")
 # A response_url takes five answers in 30 minutes; progress may use three of them.
 MAX_PROGRESS_MESSAGES = 3
 MIN_PROGRESS_INTERVAL_SECONDS = 2.0
-LISTENER_THREADS = 16
+# Commands answered at once per process. Few on purpose: they share one GIL with the HTTP
+# acknowledgements, and more threads doing Python work make every ack wait longer for it
+# (benchmarks/run.py, concurrency 20: 16 threads, ack p99 125-165 ms; 4, 80-90 ms). Scale out
+# with replicas, not threads.
+LISTENER_THREADS = 4
 HOME_ROWS = 5
 
 
