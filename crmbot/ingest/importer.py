@@ -12,9 +12,10 @@ import gc
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,9 @@ class _Rows:
         self.cleaned: dict[str, list[Any]] = {}
         self.problems: dict[int, list[Rejection]] = defaultdict(list)
         self.blank: set[int] = set()
+        # For some datetime columns, each value's `isoformat(" ", "microseconds")`, taken
+        # from the file's text (the writer binds it instead of formatting every value).
+        self.iso_text: dict[str, list[str]] = {}
 
     def reject(self, index: int, column: str, reason: str, value: object = "") -> None:
         self.problems[index].append(Rejection.of(self.lines[index], column, reason, value))
@@ -178,7 +182,7 @@ def _import(
         )
     report.ignored_columns = [name for name in header if name and name not in spec.canonical]
 
-    total = len(csv_file.rows)
+    total = csv_file.record_count
     if progress is not None:
         progress(0, total)
     rows = _Rows(csv_file.lines)
@@ -186,14 +190,11 @@ def _import(
         report.rejected.append(
             Rejection.of(line, "", f"has {count} values but the header has {len(header)} columns")
         )
-    values_by_row = csv_file.rows
-    # One transposition in C instead of a Python loop per column and row.
-    by_position: list[Sequence[str]] = list(zip(*values_by_row, strict=True)) if total else []
     raw: dict[str, Sequence[str]] = {}
     for column in spec.columns:
         if column.name in header:
-            raw[column.name] = by_position[header.index(column.name)] if total else []
-            _clean(spec, column.name, raw, values_by_row, rows, today)
+            raw[column.name] = csv_file.fields[header.index(column.name)]
+            _clean(spec, column.name, raw, csv_file.fields, rows, today)
     for check in spec.row_checks:
         for index, (column_name, reason) in check(rows.cleaned, raw).items():
             if index not in rows.problems:
@@ -234,20 +235,24 @@ def _clean(
     spec: Kind,
     name: str,
     raw: dict[str, Sequence[str]],
-    values_by_row: list[list[str]],
+    fields: list[Sequence[str]],
     rows: _Rows,
     today: date | None,
 ) -> None:
     column = spec.column(name)
     raw_values = raw[name]
     cleaned, bad = cleaning.clean_column(raw_values, column.cleaner)
+    if column.cleaner is cleaning.parse_datetime and not bad and None not in cleaned:
+        iso_text = cleaning.iso_text_of_tidy_datetimes(raw_values)
+        if iso_text is not None:
+            rows.iso_text[name] = iso_text
     for index, reason in bad.items():
         rows.reject(index, name, reason, raw_values[index])
     if None in cleaned:
         empty = [i for i, value in enumerate(cleaned) if value is None and i not in bad]
         if column.required:
             for index in empty:
-                if not any(value.strip() for value in values_by_row[index]):
+                if not any(values[index].strip() for values in fields):
                     rows.blank.add(index)  # an empty line of a spreadsheet export
                 else:
                     rows.reject(index, name, "missing required value")
@@ -445,29 +450,41 @@ def _write(
 ) -> None:
     names = list(spec.key) + [name for name in rows.cleaned if name not in spec.key]
     targets = [spec.column(name).target for name in names]
-    columns = [rows.cleaned[name] for name in names]
+    # Column by column to the end: the writer wants them so, and no row tuple is made twice.
+    columns: list[Sequence[Any]] = [rows.cleaned[name] for name in names]
+    iso_text: dict[int, Sequence[str]] = {
+        position: rows.iso_text[name]
+        for position, name in enumerate(names)
+        if name in rows.iso_text
+    }
     if len(kept) != len(rows.lines):
-        columns = [[column[i] for i in kept] for column in columns]
-    records = list(zip(*columns, strict=True))
+        columns = _pick(columns, kept)
+        iso_text = dict(zip(iso_text, _pick(list(iso_text.values()), kept), strict=True))
     width = len(spec.key)
     keys = list(zip(*columns[:width], strict=True))
     stored = writer.existing_rows(connection, spec.table, targets[:width], targets[width:], keys)
     if not stored:
-        to_write = records  # nothing stored yet under these keys: every row is new
-        report.inserted = len(records)
+        report.inserted = len(keys)  # nothing stored yet under these keys: every row is new
     else:
-        to_write = []
-        for key, record in zip(keys, records, strict=True):
+        chosen: list[int] = []
+        # Only key columns (a referral without its date): every stored row is the same.
+        records: Iterable[tuple[Any, ...]] = (
+            zip(*columns[width:], strict=True) if len(columns) > width else repeat((), len(keys))
+        )
+        for position, (key, record) in enumerate(zip(keys, records, strict=True)):
             old = stored.get(key)
             if old is None:
                 report.inserted += 1
-                to_write.append(record)
-            elif _same(old, record[width:]):
+                chosen.append(position)
+            elif _same(old, record):
                 report.unchanged += 1
             else:
                 report.updated += 1
-                to_write.append(record)
-    done = total - len(to_write)
+                chosen.append(position)
+        if len(chosen) != len(keys):
+            columns = _pick(columns, chosen)
+            iso_text = dict(zip(iso_text, _pick(list(iso_text.values()), chosen), strict=True))
+    done = total - (report.inserted + report.updated)  # rows with nothing to write
 
     def advance(rows_written: int) -> None:
         nonlocal done
@@ -475,7 +492,19 @@ def _write(
         if progress is not None:
             progress(done, total)
 
-    writer.upsert(connection, spec.table, targets[:width], targets, to_write, progress=advance)
+    writer.upsert_columns(
+        connection,
+        spec.table,
+        targets[:width],
+        targets,
+        columns,
+        iso_text=iso_text,
+        progress=advance,
+    )
+
+
+def _pick(columns: list[Sequence[Any]], indices: list[int]) -> list[Sequence[Any]]:
+    return [list(map(column.__getitem__, indices)) for column in columns]
 
 
 def _same(stored: tuple[Any, ...], new: tuple[Any, ...]) -> bool:

@@ -11,9 +11,10 @@ temporary table, then one INSERT ... SELECT ... ON CONFLICT.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
-from operator import itemgetter, methodcaller
+from itertools import islice
+from operator import itemgetter, le, methodcaller
 from typing import Any
 
 from sqlalchemy import Table, func, select, tuple_
@@ -126,12 +127,54 @@ def upsert(
     rows = sorted(rows, key=itemgetter(*range(len(key_columns))))
     statement = _upsert_statement(dialect, table, key_columns, columns)
     if dialect == "sqlite":
-        _executemany_sqlite(connection, statement, table, columns, rows, progress)
+        by_column = [list(column) for column in zip(*rows, strict=True)]
+        _executemany_sqlite(connection, statement, table, columns, by_column, progress, {})
         return
     for chunk in _chunks(rows, WRITE_CHUNK):
         connection.execute(statement, [dict(zip(columns, row, strict=True)) for row in chunk])
         if progress is not None:
             progress(len(chunk))
+
+
+def upsert_columns(
+    connection: Connection,
+    table: Table,
+    key_columns: Sequence[str],
+    columns: Sequence[str],
+    values: Sequence[Sequence[Any]],
+    *,
+    iso_text: Mapping[int, Sequence[str]] | None = None,
+    progress: Progress | None = None,
+) -> None:
+    """`upsert` for rows given column by column: values[i] holds the column `columns[i]`.
+
+    `iso_text` may give, for a datetime column (by position), each value's
+    `isoformat(" ", "microseconds")`, which SQLite then binds instead of formatting them.
+    """
+    if not values or not values[0]:
+        return
+    if connection.dialect.name != "sqlite":
+        upsert(
+            connection,
+            table,
+            key_columns,
+            columns,
+            list(zip(*values, strict=True)),
+            progress=progress,
+        )
+        return
+    width = len(key_columns)
+    keys: Sequence[Any] = values[0] if width == 1 else list(zip(*values[:width], strict=True))
+    if not all(map(le, keys, islice(keys, 1, None))):
+        # Sorted on the key, every row lands next to the previous one in the unique index.
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        values = [list(map(column.__getitem__, order)) for column in values]
+        iso_text = {
+            position: list(map(text.__getitem__, order))
+            for position, text in (iso_text or {}).items()
+        }
+    statement = _upsert_statement("sqlite", table, key_columns, columns)
+    _executemany_sqlite(connection, statement, table, columns, values, progress, iso_text or {})
 
 
 # Enough page cache that the indexes of a big table stay in memory while rows pour in;
@@ -144,8 +187,9 @@ def _executemany_sqlite(
     statement: Any,
     table: Table,
     columns: Sequence[str],
-    rows: Sequence[tuple[Any, ...]],
+    values: Sequence[Sequence[Any]],
     progress: Progress | None,
+    iso_text: Mapping[int, Sequence[str]],
 ) -> None:
     """The compiled Core statement, run as one driver executemany per chunk.
 
@@ -156,19 +200,26 @@ def _executemany_sqlite(
     dialect = connection.dialect
     compiled = statement.compile(dialect=dialect, column_keys=list(columns))
     order = [columns.index(name) for name in compiled.positiontup]
-    converters = [_column_converter(table.c[columns[i]].type, dialect) for i in order]
+    bound: list[Sequence[Any]] = []
+    for position in order:
+        convert = _column_converter(table.c[columns[position]].type, dialect)
+        if convert is None:
+            bound.append(values[position])
+        elif position in iso_text and convert.binds_iso_text:
+            bound.append(iso_text[position])
+        else:
+            bound.append(convert(values[position]))
+    count = len(bound[0])
     previous_cache = connection.exec_driver_sql("PRAGMA cache_size").scalar()
     connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_IMPORT_CACHE_KIB}")
-    deferred = _defer_secondary_indexes(connection, table, len(rows))
+    deferred = _defer_secondary_indexes(connection, table, count)
+    sql = str(compiled)
     try:
-        for chunk in _chunks(rows, WRITE_CHUNK):
-            by_column = [
-                [row[i] for row in chunk] if convert is None else convert([row[i] for row in chunk])
-                for i, convert in zip(order, converters, strict=True)
-            ]
-            connection.exec_driver_sql(str(compiled), list(zip(*by_column, strict=True)))
+        for start in range(0, count, WRITE_CHUNK):
+            chunk = [column[start : start + WRITE_CHUNK] for column in bound]
+            connection.exec_driver_sql(sql, list(zip(*chunk, strict=True)))
             if progress is not None:
-                progress(len(chunk))
+                progress(len(chunk[0]))
         # Same transaction: if anything above fails, the drops roll back with the rows.
         for create_index in deferred:
             connection.exec_driver_sql(create_index)
@@ -201,7 +252,21 @@ def _defer_secondary_indexes(connection: Connection, table: Table, rows: int) ->
     return [sql for _name, sql in indexes]
 
 
-def _column_converter(type_: Any, dialect: Any) -> Callable[[list[Any]], list[Any]] | None:
+class _Converter:
+    """Turns a column of values into what SQLAlchemy's bind processing would make of them."""
+
+    def __init__(
+        self, convert: Callable[[Sequence[Any]], list[Any]], *, binds_iso_text: bool = False
+    ) -> None:
+        self.convert = convert
+        # True when the driver gets `value.isoformat(" ", "microseconds")` for each value.
+        self.binds_iso_text = binds_iso_text
+
+    def __call__(self, values: Sequence[Any]) -> list[Any]:
+        return self.convert(values)
+
+
+def _column_converter(type_: Any, dialect: Any) -> _Converter | None:
     processor = type_.dialect_impl(dialect).bind_processor(dialect)
     if processor is None:
         return None
@@ -214,10 +279,13 @@ def _column_converter(type_: Any, dialect: Any) -> Callable[[list[Any]], list[An
         fast_datetime = False
     if fast_datetime:
         as_text = methodcaller("isoformat", " ", "microseconds")
-        return lambda values: (
-            list(map(as_text, values))
-            if None not in values
-            else [None if v is None else as_text(v) for v in values]
+        return _Converter(
+            lambda values: (
+                list(map(as_text, values))
+                if None not in values
+                else [None if v is None else as_text(v) for v in values]
+            ),
+            binds_iso_text=True,
         )
     probe_day = date(2026, 3, 1)
     try:
@@ -225,8 +293,8 @@ def _column_converter(type_: Any, dialect: Any) -> Callable[[list[Any]], list[An
     except (TypeError, ValueError, AttributeError):
         fast_date = False
     if fast_date:
-        return lambda values: [None if v is None else v.isoformat() for v in values]
-    return lambda values: [processor(v) for v in values]
+        return _Converter(lambda values: [None if v is None else v.isoformat() for v in values])
+    return _Converter(lambda values: [processor(v) for v in values])
 
 
 def _upsert_statement(
