@@ -295,7 +295,8 @@ def clean_column(values: Sequence[str], cleaner: Cleaner) -> tuple[list[Any], di
                 outcomes[value] = (cleaner(value), None)
             except BadValue as exc:
                 outcomes[value] = (None, str(exc))
-        cleaned_values = [outcomes[value][0] for value in values]
+        cleaned_by_value = {value: outcome for value, (outcome, _) in outcomes.items()}
+        cleaned_values = list(map(cleaned_by_value.__getitem__, values))
         if all(reason is None for _, reason in outcomes.values()):
             return cleaned_values, {}
         return cleaned_values, {

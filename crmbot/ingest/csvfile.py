@@ -165,18 +165,23 @@ def _split_plain(
     """
     if '"' in text:
         return None
+    line_break = "\n"
     if "\r" in text:
-        if text.count("\r") != text.count("\r\n"):
+        crlf = text.count("\r\n")
+        if text.count("\r") != crlf:
             return None  # a lone carriage return ends a record for csv
-        text = text.replace("\r\n", "\n")
-    lines = text.split("\n")
+        if text.count("\n") == crlf:
+            line_break = "\r\n"  # every line ends so (csv's own writer does that)
+        else:
+            text = text.replace("\r\n", "\n")
+    lines = text.split(line_break)
     if lines[-1] == "":
         lines.pop()  # the line break that ends the last record
     header = lines[0].split(delimiter)
     width = len(header)
     if width < 2 or set(map(methodcaller("count", delimiter), lines)) != {width - 1}:
         return None
-    if max(map(len, lines)) > MAX_FIELD_CHARS:
+    if len(text) > MAX_FIELD_CHARS and max(map(len, lines)) > MAX_FIELD_CHARS:
         return None  # let csv report the field that is too long
     records = len(lines) - 1
     if records == 0:

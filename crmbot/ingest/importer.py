@@ -430,7 +430,8 @@ def _resolve_references(
         for index in kept:
             if values[index] in unknown:
                 rows.reject(index, column.name, f"unknown {singular} ({hint})", values[index])
-    kept = [index for index in kept if index not in rows.problems]
+    if rows.problems:
+        kept = [index for index in kept if index not in rows.problems]
     for name, unknown in to_create.items():
         target = KINDS[spec.column(name).references or ""]
         natural = target.natural_id or ""
@@ -467,10 +468,15 @@ def _write(
         columns = _pick(columns, kept)
         iso_text = dict(zip(iso_text, _pick(list(iso_text.values()), kept), strict=True))
     width = len(spec.key)
-    keys = list(zip(*columns[:width], strict=True))
-    stored = writer.existing_rows(connection, spec.table, targets[:width], targets[width:], keys)
+    keys: list[tuple[Any, ...]] = []
+    stored: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    if not writer.is_empty(connection, spec.table):
+        keys = list(zip(*columns[:width], strict=True))
+        stored = writer.existing_rows(
+            connection, spec.table, targets[:width], targets[width:], keys
+        )
     if not stored:
-        report.inserted = len(keys)  # nothing stored yet under these keys: every row is new
+        report.inserted = len(columns[0])  # nothing stored under these keys: every row is new
     else:
         chosen: list[int] = []
         # Only key columns (a referral without its date): every stored row is the same.

@@ -72,6 +72,10 @@ def create_bare(
         connection.execute(table.insert(), rows)
 
 
+def is_empty(connection: Connection, table: Table) -> bool:
+    return connection.execute(select(table.c["id"]).limit(1)).first() is None
+
+
 def existing_rows(
     connection: Connection,
     table: Table,
@@ -240,7 +244,7 @@ def _defer_secondary_indexes(connection: Connection, table: Table, rows: int) ->
     """
     if rows < DEFER_INDEXES_FROM_ROWS:
         return []
-    if connection.execute(select(table.c["id"]).limit(1)).first() is not None:
+    if not is_empty(connection, table):
         return []
     indexes = connection.exec_driver_sql(
         "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
