@@ -709,9 +709,12 @@ def scores_frame(
                 _SCORE_TABLE.c.run_id == run_id
             )
         )
-        return pd.DataFrame.from_records(result.all(), columns=names).set_index("customer_pk")
+        rows = [tuple(row) for row in result]
+        return pd.DataFrame.from_records(rows, columns=names).set_index("customer_pk")
     result = session.execute(_run_scores_statement(run_id))
-    frame = pd.DataFrame.from_records(result.all(), columns=["customer_id", *_SCORE_COLUMNS])
+    # Plain tuples: pandas' per-row attribute probes are slow on SQLAlchemy Rows.
+    rows = [tuple(row) for row in result]
+    frame = pd.DataFrame.from_records(rows, columns=["customer_id", *_SCORE_COLUMNS])
     return frame.set_index("customer_pk")
 
 

@@ -104,7 +104,9 @@ class RunContext:
 
 def _frame(engine: Engine, statement: Any, columns: list[str]) -> pd.DataFrame:
     with engine.connect() as connection:
-        rows = connection.execute(statement).all()
+        # Plain tuples: pandas probes each SQLAlchemy Row for namedtuple attributes, and every
+        # failed probe raises inside SQLAlchemy (that was half of loading the tables).
+        rows = [tuple(row) for row in connection.execute(statement)]
     return pd.DataFrame.from_records(rows, columns=columns)
 
 

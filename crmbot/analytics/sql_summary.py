@@ -252,7 +252,9 @@ def _feedback_statement(end: Any) -> Any:
 def _read(engine: Engine, statement: Any) -> pd.DataFrame:
     with engine.connect() as connection:
         result = connection.execute(statement)
-        frame = pd.DataFrame.from_records(result.all(), columns=list(result.keys()))
+        # Plain tuples: pandas' per-row attribute probes are slow on SQLAlchemy Rows.
+        rows = [tuple(row) for row in result]
+        frame = pd.DataFrame.from_records(rows, columns=list(result.keys()))
     return frame.set_index("customer_pk")
 
 
