@@ -16,7 +16,7 @@ For each size it generates the sample company (`crmbot.demo.generate_company`, s
   crmbot's `fit_bgnbd` beside the `lifetimes` package's `BetaGeoFitter` (the `bench` extra)
   on the same (x, t_x, T), with both parameter sets;
 * commands: server-side latency of `/crm customer`, `/crm at-risk`, `/crm ask` through the
-  `Dispatcher` (what every transport calls), --requests each;
+  `Dispatcher` (what every transport calls), --requests each (--ask-requests for ask);
 * HTTP: `crmbot run --http` (uvicorn) in a child process on a free loopback port, Slack's Web
   API faked locally (tests/slack_fake.py), signed slash commands at --concurrency; time to
   the acknowledgement, errors, and whether every deferred answer reached its response_url;
@@ -413,7 +413,7 @@ ASK_QUESTIONS = [
 ]
 
 
-def measure_commands(url: str, requests: int) -> dict[str, Any]:
+def measure_commands(url: str, requests: int, ask_requests: int | None = None) -> dict[str, Any]:
     from crmbot.chat.dispatch import Dispatcher
     from crmbot.db import make_engine
 
@@ -431,7 +431,8 @@ def measure_commands(url: str, requests: int) -> dict[str, Any]:
         dispatcher.handle(variants[0], user_id=BENCH_USER, channel_id="CBENCH")
         samples: list[float] = []
         outcomes: dict[str, int] = {}
-        for number in range(requests):
+        count = ask_requests if name == "ask" and ask_requests else requests
+        for number in range(count):
             text = variants[number % len(variants)]
             started = time.perf_counter()
             reply = dispatcher.handle(text, user_id=BENCH_USER, channel_id="CBENCH")
@@ -745,7 +746,7 @@ def run_size(
 
     if result["train"].get("status") == "succeeded":
         log(f"{label}: commands through the Dispatcher")
-        result["commands"] = measure_commands(url, args.requests)
+        result["commands"] = measure_commands(url, args.requests, args.ask_requests)
         if not postgres_url:
             log(f"{label}: HTTP end to end")
             try:
@@ -1006,6 +1007,11 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path, help="also write the table as markdown here")
     parser.add_argument("--workdir", type=Path, help="keep data here (default: a temp dir)")
     parser.add_argument("--requests", type=int, default=1000, help="per command")
+    parser.add_argument(
+        "--ask-requests",
+        type=int,
+        help="for /crm ask only (default: --requests; at 1M one question takes seconds)",
+    )
     parser.add_argument("--http-requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--lifetimes-timeout", type=float, default=1800)
