@@ -248,13 +248,15 @@ def _clean(
     column = spec.column(name)
     raw_values = raw[name]
     cleaned, bad = cleaning.clean_column(raw_values, column.cleaner)
-    if shortcuts and column.cleaner is cleaning.parse_datetime and not bad and None not in cleaned:
+    has_empty = None in cleaned
+    if shortcuts and column.cleaner is cleaning.parse_datetime and not bad and not has_empty:
         iso_text = cleaning.iso_text_of_tidy_datetimes(raw_values)
         if iso_text is not None:
             rows.iso_text[name] = iso_text
     for index, reason in bad.items():
         rows.reject(index, name, reason, raw_values[index])
-    if None in cleaned:
+    present = cleaned
+    if has_empty:
         empty = [i for i, value in enumerate(cleaned) if value is None and i not in bad]
         if column.required:
             for index in empty:
@@ -265,7 +267,7 @@ def _clean(
         elif column.default is not None:
             for index in empty:
                 cleaned[index] = column.default
-    present = cleaned if None not in cleaned else [v for v in cleaned if v is not None]
+        present = [value for value in cleaned if value is not None]
     if present:
         _check_length(spec, name, present, cleaned, rows)
         if column.minimum is not None or column.maximum is not None:

@@ -10,16 +10,18 @@ temporary table, then one INSERT ... SELECT ... ON CONFLICT.
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from itertools import islice
 from operator import itemgetter, le, methodcaller
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table, func, select, tuple_
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 # Bind parameters per statement stay under every driver's limit (SQLite: 32766).
 LOOKUP_CHUNK = 900
@@ -218,16 +220,26 @@ def _executemany_sqlite(
     connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_IMPORT_CACHE_KIB}")
     deferred = _defer_secondary_indexes(connection, table, count)
     sql = str(compiled)
+    # The driver's cursor, in the transaction SQLAlchemy began, takes the rows as an iterator:
+    # each tuple is bound and dropped before the next is made (zip then reuses it).
+    cursor = cast(sqlite3.Cursor, connection.connection.cursor())  # the pysqlite driver
     try:
         for start in range(0, count, WRITE_CHUNK):
             chunk = [column[start : start + WRITE_CHUNK] for column in bound]
-            connection.exec_driver_sql(sql, list(zip(*chunk, strict=True)))
+            try:
+                cursor.executemany(sql, zip(*chunk, strict=True))
+            except sqlite3.Error as exc:
+                # What SQLAlchemy would have raised, so callers see one kind of error.
+                raise DBAPIError.instance(
+                    sql, None, exc, sqlite3.Error, hide_parameters=True, dialect=connection.dialect
+                ) from exc
             if progress is not None:
                 progress(len(chunk[0]))
         # Same transaction: if anything above fails, the drops roll back with the rows.
         for create_index in deferred:
             connection.exec_driver_sql(create_index)
     finally:
+        cursor.close()
         connection.exec_driver_sql(f"PRAGMA cache_size={previous_cache}")
 
 
@@ -298,7 +310,7 @@ def _column_converter(type_: Any, dialect: Any) -> _Converter | None:
         fast_date = False
     if fast_date:
         return _Converter(lambda values: [None if v is None else v.isoformat() for v in values])
-    return _Converter(lambda values: [processor(v) for v in values])
+    return _Converter(lambda values: list(map(processor, values)))
 
 
 def _upsert_statement(
