@@ -47,6 +47,8 @@ class CsvRecords:
     warnings: list[str] = field(default_factory=list)
     # True when the file was split without the csv module (see the module's docstring)
     split_plainly: bool = False
+    # The length of the longest line, when split plainly (no value is longer)
+    longest_line: int | None = None
 
     @property
     def record_count(self) -> int:
@@ -118,8 +120,9 @@ def read_csv(
     }
     dialect = _sniff_dialect(text)
     plain = _split_plain(text, str(dialect.delimiter)) if plain_split else None
+    longest_line = None
     if plain is not None:
-        header, lines, fields = plain
+        header, lines, fields, longest_line = plain
         ragged: list[tuple[int, int]] = []
     else:
         previous_limit = csv.field_size_limit(MAX_FIELD_CHARS)
@@ -136,7 +139,9 @@ def read_csv(
         if name and name in seen:
             raise FileRejected(f"the column {name!r} appears twice in the header")
         seen.add(name)
-    return CsvRecords(columns, lines, fields, ragged, encoding, warnings, plain is not None)
+    return CsvRecords(
+        columns, lines, fields, ragged, encoding, warnings, plain is not None, longest_line
+    )
 
 
 def _sniff_dialect(text: str) -> type[csv.Dialect]:
@@ -156,8 +161,9 @@ class _Semicolon(csv.excel):
 
 def _split_plain(
     text: str, delimiter: str
-) -> tuple[list[str], Sequence[int], list[Sequence[str]]] | None:
-    """(header, record start lines, columns) of a file without quotes; None for any other.
+) -> tuple[list[str], Sequence[int], list[Sequence[str]], int] | None:
+    """(header, record start lines, columns, longest line) of a file without quotes; None
+    for any other.
 
     Without a quote character the csv module's records are exactly the lines and its values
     exactly the pieces between separators, so splitting is enough -- provided every line has
@@ -181,14 +187,15 @@ def _split_plain(
     width = len(header)
     if width < 2 or set(map(methodcaller("count", delimiter), lines)) != {width - 1}:
         return None
-    if len(text) > MAX_FIELD_CHARS and max(map(len, lines)) > MAX_FIELD_CHARS:
+    longest = max(map(len, lines))
+    if longest > MAX_FIELD_CHARS:
         return None  # let csv report the field that is too long
     records = len(lines) - 1
     if records == 0:
-        return header, range(2, 2), [[] for _name in header]
+        return header, range(2, 2), [[] for _name in header], longest
     body = delimiter.join(lines[1:]).split(delimiter)
     assert len(body) == records * width
-    return header, range(2, records + 2), [body[i::width] for i in range(width)]
+    return header, range(2, records + 2), [body[i::width] for i in range(width)], longest
 
 
 def _split(

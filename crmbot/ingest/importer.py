@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from crmbot.db import DatabaseUnavailable, bulk_write_connection
 from crmbot.erasure import pseudonym
 from crmbot.ingest import cleaning, writer
-from crmbot.ingest.csvfile import FileRejected, read_csv
+from crmbot.ingest.csvfile import MAX_FIELD_CHARS, FileRejected, read_csv
 from crmbot.ingest.kinds import KINDS, Kind
 from crmbot.ingest.report import ImportReport, Rejection
 from crmbot.privacy import mask_pii
@@ -152,6 +152,7 @@ class _Rows:
         # For some datetime columns, each value's `isoformat(" ", "microseconds")`, taken
         # from the file's text (the writer binds it instead of formatting every value).
         self.iso_text: dict[str, list[str]] = {}
+        self.longest_line = MAX_FIELD_CHARS
 
     def reject(self, index: int, column: str, reason: str, value: object = "") -> None:
         self.problems[index].append(Rejection.of(self.lines[index], column, reason, value))
@@ -191,6 +192,8 @@ def _import(
     if progress is not None:
         progress(0, total)
     rows = _Rows(csv_file.lines)
+    # No cleaned text is longer than the line it came from, when lines are known.
+    rows.longest_line = csv_file.longest_line or MAX_FIELD_CHARS
     for line, count in csv_file.ragged:
         report.rejected.append(
             Rejection.of(line, "", f"has {count} values but the header has {len(header)} columns")
@@ -247,12 +250,15 @@ def _clean(
 ) -> None:
     column = spec.column(name)
     raw_values = raw[name]
-    cleaned, bad = cleaning.clean_column(raw_values, column.cleaner)
+    tidy = None
+    if shortcuts and column.cleaner is cleaning.parse_datetime:
+        tidy = cleaning.tidy_datetimes(raw_values)
+    if tidy is not None:
+        cleaned, rows.iso_text[name] = tidy
+        bad: dict[int, str] = {}
+    else:
+        cleaned, bad = cleaning.clean_column(raw_values, column.cleaner)
     has_empty = None in cleaned
-    if shortcuts and column.cleaner is cleaning.parse_datetime and not bad and not has_empty:
-        iso_text = cleaning.iso_text_of_tidy_datetimes(raw_values)
-        if iso_text is not None:
-            rows.iso_text[name] = iso_text
     for index, reason in bad.items():
         rows.reject(index, name, reason, raw_values[index])
     present = cleaned
@@ -290,7 +296,7 @@ def _check_length(
         return
     # A reference is checked against the referenced table instead.
     limit = None if column.references else getattr(spec.table.c[column.target].type, "length", None)
-    if limit is None or max(map(len, present)) <= limit:
+    if limit is None or rows.longest_line <= limit or max(map(len, present)) <= limit:
         return
     for index, value in enumerate(cleaned):
         if value is not None and len(value) > limit:
