@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from crmbot.db import make_engine, upgrade
 from crmbot.ingest import ImportReport, import_file
-from crmbot.ingest.cleaning import iso_text_of_tidy_datetimes, parse_datetime
+from crmbot.ingest.cleaning import iso_text_of_tidy_datetimes, parse_datetime, tidy_datetimes
 from crmbot.ingest.csvfile import read_csv
 
 TODAY = date(2026, 6, 30)
@@ -46,6 +46,7 @@ O9; C1 ;2026-01-10 08:00;USD 12;
 O10;C2;2026-02-30;3;USD
 O11;C1;2026-01-11;3;EURO
 O12;C4;  2026-01-12  ;-7.25;GBP
+O13xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx;C1;2026-01-13;1;USD
 """
 
 
@@ -112,6 +113,12 @@ def stored(engine: Engine) -> list[tuple[Any, ...]]:
         ("messy-strict", MESSY_ORDERS, True, {"strict": True}),
         ("tidy", tidy_orders(300, problems=False), True, {}),
         ("tidy-with-problems", tidy_orders(300, problems=True), True, {}),
+        (
+            "tidy-but-impossible",
+            tidy_orders(30, problems=False) + "O99999,C1,2026-02-30 10:00:00,5,USD\r\n",
+            True,
+            {},
+        ),
         ("quoted", tidy_orders(50, problems=True).replace(",USD", ',"US\nD"', 1), False, {}),
     ],
 )
@@ -158,6 +165,7 @@ def test_tidy_datetime_text_is_what_formatting_makes() -> None:
         "2026-03-01 00:00:00.000000",
         "2026-03-02 00:00:00.000000",
     ]
+    assert tidy_datetimes(["2026-03-01 14:05:06", "2026-02-30 10:00:00"]) is None
     # Other forms parse too, but their text is not the stored one: no shortcut.
     for odd in (
         ["2026-03-01 14:05:06", "2026-03-01T14:05:06"],
