@@ -229,22 +229,16 @@ _TIDY_DATETIME = "9999-99-99 99:99:99"
 _TIDY_DATE = "9999-99-99"
 
 
+_ASCII_DIGITS_AS_NINES = str.maketrans("0123456789", "9999999999")
+
+
 def _all_in_layout(values: Sequence[str], layout: str) -> bool:
-    """Whether every value is written exactly as `layout`, checked a column of characters at
-    a time: joined by line breaks, the k-th character of every value sits at k, k + stride,
-    k + 2 * stride... (a slice in C), and the breaks sit where the layout says they do."""
-    width, stride = len(layout), len(layout) + 1
+    """Whether every value is written exactly as `layout`: the column joined by line breaks,
+    its ASCII digits turned into 9s, must read as the layout repeated (two C-level passes
+    instead of a pattern match per value). A value holding a line break cannot pass: the
+    breaks would not all fall where the layout's copies meet."""
     joined = "\n".join(values)
-    if len(joined) != stride * len(values) - 1 or joined[width::stride] != "\n" * (len(values) - 1):
-        return False
-    for position, expected in enumerate(layout):
-        characters = joined[position::stride]
-        if expected == "9":
-            if not (characters.isascii() and characters.isdigit()):
-                return False
-        elif characters != expected * len(values):
-            return False
-    return True
+    return joined.translate(_ASCII_DIGITS_AS_NINES) == "\n".join(repeat(layout, len(values)))
 
 
 def iso_text_of_tidy_datetimes(values: Sequence[str]) -> list[str] | None:

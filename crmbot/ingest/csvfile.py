@@ -22,7 +22,7 @@ import io
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import methodcaller
+from itertools import repeat
 from pathlib import Path
 
 # Large enough for any real ticket body; a longer field almost always means an unclosed
@@ -185,7 +185,7 @@ def _split_plain(
         lines.pop()  # the line break that ends the last record
     header = lines[0].split(delimiter)
     width = len(header)
-    if width < 2 or set(map(methodcaller("count", delimiter), lines)) != {width - 1}:
+    if width < 2 or set(map(str.count, lines, repeat(delimiter))) != {width - 1}:
         return None
     longest = max(map(len, lines))
     if longest > MAX_FIELD_CHARS:

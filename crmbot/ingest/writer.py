@@ -49,7 +49,7 @@ def lookup_ids(
     connection: Connection, table: Table, natural_column: str, natural_ids: Iterable[str]
 ) -> dict[str, int]:
     """{natural id: surrogate id} for those of `natural_ids` present in `table`."""
-    wanted = sorted(set(natural_ids))
+    wanted = set(natural_ids)
     if not wanted:
         return {}
     key, pk = table.c[natural_column], table.c["id"]
@@ -57,7 +57,7 @@ def lookup_ids(
     if _whole_table_is_cheaper(connection, table, len(wanted)):
         everything = dict(map(tuple, connection.execute(select(key, pk)).all()))
         return {natural: everything[natural] for natural in wanted if natural in everything}
-    for chunk in _chunks(wanted, LOOKUP_CHUNK):
+    for chunk in _chunks(sorted(wanted), LOOKUP_CHUNK):
         found.update(
             (natural, surrogate)
             for natural, surrogate in connection.execute(select(key, pk).where(key.in_(chunk)))
