@@ -15,7 +15,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
-from itertools import repeat
+from itertools import islice, repeat
+from operator import lt
 from pathlib import Path
 from typing import Any
 
@@ -331,8 +332,12 @@ def _deduplicate(spec: Kind, rows: _Rows, report: ImportReport) -> list[int]:
         key_columns[0] if len(key_columns) == 1 else list(zip(*key_columns, strict=True))
     )
     good = rows.good_indices()
-    if isinstance(good, range) and len(set(keys)) == len(keys):
-        return list(good)  # the usual case: every key once, decided without a Python loop
+    # The usual case: every key once, decided without a Python loop -- and for an export
+    # sorted on its key, without hashing a single key.
+    if isinstance(good, range) and (
+        all(map(lt, keys, islice(keys, 1, None))) or len(set(keys)) == len(keys)
+    ):
+        return list(good)
     records = list(zip(*rows.cleaned.values(), strict=True))
     first_index: dict[Any, int] = {}
     conflicts: dict[Any, list[int]] = {}
