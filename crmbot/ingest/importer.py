@@ -325,7 +325,7 @@ def _check_future(
         rows.reject(index, name, f"is in the future (after {today:%Y-%m-%d})", raw_values[index])
 
 
-def _deduplicate(spec: Kind, rows: _Rows, report: ImportReport) -> list[int]:
+def _deduplicate(spec: Kind, rows: _Rows, report: ImportReport) -> Sequence[int]:
     """Indices of the rows to import: exact copies dropped, conflicting keys rejected."""
     key_columns = [rows.cleaned[name] for name in spec.key]
     keys: list[Any] = (
@@ -337,7 +337,7 @@ def _deduplicate(spec: Kind, rows: _Rows, report: ImportReport) -> list[int]:
     if isinstance(good, range) and (
         all(map(lt, keys, islice(keys, 1, None))) or len(set(keys)) == len(keys)
     ):
-        return list(good)
+        return good
     records = list(zip(*rows.cleaned.values(), strict=True))
     first_index: dict[Any, int] = {}
     conflicts: dict[Any, list[int]] = {}
@@ -382,7 +382,7 @@ def _erased_customers(connection: Connection, natural_ids: set[str]) -> dict[str
     return {by_alias[alias]: surrogate for alias, surrogate in found.items()}
 
 
-def _refuse_erased(connection: Connection, rows: _Rows, kept: list[int]) -> list[int]:
+def _refuse_erased(connection: Connection, rows: _Rows, kept: Sequence[int]) -> Sequence[int]:
     """Customers rows for erased customers (from an old export) are not imported again."""
     ids = rows.cleaned["customer_id"]
     erased = _erased_customers(connection, {ids[i] for i in kept})
@@ -398,10 +398,10 @@ def _resolve_references(
     connection: Connection,
     spec: Kind,
     rows: _Rows,
-    kept: list[int],
+    kept: Sequence[int],
     report: ImportReport,
     create_missing: bool,
-) -> list[int]:
+) -> Sequence[int]:
     """Turn natural ids into surrogate keys; reject (or create) the unknown ones.
 
     Rows are rejected for every unknown reference first; bare rows are created afterwards,
@@ -463,7 +463,7 @@ def _write(
     connection: Connection,
     spec: Kind,
     rows: _Rows,
-    kept: list[int],
+    kept: Sequence[int],
     report: ImportReport,
     progress: ProgressCallback | None,
     total: int,
@@ -528,7 +528,7 @@ def _write(
     )
 
 
-def _pick(columns: list[Sequence[Any]], indices: list[int]) -> list[Sequence[Any]]:
+def _pick(columns: list[Sequence[Any]], indices: Sequence[int]) -> list[Sequence[Any]]:
     return [list(map(column.__getitem__, indices)) for column in columns]
 
 
