@@ -1,6 +1,7 @@
 """How fast `crmbot import orders` loads into SQLite, beside a plain sqlite3 executemany.
 
     python benchmarks/import_bench.py [--rows 200000] [--customers 20000] [--repeat 3]
+                                      [--profile 25]
 
 Both sides load the same generated orders into a fresh SQLite file with crmbot's schema
 (its indexes and foreign keys), with the same pragmas (WAL, synchronous=NORMAL). The import
@@ -12,12 +13,16 @@ by row, default page cache) and once with the loader's own tricks (sorted keys, 
 cache, secondary indexes rebuilt after the load, no per-row foreign-key checks): the floor
 for SQLite itself. A second import of the same file (nothing to write) is timed too. The
 best of --repeat runs is shown, as wall-clock and as CPU seconds of the process.
+`--profile N` then imports once more under cProfile and prints the N functions that took
+the most time of their own: where the import's time goes.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import csv
+import pstats
 import random
 import sqlite3
 import tempfile
@@ -95,6 +100,17 @@ def time_import(database: Path, orders_csv: Path) -> tuple[Timing, Timing]:
     return first_time, second_time
 
 
+def profile_import(database: Path, orders_csv: Path, lines: int) -> None:
+    engine = make_engine(f"sqlite:///{database}")
+    profiler = cProfile.Profile()
+    profiler.enable()
+    report = import_file(engine, "orders", orders_csv, today=date(2026, 6, 30))
+    profiler.disable()
+    assert report.ok, report.summary()
+    engine.dispose()
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(lines)
+
+
 def time_executemany(database: Path, orders_csv: Path, *, tuned: bool = False) -> Timing:
     """Insert already parsed rows; `tuned` uses the same tricks as crmbot's loader."""
     connection = sqlite3.connect(database, isolation_level=None)
@@ -141,6 +157,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", type=int, default=0, metavar="N")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="crmbot-bench-") as tmp:
@@ -163,6 +180,10 @@ def main() -> None:
                 time_executemany(
                     fresh_database(folder, f"tuned{run}", customers_csv), orders_csv, tuned=True
                 )
+            )
+        if args.profile:
+            profile_import(
+                fresh_database(folder, "profiled", customers_csv), orders_csv, args.profile
             )
     rows = args.rows
     baseline = min(plain)
