@@ -104,16 +104,27 @@ class RunContext:
 
 def _frame(engine: Engine, statement: Any, columns: list[str]) -> pd.DataFrame:
     with engine.connect() as connection:
-        # Plain tuples: pandas probes each SQLAlchemy Row for namedtuple attributes, and every
-        # failed probe raises inside SQLAlchemy (that was half of loading the tables).
-        rows = [tuple(row) for row in connection.execute(statement)]
+        result = connection.execute(statement)
+        # Rows straight from the driver's cursor: SQLAlchemy's per-row objects and per-value
+        # conversions (a regex per SQLite datetime) cost more than the query itself on a
+        # large book. Dates then arrive as the driver gives them (text on SQLite) and
+        # `_datetimes` converts whole columns at once.
+        try:
+            rows = result.cursor.fetchall() if result.cursor is not None else []
+        finally:
+            result.close()
     return pd.DataFrame.from_records(rows, columns=columns)
 
 
 def _datetimes(frame: pd.DataFrame, *names: str) -> pd.DataFrame:
     for name in names:
-        frame[name] = pd.to_datetime(frame[name])
+        frame[name] = _to_datetime(frame[name])
     return frame
+
+
+def _to_datetime(values: pd.Series) -> pd.Series:
+    # ISO text (SQLite) or datetime objects (PostgreSQL, MariaDB): one vectorised parse.
+    return pd.to_datetime(values, format="ISO8601")
 
 
 def load_training_data(engine: Engine, as_of: date) -> TrainingData:
@@ -132,7 +143,7 @@ def load_training_data(engine: Engine, as_of: date) -> TrainingData:
         ).where(col(Customer.erased_at).is_(None)),
         ["customer_pk", "customer_id", "name", "company", "region", "owner", "signed_up_at"],
     ).set_index("customer_pk")
-    customers["signed_up_at"] = pd.to_datetime(customers["signed_up_at"])
+    customers["signed_up_at"] = _to_datetime(customers["signed_up_at"])
     orders = _frame(
         engine,
         select(col(Order.id), col(Order.customer_pk), col(Order.ordered_at), col(Order.amount))
