@@ -39,7 +39,7 @@ from crmbot.analytics.base import RunContext, StageFailed, TrainingData, load_tr
 from crmbot.analytics.sql_summary import sql_customer_summary, summary_in_database
 from crmbot.clock import utc_now
 from crmbot.config import Settings
-from crmbot.db import is_sqlite, read_session, write_session
+from crmbot.db import is_sqlite, read_session, refresh_statistics, write_session
 from crmbot.models import ActiveRun, CustomerScore, ModelRun
 
 logger = logging.getLogger(__name__)
@@ -402,6 +402,8 @@ def write_scores(engine: Engine, run_id: int, scores: pd.DataFrame) -> int:
     for start in range(0, len(records), WRITE_CHUNK_ROWS):
         with engine.begin() as connection:
             connection.execute(insert_statement, records[start : start + WRITE_CHUNK_ROWS])
+    # Before activation, so the first reads of the new run are planned on its rows.
+    refresh_statistics(engine, _SCORE_TABLE.name)
     return len(records)
 
 

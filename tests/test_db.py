@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import insert, inspect, text
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
-from crmbot.db import current_revision, upgrade
+from crmbot.db import current_revision, refresh_statistics, upgrade
+from crmbot.models import Customer
 
 
 def test_migrations_match_the_models(storage_engine: Engine) -> None:
@@ -26,3 +27,19 @@ def test_upgrade_is_idempotent(storage_engine: Engine) -> None:
     upgrade(storage_engine)
     assert current_revision(storage_engine) == first
     assert "customer" in inspect(storage_engine).get_table_names()
+
+
+def test_statistics_are_refreshed_after_a_bulk_write(storage_engine: Engine) -> None:
+    """PostgreSQL/MariaDB plan from statistics: a bulk write refreshes them; SQLite: no-op."""
+    rows = [{"customer_id": f"C{n}", "name": f"Customer {n}"} for n in range(50)]
+    with storage_engine.begin() as connection:
+        connection.execute(insert(Customer.__table__), rows)  # type: ignore[attr-defined]
+    refresh_statistics(storage_engine, "customer")
+    with storage_engine.connect() as connection:
+        if storage_engine.dialect.name == "postgresql":
+            estimated = connection.execute(
+                text("SELECT reltuples FROM pg_class WHERE relname = 'customer'")
+            ).scalar_one()
+            assert estimated == 50  # -1 (never analysed) without the refresh
+        elif storage_engine.dialect.name == "sqlite":
+            assert "sqlite_stat1" not in inspect(storage_engine).get_table_names()

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from crmbot.db import DatabaseUnavailable, bulk_write_connection
+from crmbot.db import DatabaseUnavailable, bulk_write_connection, refresh_statistics
 from crmbot.erasure import pseudonym
 from crmbot.ingest import cleaning, writer
 from crmbot.ingest.csvfile import MAX_FIELD_CHARS, FileRejected, read_csv
@@ -114,6 +114,8 @@ def import_file(
     except FileRejected as exc:
         report.file_error = str(exc)
         report.inserted = report.updated = report.unchanged = 0
+    if report.inserted or report.updated:
+        refresh_statistics(engine, spec.table.name)
     report.rejected.sort(key=lambda r: (r.line, r.column))
     if report_path is not None:
         report.write_csv(report_path)
