@@ -76,7 +76,7 @@ from crmbot.analytics.base import RunContext, StageFailed, TrainingData, day_end
 from crmbot.analytics.features import customer_summary
 from crmbot.analytics.satisfaction import customer_satisfaction
 from crmbot.analytics.segments import PROSPECTS, SEGMENT_MEANINGS, SEGMENT_ORDER, rfm_scores
-from crmbot.analytics.text_sentiment import HashedTexts
+from crmbot.analytics.text_sentiment import HASHED_TEXTS, HashedTexts
 from crmbot.config import Settings
 
 log = logging.getLogger(__name__)
@@ -701,10 +701,12 @@ def train_churn_model(
     seed: int,
     progress: Callable[[str], None] | None = None,
     summary_source: Callable[[date], pd.DataFrame] | None = None,
+    hashed: HashedTexts | None = None,
 ) -> ChurnModel:
     """Build snapshots, fit and compare the models, calibrate; raises NotEnoughHistory.
 
     `summary_source`: each snapshot's customer summary from the database (else pandas).
+    `hashed`: the run's texts already counted (else they are counted here).
     """
     with _threads():
         return _train_churn_model(
@@ -713,6 +715,7 @@ def train_churn_model(
             seed=seed,
             progress=progress,
             summary_source=summary_source,
+            hashed=hashed,
         )
 
 
@@ -723,6 +726,7 @@ def _train_churn_model(
     seed: int,
     progress: Callable[[str], None] | None,
     summary_source: Callable[[date], pd.DataFrame] | None,
+    hashed: HashedTexts | None,
 ) -> ChurnModel:
     say = progress or (lambda _message: None)
     purchases = data.orders[data.orders["amount"] >= 0]
@@ -737,7 +741,8 @@ def _train_churn_model(
             "from; import more order history or lower CRMBOT_CHURN_HORIZON_DAYS"
         )
     # Every comment and ticket is tokenised once; each snapshot looks its rows up.
-    hashed = HashedTexts.of(data.feedback, data.tickets)
+    if hashed is None:
+        hashed = HashedTexts.of(data.feedback, data.tickets)
     validation = snapshot_at(
         data,
         cutoffs[0],
@@ -901,7 +906,11 @@ def run(ctx: RunContext) -> None:
     ctx.scores["value_at_risk"] = np.nan
     try:
         churn = train_churn_model(
-            ctx.data, horizon_days=horizon, seed=seed, summary_source=ctx.summary_source
+            ctx.data,
+            horizon_days=horizon,
+            seed=seed,
+            summary_source=ctx.summary_source,
+            hashed=ctx.cache.get(HASHED_TEXTS),
         )
     except NotEnoughHistory as exc:
         log.warning("churn model not trained: %s", exc)

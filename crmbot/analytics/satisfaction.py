@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_limits
 from crmbot.analytics.base import RunContext, TrainingData
 from crmbot.analytics.text_sentiment import (
     DETRACTOR_NPS,
+    HASHED_TEXTS,
     PROMOTER_NPS,
     HashedTexts,
     TextSentimentModel,
@@ -212,8 +213,11 @@ def run(ctx: RunContext) -> None:
     # One BLAS/OpenMP thread: the text model's work is small and sparse, and spinning
     # threads made it 8x slower in wall time on a busy two-core machine (0.8 s vs 6.4 s
     # for the 3,000-customer sample company).
+    # The texts are counted once per run; churn's snapshots look their rows up too.
+    hashed = HashedTexts.of(ctx.data.feedback, ctx.data.tickets)
+    ctx.cache[HASHED_TEXTS] = hashed
     with threadpool_limits(limits=1):
-        result = customer_satisfaction(ctx.data, seed=ctx.settings.random_seed)
+        result = customer_satisfaction(ctx.data, seed=ctx.settings.random_seed, hashed=hashed)
     for column in SCORE_COLUMNS:
         ctx.scores[column] = result.frame[column].reindex(ctx.scores.index)
     # An integer column: plain ints and None, which every database driver accepts.
