@@ -48,6 +48,7 @@ from slack_sdk.http_retry import (
     BackoffRetryIntervalCalculator,
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
+    RetryHandler,
     RetryIntervalCalculator,
 )
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
@@ -531,12 +532,13 @@ class DeliveryCheck:
         return found
 
 
-class _CheckedServerErrorRetry(ServerErrorRetryHandler):
-    """Retries 500/503 — unless the post it would repeat is already in the channel."""
+class _UnlessLanded(RetryHandler):
+    """A retry handler that will not repeat a post Slack already accepted.
 
-    def __init__(self, check: DeliveryCheck, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.check = check
+    Mixed in before one of slack-sdk's handlers, which decides what is retryable at all.
+    """
+
+    check: DeliveryCheck
 
     def _can_retry(
         self,
@@ -551,7 +553,15 @@ class _CheckedServerErrorRetry(ServerErrorRetryHandler):
         ) and not self.check.landed(request)
 
 
-class _CheckedConnectionRetry(ConnectionErrorRetryHandler):
+class _CheckedServerErrorRetry(_UnlessLanded, ServerErrorRetryHandler):
+    """Retries 500/503 — unless the post it would repeat is already in the channel."""
+
+    def __init__(self, check: DeliveryCheck, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.check = check
+
+
+class _CheckedConnectionRetry(_UnlessLanded, ConnectionErrorRetryHandler):
     """Retries dropped connections and timeouts — unless the post already landed."""
 
     def __init__(self, check: DeliveryCheck, **kwargs: Any) -> None:
@@ -560,18 +570,6 @@ class _CheckedConnectionRetry(ConnectionErrorRetryHandler):
             **kwargs,
         )
         self.check = check
-
-    def _can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        return super()._can_retry(
-            state=state, request=request, response=response, error=error
-        ) and not self.check.landed(request)
 
 
 def slack_client(

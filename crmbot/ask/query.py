@@ -48,22 +48,7 @@ ScoreField = Literal[
     "expected_purchases",
 ]
 # What can be summed, averaged or sorted: a score, or an order's amount.
-Measure = Literal[
-    "clv",
-    "churn_risk",
-    "value_at_risk",
-    "satisfaction",
-    "recency_days",
-    "total_spend",
-    "monetary",
-    "orders_count",
-    "influence",
-    "referred_customers",
-    "p_alive",
-    "expected_purchases",
-    "amount",
-    "referrals",
-]
+Measure = Literal[ScoreField, "amount", "referrals"]
 GroupBy = Literal["segment", "cluster", "region", "owner", "company", "referrer", "month"]
 # For customers: is a date range about when they signed up or when they ordered?
 DateField = Literal["signed_up", "ordered"]
