@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -234,6 +235,29 @@ def _day_features(
     before_spend = np.bincount(daily_buyer[~recent], weights=daily_spend[~recent], minlength=n)
     before_span = window_start - first
     before_span[~(before_span > 0)] = np.nan
+    add_rate_trends(
+        summary,
+        recent_days=recent_days,
+        recent_spend=recent_spend,
+        before_days=before_days,
+        before_spend=before_spend,
+        before_span=before_span,
+    )
+
+
+def add_rate_trends(
+    summary: pd.DataFrame,
+    *,
+    recent_days: Any,
+    recent_spend: Any,
+    before_days: Any,
+    before_spend: Any,
+    before_span: Any,
+) -> None:
+    """Purchase days and spend per RATE_PERIOD_DAYS in the last 90 days, before them, and
+    the change; `before_span` is the days from the first purchase to the window (NaN where
+    there were none). Shared with the SQL summary so both compute the same numbers.
+    """
     per_recent = RATE_PERIOD_DAYS / TREND_WINDOW_DAYS
     summary["purchase_rate_last_90d"] = recent_days * per_recent
     summary["spend_rate_last_90d"] = recent_spend * per_recent

@@ -32,7 +32,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from crmbot.analytics.base import day_end
-from crmbot.analytics.features import RATE_PERIOD_DAYS, TREND_WINDOW_DAYS
+from crmbot.analytics.features import TREND_WINDOW_DAYS, add_rate_trends
 from crmbot.models import Customer, Feedback, Order, Ticket
 
 # The tables' columns (Core, so the expressions are typed as SQL, not as model fields).
@@ -359,15 +359,14 @@ def _purchases(
     before_spend = _floats(days, index, "before_spend", 0.0)
     before_span = (window_start - first).astype(float)
     before_span = before_span.where(before_span > 0)
-    per_recent = RATE_PERIOD_DAYS / TREND_WINDOW_DAYS
-    summary["purchase_rate_last_90d"] = (recent_days * per_recent).astype(float)
-    summary["spend_rate_last_90d"] = recent_spend * per_recent
-    summary["purchase_rate_before_90d"] = before_days * RATE_PERIOD_DAYS / before_span
-    summary["spend_rate_before_90d"] = before_spend * RATE_PERIOD_DAYS / before_span
-    summary["purchase_rate_trend"] = (
-        summary["purchase_rate_last_90d"] - summary["purchase_rate_before_90d"]
+    add_rate_trends(
+        summary,
+        recent_days=recent_days,
+        recent_spend=recent_spend,
+        before_days=before_days,
+        before_spend=before_spend,
+        before_span=before_span,
     )
-    summary["spend_rate_trend"] = summary["spend_rate_last_90d"] - summary["spend_rate_before_90d"]
 
     # After the day columns, in the order `features` writes them (same column order).
     refunds_total = _floats(orders, index, "refunds_total", 0.0)
