@@ -177,12 +177,14 @@ def train(
         }
         timings["total"] = time.perf_counter() - started
         activate_now = verdict is None or force
+        status = "succeeded" if activate_now else "rejected"
+        error = None if activate_now else f"not activated: {verdict}"
         _finish_run(
             engine,
             run_id,
-            status="succeeded" if activate_now else "rejected",
+            status=status,
             activate=activate_now,
-            error=None if activate_now else f"not activated: {verdict}",
+            error=error,
             timings=timings,
             row_counts=row_counts,
             params=ctx.params,
@@ -193,9 +195,9 @@ def train(
         return RunResult(
             run_id=run_id,
             as_of=as_of,
-            status="succeeded" if activate_now else "rejected",
+            status=status,
             activated=activate_now,
-            error=None if activate_now else f"not activated: {verdict}",
+            error=error,
             timings=timings,
             row_counts=row_counts,
             params=ctx.params,
@@ -206,14 +208,16 @@ def train(
         logger.warning("model run %s failed: %s", run_id, error, exc_info=not _expected(exc))
         timings["total"] = time.perf_counter() - started
         notify(StageEvent(step, "failed", 0, total_steps, note=error))
+        params = ctx.params if ctx is not None else {}
+        metrics = ctx.metrics if ctx is not None else {}
         _fail_run(
             engine,
             run_id,
             error=error,
             timings=timings,
             row_counts=row_counts,
-            params=ctx.params if ctx is not None else {},
-            metrics=ctx.metrics if ctx is not None else {},
+            params=params,
+            metrics=metrics,
             clock=clock,
         )
         return RunResult(
@@ -224,8 +228,8 @@ def train(
             error=error,
             timings=timings,
             row_counts=row_counts,
-            params=ctx.params if ctx is not None else {},
-            metrics=ctx.metrics if ctx is not None else {},
+            params=params,
+            metrics=metrics,
         )
 
 
