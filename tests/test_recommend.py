@@ -283,7 +283,8 @@ def test_offers_do_not_depend_on_the_chunking(
 ) -> None:
     data = make_data(affinity_company())
     whole = run_stage(data, run_settings).scores["next_products"].tolist()
-    monkeypatch.setattr(recommend, "CUSTOMERS_PER_CHUNK", 37)
+    monkeypatch.setattr(recommend, "DENSE_CHUNK_CELLS", 0)
+    monkeypatch.setattr(recommend, "MIN_CHUNK_ROWS", 37)
     chunked = run_stage(data, run_settings).scores["next_products"].tolist()
     assert chunked == whole
     assert sum(offers is not None for offers in whole) > 50

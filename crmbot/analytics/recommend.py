@@ -71,7 +71,9 @@ MAX_RULES = 2_000
 MAX_MINED_PRODUCTS = 2_000
 OFFERS_PER_CUSTOMER = 3
 RULES_RECORDED = 20
-CUSTOMERS_PER_CHUNK = 50_000
+# Cells (customer x offered product, 4 bytes each) of the best-offer table per chunk.
+DENSE_CHUNK_CELLS = 10_000_000
+MIN_CHUNK_ROWS = 1_000
 
 
 @dataclass
@@ -330,53 +332,43 @@ def best_offers(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(customer position, rule) of each customer's offers, best first within a customer.
 
-    A rule fires for a customer who owns its left-hand itemset: with `owns` = the
-    customers x (frequent products | frequent pairs) matrix and `R` mapping each itemset
-    to the rules it starts, `owns @ R` lists exactly the firings, chunk by chunk. Offers
-    are distinct products the customer does not have, each by its best-scoring rule, at
-    most `OFFERS_PER_CUSTOMER`.
+    A rule fires for a customer who owns its left-hand itemset (`owns`: customers x
+    (frequent products | frequent pairs)). Offers are distinct products the customer does
+    not have, each by its best-scoring rule, at most `OFFERS_PER_CUSTOMER`.
+
+    Per chunk of customers, a table customers x offered products holds the rank of the best
+    rule that offers the product: rules are written worst first, each to the rows of the
+    customers who own its left-hand side, so a better rule overwrites a worse one. The work
+    is one vectorised write per rule — not a list of every firing (11.5 million for 2,000
+    rules over 100,000 customers) sorted afterwards.
     """
-    product_count = len(histories.products)
-    keys = len(itemsets.frequent) + len(itemsets.pair_first)
-    starts = sp.csr_array(
-        (np.ones(len(rules), dtype=np.int32), (rules.key, np.arange(len(rules)))),
-        shape=(keys, len(rules)),
-    )
+    if len(rules) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    # Rule ids best first: by offer score, then by rule strength (the rules' own order).
+    ranked = np.lexsort((np.arange(len(rules)), -score))
+    targets, target_column = np.unique(rules.consequent, return_inverse=True)
+    unset = len(rules)  # ranks beyond every rule: "no offer"
     owns = sp.csr_array(sp.hstack([itemsets.owns_frequent, itemsets.owns_pair], format="csr"))
     matrix = histories.matrix
+    chunk_rows = max(MIN_CHUNK_ROWS, DENSE_CHUNK_CELLS // len(targets))
+    offers = min(OFFERS_PER_CUSTOMER, len(targets))
     customers_out, rules_out = [], []
-    for start in range(0, matrix.shape[0], CUSTOMERS_PER_CHUNK):
-        stop = start + CUSTOMERS_PER_CHUNK
-        fires = (owns[start:stop] @ starts).tocoo()
-        customer = fires.row.astype(np.int64)
-        rule = fires.col.astype(np.int64)
-        offered = rules.consequent[rule]
-        # Drop offers of products the customer already has (a sorted-key lookup).
-        chunk = matrix[start:stop]
-        owned_keys = (
-            np.repeat(np.arange(chunk.shape[0]), np.diff(chunk.indptr)) * product_count
-            + chunk.indices
-        )
-        wanted_keys = customer * product_count + offered
-        at = np.searchsorted(owned_keys, wanted_keys)
-        owned = (at < len(owned_keys)) & (
-            owned_keys[np.minimum(at, max(len(owned_keys) - 1, 0))] == wanted_keys
-        )
-        customer, rule, offered = customer[~owned], rule[~owned], offered[~owned]
-        # Best first within each customer; between equal scores the stronger rule.
-        order = np.lexsort((rule, -score[rule], customer))
-        customer, rule, offered = customer[order], rule[order], offered[order]
-        first_for_product = ~pd.DataFrame({"c": customer, "p": offered}).duplicated().to_numpy()
-        customer, rule = customer[first_for_product], rule[first_for_product]
-        group_start = np.flatnonzero(np.r_[True, customer[1:] != customer[:-1]])
-        position = np.arange(len(customer)) - np.repeat(
-            group_start, np.diff(np.r_[group_start, len(customer)])
-        )
-        keep = position < OFFERS_PER_CUSTOMER
-        customers_out.append(customer[keep] + start)
-        rules_out.append(rule[keep])
-    if not customers_out:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    for start in range(0, matrix.shape[0], chunk_rows):
+        stop = min(start + chunk_rows, matrix.shape[0])
+        owners = sp.csc_array(owns[start:stop])
+        best = np.full((stop - start, len(targets)), unset, dtype=np.int32)
+        for rank in range(len(ranked) - 1, -1, -1):
+            rule = ranked[rank]
+            key = rules.key[rule]
+            rows = owners.indices[owners.indptr[key] : owners.indptr[key + 1]]
+            best[rows, target_column[rule]] = rank
+        # Never offer what the customer already has.
+        best[sp.csr_array(matrix[start:stop][:, targets]).toarray()] = unset
+        top = np.argpartition(best, offers - 1, axis=1)[:, :offers]
+        top_ranks = np.sort(np.take_along_axis(best, top, axis=1), axis=1)
+        customer, slot = np.nonzero(top_ranks < unset)
+        customers_out.append(customer + start)
+        rules_out.append(ranked[top_ranks[customer, slot]])
     return np.concatenate(customers_out), np.concatenate(rules_out)
 
 
