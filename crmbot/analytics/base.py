@@ -72,6 +72,23 @@ class TrainingData:
             referrals=self.referrals[referred_at.isna() | (referred_at < end)],
         )
 
+    def for_customers(self, keep: pd.Index) -> TrainingData:
+        """The same data restricted to these customers' own rows (for a sample of them)."""
+        orders = self.orders[self.orders["customer_pk"].isin(keep)]
+        referrals = self.referrals
+        return TrainingData(
+            as_of=self.as_of,
+            customers=self.customers[self.customers.index.isin(keep)],
+            orders=orders,
+            lines=self.lines[self.lines["order_pk"].isin(orders["order_pk"])],
+            products=self.products,
+            tickets=self.tickets[self.tickets["customer_pk"].isin(keep)],
+            feedback=self.feedback[self.feedback["customer_pk"].isin(keep)],
+            referrals=referrals[
+                referrals["referrer_pk"].isin(keep) | referrals["referred_pk"].isin(keep)
+            ],
+        )
+
 
 @dataclass
 class RunContext:
