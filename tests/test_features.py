@@ -11,6 +11,7 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from value_data import END, build_company, insert_company
 
+from crmbot.analytics import base
 from crmbot.analytics.base import RunContext, load_training_data
 from crmbot.analytics.features import (
     customer_summary,
@@ -167,6 +168,32 @@ def test_summary_of_an_earlier_snapshot_equals_loading_as_of_that_day(engine: En
     snapshot = customer_summary(load_training_data(engine, END).as_of_earlier(day))
     direct = customer_summary(load_training_data(engine, day))
     pd.testing.assert_frame_equal(snapshot, direct, check_dtype=False)
+
+
+def test_loading_in_small_chunks_gives_the_same_frames(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    insert_company(engine, build_company())
+    whole = load_training_data(engine, END)
+    monkeypatch.setattr(base, "LOAD_CHUNK_ROWS", 7)
+    chunked = load_training_data(engine, END)
+    assert len(chunked.orders) > 7 * 3
+    for name in ["customers", "orders", "lines", "tickets", "feedback", "referrals"]:
+        pd.testing.assert_frame_equal(getattr(chunked, name), getattr(whole, name))
+
+
+def test_a_sample_of_customers_keeps_only_their_rows(engine: Engine) -> None:
+    insert_company(engine, build_company())
+    data = load_training_data(engine, END)
+    keep = data.customers.index[::3]
+    sample = data.for_customers(keep)
+    assert list(sample.customers.index) == list(keep)
+    for frame in [sample.orders, sample.tickets, sample.feedback]:
+        assert frame["customer_pk"].isin(keep).all()
+    assert sample.lines["order_pk"].isin(sample.orders["order_pk"]).all()
+    pd.testing.assert_frame_equal(
+        customer_summary(sample), customer_summary(data).loc[keep], check_dtype=False
+    )
 
 
 def test_empty_book(engine: Engine) -> None:
