@@ -118,8 +118,7 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(
-                f"'{value}' is not a time zone; use an IANA name such as "
-                "UTC or Europe/Berlin"
+                f"'{value}' is not a time zone; use an IANA name such as UTC or Europe/Berlin"
             ) from None
         return value
 

@@ -59,9 +59,7 @@ def active_scores_run(session: Session, *, slot: str = SCORES_SLOT) -> ModelRun 
 
 def recent_runs(session: Session, *, limit: int = 5) -> list[ModelRun]:
     return list(
-        session.execute(
-            select(ModelRun).order_by(col(ModelRun.id).desc()).limit(limit)
-        ).scalars()
+        session.execute(select(ModelRun).order_by(col(ModelRun.id).desc()).limit(limit)).scalars()
     )
 
 
@@ -463,9 +461,7 @@ def segment_summary(session: Session, *, run: ModelRun) -> SegmentSummary:
             )
         ).all()
     ]
-    return SegmentSummary(
-        run=run, has_previous=has_previous, rows=rows, migrations=migrations
-    )
+    return SegmentSummary(run=run, has_previous=has_previous, rows=rows, migrations=migrations)
 
 
 def segment_names(session: Session, *, run: ModelRun) -> list[str]:
@@ -560,9 +556,7 @@ def model_age_days(run: ModelRun, *, today: date) -> int:
 
 def audit_rows(session: Session, *, limit: int = 20) -> list[AuditLog]:
     return list(
-        session.execute(
-            select(AuditLog).order_by(col(AuditLog.id).desc()).limit(limit)
-        ).scalars()
+        session.execute(select(AuditLog).order_by(col(AuditLog.id).desc()).limit(limit)).scalars()
     )
 
 
@@ -625,16 +619,12 @@ def list_runs(session: Session, *, limit: int = 20) -> list[ModelRun]:
 def run_score_count(session: Session, run_id: int) -> int:
     return int(
         session.execute(
-            select(func.count())
-            .select_from(CustomerScore)
-            .where(CustomerScore.run_id == run_id)  # type: ignore[arg-type]
+            select(func.count()).select_from(CustomerScore).where(CustomerScore.run_id == run_id)  # type: ignore[arg-type]
         ).scalar_one()
     )
 
 
-def activate(
-    engine: Engine, run_id: int, *, clock: Callable[[], datetime] = utc_now
-) -> ModelRun:
+def activate(engine: Engine, run_id: int, *, clock: Callable[[], datetime] = utc_now) -> ModelRun:
     """Make `run_id` the run readers see (e.g. to roll back), in one transaction.
 
     A run that finished with its scores written may be activated — a `rejected` one too
@@ -705,9 +695,7 @@ def scores_frame(
     if columns is not None:
         names = ["customer_pk", *[c for c in columns if c != "customer_pk"]]
         result = session.execute(
-            select(*[_SCORE_TABLE.c[name] for name in names]).where(
-                _SCORE_TABLE.c.run_id == run_id
-            )
+            select(*[_SCORE_TABLE.c[name] for name in names]).where(_SCORE_TABLE.c.run_id == run_id)
         )
         rows = [tuple(row) for row in result]
         return pd.DataFrame.from_records(rows, columns=names).set_index("customer_pk")
@@ -743,9 +731,7 @@ def export_scores(session: Session, path: Path, run_id: int | None = None) -> in
     ]
     positions = [names.index(name) for name in header]
     written = 0
-    result = session.execute(
-        _run_scores_statement(run_id), execution_options={"yield_per": 10_000}
-    )
+    result = session.execute(_run_scores_statement(run_id), execution_options={"yield_per": 10_000})
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)

@@ -98,8 +98,6 @@ class RunResult:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-
-
 def load_stage(module_path: str) -> ModuleType:
     """The stage's module, imported when the run reaches it (so commands that never train
     never pay for scikit-learn). A module that cannot be imported fails the run by name."""

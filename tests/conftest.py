@@ -44,8 +44,11 @@ def _admin_engine(kind: str) -> Engine | None:
     url = make_url(SERVER_URLS[kind])
     connect_args = {"connect_timeout": 3}
     try:
-        engine = make_engine(url.render_as_string(hide_password=False),
-                             connect_args=connect_args, isolation_level="AUTOCOMMIT")
+        engine = make_engine(
+            url.render_as_string(hide_password=False),
+            connect_args=connect_args,
+            isolation_level="AUTOCOMMIT",
+        )
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         return engine

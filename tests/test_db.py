@@ -16,7 +16,8 @@ def test_migrations_match_the_models(storage_engine: Engine) -> None:
     with storage_engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": False})
         differences = [
-            d for d in compare_metadata(context, SQLModel.metadata)
+            d
+            for d in compare_metadata(context, SQLModel.metadata)
             if not (d[0] == "remove_table" and d[1].name == "alembic_version")
         ]
     assert differences == [], "models.py and the migrations disagree; add a migration"

@@ -22,7 +22,6 @@ from sqlmodel import col
 from crmbot.config import Settings
 from crmbot.models import Customer, Feedback, Order, OrderLine, Product, Referral, Ticket
 
-
 # Rows fetched and turned into a frame at a time while loading.
 LOAD_CHUNK_ROWS = 250_000
 
@@ -147,7 +146,7 @@ def _frame(engine: Engine, statement: Any, columns: list[str]) -> pd.DataFrame:
         return parts[0]
     frame = pd.concat(parts, ignore_index=True)
     # A chunk whose column was all NULL came out as objects; the whole column decides.
-    return frame.infer_objects() if (frame.dtypes == object).any() else frame
+    return frame.infer_objects()
 
 
 def _datetimes(frame: pd.DataFrame, *names: str) -> pd.DataFrame:
