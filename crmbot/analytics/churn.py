@@ -526,102 +526,167 @@ def _rate(value: float) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".")
 
 
-class _Row:
-    """One customer's facts, read straight from the column arrays (no per-row frame)."""
-
-    __slots__ = ("columns", "position")
-
-    def __init__(self, columns: dict[str, list[Any]], position: int) -> None:
-        self.columns = columns
-        self.position = position
-
-    def __getitem__(self, name: str) -> Any:
-        return self.columns[name][self.position]
-
-
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _phrase(group: str, f: _Row, typical: dict[str, float], horizon: int) -> str:
-    """The group's reason in words, with this customer's numbers."""
-    if group == "recency":
-        if _missing(f["gap_days"]):
-            return f"no order for {_days(f['recency_days'])} days, after a single purchase"
-        return (
-            f"no order for {_days(f['recency_days'])} days — usually orders every "
-            f"{_days(f['gap_days'])}"
-        )
-    if group == "frequency":
-        months = max(f["tenure_days"] / 30.4, 1.0)
-        days = int(f["frequency"])
-        plural = "day" if days == 1 else "days"
-        return f"only {days} purchase {plural} in {_rate(months)} months"
-    if group == "tenure":
-        return f"customer for {_days(f['tenure_days'])} days"
-    if group == "spend":
-        return (
-            f"spends {f['day_spend']:,.0f} per purchase day "
-            f"(typical customer: {typical['day_spend']:,.0f})"
-        )
-    if group == "purchase_trend":
-        last = _rate(f["purchase_rate_last"])
-        before = f["purchase_rate_before"]
-        return (
-            f"{last} purchase{'' if last == '1' else 's'} a month in the last 90 days vs "
-            f"{_rate(0.0 if _missing(before) else before)} before"
-        )
-    if group == "spend_trend":
-        before = f["spend_rate_before"]
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+class _Facts:
+    """The facts of the customers who get one reason, column by column as Python values
+    (which format several times faster than NumPy scalars)."""
+
+    def __init__(self, columns: dict[str, np.ndarray], rows: np.ndarray) -> None:
+        self.columns = columns
+        self.rows = rows
+
+    def __getitem__(self, name: str) -> list[Any]:
+        return list(self.columns[name][self.rows].tolist())
+
+
+# Each group's reason in words, for many customers at once, with their own numbers.
+Phraser = Callable[[_Facts, dict[str, float], int], list[str]]
+
+
+def _recency(f: _Facts, typical: dict[str, float], horizon: int) -> list[str]:
+    return [
+        f"no order for {_days(days)} days, after a single purchase"
+        if _missing(gap)
+        else f"no order for {_days(days)} days — usually orders every {_days(gap)}"
+        for days, gap in zip(f["recency_days"], f["gap_days"], strict=True)
+    ]
+
+
+def _frequency(f: _Facts, typical: dict[str, float], horizon: int) -> list[str]:
+    return [
+        f"only {_plural(int(days), 'purchase day')} in {_rate(max(tenure / 30.4, 1.0))} months"
+        for days, tenure in zip(f["frequency"], f["tenure_days"], strict=True)
+    ]
+
+
+def _tenure(f: _Facts, typical: dict[str, float], horizon: int) -> list[str]:
+    return [f"customer for {_days(days)} days" for days in f["tenure_days"]]
+
+
+def _spend(f: _Facts, typical: dict[str, float], horizon: int) -> list[str]:
+    usual = f"{typical['day_spend']:,.0f}"
+    return [
+        f"spends {spend:,.0f} per purchase day (typical customer: {usual})"
+        for spend in f["day_spend"]
+    ]
+
+
+def _purchase_trend(f: _Facts, typical: dict[str, float], horizon: int) -> list[str]:
+    phrases = []
+    for last, before in zip(f["purchase_rate_last"], f["purchase_rate_before"], strict=True):
+        now = _rate(last)
+        then = _rate(0.0 if _missing(before) else before)
+        plural = "" if now == "1" else "s"
+        phrases.append(f"{now} purchase{plural} a month in the last 90 days vs {then} before")
+    return phrases
+
+
+def _spend_trend(f: _Facts, typical: dict[str, float], horizon: int) -> list[str]:
+    phrases = []
+    for last, before in zip(f["spend_rate_last"], f["spend_rate_before"], strict=True):
         if _missing(before) or before <= 0:
-            return f"spend in the last 90 days: {f['spend_rate_last'] * 3:,.0f}, nothing before"
-        change = (f["spend_rate_last"] - before) / before
+            phrases.append(f"spend in the last 90 days: {last * 3:,.0f}, nothing before")
+            continue
+        change = (last - before) / before
         direction = "down" if change < 0 else "up"
-        return f"spend {direction} {abs(change):.0%} in the last 90 days vs the months before"
-    if group == "bgnbd":
-        return (
-            f"purchase pattern gives a {f['p_no_purchase']:.0%} chance of no order in the "
-            f"next {horizon} days"
+        phrases.append(
+            f"spend {direction} {abs(change):.0%} in the last 90 days vs the months before"
         )
-    if group == "open_tickets":
-        count = int(f["tickets_open"])
-        if count == 0:
-            return "no unresolved tickets"
-        return f"{count} unresolved ticket{'' if count == 1 else 's'}"
-    if group == "recent_tickets":
-        count = int(f["tickets_last_90d"])
-        if count == 0:
-            return "no support tickets in the last 90 days"
-        return f"{count} support ticket{'' if count == 1 else 's'} in the last 90 days"
-    if group == "ticket_time":
-        if int(f["tickets_count"]) == 0 or _missing(f["resolution_days"]):
-            return "no support ticket closed yet"
-        return f"tickets took {_rate(f['resolution_days'])} days to close on average"
-    if group == "csat":
-        if _missing(f["csat_latest"]):
-            return "no CSAT rating yet"
-        return f"last CSAT {int(f['csat_latest'])}/5"
-    if group == "nps":
-        if _missing(f["nps_latest"]):
-            return "has never answered an NPS survey"
-        score = int(f["nps_latest"])
-        category = "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
-        return f"last NPS {score} ({category})"
-    if group == "sentiment":
-        if _missing(f["sentiment"]):
-            return "no tickets or comments to read the tone of"
-        tone = (
-            "negative"
-            if f["sentiment"] < -0.1
-            else "neutral"
-            if f["sentiment"] < 0.1
-            else "positive"
-        )
-        return f"{tone} tone in tickets and comments ({f['sentiment']:+.2f} on -1..1)"
-    if group == "segment":
-        name = f["segment"]
-        return f"{name} segment: {SEGMENT_MEANINGS.get(name, name).lower()}"
-    raise KeyError(group)
+    return phrases
+
+
+def _bgnbd(f: _Facts, typical: dict[str, float], horizon: int) -> list[str]:
+    return [
+        f"purchase pattern gives a {p:.0%} chance of no order in the next {horizon} days"
+        for p in f["p_no_purchase"]
+    ]
+
+
+def _open_tickets(f: _Facts, typical: dict[str, float], horizon: int) -> list[str]:
+    return [
+        "no unresolved tickets" if int(count) == 0 else _plural(int(count), "unresolved ticket")
+        for count in f["tickets_open"]
+    ]
+
+
+def _recent_tickets(f: _Facts, typical: dict[str, float], horizon: int) -> list[str]:
+    return [
+        "no support tickets in the last 90 days"
+        if int(count) == 0
+        else f"{_plural(int(count), 'support ticket')} in the last 90 days"
+        for count in f["tickets_last_90d"]
+    ]
+
+
+def _ticket_time(f: _Facts, typical: dict[str, float], horizon: int) -> list[str]:
+    return [
+        "no support ticket closed yet"
+        if int(count) == 0 or _missing(days)
+        else f"tickets took {_rate(days)} days to close on average"
+        for count, days in zip(f["tickets_count"], f["resolution_days"], strict=True)
+    ]
+
+
+def _csat(f: _Facts, typical: dict[str, float], horizon: int) -> list[str]:
+    return [
+        "no CSAT rating yet" if _missing(score) else f"last CSAT {int(score)}/5"
+        for score in f["csat_latest"]
+    ]
+
+
+def _nps_category(score: int) -> str:
+    return "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
+
+
+def _nps(f: _Facts, typical: dict[str, float], horizon: int) -> list[str]:
+    return [
+        "has never answered an NPS survey"
+        if _missing(score)
+        else f"last NPS {int(score)} ({_nps_category(int(score))})"
+        for score in f["nps_latest"]
+    ]
+
+
+def _tone(sentiment: float) -> str:
+    return "negative" if sentiment < -0.1 else "neutral" if sentiment < 0.1 else "positive"
+
+
+def _sentiment(f: _Facts, typical: dict[str, float], horizon: int) -> list[str]:
+    return [
+        "no tickets or comments to read the tone of"
+        if _missing(value)
+        else f"{_tone(value)} tone in tickets and comments ({value:+.2f} on -1..1)"
+        for value in f["sentiment"]
+    ]
+
+
+def _segment(f: _Facts, typical: dict[str, float], horizon: int) -> list[str]:
+    return [f"{name} segment: {SEGMENT_MEANINGS.get(name, name).lower()}" for name in f["segment"]]
+
+
+PHRASERS: dict[str, Phraser] = {
+    "recency": _recency,
+    "frequency": _frequency,
+    "tenure": _tenure,
+    "spend": _spend,
+    "purchase_trend": _purchase_trend,
+    "spend_trend": _spend_trend,
+    "bgnbd": _bgnbd,
+    "open_tickets": _open_tickets,
+    "recent_tickets": _recent_tickets,
+    "ticket_time": _ticket_time,
+    "csat": _csat,
+    "nps": _nps,
+    "sentiment": _sentiment,
+    "segment": _segment,
+}
 
 
 def reasons(
@@ -638,21 +703,21 @@ def reasons(
     nothing_up = ~(push > 0).any(axis=1)
     push[nothing_up] = fallback.to_numpy(dtype=float)[nothing_up]
     order = np.argsort(-push, axis=1, kind="stable")[:, :TOP_REASONS]
-    ranked = np.take_along_axis(push, order, axis=1)
-    # Python numbers format several times faster than NumPy scalars.
-    columns = {name: facts[name].tolist() for name in facts.columns}
+    chosen = np.take_along_axis(push, order, axis=1) > 0
+    # Identical to the lowest-risk customers on every driver: time since the last order
+    # is the one thing that always raises the chance of no further order.
+    unexplained = ~chosen.any(axis=1)
+    order[unexplained, 0] = groups.index("recency")
+    chosen[unexplained, 0] = True
+    columns = {name: facts[name].to_numpy() for name in facts.columns}
     usual = {str(name): float(value) for name, value in typical.items()}
-    result: list[list[str]] = []
-    rows = zip(order.tolist(), (ranked > 0).tolist(), strict=True)
-    for position, (top, pushes_up) in enumerate(rows):
-        row = _Row(columns, position)
-        chosen = [groups[g] for g, up in zip(top, pushes_up, strict=True) if up]
-        if not chosen:
-            # Identical to the lowest-risk customers on every driver: time since the last
-            # order is the one thing that always raises the chance of no further order.
-            chosen = ["recency"]
-        result.append([_phrase(group, row, usual, horizon) for group in chosen])
-    return result
+    # Group by group: each customer has a group at most once among their top reasons.
+    text = np.full(order.shape, None, dtype=object)
+    for position, group in enumerate(groups):
+        rows, slots = np.nonzero((order == position) & chosen)
+        if len(rows):
+            text[rows, slots] = PHRASERS[group](_Facts(columns, rows), usual, horizon)
+    return [[phrase for phrase in row if phrase is not None] for row in text.tolist()]
 
 
 # ---------------------------------------------------------------------------------------
