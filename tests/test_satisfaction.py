@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from synthetic_crm import make_company
 
-from crmbot.analytics import satisfaction
+from crmbot.analytics import satisfaction, text_sentiment
 from crmbot.analytics.base import RunContext, TrainingData
 from crmbot.analytics.satisfaction import (
     customer_satisfaction,
@@ -218,3 +218,17 @@ def test_texts_hashed_once_for_a_run_give_the_same_snapshot_as_hashing_afresh(co
     pd.testing.assert_frame_equal(reused, afresh)
     with pytest.raises(KeyError):
         HashedTexts.of(snapshot.feedback, snapshot.tickets).comments_for(data.feedback.index)
+
+
+def test_the_text_model_learns_from_a_seeded_sample_of_a_large_survey(
+    company, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(text_sentiment, "MAX_TRAINING_COMMENTS", 80)
+    first = fit_text_model(company.data.feedback, seed=1)
+    again = fit_text_model(company.data.feedback, seed=1)
+    assert first.trained
+    assert first.metrics["trained_on_comments"] == 80
+    assert first.metrics["labelled_comments"] > 80
+    assert first.metrics == again.metrics
+    texts = pd.Series(["the beans were stale and nobody answered", "lovely coffee, thanks"])
+    pd.testing.assert_series_equal(first.score(texts), again.score(texts))

@@ -37,7 +37,6 @@ from crmbot.analytics.text_sentiment import (
     TextSentimentModel,
     comment_labels,
     fit_text_model,
-    ticket_texts,
 )
 
 log = logging.getLogger(__name__)
@@ -104,18 +103,14 @@ def _weighted_sentiment(
             {
                 "customer_pk": tickets["customer_pk"].to_numpy(),
                 "at": tickets["opened_at"].to_numpy(),
-                "sentiment": model.score(
-                    ticket_texts(tickets), hashed.tickets_for(tickets.index)
-                ).to_numpy(),
+                "sentiment": model.sentiment(hashed.tickets, tickets.index),
             }
         ),
         pd.DataFrame(
             {
                 "customer_pk": unscored["customer_pk"].to_numpy(),
                 "at": unscored["submitted_at"].to_numpy(),
-                "sentiment": model.score(
-                    unscored["comment"], hashed.comments_for(unscored.index)
-                ).to_numpy(),
+                "sentiment": model.sentiment(hashed.comments, unscored.index),
             }
         ),
     ]

@@ -38,6 +38,7 @@ DETRACTOR_NPS = 6
 MIN_LABELLED_COMMENTS = 20
 MIN_COMMENTS_PER_CLASS = 5
 HOLDOUT_SHARE = 0.25
+MAX_TRAINING_COMMENTS = 100_000
 # 2^17 columns for words and word pairs: few collisions at a company's vocabulary, and the
 # classifier's cost grows with the column count.
 HASHER = HashingVectorizer(
@@ -55,12 +56,7 @@ HASHED_TEXTS = "hashed_texts"
 
 def hash_texts(texts: pd.Series) -> sparse.csr_matrix:
     """Word and word-pair counts per text (stateless: each row depends on its text only)."""
-    if texts.empty:
-        return sparse.csr_matrix((0, HASHER.n_features), dtype=np.float64)
-    # Each distinct text is tokenised once: stock survey answers, empty comments and
-    # form-generated tickets repeat, and tokenising is the costly part (~15 µs a text).
-    codes, distinct = pd.factorize(texts.fillna("").astype(str).str.strip())
-    return HASHER.transform(list(distinct))[codes]
+    return HashedText.of(texts).matrix_for(texts.index)
 
 
 def ticket_texts(tickets: pd.DataFrame) -> pd.Series:
@@ -71,38 +67,59 @@ def ticket_texts(tickets: pd.DataFrame) -> pd.Series:
 
 
 @dataclass
-class HashedTexts:
-    """Every comment's and ticket's counts, rows looked up by the frames' index labels.
-
-    Built once from a run's data; a snapshot's frames (`as_of_earlier`) keep the same
-    index labels, so their rows are looked up rather than tokenised again.
+class HashedText:
+    """Texts of one kind, each distinct text counted once; rows are looked up by the
+    frame's index labels, so a snapshot's frames (`as_of_earlier`, `for_customers`) find
+    their rows without tokenising again. Stock survey answers, empty comments and
+    form-generated tickets repeat, and tokenising is the costly part (~15 µs a text).
     """
 
-    comments: sparse.csr_matrix
-    comment_rows: pd.Index
-    tickets: sparse.csr_matrix
-    ticket_rows: pd.Index
+    distinct: sparse.csr_matrix  # counts per distinct text
+    present: np.ndarray  # per distinct text: has any text after stripping
+    codes: np.ndarray  # per row: its distinct text
+    rows: pd.Index
+
+    @classmethod
+    def of(cls, texts: pd.Series) -> HashedText:
+        codes, distinct = pd.factorize(texts.fillna("").astype(str).str.strip())
+        strings = list(distinct)
+        matrix = (
+            HASHER.transform(strings)
+            if strings
+            else sparse.csr_matrix((0, HASHER.n_features), dtype=np.float64)
+        )
+        present = np.array([len(text) > 0 for text in strings], dtype=bool)
+        return cls(distinct=matrix, present=present, codes=codes, rows=texts.index)
+
+    def codes_for(self, index: pd.Index) -> np.ndarray:
+        positions = self.rows.get_indexer(index)
+        if (positions < 0).any():
+            raise KeyError("texts asked for that were not hashed for this run")
+        return np.asarray(self.codes[positions])
+
+    def matrix_for(self, index: pd.Index) -> sparse.csr_matrix:
+        return self.distinct[self.codes_for(index)]
+
+
+@dataclass
+class HashedTexts:
+    """Every comment and ticket of a run, counted once (see `HashedText`)."""
+
+    comments: HashedText
+    tickets: HashedText
 
     @classmethod
     def of(cls, feedback: pd.DataFrame, tickets: pd.DataFrame) -> HashedTexts:
         return cls(
-            comments=hash_texts(feedback["comment"]),
-            comment_rows=feedback.index,
-            tickets=hash_texts(ticket_texts(tickets)),
-            ticket_rows=tickets.index,
+            comments=HashedText.of(feedback["comment"]),
+            tickets=HashedText.of(ticket_texts(tickets)),
         )
 
-    def _rows(self, matrix: sparse.csr_matrix, known: pd.Index, wanted: pd.Index):
-        positions = known.get_indexer(wanted)
-        if (positions < 0).any():
-            raise KeyError("texts asked for that were not hashed for this run")
-        return matrix[positions]
-
     def comments_for(self, index: pd.Index) -> sparse.csr_matrix:
-        return self._rows(self.comments, self.comment_rows, index)
+        return self.comments.matrix_for(index)
 
     def tickets_for(self, index: pd.Index) -> sparse.csr_matrix:
-        return self._rows(self.tickets, self.ticket_rows, index)
+        return self.tickets.matrix_for(index)
 
 
 def comment_labels(feedback: pd.DataFrame) -> pd.Series:
@@ -150,19 +167,25 @@ class TextSentimentModel:
     def trained(self) -> bool:
         return self.pipeline is not None
 
-    def score(self, texts: pd.Series, counts: sparse.csr_matrix | None = None) -> pd.Series:
+    def score(self, texts: pd.Series, hashed: HashedText | None = None) -> pd.Series:
         """Sentiment in [-1, 1] per text (2 * P(satisfied) - 1); NaN without a model or text.
 
-        `counts` are the texts' hashed counts when already at hand (`HashedTexts`)."""
-        result = pd.Series(np.nan, index=texts.index, dtype=float)
+        `hashed` holds the texts' counts when already at hand (rows found by index)."""
         if self.pipeline is None or texts.empty:
-            return result
-        present = (texts.fillna("").astype(str).str.strip().str.len() > 0).to_numpy()
-        if present.any():
-            matrix = hash_texts(texts) if counts is None else counts
-            p_satisfied = self.pipeline.predict_proba(matrix[present])[:, 1]
-            result[present] = 2.0 * p_satisfied - 1.0
-        return result
+            return pd.Series(np.nan, index=texts.index, dtype=float)
+        hashed = HashedText.of(texts) if hashed is None else hashed
+        return pd.Series(self.sentiment(hashed, texts.index), index=texts.index, dtype=float)
+
+    def sentiment(self, hashed: HashedText, index: pd.Index) -> np.ndarray:
+        """Sentiment of the rows `index` of `hashed`: each distinct text is read once."""
+        codes = hashed.codes_for(index)
+        needed, inverse = np.unique(codes, return_inverse=True)
+        values = np.full(len(needed), np.nan)
+        present = hashed.present[needed]
+        if self.pipeline is not None and present.any():
+            matrix = hashed.distinct[needed[present]]
+            values[present] = 2.0 * self.pipeline.predict_proba(matrix)[:, 1] - 1.0
+        return np.asarray(values[inverse.reshape(-1)])
 
 
 def fit_text_model(
@@ -192,6 +215,13 @@ def fit_text_model(
         return TextSentimentModel(pipeline=None, metrics=metrics)
 
     index = feedback.index[labelled.to_numpy()]
+    if len(index) > MAX_TRAINING_COMMENTS:
+        # A seeded sample: beyond this many comments the model reads no better, and
+        # fitting took 12 s for the million comments of a million customers.
+        keep = np.random.default_rng(seed).choice(len(index), MAX_TRAINING_COMMENTS, replace=False)
+        index = index[np.sort(keep)]
+        y = y.loc[index]
+        metrics["trained_on_comments"] = len(index)
     if hashed is not None:
         counts = hashed.comments_for(index)
     else:
