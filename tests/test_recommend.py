@@ -290,6 +290,25 @@ def test_offers_do_not_depend_on_the_chunking(
     assert sum(offers is not None for offers in whole) > 50
 
 
+def test_a_large_book_is_backtested_on_a_seeded_sample(
+    run_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    histories: list[list[list[int]]] = [[[1, 2], [3]] for _ in range(60)]
+    spacing = [10] * 30 + [460] * 30
+    histories += [[[4, 5, 6, 7, 8]] for _ in range(100)]
+    spacing += [10] * 100
+    data = make_data(histories, spacing)
+    whole = run_stage(data, run_settings).metrics["recommend"]["backtest"]
+    monkeypatch.setattr(recommend, "BACKTEST_CUSTOMERS", 120)
+    sampled = run_stage(data, run_settings).metrics["recommend"]["backtest"]
+    again = run_stage(data, run_settings).metrics["recommend"]["backtest"]
+    assert "sampled_customers" not in whole
+    assert sampled["sampled_customers"] == 120
+    assert sampled == again
+    assert sampled["customers_with_offers"] < whole["customers_with_offers"]
+    assert sampled["hit_rate"] > 0.0
+
+
 def test_the_backtest_counts_offers_that_came_true(run_settings: Settings) -> None:
     # Sixty machine + grinder owners: the first thirty added the descaler early, the other
     # thirty only within the last 90 days; a hundred other customers make products 4-8 the

@@ -282,6 +282,19 @@ def purchase_pairs(data: TrainingData, customers: pd.Index) -> pd.DataFrame:
     )
 
 
+# Where a run keeps its `purchase_pairs` (RunContext.cache): graph and recommend use them.
+PURCHASE_PAIRS = "purchase_pairs"
+
+
+def run_purchase_pairs(ctx: RunContext) -> pd.DataFrame:
+    """The run's `purchase_pairs` over its customers, computed once per run."""
+    pairs = ctx.cache.get(PURCHASE_PAIRS)
+    if pairs is None:
+        pairs = purchase_pairs(ctx.data, pd.Index(ctx.scores.index))
+        ctx.cache[PURCHASE_PAIRS] = pairs
+    return pairs
+
+
 def co_purchase_ties(
     pairs: pd.DataFrame, followers: np.ndarray, ties_per_product: int = COPURCHASE_TIES_PER_PRODUCT
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -317,7 +330,13 @@ def co_purchase_ties(
     return tie_from, tie_to, np.ones(len(tie_from))
 
 
-def build_graph(data: TrainingData, customers: pd.Index, spend: np.ndarray) -> InfluenceGraph:
+def build_graph(
+    data: TrainingData,
+    customers: pd.Index,
+    spend: np.ndarray,
+    pairs: pd.DataFrame | None = None,
+) -> InfluenceGraph:
+    """`pairs`: the customers' `purchase_pairs` when already at hand."""
     referrals, self_referrals, unknown = _clean_referrals(data, customers)
     referral_spend = _spend_after_referral(data, referrals, customers)
     buyers = spend > 0
@@ -327,7 +346,9 @@ def build_graph(data: TrainingData, customers: pd.Index, spend: np.ndarray) -> I
     # Only customers nobody referred get co-purchase ties (see the module docstring).
     followers = np.ones(len(customers), dtype=bool)
     followers[referred] = False
-    tie_from, tie_to, tie_weight = co_purchase_ties(purchase_pairs(data, customers), followers)
+    if pairs is None:
+        pairs = purchase_pairs(data, customers)
+    tie_from, tie_to, tie_weight = co_purchase_ties(pairs, followers)
     return InfluenceGraph(
         size=len(customers),
         referrer=referrer,
@@ -475,7 +496,7 @@ def run(ctx: RunContext) -> None:
     """Fill the influence columns of `ctx.scores` (see the module docstring)."""
     customers = pd.Index(ctx.scores.index)
     spend = customer_spend(ctx.data, customers)
-    graph = build_graph(ctx.data, customers, spend)
+    graph = build_graph(ctx.data, customers, spend, run_purchase_pairs(ctx))
     active, active_definition = _active_customers(ctx, customers)
     referred, referred_spend, referred_active = referral_counts(graph, active)
     community, community_size = referral_communities(graph, ctx.settings.random_seed)

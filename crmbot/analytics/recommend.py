@@ -52,7 +52,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from crmbot.analytics.base import RunContext, TrainingData, day_end
-from crmbot.analytics.graph import purchase_pairs
+from crmbot.analytics.graph import purchase_pairs, run_purchase_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ MAX_RULES = 2_000
 MAX_MINED_PRODUCTS = 2_000
 OFFERS_PER_CUSTOMER = 3
 RULES_RECORDED = 20
+# The backtest of a larger book mines and offers on a seeded sample of this many customers.
+BACKTEST_CUSTOMERS = 200_000
 # Cells (customer x offered product, 4 bytes each) of the best-offer table per chunk.
 DENSE_CHUNK_CELLS = 10_000_000
 MIN_CHUNK_ROWS = 1_000
@@ -132,12 +134,16 @@ class Rules:
 
 
 def purchase_histories(data: TrainingData, customers: pd.Index) -> Histories:
-    pairs = purchase_pairs(data, customers)
+    return histories_of(purchase_pairs(data, customers), len(customers))
+
+
+def histories_of(pairs: pd.DataFrame, customer_count: int) -> Histories:
+    """The customers x products matrix of `purchase_pairs` (customer positions as rows)."""
     products = np.unique(pairs["product_pk"].to_numpy())
     column = np.searchsorted(products, pairs["product_pk"].to_numpy())
     row = pairs["customer"].to_numpy()
     matrix = sp.csr_array(
-        (np.ones(len(row), dtype=bool), (row, column)), shape=(len(customers), len(products))
+        (np.ones(len(row), dtype=bool), (row, column)), shape=(customer_count, len(products))
     )
     matrix.sort_indices()
     return Histories(matrix=matrix, products=products)
@@ -372,13 +378,28 @@ def best_offers(
     return np.concatenate(customers_out), np.concatenate(rules_out)
 
 
-def backtest(data: TrainingData, customers: pd.Index, window_days: int) -> dict[str, Any]:
+def backtest(
+    data: TrainingData, pairs: pd.DataFrame, customer_count: int, window_days: int, seed: int
+) -> dict[str, Any]:
     """How often the offers come true: mine and offer as of `window_days` before as_of,
     then count the customers who bought one of their offered products within the window —
-    beside the same count for offering the most popular products they did not have."""
+    beside the same count for offering the most popular products they did not have.
+
+    `pairs` are the run's `purchase_pairs`: what a customer had bought by the cutoff is the
+    pairs first bought before it. A book of more than `BACKTEST_CUSTOMERS` customers is
+    backtested on a seeded sample of them, rules mined on the sample as well."""
     cutoff = data.as_of - timedelta(days=window_days)
     record: dict[str, Any] = {"window_days": window_days, "offered_on": cutoff.isoformat()}
-    then = purchase_histories(data.as_of_earlier(cutoff), customers)
+    if customer_count > BACKTEST_CUSTOMERS:
+        sample = np.sort(
+            np.random.default_rng(seed).choice(customer_count, BACKTEST_CUSTOMERS, replace=False)
+        )
+        pairs = pairs[np.isin(pairs["customer"].to_numpy(), sample)]
+        pairs = pairs.assign(customer=np.searchsorted(sample, pairs["customer"].to_numpy()))
+        customer_count = BACKTEST_CUSTOMERS
+        record["sampled_customers"] = BACKTEST_CUSTOMERS
+    known = pairs["first_at"] < pd.Timestamp(day_end(cutoff))
+    then = histories_of(pairs[known], customer_count)
     if len(then.buyers) == 0:
         return {**record, "skipped_because": f"no purchases up to {cutoff.isoformat()}"}
     itemsets = count_itemsets(then)
@@ -389,8 +410,7 @@ def backtest(data: TrainingData, customers: pd.Index, window_days: int) -> dict[
     customer, rule = best_offers(then, itemsets, rules, offer_scores(rules, margin))
     offered = then.products[rules.consequent[rule]]
     # What each customer bought for the first time within the window.
-    pairs = purchase_pairs(data, customers)
-    new = pairs[pairs["first_at"] >= pd.Timestamp(day_end(cutoff))]
+    new = pairs[~known]
     bought = np.sort(_pair_keys(new["customer"].to_numpy(), new["product_pk"].to_numpy()))
     offered_customers = np.unique(customer)
     # The popularity baseline: the products most customers had, first three each lacks.
@@ -488,7 +508,8 @@ def run(ctx: RunContext) -> None:
         [None] * len(ctx.scores), index=ctx.scores.index, dtype=object
     )
     customers = pd.Index(ctx.scores.index)
-    histories = purchase_histories(ctx.data, customers)
+    pairs = run_purchase_pairs(ctx)
+    histories = histories_of(pairs, len(customers))
     buyers = histories.buyers
     skipped = None
     rules = _no_rules(0)
@@ -545,7 +566,13 @@ def run(ctx: RunContext) -> None:
     }
     ctx.metrics[STAGE] = {
         "backtest": (
-            backtest(ctx.data, customers, ctx.settings.churn_horizon_days)
+            backtest(
+                ctx.data,
+                pairs,
+                len(customers),
+                ctx.settings.churn_horizon_days,
+                ctx.settings.random_seed,
+            )
             if skipped is None
             else {"skipped_because": skipped}
         ),
