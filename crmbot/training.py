@@ -310,7 +310,8 @@ def _column_values(name: str, values: pd.Series, *, for_sqlite_driver: bool) -> 
     if isinstance(column_type, JSON):
         cells = [None if isinstance(v, float) or v is pd.NA else v for v in values.tolist()]
         if for_sqlite_driver:  # serialised here, numpy scalars included, in C
-            return [None if v is None else json.dumps(v, default=_json_default) for v in cells]
+            encoded: dict[int, str] = {}
+            return [None if v is None else _json_text(v, encoded) for v in cells]
         return [None if v is None else _jsonable(v) for v in cells]
     if isinstance(column_type, DateTime):
         stamps = pd.to_datetime(values)
@@ -462,6 +463,24 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (date, datetime)):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+_JSON = json.JSONEncoder(default=_json_default)
+
+
+def _json_text(value: Any, encoded: dict[int, str]) -> str:
+    """`value` as JSON text, as json.dumps writes it. The dicts of a list are often the very
+    same objects in many cells (one offer per rule, shared by every customer it fires for);
+    `encoded` remembers each one's text by identity while the cells are alive."""
+    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        parts = []
+        for item in value:
+            text = encoded.get(id(item))
+            if text is None:
+                text = encoded[id(item)] = _JSON.encode(item)
+            parts.append(text)
+        return "[" + ", ".join(parts) + "]"
+    return _JSON.encode(value)
 
 
 def _jsonable(value: Any) -> Any:

@@ -535,10 +535,9 @@ def run(ctx: RunContext) -> None:
         margin = product_margins(ctx.data, histories.products)
         score = offer_scores(rules, margin)
         customer, rule = best_offers(histories, itemsets, rules, score)
-        offers: list[list[dict[str, Any]] | None] = [None] * len(ctx.scores)
-        for position, r in zip(customer.tolist(), rule.tolist(), strict=True):
-            record = records[r]
-            offer = {
+        # One offer per rule, shared by every customer it fires for (read-only from here).
+        offer_of_rule = [
+            {
                 "product_id": record["consequent_id"],
                 "name": record["consequent"],
                 "confidence": record["confidence"],
@@ -546,6 +545,11 @@ def run(ctx: RunContext) -> None:
                 "support": record["support"],
                 "reason": record["reason"],
             }
+            for record in records
+        ]
+        offers: list[list[dict[str, Any]] | None] = [None] * len(ctx.scores)
+        for position, r in zip(customer.tolist(), rule.tolist(), strict=True):
+            offer = offer_of_rule[r]
             held = offers[position]
             if held is None:
                 offers[position] = [offer]
