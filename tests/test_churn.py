@@ -19,9 +19,11 @@ from crmbot import queries
 from crmbot.analytics import churn, clv, features, satisfaction
 from crmbot.analytics.base import RunContext, TrainingData
 from crmbot.analytics.churn import (
+    BOOSTING_MIN_GAIN,
     FEATURES,
     GROUPS,
     candidate_models,
+    choose_model,
     compare,
     features_as_of,
     group_contributions,
@@ -544,3 +546,12 @@ def test_scores_export_has_churn_and_satisfaction_columns(cli_on_sample, tmp_pat
         assert column in exported.columns
     reasons_ = exported.loc[exported["churn_risk"].notna(), "churn_reasons"]
     assert reasons_.notna().all() and reasons_.str.len().gt(0).all()
+
+
+def test_boosting_replaces_the_logistic_model_only_when_clearly_better() -> None:
+    def auc(logistic: float, boosting: float) -> dict[str, dict[str, float]]:
+        return {"logistic": {"roc_auc": logistic}, "hist_gradient_boosting": {"roc_auc": boosting}}
+
+    assert choose_model(auc(0.80, 0.80 + BOOSTING_MIN_GAIN / 2)) == "logistic"
+    assert choose_model(auc(0.80, 0.79)) == "logistic"
+    assert choose_model(auc(0.80, 0.80 + 2 * BOOSTING_MIN_GAIN)) == "hist_gradient_boosting"

@@ -27,8 +27,10 @@ on each snapshot), support tickets (open, last 90 days, time to close) and satis
 as of the cutoff (one-hot).
 
 Models: a regularised (L2) logistic regression on standardised features and a
-HistGradientBoostingClassifier are fitted on the training snapshots; the one with the higher
-ROC AUC on the validation snapshot is kept. Its probabilities are then calibrated on the
+HistGradientBoostingClassifier are fitted on the training snapshots; boosting is kept when
+its ROC AUC on the validation snapshot beats the logistic model's by at least
+`BOOSTING_MIN_GAIN` (0.005), else the logistic model, whose reasons are exact and cheap.
+Its probabilities are then calibrated on the
 validation snapshot (Platt's sigmoid, or isotonic regression from 5,000 rows up) with the
 model itself frozen. Why there: churn base rates drift with season and the economy, and the
 latest labelled window is the nearest to today; the ranking was learned from older windows,
@@ -100,6 +102,10 @@ VALIDATION_CUSTOMERS = 100_000
 TRAINING_CUSTOMERS = 25_000
 MAX_TRAINING_ROWS = 100_000
 ISOTONIC_MIN_ROWS = 5_000
+# How much higher boosting's validation ROC AUC must be for it to replace the logistic
+# model (`choose_model`): about four standard errors of ROC AUC on a validation snapshot
+# of 70,000 customers, so boosting is chosen where it ranks clearly better, not by chance.
+BOOSTING_MIN_GAIN = 0.005
 TOP_REASONS = 3
 
 
@@ -412,6 +418,20 @@ def candidate_models(seed: int) -> dict[str, Any]:
             random_state=seed,
         ),
     }
+
+
+def choose_model(candidates: dict[str, dict[str, Any]]) -> str:
+    """The logistic model unless boosting's validation ROC AUC is higher by at least
+    `BOOSTING_MIN_GAIN`: the linear model's reasons are exact (coefficient x difference)
+    and scoring it is one matrix product, where boosting's reasons take 15 predictions per
+    customer (34 s of a million-customer run)."""
+    boosting = candidates.get("hist_gradient_boosting")
+    if boosting is None:
+        return "logistic"
+    if "logistic" not in candidates:
+        return "hist_gradient_boosting"
+    gain = boosting["roc_auc"] - candidates["logistic"]["roc_auc"]
+    return "hist_gradient_boosting" if gain >= BOOSTING_MIN_GAIN else "logistic"
 
 
 def _model_params(name: str, model: Any) -> dict[str, Any]:
@@ -899,7 +919,7 @@ def _train_churn_model(
     for name, estimator in candidate_models(seed).items():
         say(f"fitting {name}")
         fitted_models[name], candidates[name] = fit_and_score(FEATURES, estimator)
-    chosen = max(candidates, key=lambda name: candidates[name]["roc_auc"])
+    chosen = choose_model(candidates)
     model = fitted_models[chosen]
 
     baselines: dict[str, dict[str, Any]] = {}
@@ -932,6 +952,7 @@ def _train_churn_model(
         "calibration_gap": round(abs(candidates[chosen]["mean_predicted"] - observed), 4),
         "baselines": baselines,
         "candidates": candidates,
+        "boosting_min_gain": BOOSTING_MIN_GAIN,
         "beats_baselines": all(
             candidates[chosen]["roc_auc"] > baseline["roc_auc"] for baseline in baselines.values()
         ),
