@@ -377,37 +377,42 @@ def write_scores(engine: Engine, run_id: int, scores: pd.DataFrame) -> int:
     SQLAlchemy's storage formats); on servers through a Core insert, whose executemany
     batches rows into multi-row statements.
     """
+    # Rows are made a chunk at a time: a million customers' rows as Python tuples at once
+    # took a gigabyte.
+    chunks = [
+        scores.iloc[start : start + WRITE_CHUNK_ROWS]
+        for start in range(0, len(scores), WRITE_CHUNK_ROWS)
+    ]
     if is_sqlite(engine):
-        names, rows = score_rows(run_id, scores, for_sqlite_driver=True)
-        quote = engine.dialect.identifier_preparer.quote
-        statement = (
-            f"INSERT INTO {quote(_SCORE_TABLE.name)} ({', '.join(quote(n) for n in names)}) "
-            f"VALUES ({', '.join('?' for _ in names)})"
-        )
         with engine.connect() as connection:
             # Four indexes take each row at a random place: with SQLite's default 2 MB page
             # cache a million rows spend most of their time re-reading index pages.
             connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_WRITE_CACHE_KIB}")
             connection.commit()
             try:
-                for start in range(0, len(rows), WRITE_CHUNK_ROWS):
+                for chunk in chunks:
+                    names, rows = score_rows(run_id, chunk, for_sqlite_driver=True)
+                    quote = engine.dialect.identifier_preparer.quote
+                    statement = (
+                        f"INSERT INTO {quote(_SCORE_TABLE.name)} "
+                        f"({', '.join(quote(n) for n in names)}) "
+                        f"VALUES ({', '.join('?' for _ in names)})"
+                    )
                     with connection.begin():
-                        connection.exec_driver_sql(
-                            statement, rows[start : start + WRITE_CHUNK_ROWS]
-                        )
+                        connection.exec_driver_sql(statement, rows)
             finally:
                 connection.rollback()
                 connection.exec_driver_sql("PRAGMA cache_size=-2000")
                 connection.commit()
-        return len(rows)
-    records = score_records(run_id, scores)
+        return len(scores)
     insert_statement = insert(_SCORE_TABLE)
-    for start in range(0, len(records), WRITE_CHUNK_ROWS):
+    for chunk in chunks:
+        records = score_records(run_id, chunk)
         with engine.begin() as connection:
-            connection.execute(insert_statement, records[start : start + WRITE_CHUNK_ROWS])
+            connection.execute(insert_statement, records)
     # Before activation, so the first reads of the new run are planned on its rows.
     refresh_statistics(engine, _SCORE_TABLE.name)
-    return len(records)
+    return len(scores)
 
 
 # ---------------------------------------------------------------------------------------
