@@ -35,7 +35,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from crmbot import queries
-from crmbot.analytics.base import RunContext, StageFailed, TrainingData, load_training_data
+from crmbot.analytics.base import (
+    RunContext,
+    StageFailed,
+    TrainingData,
+    load_training_data,
+    paused_gc,
+)
 from crmbot.analytics.sql_summary import sql_customer_summary, summary_in_database
 from crmbot.clock import utc_now
 from crmbot.config import Settings
@@ -384,7 +390,7 @@ def write_scores(engine: Engine, run_id: int, scores: pd.DataFrame) -> int:
         for start in range(0, len(scores), WRITE_CHUNK_ROWS)
     ]
     if is_sqlite(engine):
-        with engine.connect() as connection:
+        with paused_gc(), engine.connect() as connection:
             # Four indexes take each row at a random place: with SQLite's default 2 MB page
             # cache a million rows spend most of their time re-reading index pages.
             connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_WRITE_CACHE_KIB}")
@@ -407,9 +413,10 @@ def write_scores(engine: Engine, run_id: int, scores: pd.DataFrame) -> int:
         return len(scores)
     insert_statement = insert(_SCORE_TABLE)
     for chunk in chunks:
-        records = score_records(run_id, chunk)
-        with engine.begin() as connection:
-            connection.execute(insert_statement, records)
+        with paused_gc():
+            records = score_records(run_id, chunk)
+            with engine.begin() as connection:
+                connection.execute(insert_statement, records)
     # Before activation, so the first reads of the new run are planned on its rows.
     refresh_statistics(engine, _SCORE_TABLE.name)
     return len(scores)
