@@ -157,7 +157,8 @@ def _pairs_per_row(owns: sp.csr_array, pair_id: np.ndarray) -> tuple[np.ndarray,
     the rows hold, with one vectorised step per offset (never a Python loop over pairs).
     """
     indptr, indices = owns.indptr, owns.indices
-    row = np.repeat(np.arange(owns.shape[0]), np.diff(indptr))
+    # 32-bit rows and ids: a million customers hold 56 million pairs.
+    row = np.repeat(np.arange(owns.shape[0], dtype=np.int32), np.diff(indptr))
     row_end = indptr[1:][row]
     alive = np.arange(len(indices))
     rows, ids = [], []
@@ -201,12 +202,13 @@ def count_itemsets(histories: Histories) -> Itemsets:
     second = together.col[upper].astype(np.int64)
     order = np.lexsort((second, first))
     first, second, pair_count = first[order], second[order], together.data[upper][order]
-    pair_id = np.full((size, size), -1, dtype=np.int64)
-    pair_id[first, second] = np.arange(len(first))
+    pair_id = np.full((size, size), -1, dtype=np.int32)
+    pair_id[first, second] = np.arange(len(first), dtype=np.int32)
     rows, ids = _pairs_per_row(owns, pair_id)
     owns_pair = sp.csr_array(
         (np.ones(len(rows), dtype=np.int32), (rows, ids)), shape=(matrix.shape[0], len(first))
     )
+    del rows, ids
     triples = (owns_pair.T @ owns).tocoo()
     third_is_new = (triples.col != first[triples.row]) & (triples.col != second[triples.row])
     keep = third_is_new & (triples.data >= min_count)
@@ -354,14 +356,15 @@ def best_offers(
     ranked = np.lexsort((np.arange(len(rules)), -score))
     targets, target_column = np.unique(rules.consequent, return_inverse=True)
     unset = len(rules)  # ranks beyond every rule: "no offer"
-    owns = sp.csr_array(sp.hstack([itemsets.owns_frequent, itemsets.owns_pair], format="csr"))
     matrix = histories.matrix
     chunk_rows = max(MIN_CHUNK_ROWS, DENSE_CHUNK_CELLS // len(targets))
     offers = min(OFFERS_PER_CUSTOMER, len(targets))
     customers_out, rules_out = [], []
     for start in range(0, matrix.shape[0], chunk_rows):
         stop = min(start + chunk_rows, matrix.shape[0])
-        owners = sp.csc_array(owns[start:stop])
+        owners = sp.csc_array(
+            sp.hstack([itemsets.owns_frequent[start:stop], itemsets.owns_pair[start:stop]])
+        )
         best = np.full((stop - start, len(targets)), unset, dtype=np.int32)
         for rank in range(len(ranked) - 1, -1, -1):
             rule = ranked[rank]
