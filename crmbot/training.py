@@ -42,6 +42,7 @@ from crmbot.analytics.base import (
     TrainingData,
     load_training_data,
     paused_gc,
+    read_frame,
 )
 from crmbot.analytics.sql_summary import sql_customer_summary, summary_in_database
 from crmbot.clock import utc_now
@@ -608,4 +609,10 @@ def _active_scores(engine: Engine) -> tuple[int | None, pd.DataFrame | None]:
         run_id = queries.active_run_id(session)
         if run_id is None:
             return None, None
-        return run_id, queries.scores_frame(session, run_id, columns=PREVIOUS_SCORE_COLUMNS)
+    # Read like the training data: a million previous scores through SQLAlchemy's rows
+    # took longer than the models using them.
+    names = ["customer_pk", *PREVIOUS_SCORE_COLUMNS]
+    statement = select(*[_SCORE_TABLE.c[name] for name in names]).where(
+        _SCORE_TABLE.c.run_id == run_id
+    )
+    return run_id, read_frame(engine, statement, names).set_index("customer_pk")
