@@ -40,13 +40,11 @@ def day_end(as_of: date) -> datetime:
 @dataclass
 class TrainingData:
     as_of: date
-    customers: (
-        pd.DataFrame
-    )  # index customer_pk: customer_id, name, company, region, owner, signed_up_at
+    customers: pd.DataFrame  # index customer_pk: signed_up_at
     orders: pd.DataFrame  # order_pk, customer_pk, ordered_at, amount
     lines: pd.DataFrame  # order_pk, product_pk (orders up to as_of)
     products: pd.DataFrame  # index product_pk: product_id, name, category, price, margin
-    tickets: pd.DataFrame  # customer_pk, opened_at, closed_at, channel, subject, body, csat
+    tickets: pd.DataFrame  # customer_pk, opened_at, closed_at, subject, body, csat
     feedback: pd.DataFrame  # customer_pk, submitted_at, nps, csat, comment
     referrals: pd.DataFrame  # referrer_pk, referred_pk, referred_at
 
@@ -180,18 +178,14 @@ def _to_datetime(values: pd.Series) -> pd.Series:
 def load_training_data(engine: Engine, as_of: date) -> TrainingData:
     """Every table as of `as_of`: nothing dated after it is read."""
     end = day_end(as_of)
+    # Only what the models read: names, companies, regions and owners are for the
+    # commands, and as Python strings a million customers' took 300 MB.
     customers = read_frame(
         engine,
-        select(
-            col(Customer.id),
-            col(Customer.customer_id),
-            col(Customer.name),
-            col(Customer.company),
-            col(Customer.region),
-            col(Customer.owner),
-            col(Customer.signed_up_at),
-        ).where(col(Customer.erased_at).is_(None)),
-        ["customer_pk", "customer_id", "name", "company", "region", "owner", "signed_up_at"],
+        select(col(Customer.id), col(Customer.signed_up_at)).where(
+            col(Customer.erased_at).is_(None)
+        ),
+        ["customer_pk", "signed_up_at"],
     ).set_index("customer_pk")
     customers["signed_up_at"] = _to_datetime(customers["signed_up_at"])
     orders = read_frame(
@@ -230,12 +224,11 @@ def load_training_data(engine: Engine, as_of: date) -> TrainingData:
             col(Ticket.customer_pk),
             col(Ticket.opened_at),
             col(Ticket.closed_at),
-            col(Ticket.channel),
             col(Ticket.subject),
             col(Ticket.body),
             col(Ticket.csat),
         ).where(col(Ticket.opened_at) < end),
-        ["customer_pk", "opened_at", "closed_at", "channel", "subject", "body", "csat"],
+        ["customer_pk", "opened_at", "closed_at", "subject", "body", "csat"],
     )
     tickets = _datetimes(tickets, "opened_at", "closed_at")
     tickets.loc[tickets["closed_at"] >= end, "closed_at"] = pd.NaT
