@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import BigInteger, cast, func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
@@ -164,6 +165,35 @@ def read_frame(engine: Engine, statement: Any, columns: list[str]) -> pd.DataFra
     return frame.infer_objects()
 
 
+def _order_products(engine: Engine, end: datetime) -> pd.DataFrame:
+    """(order_pk, product_pk) of the lines of orders before `end` — which products each
+    order holds is all the models use of a line. Each line arrives as one integer,
+    order_pk x stride + product_pk: the 13.7 million lines of a million customers take
+    half the time that pairs of integers do through the driver."""
+    with engine.connect() as connection:
+        stride = int(connection.execute(select(func.max(col(Product.id)))).scalar() or 0) + 1
+    packed = cast(col(OrderLine.order_pk), BigInteger) * stride + col(OrderLine.product_pk)
+    statement = (
+        select(packed)
+        .join(Order, col(Order.id) == col(OrderLine.order_pk))
+        .where(col(Order.ordered_at) < end)
+    )
+    parts = []
+    with paused_gc(), engine.connect() as connection:
+        result = connection.execute(statement)
+        try:
+            cursor = result.cursor
+            while cursor is not None:
+                rows = cursor.fetchmany(LOAD_CHUNK_ROWS)
+                if not rows:
+                    break
+                parts.append(np.fromiter((row[0] for row in rows), np.int64, len(rows)))
+        finally:
+            result.close()
+    values = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return pd.DataFrame({"order_pk": values // stride, "product_pk": values % stride})
+
+
 def _datetimes(frame: pd.DataFrame, *names: str) -> pd.DataFrame:
     for name in names:
         frame[name] = _to_datetime(frame[name])
@@ -197,15 +227,7 @@ def load_training_data(engine: Engine, as_of: date) -> TrainingData:
     )
     orders = _datetimes(orders, "ordered_at")
     orders["amount"] = orders["amount"].astype(float)
-    lines = read_frame(
-        engine,
-        # Which products each order holds is all the models use of a line; two columns
-        # of 13.7 million lines load in 30% less time than four.
-        select(col(OrderLine.order_pk), col(OrderLine.product_pk))
-        .join(Order, col(Order.id) == col(OrderLine.order_pk))
-        .where(col(Order.ordered_at) < end),
-        ["order_pk", "product_pk"],
-    )
+    lines = _order_products(engine, end)
     products = read_frame(
         engine,
         select(
