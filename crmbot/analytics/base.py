@@ -10,7 +10,7 @@ well in `ctx.metrics[stage]`.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -137,25 +137,32 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def read_frame(engine: Engine, statement: Any, columns: list[str]) -> pd.DataFrame:
-    """The statement's rows as a frame with these column names, read fast (see below)."""
+def _row_chunks(engine: Engine, statement: Any) -> Iterator[Sequence[Any]]:
+    """The statement's rows straight from the driver's cursor, LOAD_CHUNK_ROWS at a time.
+
+    SQLAlchemy's per-row objects and per-value conversions (a regex per SQLite datetime)
+    cost more than the query itself on a large book; dates arrive as the driver gives them
+    (text on SQLite) and `_datetimes` converts whole columns at once. Chunks, because as
+    Python tuples the 13.6 million order lines of a million customers took 2.3 GB at once.
+    """
     with paused_gc(), engine.connect() as connection:
         result = connection.execute(statement)
-        # Rows straight from the driver's cursor: SQLAlchemy's per-row objects and per-value
-        # conversions (a regex per SQLite datetime) cost more than the query itself on a
-        # large book. Dates then arrive as the driver gives them (text on SQLite) and
-        # `_datetimes` converts whole columns at once. Rows come in chunks: as Python tuples
-        # the 13.6 million order lines of a million customers took 2.3 GB at once.
-        parts = []
         try:
             cursor = result.cursor
             while cursor is not None:
                 rows = cursor.fetchmany(LOAD_CHUNK_ROWS)
                 if not rows:
                     break
-                parts.append(pd.DataFrame.from_records(rows, columns=columns))
+                yield rows
         finally:
             result.close()
+
+
+def read_frame(engine: Engine, statement: Any, columns: list[str]) -> pd.DataFrame:
+    """The statement's rows as a frame with these column names (see `_row_chunks`)."""
+    parts = [
+        pd.DataFrame.from_records(rows, columns=columns) for rows in _row_chunks(engine, statement)
+    ]
     if not parts:
         return pd.DataFrame.from_records([], columns=columns)
     if len(parts) == 1:
@@ -178,18 +185,10 @@ def _order_products(engine: Engine, end: datetime) -> pd.DataFrame:
         .join(Order, col(Order.id) == col(OrderLine.order_pk))
         .where(col(Order.ordered_at) < end)
     )
-    parts = []
-    with paused_gc(), engine.connect() as connection:
-        result = connection.execute(statement)
-        try:
-            cursor = result.cursor
-            while cursor is not None:
-                rows = cursor.fetchmany(LOAD_CHUNK_ROWS)
-                if not rows:
-                    break
-                parts.append(np.fromiter((row[0] for row in rows), np.int64, len(rows)))
-        finally:
-            result.close()
+    parts = [
+        np.fromiter((row[0] for row in rows), np.int64, len(rows))
+        for rows in _row_chunks(engine, statement)
+    ]
     values = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
     return pd.DataFrame({"order_pk": values // stride, "product_pk": values % stride})
 
