@@ -550,14 +550,17 @@ def run(ctx: RunContext) -> None:
             }
             for record in records
         ]
+        # Each customer's offers are one slice of the list of all offers, best first.
         offers: list[list[dict[str, Any]] | None] = [None] * len(ctx.scores)
-        for position, r in zip(customer.tolist(), rule.tolist(), strict=True):
-            offer = offer_of_rule[r]
-            held = offers[position]
-            if held is None:
-                offers[position] = [offer]
-            else:
-                held.append(offer)
+        if len(customer):
+            grouped = np.argsort(customer, kind="stable")
+            customer, rule = customer[grouped], rule[grouped]
+            every_offer = [offer_of_rule[r] for r in rule.tolist()]
+            starts = np.flatnonzero(np.r_[True, customer[1:] != customer[:-1]])
+            ends = np.r_[starts[1:], len(customer)]
+            slices = zip(customer[starts].tolist(), starts.tolist(), ends.tolist(), strict=True)
+            for position, start, end in slices:
+                offers[position] = every_offer[start:end]
         ctx.scores["next_products"] = pd.Series(offers, index=ctx.scores.index, dtype=object)
         offers_made = len(customer)
         customers_with_offers = len(np.unique(customer))
