@@ -116,11 +116,13 @@ def transitions(
     up. A node's shares over all sets must not exceed 1."""
     sent = np.zeros(size)
     values, targets, sources = [], [], []
+    # 32-bit node numbers where they fit: a million customers have 25 million ties.
+    node = np.int32 if size < np.iinfo(np.int32).max else np.int64
     for source, target, weight, share in edge_sets:
         total = np.bincount(source, weights=weight, minlength=size)
         values.append(share * weight / total[source])
-        targets.append(target)
-        sources.append(source)
+        targets.append(target.astype(node, copy=False))
+        sources.append(source.astype(node, copy=False))
         sent += np.where(total > 0, share, 0.0)
     if np.any(sent > 1.0 + 1e-9):
         raise ValueError("a node would send on more than all of its rank")
@@ -322,7 +324,9 @@ def co_purchase_ties(
         codes = codes.astype(np.int16)
     order = order[np.argsort(codes[order], kind="stable")]
     product = product[order]
-    customer = customer[order]
+    # Ties are numbered like customers: 32 bits where they fit (25 million ties at 1M).
+    node = np.int32 if len(followers) < np.iinfo(np.int32).max else np.int64
+    customer = customer[order].astype(node, copy=False)
     emits = followers[customer]
     sources, targets = [], []
     for step in range(1, ties_per_product + 1):
