@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import partial
+from json.encoder import encode_basestring_ascii
 from types import ModuleType
 from typing import Any
 
@@ -504,7 +505,10 @@ def _json_text(value: Any, encoded: dict[int, str]) -> str:
     """`value` as JSON text, as json.dumps writes it. The dicts of a list are often the very
     same objects in many cells (one offer per rule, shared by every customer it fires for);
     `encoded` remembers each one's text by identity while the cells are alive."""
-    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        # Reasons: a list of sentences, joined here in twice the speed of the encoder.
+        return "[" + ", ".join(map(encode_basestring_ascii, value)) + "]"
+    if isinstance(value, list) and all(isinstance(item, dict) for item in value):
         parts = []
         for item in value:
             text = encoded.get(id(item))
