@@ -76,8 +76,6 @@ BACKTEST_CUSTOMERS = 200_000
 # Cells (customer x offered product, 4 bytes each) of the best-offer table per chunk.
 DENSE_CHUNK_CELLS = 10_000_000
 MIN_CHUNK_ROWS = 1_000
-# Customers whose pairs of products are listed at a time.
-PAIR_CHUNK_ROWS = 100_000
 
 
 @dataclass
@@ -179,26 +177,6 @@ def _pairs_per_row(owns: sp.csr_array, pair_id: np.ndarray) -> tuple[np.ndarray,
     return np.concatenate(rows), np.concatenate(ids)
 
 
-def _owned_pairs(owns: sp.csr_array, pair_id: np.ndarray, pairs: int) -> sp.csr_array:
-    """customers x frequent pairs, 1 where the customer has both products: built a chunk of
-    customers at a time (a million customers hold 56 million pairs, and one conversion
-    from coordinates held them three times over)."""
-    customers = owns.shape[0]
-    indptr = [np.zeros(1, dtype=np.int64)]
-    columns = []
-    for start in range(0, customers, PAIR_CHUNK_ROWS):
-        stop = min(start + PAIR_CHUNK_ROWS, customers)
-        rows, ids = _pairs_per_row(sp.csr_array(owns[start:stop]), pair_id)
-        piece = sp.csr_array(
-            (np.ones(len(rows), dtype=np.int32), (rows, ids)), shape=(stop - start, pairs)
-        )
-        indptr.append(piece.indptr[1:].astype(np.int64) + indptr[-1][-1])
-        columns.append(piece.indices.astype(np.int32, copy=False))
-    indices = np.concatenate(columns) if columns else np.zeros(0, dtype=np.int32)
-    data = np.ones(len(indices), dtype=np.int32)
-    return sp.csr_array((data, indices, np.concatenate(indptr)), shape=(customers, pairs))
-
-
 def count_itemsets(histories: Histories) -> Itemsets:
     """Counts of the frequent products, pairs and triples (at most three products: rules
     have one or two on the left and one on the right). Apriori's pruning makes this exact:
@@ -226,7 +204,11 @@ def count_itemsets(histories: Histories) -> Itemsets:
     first, second, pair_count = first[order], second[order], together.data[upper][order]
     pair_id = np.full((size, size), -1, dtype=np.int32)
     pair_id[first, second] = np.arange(len(first), dtype=np.int32)
-    owns_pair = _owned_pairs(owns, pair_id, len(first))
+    rows, ids = _pairs_per_row(owns, pair_id)
+    owns_pair = sp.csr_array(
+        (np.ones(len(rows), dtype=np.int32), (rows, ids)), shape=(matrix.shape[0], len(first))
+    )
+    del rows, ids
     triples = (owns_pair.T @ owns).tocoo()
     third_is_new = (triples.col != first[triples.row]) & (triples.col != second[triples.row])
     keep = third_is_new & (triples.data >= min_count)
