@@ -654,11 +654,13 @@ def _ticket_time(f: _Facts, typical: dict[str, float], horizon: int) -> list[str
     ]
 
 
+def _each(values: list[Any], missing: str, phrase: Callable[[Any], str]) -> list[str]:
+    """`phrase(value)` for each value; `missing` where the customer has none."""
+    return [missing if _missing(value) else phrase(value) for value in values]
+
+
 def _csat(f: _Facts, typical: dict[str, float], horizon: int) -> list[str]:
-    return [
-        "no CSAT rating yet" if _missing(score) else f"last CSAT {int(score)}/5"
-        for score in f["csat_latest"]
-    ]
+    return _each(f["csat_latest"], "no CSAT rating yet", lambda score: f"last CSAT {int(score)}/5")
 
 
 def _nps_category(score: int) -> str:
@@ -666,12 +668,11 @@ def _nps_category(score: int) -> str:
 
 
 def _nps(f: _Facts, typical: dict[str, float], horizon: int) -> list[str]:
-    return [
-        "has never answered an NPS survey"
-        if _missing(score)
-        else f"last NPS {int(score)} ({_nps_category(int(score))})"
-        for score in f["nps_latest"]
-    ]
+    return _each(
+        f["nps_latest"],
+        "has never answered an NPS survey",
+        lambda score: f"last NPS {int(score)} ({_nps_category(int(score))})",
+    )
 
 
 def _tone(sentiment: float) -> str:
@@ -679,12 +680,11 @@ def _tone(sentiment: float) -> str:
 
 
 def _sentiment(f: _Facts, typical: dict[str, float], horizon: int) -> list[str]:
-    return [
-        "no tickets or comments to read the tone of"
-        if _missing(value)
-        else f"{_tone(value)} tone in tickets and comments ({value:+.2f} on -1..1)"
-        for value in f["sentiment"]
-    ]
+    return _each(
+        f["sentiment"],
+        "no tickets or comments to read the tone of",
+        lambda value: f"{_tone(value)} tone in tickets and comments ({value:+.2f} on -1..1)",
+    )
 
 
 def _segment(f: _Facts, typical: dict[str, float], horizon: int) -> list[str]:
