@@ -6,6 +6,7 @@
   skipped when they do not answer, unless CRMBOT_REQUIRE_SERVERS names them (CI sets it).
   Each run creates its own database on each server and drops it at the end, so nothing an
   earlier run left behind can leak in; between tests its tables are emptied (ids restart).
+* `crm` / `bot`: the small hand-made CRM of `small_crm.seed` and a chat bot over it.
 * `sample_company` (session): the demo's sample company (~800 customers) imported into a
   SQLite file and trained as of its as_of; `.engine`, `.truth`, `.as_of`, `.settings`.
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from small_crm import ChatBot, SmallCrm, seed
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import SQLModel
@@ -218,3 +220,13 @@ def sample_company(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleC
         run=run,
     )
     engine.dispose()
+
+
+@pytest.fixture
+def crm(engine: Engine) -> SmallCrm:
+    return seed(engine)
+
+
+@pytest.fixture
+def bot(crm: SmallCrm, settings: Settings, tmp_path: Path) -> ChatBot:
+    return ChatBot(crm.engine, settings, tmp_path / "charts")

@@ -2,23 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-from small_crm import ChatBot, SmallCrm, seed
-from sqlalchemy.engine import Engine
-
-from crmbot.config import Settings
-
-
-@pytest.fixture
-def crm(engine: Engine) -> SmallCrm:
-    return seed(engine)
-
-
-@pytest.fixture
-def bot(crm: SmallCrm, settings: Settings, tmp_path: Path) -> ChatBot:
-    return ChatBot(crm.engine, settings, tmp_path / "charts")
+from small_crm import ChatBot, SmallCrm
 
 
 def test_model_shows_the_active_run_metrics_and_history(bot: ChatBot) -> None:

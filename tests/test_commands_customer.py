@@ -6,22 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from small_crm import ChatBot, SmallCrm, seed
+from small_crm import ChatBot, SmallCrm
 from sqlalchemy.engine import Engine
 
 from crmbot import audit
 from crmbot.config import Settings
 from crmbot.privacy import contains_pii
-
-
-@pytest.fixture
-def crm(engine: Engine) -> SmallCrm:
-    return seed(engine)
-
-
-@pytest.fixture
-def bot(crm: SmallCrm, settings: Settings, tmp_path: Path) -> ChatBot:
-    return ChatBot(crm.engine, settings, tmp_path / "charts")
 
 
 def test_the_card_has_every_part(bot: ChatBot) -> None:

@@ -2,23 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from small_crm import ChatBot, SmallCrm, seed
-from sqlalchemy.engine import Engine
-
-from crmbot.config import Settings
-
-
-@pytest.fixture
-def crm(engine: Engine) -> SmallCrm:
-    return seed(engine)
-
-
-@pytest.fixture
-def bot(crm: SmallCrm, settings: Settings, tmp_path: Path) -> ChatBot:
-    return ChatBot(crm.engine, settings, tmp_path / "charts")
+from small_crm import ChatBot
 
 
 def ids(reply_table_rows: list[list[str]], column: int = 1) -> list[str]:

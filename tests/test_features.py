@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
-from value_data import END, build_company, insert_company
+from value_data import END, build_company, insert_company, order_row
 
 from crmbot.analytics import base
 from crmbot.analytics.base import RunContext, load_training_data
@@ -23,17 +23,6 @@ from crmbot.config import Settings
 from crmbot.models import Customer, Feedback, Order, Ticket
 
 AS_OF = date(2025, 6, 30)
-
-
-def _order(pk: int, customer: int, when: datetime, amount: float) -> dict:
-    return {
-        "id": pk,
-        "order_id": f"O{pk}",
-        "customer_pk": customer,
-        "ordered_at": when,
-        "amount": amount,
-        "currency": "USD",
-    }
 
 
 @pytest.fixture
@@ -53,14 +42,14 @@ def book(engine: Engine) -> Engine:
             [
                 # A: two orders on the first day (one purchase day), then two more days,
                 # a refund, and an order after as_of.
-                _order(1, 1, datetime(2025, 1, 10, 9), 100.0),
-                _order(2, 1, datetime(2025, 1, 10, 17), 50.0),
-                _order(3, 1, datetime(2025, 3, 1, 12), 30.0),
-                _order(4, 1, datetime(2025, 5, 31, 23, 59), 90.0),
-                _order(5, 1, datetime(2025, 6, 5), -40.0),
-                _order(6, 1, datetime(2025, 7, 1, 0, 0), 500.0),
+                order_row(1, 1, datetime(2025, 1, 10, 9), 100.0),
+                order_row(2, 1, datetime(2025, 1, 10, 17), 50.0),
+                order_row(3, 1, datetime(2025, 3, 1, 12), 30.0),
+                order_row(4, 1, datetime(2025, 5, 31, 23, 59), 90.0),
+                order_row(5, 1, datetime(2025, 6, 5), -40.0),
+                order_row(6, 1, datetime(2025, 7, 1, 0, 0), 500.0),
                 # B: one free order on as_of itself.
-                _order(7, 2, datetime(2025, 6, 30, 23, 0), 0.0),
+                order_row(7, 2, datetime(2025, 6, 30, 23, 0), 0.0),
             ],
         )
         connection.execute(

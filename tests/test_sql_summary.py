@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import insert, update
 from sqlalchemy.engine import Engine
-from value_data import END, build_company, insert_company, later_rows
+from value_data import END, build_company, insert_company, later_rows, order_row
 
 from crmbot.analytics.base import load_training_data
 from crmbot.analytics.features import customer_summary
@@ -38,17 +38,6 @@ def test_equals_the_pandas_summary_with_later_rows_present(
     _assert_same(
         sql_customer_summary(storage_engine, as_of), _pandas_summary(storage_engine, as_of)
     )
-
-
-def _order(pk: int, customer: int, when: datetime, amount: float) -> dict:
-    return {
-        "id": pk,
-        "order_id": f"O{pk}",
-        "customer_pk": customer,
-        "ordered_at": when,
-        "amount": amount,
-        "currency": "USD",
-    }
 
 
 def _feedback(pk: int, customer: int, when: datetime, nps: int | None, csat: int | None) -> dict:
@@ -86,17 +75,17 @@ def test_equals_the_pandas_summary_on_the_awkward_cases(storage_engine: Engine) 
         connection.execute(
             insert(Order.__table__),  # type: ignore[attr-defined]
             [
-                _order(1, 1, datetime(2025, 1, 10, 9), 100.0),
-                _order(2, 1, datetime(2025, 1, 10, 23, 59, 59), 50.0),
-                _order(3, 1, datetime(2025, 3, 1, 12), 30.25),
-                _order(4, 1, datetime(2025, 4, 2, 0, 0), 90.0),  # first day of the window
-                _order(5, 1, datetime(2025, 6, 5), -40.0),
-                _order(6, 1, datetime(2025, 7, 1, 0, 0), 500.0),  # after as_of
-                _order(7, 2, datetime(2025, 6, 30, 23, 59, 59), 0.0),
-                _order(8, 3, datetime(2025, 2, 1), -15.0),  # a refund only
-                _order(9, 5, datetime(2025, 2, 2), 70.0),  # erased customer
-                _order(10, 6, datetime(2025, 6, 29), 12.0),  # before sign-up
-                _order(11, 6, datetime(2025, 6, 30), 8.0),
+                order_row(1, 1, datetime(2025, 1, 10, 9), 100.0),
+                order_row(2, 1, datetime(2025, 1, 10, 23, 59, 59), 50.0),
+                order_row(3, 1, datetime(2025, 3, 1, 12), 30.25),
+                order_row(4, 1, datetime(2025, 4, 2, 0, 0), 90.0),  # first day of the window
+                order_row(5, 1, datetime(2025, 6, 5), -40.0),
+                order_row(6, 1, datetime(2025, 7, 1, 0, 0), 500.0),  # after as_of
+                order_row(7, 2, datetime(2025, 6, 30, 23, 59, 59), 0.0),
+                order_row(8, 3, datetime(2025, 2, 1), -15.0),  # a refund only
+                order_row(9, 5, datetime(2025, 2, 2), 70.0),  # erased customer
+                order_row(10, 6, datetime(2025, 6, 29), 12.0),  # before sign-up
+                order_row(11, 6, datetime(2025, 6, 30), 8.0),
             ],
         )
         connection.execute(

@@ -269,3 +269,15 @@ def insert_company(engine: Engine, company: Company) -> None:
                 .where(Ticket.__table__.c.id == ticket_id)  # type: ignore[attr-defined]
                 .values(closed_at=closed_at)
             )
+
+
+def order_row(pk: int, customer: int, when: datetime, amount: float) -> dict:
+    """One `orders` row for a hand-made book."""
+    return {
+        "id": pk,
+        "order_id": f"O{pk}",
+        "customer_pk": customer,
+        "ordered_at": when,
+        "amount": amount,
+        "currency": "USD",
+    }
