@@ -8,8 +8,6 @@ a table, and — for "compare X by Y" — a bar chart.
 
 from __future__ import annotations
 
-from typing import Any
-
 from crmbot import queries
 from crmbot.ask.execute import Answer, AskError, execute, load_vocabulary
 from crmbot.ask.explain import explanation
@@ -154,7 +152,7 @@ def _offer_reply(request: Request, query: StructuredQuery) -> Reply:
     understood = explanation(
         query.with_changes(customer=customer.customer_id, customer_name=None), None
     )
-    products: list[dict[str, Any]] = list((card.score.next_products or []) if card.score else [])
+    products = card.offers
     buttons = [Button("Customer card", "crm_customer", customer.customer_id, style="primary")]
     if not products:
         return Reply(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from crmbot import queries
 from crmbot.chat.reply import Button, Reply
 from crmbot.commandkit import (
@@ -49,6 +51,7 @@ def render_card(card: queries.CustomerCard, request: Request) -> Reply:
         fields.append(("Scores", "not scored yet — no active model covers this customer"))
     else:
         fields += _score_fields(score, horizon_months=request.settings.clv_horizon_months)
+        fields.append(("Next best product", _next_product(card.offers)))
     last = card.last_order
     if last is not None:
         totals = ""
@@ -111,7 +114,6 @@ def _score_fields(score: CustomerScore, *, horizon_months: int) -> list[tuple[st
         ("Churn risk", churn),
         ("Satisfaction", _satisfaction(score)),
         ("Influence", _influence(score)),
-        ("Next best product", _next_product(score)),
     ]
 
 
@@ -145,10 +147,10 @@ def _influence(score: CustomerScore) -> str:
     return " · ".join(parts)
 
 
-def _next_product(score: CustomerScore) -> str:
-    if not score.next_products:
+def _next_product(offers: list[dict[str, Any]]) -> str:
+    if not offers:
         return "—"
-    best = score.next_products[0]
+    best = offers[0]
     name = clip(str(best.get("name") or best.get("product_id") or "?"), 60)
     details = []
     if best.get("confidence") is not None:

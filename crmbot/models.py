@@ -195,8 +195,38 @@ class CustomerScore(SQLModel, table=True):
     community: int | None = None
     community_size: int | None = None
 
-    # Next best product: [{"product_id", "name", "confidence", "lift", "reason"}]
-    next_products: list[dict[str, Any]] | None = _json_column()
+    # Next best product: the run's offers for this customer, best first, as `RunOffer.offer`
+    # numbers ([3, 17, 5]); `queries.customer_offers` turns them into the offers themselves.
+    next_products: list[Any] | None = _json_column()
+
+
+class RunOffer(SQLModel, table=True):
+    """One offer of a model run: a product and why (one association rule).
+
+    A rule fires for thousands of customers; its reason is stored once here, and each
+    customer's score row lists the offers' numbers.
+    """
+
+    __tablename__ = "run_offer"
+
+    run_id: int = Field(foreign_key="model_run.id", primary_key=True)
+    offer: int = Field(primary_key=True)
+    product_id: str = Field(max_length=64)
+    name: str = Field(max_length=200)
+    confidence: float = Field(sa_type=Double)
+    lift: float = Field(sa_type=Double)
+    support: float = Field(sa_type=Double)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "product_id": self.product_id,
+            "name": self.name,
+            "confidence": self.confidence,
+            "lift": self.lift,
+            "support": self.support,
+            "reason": self.reason,
+        }
 
 
 class AuditLog(SQLModel, table=True):

@@ -31,6 +31,7 @@ from crmbot.models import (
     CustomerScore,
     ModelRun,
     Order,
+    RunOffer,
 )
 
 # ---------------------------------------------------------------------------------------
@@ -232,6 +233,9 @@ class CustomerCard:
     score: CustomerScore | None
     run: ModelRun | None
     last_order: Order | None
+    # Next best products, best first: {"product_id", "name", "confidence", "lift",
+    # "support", "reason"}.
+    offers: list[dict[str, Any]]
 
 
 def customer_card(session: Session, *, customer: Customer, run: ModelRun | None) -> CustomerCard:
@@ -245,7 +249,28 @@ def customer_card(session: Session, *, customer: Customer, run: ModelRun | None)
         .order_by(col(Order.ordered_at).desc(), col(Order.id).desc())
         .limit(1)
     ).scalar_one_or_none()
-    return CustomerCard(customer=customer, score=score, run=run, last_order=last_order)
+    offers = customer_offers(session, score) if score is not None else []
+    return CustomerCard(
+        customer=customer, score=score, run=run, last_order=last_order, offers=offers
+    )
+
+
+def customer_offers(session: Session, score: CustomerScore) -> list[dict[str, Any]]:
+    """The offers a score row's `next_products` numbers point at, in its order."""
+    listed = list(score.next_products or [])
+    if all(isinstance(item, dict) for item in listed):
+        # A run trained before offers were stored once per run kept them in the row.
+        return listed
+    numbers = [n for n in listed if isinstance(n, int)]
+    found = {
+        offer.offer: offer.as_dict()
+        for offer in session.execute(
+            select(RunOffer).where(
+                col(RunOffer.run_id) == score.run_id, col(RunOffer.offer).in_(numbers)
+            )
+        ).scalars()
+    }
+    return [found[n] for n in numbers if n in found]
 
 
 def order_history(

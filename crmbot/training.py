@@ -49,7 +49,7 @@ from crmbot.analytics.sql_summary import sql_customer_summary, summary_in_databa
 from crmbot.clock import utc_now
 from crmbot.config import Settings
 from crmbot.db import is_sqlite, read_session, refresh_statistics, write_session
-from crmbot.models import ActiveRun, CustomerScore, ModelRun
+from crmbot.models import ActiveRun, CustomerScore, ModelRun, RunOffer
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +183,7 @@ def _train(
         step = "write"
         notify(StageEvent("write", "start", total_steps - 1, total_steps))
         t0 = time.perf_counter()
+        row_counts["offers"] = write_offers(engine, run_id, ctx.offers)
         row_counts["scores"] = write_scores(engine, run_id, ctx.scores)
         timings["write"] = time.perf_counter() - t0
         notify(StageEvent("write", "done", total_steps - 1, total_steps, timings["write"]))
@@ -326,8 +327,10 @@ def _non_null_defaults() -> dict[str, Any]:
     return defaults
 
 
-def _column_values(name: str, values: pd.Series, *, for_sqlite_driver: bool) -> list[Any]:
-    """One score column as plain Python values the driver accepts (None for missing).
+def _column_values(name: str, values: pd.Series, *, as_text: bool) -> list[Any]:
+    """One score column as plain Python values the driver accepts (None for missing);
+    `as_text`: datetimes and JSON as the text SQLAlchemy would store (for a driver-level
+    insert on SQLite and COPY on PostgreSQL).
 
     Converted a column at a time with array operations: a million customers times forty
     columns is too many values to inspect one by one.
@@ -336,14 +339,14 @@ def _column_values(name: str, values: pd.Series, *, for_sqlite_driver: bool) -> 
     default = _non_null_defaults().get(name)
     if isinstance(column_type, JSON):
         cells = [None if isinstance(v, float) or v is pd.NA else v for v in values.tolist()]
-        if for_sqlite_driver:  # serialised here, numpy scalars included, in C
+        if as_text:  # serialised here, numpy scalars included, in C
             encoded: dict[int, str] = {}
             return [None if v is None else _json_text(v, encoded) for v in cells]
         return [None if v is None else _jsonable(v) for v in cells]
     if isinstance(column_type, DateTime):
         stamps = pd.to_datetime(values)
         missing = stamps.isna().to_numpy()
-        if for_sqlite_driver:
+        if as_text:
             text = stamps.dt.strftime(_SQLITE_DATETIME).to_numpy(dtype=object)
         else:
             text = np.array(stamps.dt.to_pydatetime(), dtype=object)
@@ -371,14 +374,13 @@ def score_columns(scores: pd.DataFrame) -> list[str]:
 
 
 def score_rows(
-    run_id: int, scores: pd.DataFrame, *, for_sqlite_driver: bool = False
+    run_id: int, scores: pd.DataFrame, *, as_text: bool = False
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """(column names, one tuple per customer) for the run's score rows."""
+    """(column names, one tuple per customer) for the run's score rows (`as_text`: see
+    `_column_values`)."""
     columns = score_columns(scores)
     pks = [int(pk) for pk in scores.index.to_numpy()]
-    values = [
-        _column_values(name, scores[name], for_sqlite_driver=for_sqlite_driver) for name in columns
-    ]
+    values = [_column_values(name, scores[name], as_text=as_text) for name in columns]
     # NOT NULL columns no stage filled (e.g. when a run has fewer stages) get their model
     # defaults here: the driver-level insert does not apply SQLAlchemy's Python defaults.
     for name, default in _non_null_defaults().items():
@@ -400,9 +402,9 @@ def write_scores(engine: Engine, run_id: int, scores: pd.DataFrame) -> int:
 
     The rows are invisible to readers until the run is activated, so each chunk may
     commit on its own and a crash half-way leaves only rows of a run nobody reads. On
-    SQLite the tuples go straight to the driver's executemany (values already in
-    SQLAlchemy's storage formats); on servers through a Core insert, whose executemany
-    batches rows into multi-row statements.
+    SQLite the tuples go straight to the driver's executemany and on PostgreSQL through
+    COPY (values already in SQLAlchemy's storage formats); on MariaDB through a Core
+    insert, whose executemany batches rows into multi-row statements.
     """
     # Rows are made a chunk at a time: a million customers' rows as Python tuples at once
     # took a gigabyte.
@@ -411,36 +413,68 @@ def write_scores(engine: Engine, run_id: int, scores: pd.DataFrame) -> int:
         for start in range(0, len(scores), WRITE_CHUNK_ROWS)
     ]
     if is_sqlite(engine):
-        with paused_gc(), engine.connect() as connection:
-            # Four indexes take each row at a random place: with SQLite's default 2 MB page
-            # cache a million rows spend most of their time re-reading index pages.
-            connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_WRITE_CACHE_KIB}")
-            connection.commit()
-            try:
-                for chunk in chunks:
-                    names, rows = score_rows(run_id, chunk, for_sqlite_driver=True)
-                    quote = engine.dialect.identifier_preparer.quote
-                    statement = (
-                        f"INSERT INTO {quote(_SCORE_TABLE.name)} "
-                        f"({', '.join(quote(n) for n in names)}) "
-                        f"VALUES ({', '.join('?' for _ in names)})"
-                    )
-                    with connection.begin():
-                        connection.exec_driver_sql(statement, rows)
-            finally:
-                connection.rollback()
-                connection.exec_driver_sql("PRAGMA cache_size=-2000")
-                connection.commit()
+        _write_sqlite(engine, run_id, chunks)
         return len(scores)
-    insert_statement = insert(_SCORE_TABLE)
-    for chunk in chunks:
-        with paused_gc():
-            records = score_records(run_id, chunk)
-            with engine.begin() as connection:
-                connection.execute(insert_statement, records)
+    if engine.dialect.name == "postgresql":
+        _write_postgresql(engine, run_id, chunks)
+    else:
+        insert_statement = insert(_SCORE_TABLE)
+        for chunk in chunks:
+            with paused_gc():
+                records = score_records(run_id, chunk)
+                with engine.begin() as connection:
+                    connection.execute(insert_statement, records)
     # Before activation, so the first reads of the new run are planned on its rows.
     refresh_statistics(engine, _SCORE_TABLE.name)
     return len(scores)
+
+
+def _write_sqlite(engine: Engine, run_id: int, chunks: list[pd.DataFrame]) -> None:
+    quote = engine.dialect.identifier_preparer.quote
+    with paused_gc(), engine.connect() as connection:
+        # Four indexes take each row at a random place: with SQLite's default 2 MB page
+        # cache a million rows spend most of their time re-reading index pages.
+        connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_WRITE_CACHE_KIB}")
+        connection.commit()
+        try:
+            for chunk in chunks:
+                names, rows = score_rows(run_id, chunk, as_text=True)
+                statement = (
+                    f"INSERT INTO {quote(_SCORE_TABLE.name)} "
+                    f"({', '.join(quote(n) for n in names)}) "
+                    f"VALUES ({', '.join('?' for _ in names)})"
+                )
+                with connection.begin():
+                    connection.exec_driver_sql(statement, rows)
+        finally:
+            connection.rollback()
+            connection.exec_driver_sql("PRAGMA cache_size=-2000")
+            connection.commit()
+
+
+def _write_postgresql(engine: Engine, run_id: int, chunks: list[pd.DataFrame]) -> None:
+    # COPY: 100k score rows in 1.4 s where multi-row INSERTs took 5.8 s.
+    quote = engine.dialect.identifier_preparer.quote
+    for chunk in chunks:
+        with paused_gc():
+            names, rows = score_rows(run_id, chunk, as_text=True)
+            statement = (
+                f"COPY {quote(_SCORE_TABLE.name)} ({', '.join(quote(n) for n in names)}) FROM STDIN"
+            )
+            with engine.begin() as connection:
+                cursor = connection.connection.cursor()
+                with cursor.copy(statement) as copy:  # type: ignore[attr-defined]
+                    for row in rows:
+                        copy.write_row(row)
+
+
+def write_offers(engine: Engine, run_id: int, offers: list[dict[str, Any]]) -> int:
+    """Store the run's offers (`RunContext.offers`), numbered by position."""
+    if offers:
+        rows = [{**offer, "run_id": run_id, "offer": number} for number, offer in enumerate(offers)]
+        with engine.begin() as connection:
+            connection.execute(insert(RunOffer), _jsonable(rows))
+    return len(offers)
 
 
 # ---------------------------------------------------------------------------------------
@@ -477,6 +511,7 @@ def _close_abandoned_runs(
         if not stale:
             return
         session.execute(delete(CustomerScore).where(col(CustomerScore.run_id).in_(stale)))
+        session.execute(delete(RunOffer).where(col(RunOffer.run_id).in_(stale)))
         session.execute(
             update(ModelRun)
             .where(col(ModelRun.id).in_(stale))
@@ -586,7 +621,8 @@ def _fail_run(
 ) -> None:
     with write_session(engine) as session:
         # Rows of a run that will never be read only take space.
-        session.execute(delete(CustomerScore).where(CustomerScore.run_id == run_id))  # type: ignore[arg-type]
+        session.execute(delete(CustomerScore).where(col(CustomerScore.run_id) == run_id))
+        session.execute(delete(RunOffer).where(col(RunOffer.run_id) == run_id))
         session.execute(
             update(ModelRun)
             .where(ModelRun.id == run_id)  # type: ignore[arg-type]

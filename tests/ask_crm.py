@@ -92,6 +92,7 @@ def seed(engine: Engine) -> None:
                     satisfaction=satisfaction,
                     cluster=0 if clv > 1000 else 1,
                     cluster_label="frequent, high spend" if clv > 1000 else "occasional",
+                    # Offers kept in the row itself, as runs before `RunOffer` stored them.
                     next_products=[{"product_id": "P9", "name": "Descaler", "confidence": 0.8}],
                 )
             )

@@ -20,7 +20,15 @@ from crmbot.chat.reply import Reply
 from crmbot.chat.shell import Shell
 from crmbot.config import Settings
 from crmbot.db import write_session
-from crmbot.models import ActiveRun, Customer, CustomerScore, ModelRun, Order, Referral
+from crmbot.models import (
+    ActiveRun,
+    Customer,
+    CustomerScore,
+    ModelRun,
+    Order,
+    Referral,
+    RunOffer,
+)
 
 AS_OF = date(2026, 6, 30)
 TODAY = date(2026, 7, 3)
@@ -332,17 +340,21 @@ def seed(engine: Engine) -> SmallCrm:
                     referred_spend=2400.0 if cid == "C010" else 0.0,
                     community=1,
                     community_size=3,
-                    next_products=[
-                        {
-                            "product_id": "P7",
-                            "name": "Support Plus",
-                            "confidence": 0.42,
-                            "lift": 3.1,
-                            "reason": "bought by 42% of customers with Widget Pro",
-                        }
-                    ],
+                    next_products=[0],
                 )
             )
+        session.add(
+            RunOffer(
+                run_id=current.id,
+                offer=0,
+                product_id="P7",
+                name="Support Plus",
+                confidence=0.42,
+                lift=3.1,
+                support=0.05,
+                reason="bought by 42% of customers with Widget Pro",
+            )
+        )
         session.add(
             ActiveRun(slot="scores", run_id=current.id, activated_at=datetime(2026, 7, 1, 2, 1))
         )

@@ -39,10 +39,10 @@ def test_db_upgrade_and_current(crmbot: Run) -> None:
     assert "no schema yet" in crmbot("db", "current").output
     first = crmbot("db", "upgrade")
     assert first.exit_code == 0
-    assert first.output.strip() == "database schema upgraded from revision (empty) to 0001"
+    assert first.output.strip() == "database schema upgraded from revision (empty) to 0002"
     again = crmbot("db", "upgrade")
-    assert again.output.strip() == "database schema is up to date at revision 0001"
-    assert crmbot("db", "current").output.strip() == "0001"
+    assert again.output.strip() == "database schema is up to date at revision 0002"
+    assert crmbot("db", "current").output.strip() == "0002"
 
 
 def test_import_prints_a_summary_and_writes_the_report(crmbot: Run, tmp_path: Path) -> None:

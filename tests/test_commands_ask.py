@@ -32,6 +32,7 @@ from crmbot.chat.shell import Shell
 from crmbot.chat.slack import build_app
 from crmbot.config import Settings
 from crmbot.db import make_engine, read_session
+from crmbot.models import CustomerScore
 
 SECRET = "test-signing-secret"
 
@@ -183,8 +184,13 @@ def test_what_should_i_offer_routes_to_the_customer_cards_products(company: Comp
     with_offers = company.scores[company.scores.next_products.map(bool)]
     customer = with_offers.iloc[0]
     reply = company.ask(f"what should I offer customer {customer.customer_id}?")
+    with read_session(company.engine) as session:
+        run_id = queries.active_run_id(session)
+        score = session.get(CustomerScore, (run_id, int(customer.customer_pk)))
+        assert score is not None
+        best = queries.customer_offers(session, score)[0]
     assert reply.table is not None
-    assert reply.table.rows[0][1] == customer.next_products[0]["name"]
+    assert reply.table.rows[0][1] == best["name"]
     assert reply.buttons[0].action_id == "crm_customer"
     assert reply.customer_ids == [customer.customer_id]
 

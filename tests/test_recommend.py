@@ -13,6 +13,7 @@ import pytest
 from crmbot.analytics import recommend
 from crmbot.analytics.base import RunContext, TrainingData
 from crmbot.config import Settings
+from crmbot.models import CustomerScore
 
 AS_OF = date(2026, 6, 30)
 START = datetime(2025, 1, 1)
@@ -84,7 +85,15 @@ def run_stage(data: TrainingData, settings: Settings) -> RunContext:
     json.dumps(ctx.params["recommend"])
     json.dumps(ctx.metrics["recommend"])
     json.dumps(ctx.scores["next_products"].tolist())
+    json.dumps(ctx.offers)
     return ctx
+
+
+def offers_of(ctx: RunContext) -> pd.Series:
+    """Each customer's offers as the run stores them: numbers into the run's offers."""
+    return ctx.scores["next_products"].map(
+        lambda numbers: None if numbers is None else [ctx.offers[n] for n in numbers]
+    )
 
 
 def affinity_company(seed: int = 1) -> list[list[list[int]]]:
@@ -136,7 +145,7 @@ def test_planted_affinities_are_the_top_rules_with_reasons(run_settings: Setting
 def test_offers_are_products_not_yet_bought_best_rule_first(run_settings: Settings) -> None:
     histories = affinity_company()
     ctx = run_stage(make_data(histories), run_settings)
-    offers = ctx.scores["next_products"]
+    offers = offers_of(ctx)
     machine_owner = len(histories) - 2
     first = offers[machine_owner][0]
     assert first["product_id"] == "P3"
@@ -163,7 +172,7 @@ def test_margin_breaks_ties_between_equally_strong_rules(run_settings: Settings)
     histories = [[[1], [7, 8]] for _ in range(30)] + [[[2]] for _ in range(30)]
     histories += [[[7]]] * 5 + [[[8]]] * 5 + [[[1]]]
     ctx = run_stage(make_data(histories), run_settings)
-    offers = ctx.scores["next_products"][len(histories)]
+    offers = offers_of(ctx)[len(histories)]
     assert [o["product_id"] for o in offers][:2] == ["P7", "P8"]
 
 
@@ -282,10 +291,10 @@ def test_offers_do_not_depend_on_the_chunking(
     run_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = make_data(affinity_company())
-    whole = run_stage(data, run_settings).scores["next_products"].tolist()
+    whole = offers_of(run_stage(data, run_settings)).tolist()
     monkeypatch.setattr(recommend, "DENSE_CHUNK_CELLS", 0)
     monkeypatch.setattr(recommend, "MIN_CHUNK_ROWS", 37)
-    chunked = run_stage(data, run_settings).scores["next_products"].tolist()
+    chunked = offers_of(run_stage(data, run_settings)).tolist()
     assert chunked == whole
     assert sum(offers is not None for offers in whole) > 50
 
@@ -355,3 +364,9 @@ def test_planted_affinities_are_top_rules_of_the_sample_company(sample_company) 
     offered = scores["next_products"].dropna()
     assert len(offered) > len(scores) / 4
     assert all(1 <= len(offers) <= recommend.OFFERS_PER_CUSTOMER for offers in offered)
+    # Each number is one of the run's stored offers, its reason included.
+    with read_session(sample_company.engine) as session:
+        score = session.get(CustomerScore, (run.id, int(offered.index[0])))
+        offers = queries.customer_offers(session, score)
+    assert len(offers) == len(offered.iloc[0])
+    assert all(o["product_id"] and o["reason"] for o in offers)

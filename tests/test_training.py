@@ -413,3 +413,37 @@ def test_score_values_survive_the_round_trip(storage_engine: Engine) -> None:
     assert back.loc[3, "churn_reasons"] == []
     assert back.loc[1, "next_products"] == [{"product_id": "P1", "lift": 2.5}]
     assert back.loc[2, "next_products"] is None
+
+
+def test_offers_are_stored_once_per_run_and_found_from_the_score_row(
+    storage_engine: Engine,
+) -> None:
+    insert_company(storage_engine, build_company(customers=2))
+    with write_session(storage_engine) as session:
+        run = ModelRun(as_of=END, started_at=datetime(2026, 1, 1), status="running")
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    assert run_id is not None
+    offers = [
+        {
+            "product_id": f"P{n}",
+            "name": f"Product {n}",
+            "confidence": 0.5 + n / 10,
+            "lift": 1.5,
+            "support": 0.1,
+            "reason": f"{50 + n * 10}% of customers who bought …",
+        }
+        for n in range(3)
+    ]
+    assert training.write_offers(storage_engine, run_id, offers) == 3
+    scores = pd.DataFrame(
+        {"next_products": [[2, 0], None]}, index=pd.Index([1, 2], name="customer_pk")
+    )
+    training.write_scores(storage_engine, run_id, scores)
+    with read_session(storage_engine) as session:
+        first = session.get(CustomerScore, (run_id, 1))
+        second = session.get(CustomerScore, (run_id, 2))
+        assert first is not None and second is not None
+        assert queries.customer_offers(session, first) == [offers[2], offers[0]]
+        assert queries.customer_offers(session, second) == []

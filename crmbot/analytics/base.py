@@ -109,6 +109,9 @@ class RunContext:
     # GROUP BY, `sql_summary.sql_customer_summary`) instead of pandas over `data`'s orders:
     # for the features stage and the churn snapshots.
     summary_source: Callable[[date], pd.DataFrame] | None = None
+    # The run's offers (next best product), numbered by position: what a customer's
+    # `next_products` numbers point at, written once per run (`RunOffer`).
+    offers: list[dict[str, Any]] = field(default_factory=list)
     # Intermediate results one stage shares with later ones (e.g. "purchase_days").
     cache: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)

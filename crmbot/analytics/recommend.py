@@ -35,7 +35,9 @@ Per customer
     fires for it: the lower bound of its confidence x (1 + the product's margin), the
     purchase most likely to happen, weighted by what the company keeps of it. Up to
     `OFFERS_PER_CUSTOMER` products per customer, each with its reason: "78% of customers
-    who bought A and B also bought C". The run's metrics include a backtest: offers made
+    who bought A and B also bought C". The offers (one per rule, reason included) are the
+    run's `ctx.offers`, stored once per run; a customer's `next_products` lists the numbers
+    of their offers, best first. The run's metrics include a backtest: offers made
     `churn_horizon_days` before as_of, how many came true within that window, beside
     offering the most popular products the customer lacked.
 """
@@ -538,8 +540,8 @@ def run(ctx: RunContext) -> None:
         margin = product_margins(ctx.data, histories.products)
         score = offer_scores(rules, margin)
         customer, rule = best_offers(histories, itemsets, rules, score)
-        # One offer per rule, shared by every customer it fires for (read-only from here).
-        offer_of_rule = [
+        # One offer per rule, stored once for the run; a customer's row lists offer numbers.
+        ctx.offers = [
             {
                 "product_id": record["consequent_id"],
                 "name": record["consequent"],
@@ -551,11 +553,11 @@ def run(ctx: RunContext) -> None:
             for record in records
         ]
         # Each customer's offers are one slice of the list of all offers, best first.
-        offers: list[list[dict[str, Any]] | None] = [None] * len(ctx.scores)
+        offers: list[list[int] | None] = [None] * len(ctx.scores)
         if len(customer):
             grouped = np.argsort(customer, kind="stable")
             customer, rule = customer[grouped], rule[grouped]
-            every_offer = [offer_of_rule[r] for r in rule.tolist()]
+            every_offer = rule.tolist()
             starts = np.flatnonzero(np.r_[True, customer[1:] != customer[:-1]])
             ends = np.r_[starts[1:], len(customer)]
             slices = zip(customer[starts].tolist(), starts.tolist(), ends.tolist(), strict=True)
