@@ -340,8 +340,7 @@ def _column_values(name: str, values: pd.Series, *, as_text: bool) -> list[Any]:
     if isinstance(column_type, JSON):
         cells = [None if isinstance(v, float) or v is pd.NA else v for v in values.tolist()]
         if as_text:  # serialised here, numpy scalars included, in C
-            encoded: dict[int, str] = {}
-            return [None if v is None else _json_text(v, encoded) for v in cells]
+            return [None if v is None else _json_text(v) for v in cells]
         return [None if v is None else _jsonable(v) for v in cells]
     if isinstance(column_type, DateTime):
         stamps = pd.to_datetime(values)
@@ -453,7 +452,7 @@ def _write_sqlite(engine: Engine, run_id: int, chunks: list[pd.DataFrame]) -> No
 
 
 def _write_postgresql(engine: Engine, run_id: int, chunks: list[pd.DataFrame]) -> None:
-    # COPY: 100k score rows in 1.4 s where multi-row INSERTs took 5.8 s.
+    # COPY: 100k score rows in 2.9 s where multi-row INSERTs took 4.8 s.
     quote = engine.dialect.identifier_preparer.quote
     for chunk in chunks:
         with paused_gc():
@@ -536,21 +535,13 @@ def _json_default(value: Any) -> Any:
 _JSON = json.JSONEncoder(default=_json_default)
 
 
-def _json_text(value: Any, encoded: dict[int, str]) -> str:
-    """`value` as JSON text, as json.dumps writes it. The dicts of a list are often the very
-    same objects in many cells (one offer per rule, shared by every customer it fires for);
-    `encoded` remembers each one's text by identity while the cells are alive."""
+def _json_text(value: Any) -> str:
+    """`value` as JSON text, as json.dumps writes it; the two common cells (a list of offer
+    numbers, a list of reasons) joined here in twice the speed of the encoder."""
+    if isinstance(value, list) and all(type(item) is int for item in value):
+        return "[" + ", ".join(map(str, value)) + "]"
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        # Reasons: a list of sentences, joined here in twice the speed of the encoder.
         return "[" + ", ".join(map(encode_basestring_ascii, value)) + "]"
-    if isinstance(value, list) and all(isinstance(item, dict) for item in value):
-        parts = []
-        for item in value:
-            text = encoded.get(id(item))
-            if text is None:
-                text = encoded[id(item)] = _JSON.encode(item)
-            parts.append(text)
-        return "[" + ", ".join(parts) + "]"
     return _JSON.encode(value)
 
 
