@@ -7,12 +7,13 @@ from datetime import date, datetime
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 from value_data import END, build_company, insert_company, order_row
 
 from crmbot.analytics import base
-from crmbot.analytics.base import RunContext, load_training_data
+from crmbot.analytics.base import RunContext, day_end, load_training_data
 from crmbot.analytics.features import (
     customer_summary,
     purchase_day_summary,
@@ -20,7 +21,7 @@ from crmbot.analytics.features import (
     run,
 )
 from crmbot.config import Settings
-from crmbot.models import Customer, Feedback, Order, Ticket
+from crmbot.models import Customer, Feedback, Order, OrderLine, Ticket
 
 AS_OF = date(2025, 6, 30)
 
@@ -160,15 +161,32 @@ def test_summary_of_an_earlier_snapshot_equals_loading_as_of_that_day(engine: En
 
 
 def test_loading_in_small_chunks_gives_the_same_frames(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
+    storage_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    insert_company(engine, build_company())
-    whole = load_training_data(engine, END)
+    insert_company(storage_engine, build_company())
+    whole = load_training_data(storage_engine, END)
     monkeypatch.setattr(base, "LOAD_CHUNK_ROWS", 7)
-    chunked = load_training_data(engine, END)
+    monkeypatch.setattr(base, "LINES_CHUNK_ORDERS", 3)
+    chunked = load_training_data(storage_engine, END)
     assert len(chunked.orders) > 7 * 3
-    for name in ["customers", "orders", "lines", "tickets", "feedback", "referrals"]:
+    for name in ["customers", "orders", "tickets", "feedback", "referrals"]:
         pd.testing.assert_frame_equal(getattr(chunked, name), getattr(whole, name))
+
+    # Lines come in no particular order; the same ones, and exactly those of the orders.
+    def in_order(lines: pd.DataFrame) -> pd.DataFrame:
+        return lines.sort_values(["order_pk", "product_pk"], ignore_index=True)
+
+    pd.testing.assert_frame_equal(in_order(chunked.lines), in_order(whole.lines))
+    with storage_engine.connect() as connection:
+        expected = connection.execute(
+            select(OrderLine.order_pk, OrderLine.product_pk)
+            .join(Order, col(Order.id) == col(OrderLine.order_pk))
+            .where(col(Order.ordered_at) < day_end(END))
+            .order_by(col(OrderLine.order_pk), col(OrderLine.product_pk))
+        ).all()
+    assert list(in_order(whole.lines).itertuples(index=False, name=None)) == [
+        tuple(row) for row in expected
+    ]
 
 
 def test_a_sample_of_customers_keeps_only_their_rows(engine: Engine) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import BigInteger, cast, func, select
+from sqlalchemy import BigInteger, Text, cast, func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
@@ -27,6 +27,8 @@ from crmbot.models import Customer, Feedback, Order, OrderLine, Product, Referra
 
 # Rows fetched and turned into a frame at a time while loading.
 LOAD_CHUNK_ROWS = 250_000
+# Orders per query when loading order lines (about two lines each).
+LINES_CHUNK_ORDERS = 2_000_000
 
 
 class StageFailed(RuntimeError):
@@ -175,23 +177,54 @@ def read_frame(engine: Engine, statement: Any, columns: list[str]) -> pd.DataFra
     return frame.infer_objects()
 
 
-def _order_products(engine: Engine, end: datetime) -> pd.DataFrame:
-    """(order_pk, product_pk) of the lines of orders before `end` — which products each
-    order holds is all the models use of a line. Each line arrives as one integer,
-    order_pk x stride + product_pk: the 13.7 million lines of a million customers take
-    half the time that pairs of integers do through the driver."""
-    with engine.connect() as connection:
-        stride = int(connection.execute(select(func.max(col(Product.id)))).scalar() or 0) + 1
-    packed = cast(col(OrderLine.order_pk), BigInteger) * stride + col(OrderLine.product_pk)
-    statement = (
-        select(packed)
-        .join(Order, col(Order.id) == col(OrderLine.order_pk))
-        .where(col(Order.ordered_at) < end)
-    )
+def integer_column(engine: Engine, statement: Any) -> np.ndarray:
+    """The statement's one integer column as an array, in no particular order.
+
+    On SQLite and PostgreSQL the database joins the numbers into one comma-separated text
+    that numpy parses in C: the 1.4 million order lines of 100k customers arrive in 0.15 s
+    where a Python int per row took 0.47 s. Elsewhere (MariaDB caps GROUP_CONCAT's length)
+    row by row.
+    """
+    values = statement.subquery().c[0]
+    dialect = engine.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        joined = (
+            func.group_concat(values)
+            if dialect == "sqlite"
+            else func.string_agg(cast(values, Text), ",")
+        )
+        with engine.connect() as connection:
+            text = connection.execute(select(joined)).scalar()
+        return np.fromstring(text or "", dtype=np.int64, sep=",")
     parts = [
         np.fromiter((row[0] for row in rows), np.int64, len(rows))
         for rows in _row_chunks(engine, statement)
     ]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def _order_products(engine: Engine, end: datetime) -> pd.DataFrame:
+    """(order_pk, product_pk) of the lines of orders before `end` — which products each
+    order holds is all the models use of a line. Each line arrives as one integer,
+    order_pk x stride + product_pk (see `integer_column`)."""
+    with engine.connect() as connection:
+        stride = int(connection.execute(select(func.max(col(Product.id)))).scalar() or 0) + 1
+        last_order = int(connection.execute(select(func.max(col(Order.id)))).scalar() or 0)
+    packed = cast(col(OrderLine.order_pk), BigInteger) * stride + col(OrderLine.product_pk)
+    # Orders in ranges of ids, so no one text of numbers outgrows memory (or PostgreSQL's
+    # 1 GB limit on a value).
+    parts = []
+    for first in range(0, last_order, LINES_CHUNK_ORDERS):
+        statement = (
+            select(packed)
+            .join(Order, col(Order.id) == col(OrderLine.order_pk))
+            .where(
+                col(Order.id) > first,
+                col(Order.id) <= first + LINES_CHUNK_ORDERS,
+                col(Order.ordered_at) < end,
+            )
+        )
+        parts.append(integer_column(engine, statement))
     values = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
     return pd.DataFrame({"order_pk": values // stride, "product_pk": values % stride})
 
