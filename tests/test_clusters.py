@@ -7,6 +7,9 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.cluster import KMeans
+from sklearn.metrics import silhouette_score
+from sklearn.preprocessing import StandardScaler
 
 from crmbot.analytics import clusters
 from crmbot.analytics.base import RunContext, StageFailed, TrainingData
@@ -139,6 +142,21 @@ def test_large_books_choose_k_on_a_sample(
     assert ctx.metrics["clusters"]["sampled"] is True
     assert ctx.metrics["clusters"]["k"] == 3
     assert ctx.scores["cluster"].notna().all()
+
+
+def test_silhouettes_are_those_of_the_sampled_silhouette_score(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # choose_k computes the sampled points' distances once for every k; the scores must be
+    # what silhouette_score's own sampling (sample_size, random_state) gives for each k.
+    monkeypatch.setattr(clusters, "SILHOUETTE_SAMPLE", 50)
+    scaled = StandardScaler().fit_transform(clusters.feature_matrix(_planted()).to_numpy())
+    _k, silhouettes, _centres, _rows = clusters.choose_k(scaled, seed=7)
+    assert list(silhouettes) == [str(k) for k in clusters.K_RANGE]
+    for k in clusters.K_RANGE:
+        labels = KMeans(n_clusters=k, n_init=2, random_state=7).fit(scaled).labels_
+        expected = silhouette_score(scaled, labels, sample_size=50, random_state=7)
+        assert silhouettes[str(k)] == round(float(expected), 4)
 
 
 def test_needs_the_features_stage(settings: Settings) -> None:

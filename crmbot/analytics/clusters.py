@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
+from sklearn.metrics import euclidean_distances, silhouette_score
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 
 from crmbot.analytics.base import RunContext, StageFailed
@@ -102,6 +103,12 @@ def choose_k(
     )
     sample = scaled[rows]
     distinct = len(np.unique(sample, axis=0))
+    # Every k's silhouette is measured on the same seeded points (those silhouette_score's
+    # own sample_size and random_state would pick), so their pairwise distances are
+    # computed once, not once per k: 0.8 s -> 0.5 s on the 100,000-customer company (the
+    # stage's time also holds importing scikit-learn, 0.9 s, as the first stage to use it).
+    measured = check_random_state(seed).permutation(len(sample))[:SILHOUETTE_SAMPLE]
+    distances = euclidean_distances(sample[measured])
     scores: dict[str, float] = {}
     best: tuple[float, int, np.ndarray | None] = (-2.0, 1, None)
     for k in K_RANGE:
@@ -110,14 +117,7 @@ def choose_k(
         model = KMeans(n_clusters=k, n_init=2, random_state=seed).fit(sample)
         if len(np.unique(model.labels_)) < 2:
             break
-        score = float(
-            silhouette_score(
-                sample,
-                model.labels_,
-                sample_size=min(SILHOUETTE_SAMPLE, len(sample)),
-                random_state=seed,
-            )
-        )
+        score = float(silhouette_score(distances, model.labels_[measured], metric="precomputed"))
         scores[str(k)] = round(score, 4)
         if score > best[0] + 1e-9:
             best = (score, k, model.cluster_centers_)
