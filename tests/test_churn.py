@@ -9,7 +9,10 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from synthetic_crm import make_company
 from threadpoolctl import threadpool_limits
@@ -296,6 +299,37 @@ def test_both_models_keep_every_feature_to_its_declared_direction() -> None:
         grid["spend_trend"] = np.linspace(-2, 2, 5)
         risk = boosting.decision_function(grid)
     assert (np.diff(risk) <= 1e-12).all()  # more spend never raises the risk
+
+
+def test_a_feature_dropped_for_its_sign_is_fitted_as_if_it_were_not_there() -> None:
+    # DirectedLogistic zeroes a dropped feature's column and refits from the last solution;
+    # that must be the model fitted afresh on the remaining features alone.
+    x, y = _training_frame()
+    model = candidate_models(1)["logistic"].fit(x, y)
+    assert model.dropped_
+    kept = [i for i in range(len(FEATURES)) if i not in model.dropped_]
+    z = model.scaler_.transform(x.to_numpy())[:, kept]
+    afresh = LogisticRegression(C=model.C, l1_ratio=0.0, tol=1e-10).fit(z, y)
+    # Equal to within the solver's tolerance.
+    assert np.allclose(model.coef_[kept], afresh.coef_[0], atol=1e-4)
+    assert np.allclose(model.coef_[model.dropped_], 0.0)
+    assert model.intercept_ == pytest.approx(afresh.intercept_[0], abs=1e-4)
+
+
+@pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
+def test_calibrating_on_scores_equals_calibrating_the_frozen_model(method: str) -> None:
+    x, y = _training_frame(rows=600)
+    model = candidate_models(1)["logistic"].fit(x.iloc[:300], y[:300])
+    held_x, held_y = x.iloc[300:], y[300:]
+    wrapped = CalibratedClassifierCV(FrozenEstimator(model), method=method).fit(held_x, held_y)
+    calibrator = churn.calibrate(model.decision_function(held_x), held_y, method)
+    new_x = x.iloc[:300]
+    assert np.allclose(
+        calibrator.predict(model.decision_function(new_x)),
+        wrapped.predict_proba(new_x)[:, 1],
+        rtol=0,
+        atol=1e-12,
+    )
 
 
 def test_boosting_contributions_vanish_where_the_customer_matches_the_reference() -> None:
