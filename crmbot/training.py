@@ -38,6 +38,10 @@ from sqlmodel import col
 
 from crmbot import queries
 from crmbot.analytics.base import (
+    HASHED_TEXTS,
+    PURCHASE_DAYS,
+    PURCHASE_PAIRS,
+    ReleasedTable,
     RunContext,
     StageFailed,
     TrainingData,
@@ -64,6 +68,26 @@ STAGES: list[tuple[str, str]] = [
     ("graph", "crmbot.analytics.graph"),
     ("recommend", "crmbot.analytics.recommend"),
 ]
+
+# What each stage reads of the loaded tables (`TrainingData`) and of the run's cache
+# (`RunContext.cache`). After the last stage that reads one, it is released: at a million
+# customers the ticket texts and orders alone are about a gigabyte that the graph and
+# rules stages would otherwise carry. A stage not listed reads everything.
+STAGE_READS: dict[str, frozenset[str]] = {
+    "features": frozenset({"customers", "orders", "tickets", "feedback"}),
+    "segments": frozenset(),
+    "clusters": frozenset(),
+    "clv": frozenset({"customers", "orders", PURCHASE_DAYS}),
+    "satisfaction": frozenset({"customers", "tickets", "feedback"}),
+    # Snapshots see every table as of an earlier day (`TrainingData.as_of_earlier`).
+    "churn": frozenset(
+        {"customers", "orders", "lines", "products", "tickets", "feedback", "referrals"}
+        | {HASHED_TEXTS}
+    ),
+    "graph": frozenset({"orders", "lines", "referrals", PURCHASE_PAIRS}),
+    "recommend": frozenset({"lines", "products", PURCHASE_PAIRS}),
+}
+TABLES = ("customers", "orders", "lines", "products", "tickets", "feedback", "referrals")
 
 # Rows per transaction when writing scores: each commit costs a WAL sync on SQLite (50k rows
 # per commit writes 100k scores in 1.7 s where 5k rows per commit took 2.7 s); servers get
@@ -177,6 +201,7 @@ def _train(
             t0 = time.perf_counter()
             module = load_stage(module_path)
             module.run(ctx)
+            release_unread(ctx, after=name, still_to_run=[n for n, _ in stage_list[position - 1 :]])
             timings[name] = time.perf_counter() - t0
             notify(StageEvent(name, "done", position, total_steps, timings[name]))
 
@@ -257,6 +282,17 @@ def _train(
             params=params,
             metrics=metrics,
         )
+
+
+def release_unread(ctx: RunContext, *, after: str, still_to_run: list[str]) -> None:
+    """Free the tables and cache entries no stage in `still_to_run` reads (STAGE_READS)."""
+    everything = frozenset(TABLES) | frozenset(ctx.cache)
+    wanted = frozenset().union(*(STAGE_READS.get(n, everything) for n in still_to_run))
+    for name in TABLES:
+        if name not in wanted and not isinstance(getattr(ctx.data, name), ReleasedTable):
+            ctx.data.release(name, after=after)
+    for key in [k for k in ctx.cache if k not in wanted]:
+        del ctx.cache[key]
 
 
 def _expected(exc: Exception) -> bool:

@@ -447,3 +447,26 @@ def test_offers_are_stored_once_per_run_and_found_from_the_score_row(
         assert first is not None and second is not None
         assert queries.customer_offers(session, first) == [offers[2], offers[0]]
         assert queries.customer_offers(session, second) == []
+
+
+def test_tables_no_later_stage_reads_are_released(company_engine: Engine) -> None:
+    from crmbot.analytics.base import PURCHASE_DAYS, PURCHASE_PAIRS, RunContext, load_training_data
+
+    ctx = RunContext.start(load_training_data(company_engine, END), Settings(_env_file=None))  # type: ignore[call-arg]
+    ctx.cache[PURCHASE_DAYS] = "days"
+    ctx.cache[PURCHASE_PAIRS] = "pairs"
+    training.release_unread(ctx, after="churn", still_to_run=["graph", "recommend"])
+    assert len(ctx.data.orders) > 0 and len(ctx.data.lines) > 0 and len(ctx.data.products) > 0
+    assert list(ctx.cache) == [PURCHASE_PAIRS]
+    with pytest.raises(RuntimeError, match="'tickets' was released after the churn stage"):
+        ctx.data.tickets["body"]
+    with pytest.raises(RuntimeError, match="STAGE_READS"):
+        len(ctx.data.feedback)
+    # A stage the table does not know reads everything: nothing more is released.
+    training.release_unread(ctx, after="graph", still_to_run=["a-plugin-stage"])
+    assert len(ctx.data.orders) > 0 and list(ctx.cache) == [PURCHASE_PAIRS]
+    training.release_unread(ctx, after="recommend", still_to_run=[])
+    assert not ctx.cache
+    for name in training.TABLES:
+        with pytest.raises(RuntimeError):
+            len(getattr(ctx.data, name))

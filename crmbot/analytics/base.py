@@ -31,6 +31,14 @@ LOAD_CHUNK_ROWS = 250_000
 LINES_CHUNK_ORDERS = 2_000_000
 
 
+# What stages share through RunContext.cache: each customer's purchase days (features ->
+# CLV), the run's texts counted once (satisfaction -> churn), each customer's first purchase
+# of each product (graph -> recommend).
+PURCHASE_DAYS = "purchase_days"
+HASHED_TEXTS = "hashed_texts"
+PURCHASE_PAIRS = "purchase_pairs"
+
+
 class StageFailed(RuntimeError):
     """A model could not be fitted; the message says which and why, for the run's record."""
 
@@ -38,6 +46,27 @@ class StageFailed(RuntimeError):
 def day_end(as_of: date) -> datetime:
     """The first instant after `as_of`: rows strictly before it belong to the run."""
     return datetime.combine(as_of + timedelta(days=1), time.min)
+
+
+class ReleasedTable:
+    """Stands in for a loaded table once no stage still to run reads it (freed, so a large
+    book's later stages do not carry every order and ticket text). Any use of it is a
+    stage reading a table it did not declare (`crmbot.training.STAGE_READS`)."""
+
+    def __init__(self, name: str, after: str) -> None:
+        self._why = (
+            f"the training data's {name!r} was released after the {after} stage: a stage "
+            f"that reads it must list it in crmbot.training.STAGE_READS"
+        )
+
+    def __getattr__(self, attribute: str) -> Any:
+        raise RuntimeError(self._why)
+
+    def __getitem__(self, key: Any) -> Any:
+        raise RuntimeError(self._why)
+
+    def __len__(self) -> int:
+        raise RuntimeError(self._why)
 
 
 @dataclass
@@ -54,6 +83,10 @@ class TrainingData:
     @property
     def cutoff(self) -> datetime:
         return day_end(self.as_of)
+
+    def release(self, name: str, *, after: str) -> None:
+        """Free the table `name` (see `ReleasedTable`)."""
+        setattr(self, name, ReleasedTable(name, after))
 
     def as_of_earlier(self, as_of: date) -> TrainingData:
         """The same data seen from an earlier date (for time-split snapshots)."""
@@ -114,7 +147,7 @@ class RunContext:
     # The run's offers (next best product), numbered by position: what a customer's
     # `next_products` numbers point at, written once per run (`RunOffer`).
     offers: list[dict[str, Any]] = field(default_factory=list)
-    # Intermediate results one stage shares with later ones (e.g. "purchase_days").
+    # Intermediate results one stage shares with later ones (the keys below).
     cache: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)

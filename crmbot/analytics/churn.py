@@ -78,11 +78,11 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from crmbot.analytics import clv as clv_model
-from crmbot.analytics.base import RunContext, StageFailed, TrainingData, day_end
+from crmbot.analytics.base import HASHED_TEXTS, RunContext, StageFailed, TrainingData, day_end
 from crmbot.analytics.features import customer_summary
 from crmbot.analytics.satisfaction import customer_satisfaction
 from crmbot.analytics.segments import PROSPECTS, SEGMENT_MEANINGS, SEGMENT_ORDER, rfm_scores
-from crmbot.analytics.text_sentiment import HASHED_TEXTS, HashedTexts
+from crmbot.analytics.text_sentiment import HashedTexts
 from crmbot.config import Settings
 
 log = logging.getLogger(__name__)

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crmbot.analytics.base import RunContext, TrainingData, day_end
+from crmbot.analytics.base import PURCHASE_DAYS, RunContext, TrainingData, day_end
 
 TREND_WINDOW_DAYS = 90
 RATE_PERIOD_DAYS = 30.0
@@ -367,7 +367,7 @@ def run(ctx: RunContext) -> None:
         summary = ctx.summary_source(ctx.data.as_of)
     else:
         summary, days = _summary_and_days(ctx.data)
-        ctx.cache["purchase_days"] = days
+        ctx.cache[PURCHASE_DAYS] = days
     ctx.features = summary
     for score_field, column in SCORE_FIELDS.items():
         ctx.scores[score_field] = summary[column]

@@ -66,7 +66,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from crmbot.analytics.base import RunContext, TrainingData
+from crmbot.analytics.base import PURCHASE_PAIRS, RunContext, TrainingData
 
 logger = logging.getLogger(__name__)
 
@@ -282,10 +282,6 @@ def purchase_pairs(data: TrainingData, customers: pd.Index) -> pd.DataFrame:
             "first_at": first_at.view("datetime64[ns]"),
         }
     )
-
-
-# Where a run keeps its `purchase_pairs` (RunContext.cache): graph and recommend use them.
-PURCHASE_PAIRS = "purchase_pairs"
 
 
 def run_purchase_pairs(ctx: RunContext) -> pd.DataFrame:

@@ -28,10 +28,9 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from crmbot.analytics.base import RunContext, TrainingData
+from crmbot.analytics.base import HASHED_TEXTS, RunContext, TrainingData
 from crmbot.analytics.text_sentiment import (
     DETRACTOR_NPS,
-    HASHED_TEXTS,
     PROMOTER_NPS,
     HashedTexts,
     TextSentimentModel,

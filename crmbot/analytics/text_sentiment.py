@@ -50,10 +50,6 @@ HASHER = HashingVectorizer(
 )
 
 
-# Where a run keeps its `HashedTexts` (RunContext.cache), for every stage that reads text.
-HASHED_TEXTS = "hashed_texts"
-
-
 def hash_texts(texts: pd.Series) -> sparse.csr_matrix:
     """Word and word-pair counts per text (stateless: each row depends on its text only)."""
     return HashedText.of(texts).matrix_for(texts.index)
