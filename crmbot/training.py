@@ -85,7 +85,7 @@ STAGE_READS: dict[str, frozenset[str]] = {
         | {HASHED_TEXTS}
     ),
     "graph": frozenset({"orders", "lines", "referrals", PURCHASE_PAIRS}),
-    "recommend": frozenset({"lines", "products", PURCHASE_PAIRS}),
+    "recommend": frozenset({"products", PURCHASE_PAIRS}),
 }
 TABLES = ("customers", "orders", "lines", "products", "tickets", "feedback", "referrals")
 

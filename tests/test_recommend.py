@@ -179,7 +179,10 @@ def test_margin_breaks_ties_between_equally_strong_rules(run_settings: Settings)
 def test_no_order_lines_records_why(run_settings: Settings) -> None:
     data = make_data([[[]], [[]]])  # orders without lines
     ctx = run_stage(data, run_settings)
-    assert ctx.params["recommend"]["skipped_because"] == "there are no order lines up to as_of"
+    assert (
+        ctx.params["recommend"]["skipped_because"]
+        == "no current customer has an order line up to as_of"
+    )
     assert ctx.params["recommend"]["rules"] == []
     assert ctx.scores["next_products"].tolist() == [None, None]
     assert ctx.metrics["recommend"]["rules"] == 0
@@ -197,7 +200,10 @@ def test_products_never_bought_together_make_no_rules(run_settings: Settings) ->
 def test_no_customers(run_settings: Settings) -> None:
     ctx = run_stage(make_data([]), run_settings)
     assert ctx.scores.empty
-    assert ctx.params["recommend"]["skipped_because"] == "there are no order lines up to as_of"
+    assert (
+        ctx.params["recommend"]["skipped_because"]
+        == "no current customer has an order line up to as_of"
+    )
 
 
 def random_histories(seed: int) -> list[list[list[int]]]:
