@@ -260,6 +260,17 @@ def _spend_after_referral(
     return spent.reindex(range(len(referrals))).fillna(0.0).to_numpy(dtype=float)
 
 
+def _rows_of_orders(order_pks: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Where each wanted order sits among `order_pks` (-1 when absent). Orders load sorted
+    by id, where a binary search needs no hash table of every order."""
+    if len(order_pks) == 0:
+        return np.full(len(wanted), -1, dtype=np.int64)
+    if not np.all(order_pks[1:] > order_pks[:-1]):
+        return np.asarray(pd.Index(order_pks).get_indexer(wanted), dtype=np.int64)
+    at = np.minimum(np.searchsorted(order_pks, wanted), len(order_pks) - 1)
+    return np.where(order_pks[at] == wanted, at, -1)
+
+
 def purchase_pairs(data: TrainingData, customers: pd.Index) -> pd.DataFrame:
     """One row per (customer, product) bought up to as_of: customer position, product_pk
     and the first time they bought it, grouped by customer."""
@@ -267,24 +278,31 @@ def purchase_pairs(data: TrainingData, customers: pd.Index) -> pd.DataFrame:
     if data.lines.empty or data.orders.empty:
         return pd.DataFrame({**columns, "first_at": np.zeros(0, dtype="datetime64[ns]")})
     orders = data.orders
-    order_at = pd.Index(orders["order_pk"]).get_indexer(data.lines["order_pk"])
-    found = order_at >= 0
-    order_rows = order_at[found]
-    customer = positions(customers, orders["customer_pk"].to_numpy()[order_rows])
+    order_rows = _rows_of_orders(orders["order_pk"].to_numpy(), data.lines["order_pk"].to_numpy())
+    found = order_rows >= 0
+    order_rows = order_rows[found]
+    # Each order's customer position once (7 million orders), then one lookup per line.
+    order_customer = positions(customers, orders["customer_pk"].to_numpy())
+    customer = order_customer[order_rows]
     bought = customer >= 0
     customer = customer[bought]
-    when = orders["ordered_at"].to_numpy(dtype="datetime64[ns]")[order_rows][bought]
+    when = orders["ordered_at"].to_numpy(dtype="datetime64[ns]")[order_rows[bought]]
+    del order_rows, order_customer
     codes, products = pd.factorize(data.lines["product_pk"].to_numpy()[found][bought])
-    # One integer per (customer, product); a stable sort groups them, and the earliest
-    # purchase of each group is a reduceat (pandas' groupby took 4x as long at 10M lines).
-    key = customer.astype(np.int64) * max(len(products), 1) + codes
+    # One integer per (customer, product), 32-bit where it fits; a stable sort groups them,
+    # and the earliest purchase of each group is a reduceat (pandas' groupby took 4x as
+    # long at 10M lines).
+    fits = len(customers) * max(len(products), 1) < np.iinfo(np.int32).max
+    width = np.int32 if fits else np.int64
+    key = customer.astype(width) * max(len(products), 1) + codes.astype(width)
+    del customer, codes
     order = np.argsort(key, kind="stable")
     key = key[order]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else _empty_int()
     first_at = np.minimum.reduceat(when[order].view(np.int64), starts) if len(key) else _empty_int()
     return pd.DataFrame(
         {
-            "customer": key[starts] // max(len(products), 1),
+            "customer": (key[starts] // max(len(products), 1)).astype(np.int64),
             "product_pk": np.asarray(products, dtype=np.int64)[key[starts] % max(len(products), 1)],
             "first_at": first_at.view("datetime64[ns]"),
         }
