@@ -425,3 +425,37 @@ def test_communities_are_as_good_as_louvain_on_the_whole_graph(seed: int) -> Non
         if sum(d for _n, d in whole.degree(component)) < np.sqrt(8 * whole.number_of_edges()):
             assert len({community[n] for n in component}) == 1
     assert all(community_size[group[0]] == len(group) for group in ours)
+
+
+def test_purchase_pairs_do_not_depend_on_the_order_orders_come_in() -> None:
+    rng = np.random.default_rng(3)
+    orders = pd.DataFrame(
+        {
+            "order_pk": np.arange(1, 201),
+            "customer_pk": rng.integers(1, 31, 200),
+            "ordered_at": pd.Timestamp("2025-01-01")
+            + pd.to_timedelta(rng.integers(0, 300, 200), "D"),
+            "amount": 10.0,
+        }
+    )
+    lines = pd.DataFrame(
+        {"order_pk": rng.integers(1, 230, 400), "product_pk": rng.integers(1, 9, 400)}
+    ).drop_duplicates()  # some lines name orders not loaded (after as_of)
+    customers = pd.Index(np.arange(1, 26), name="customer_pk")  # 26-30 are not in this run
+    empty = pd.DataFrame()
+    sorted_data = TrainingData(date(2025, 12, 31), empty, orders, lines, empty, empty, empty, empty)
+    shuffled = orders.sample(frac=1.0, random_state=1)
+    shuffled_data = TrainingData(
+        date(2025, 12, 31), empty, shuffled, lines, empty, empty, empty, empty
+    )
+    expected = graph.purchase_pairs(sorted_data, customers)
+    pd.testing.assert_frame_equal(graph.purchase_pairs(shuffled_data, customers), expected)
+    # Checked against a plain merge and groupby.
+    merged = lines.merge(orders, on="order_pk")
+    merged = merged[merged["customer_pk"].isin(customers)]
+    first = merged.groupby(["customer_pk", "product_pk"])["ordered_at"].min().reset_index()
+    found = expected.assign(customer_pk=customers[expected["customer"]].to_numpy())
+    found = found.sort_values(["customer_pk", "product_pk"], ignore_index=True)
+    assert found["customer_pk"].tolist() == first["customer_pk"].tolist()
+    assert found["product_pk"].tolist() == first["product_pk"].tolist()
+    assert found["first_at"].tolist() == first["ordered_at"].tolist()
