@@ -378,14 +378,20 @@ def queries_scores(engine: Engine) -> pd.DataFrame:
         return queries.scores_frame(session)
 
 
-def test_score_values_survive_the_round_trip(storage_engine: Engine) -> None:
-    """NaN and NaT become NULL, integers stay integers, JSON keeps numpy scalars' values."""
-    insert_company(storage_engine, build_company(customers=3))
-    with write_session(storage_engine) as session:
+def _running_run(engine: Engine) -> int:
+    """A new run in progress, for writing score rows under."""
+    with write_session(engine) as session:
         run = ModelRun(as_of=END, started_at=datetime(2026, 1, 1), status="running")
         session.add(run)
         session.flush()
-        run_id = run.id
+        assert run.id is not None
+        return run.id
+
+
+def test_score_values_survive_the_round_trip(storage_engine: Engine) -> None:
+    """NaN and NaT become NULL, integers stay integers, JSON keeps numpy scalars' values."""
+    insert_company(storage_engine, build_company(customers=3))
+    run_id = _running_run(storage_engine)
     import numpy as np
 
     scores = pd.DataFrame(
@@ -419,12 +425,7 @@ def test_offers_are_stored_once_per_run_and_found_from_the_score_row(
     storage_engine: Engine,
 ) -> None:
     insert_company(storage_engine, build_company(customers=2))
-    with write_session(storage_engine) as session:
-        run = ModelRun(as_of=END, started_at=datetime(2026, 1, 1), status="running")
-        session.add(run)
-        session.flush()
-        run_id = run.id
-    assert run_id is not None
+    run_id = _running_run(storage_engine)
     offers = [
         {
             "product_id": f"P{n}",
