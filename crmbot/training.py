@@ -23,7 +23,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from functools import partial
 from json.encoder import encode_basestring_ascii
@@ -87,11 +87,11 @@ STAGE_READS: dict[str, frozenset[str]] = {
     "graph": frozenset({"orders", "lines", "referrals", PURCHASE_PAIRS}),
     "recommend": frozenset({"products", PURCHASE_PAIRS}),
 }
-TABLES = ("customers", "orders", "lines", "products", "tickets", "feedback", "referrals")
+TABLES = tuple(f.name for f in fields(TrainingData) if f.name != "as_of")
 
 # Rows per transaction when writing scores: each commit costs a WAL sync on SQLite (50k rows
-# per commit writes 100k scores in 1.7 s where 5k rows per commit took 2.7 s); servers get
-# them as multi-row INSERTs of SQLAlchemy's own batch size inside each transaction.
+# per commit writes 100k scores in 1.7 s where 5k rows per commit took 2.7 s); PostgreSQL
+# takes each chunk as one COPY, MariaDB as multi-row INSERTs of SQLAlchemy's batch size.
 WRITE_CHUNK_ROWS = 50_000
 SQLITE_WRITE_CACHE_KIB = 256 * 1024
 MAX_ERROR_CHARS = 500

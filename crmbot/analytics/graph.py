@@ -266,7 +266,7 @@ def _rows_of_orders(order_pks: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     if len(order_pks) == 0:
         return np.full(len(wanted), -1, dtype=np.int64)
     if not np.all(order_pks[1:] > order_pks[:-1]):
-        return np.asarray(pd.Index(order_pks).get_indexer(wanted), dtype=np.int64)
+        return positions(pd.Index(order_pks), wanted)
     at = np.minimum(np.searchsorted(order_pks, wanted), len(order_pks) - 1)
     return np.where(order_pks[at] == wanted, at, -1)
 
