@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
-from functools import partial
 from json.encoder import encode_basestring_ascii
 from types import ModuleType
 from typing import Any
@@ -49,7 +48,8 @@ from crmbot.analytics.base import (
     paused_gc,
     read_frame,
 )
-from crmbot.analytics.sql_summary import sql_customer_summary, summary_in_database
+from crmbot.analytics.database_source import DatabaseSource
+from crmbot.analytics.sql_summary import summary_in_database
 from crmbot.clock import utc_now
 from crmbot.config import Settings
 from crmbot.db import is_sqlite, read_session, refresh_statistics, write_session
@@ -184,14 +184,18 @@ def _train(
         notify(StageEvent("load", "start", 1, total_steps))
         t0 = time.perf_counter()
         previous_run_id, previous = _active_scores(engine)
-        data = load_training_data(engine, as_of)
+        database = (
+            DatabaseSource(engine, as_of)
+            if summary_in_database(engine, settings.summary_in_database)
+            else None
+        )
+        data = load_training_data(engine, as_of, with_orders=database is None)
         # The frames' millions of strings live as long as the run: the garbage collector
         # need not walk them at every full collection the stages set off.
         gc.freeze()
-        row_counts.update(_data_counts(data))
+        row_counts.update(_data_counts(data, database))
         ctx = RunContext.start(data, settings, previous_scores=previous)
-        if summary_in_database(engine, settings.summary_in_database):
-            ctx.summary_source = partial(sql_customer_summary, engine)
+        ctx.database = database
         timings["load"] = time.perf_counter() - t0
         notify(StageEvent("load", "done", 1, total_steps, timings["load"]))
 
@@ -333,11 +337,11 @@ def challenger_verdict(
     return None
 
 
-def _data_counts(data: TrainingData) -> dict[str, int]:
+def _data_counts(data: TrainingData, database: DatabaseSource | None) -> dict[str, int]:
     return {
         "customers": len(data.customers),
-        "orders": len(data.orders),
-        "order_lines": len(data.lines),
+        "orders": len(data.orders) if database is None else database.order_count(),
+        "order_lines": len(data.lines) if database is None else database.order_line_count(),
         "products": len(data.products),
         "tickets": len(data.tickets),
         "feedback": len(data.feedback),

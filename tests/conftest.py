@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -220,6 +221,18 @@ def sample_company(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleC
         run=run,
     )
     engine.dispose()
+
+
+def copy_of_sample(sample_company: SampleCompany, directory: Path) -> Engine:
+    """A private copy of the shared sample company, for tests that write to it."""
+    target = directory / "crm.db"
+    source, copy = sqlite3.connect(str(sample_company.engine.url.database)), sqlite3.connect(target)
+    try:
+        source.backup(copy)
+    finally:
+        source.close()
+        copy.close()
+    return make_engine(f"sqlite:///{target}")
 
 
 @pytest.fixture

@@ -4,13 +4,13 @@ through the shell and through the real Bolt app, and never fail on real data."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import copy_of_sample
 from slack_bolt import BoltRequest
 from slack_fake import SlackFake
 from slack_requests import command_body, signed_headers
@@ -20,18 +20,13 @@ from sqlalchemy.engine import Engine
 
 from crmbot.chat.slack import build_app
 from crmbot.config import Settings
-from crmbot.db import make_engine
 from crmbot.privacy import contains_pii
 
 
 @pytest.fixture(scope="module")
 def company_copy(sample_company: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """A private copy of the shared sample company: commands write audit rows."""
-    source = sample_company.engine.url.database
-    target = tmp_path_factory.mktemp("sample_copy") / "crm.db"
-    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
-        src.backup(dst)
-    engine = make_engine(f"sqlite:///{target}")
+    engine = copy_of_sample(sample_company, tmp_path_factory.mktemp("sample_copy"))
     yield engine
     engine.dispose()
 

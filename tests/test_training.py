@@ -4,16 +4,19 @@ that keep the previous run live, champion/challenger, and a run killed half-way.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import func, select
+from conftest import copy_of_sample
+from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 from value_data import END, START, build_company, insert_company, later_rows
@@ -117,27 +120,81 @@ def test_training_as_of_an_earlier_day_ignores_later_rows(settings: Settings) ->
         engine.dispose()
 
 
-def test_summaries_from_the_database_give_the_same_run(settings: Settings) -> None:
-    """CRMBOT_SUMMARY_IN_DATABASE=always (features and churn snapshots from SQL) scores
-    every customer as the pandas summaries do; auto means pandas on SQLite."""
+def test_summaries_from_the_database_give_the_same_run(
+    storage_engine: Engine, settings: Settings
+) -> None:
+    """CRMBOT_SUMMARY_IN_DATABASE=always: training reads no order and no order line, only
+    what the database grouped them into, and scores every customer as the pandas path
+    does; auto means pandas on SQLite."""
     assert training.summary_in_database(make_engine("sqlite://"), "auto") is False
+    company = build_company()
+    insert_company(storage_engine, company)
+    insert_company(storage_engine, later_rows(company))
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
     results, frames = [], []
     for mode in ("never", "always"):
-        engine = make_engine("sqlite://")
-        SQLModel.metadata.create_all(engine)
-        company = build_company()
-        insert_company(engine, company)
-        insert_company(engine, later_rows(company))
-        result = train(engine, settings.model_copy(update={"summary_in_database": mode}), END)
+        statements.clear()
+        event.listen(storage_engine, "before_cursor_execute", record)
+        try:
+            result = train(
+                storage_engine,
+                settings.model_copy(update={"summary_in_database": mode}),
+                END,
+                force=True,
+            )
+        finally:
+            event.remove(storage_engine, "before_cursor_execute", record)
         assert result.status == "succeeded", result.error
-        with read_session(engine) as session:
-            frames.append(queries.scores_frame(session, result.run_id))
+        with read_session(storage_engine) as session:
+            scores = queries.scores_frame(session, result.run_id)
+        # The second run follows the first: what it says of the run before is its own.
+        frames.append(scores.drop(columns=[c for c in scores if c.startswith("previous_")]))
         results.append(result)
-        engine.dispose()
+        reads_orders = [s for s in statements if re.search(r"\b(FROM|JOIN) [`\"]?orders\b", s)]
+        assert reads_orders
+        grouped = r"GROUP BY|DISTINCT|^SELECT (count|min)\("
+        ungrouped = [s for s in reads_orders if not re.search(grouped, s)]
+        if mode == "always":
+            assert ungrouped == []
+        else:
+            assert ungrouped  # the pandas path reads the orders themselves
     pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=False, rtol=1e-9)
     params = [{k: v for k, v in r.params.items() if k != "run"} for r in results]
     assert params[0] == params[1]
-    assert results[0].metrics["churn"] == results[1].metrics["churn"]
+    assert _measured(results[0].metrics) == _measured(results[1].metrics)
+    assert results[0].row_counts == results[1].row_counts
+
+
+def test_the_sample_company_scores_the_same_from_database_summaries(
+    sample_company: Any, tmp_path: Path
+) -> None:
+    """Hundreds of customers, rules and a churn model with several snapshots: the run that
+    reads only the database's summaries matches the session's run over every order."""
+    engine = copy_of_sample(sample_company, tmp_path)
+    settings = sample_company.settings.model_copy(update={"summary_in_database": "always"})
+    result = train(engine, settings, sample_company.as_of, force=True)
+    assert result.status == "succeeded", result.error
+    assert result.metrics["recommend"]["rules"] > 0
+    assert result.metrics["churn"]["training"]["snapshots"] > 1
+    with read_session(engine) as session:
+        frames = [queries.scores_frame(session, r.run_id) for r in (sample_company.run, result)]
+    engine.dispose()
+    frames = [f.drop(columns=[c for c in f if c.startswith("previous_")]) for f in frames]
+    pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=False, rtol=1e-9)
+    assert _measured(result.metrics) == _measured(sample_company.run.metrics)
+
+
+def _measured(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The metrics without clock times and without the comparison with the run before."""
+    return {
+        k: _measured(v) if isinstance(v, dict) else v
+        for k, v in metrics.items()
+        if not k.endswith("_seconds") and k != "migration"
+    }
 
 
 def test_a_model_that_cannot_be_fitted_fails_the_run_and_keeps_the_previous_one(

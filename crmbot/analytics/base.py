@@ -10,11 +10,11 @@ well in `ctx.metrics[stage]`.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ from sqlmodel import col
 
 from crmbot.config import Settings
 from crmbot.models import Customer, Feedback, Order, OrderLine, Product, Referral, Ticket
+
+if TYPE_CHECKING:
+    from crmbot.analytics.database_source import DatabaseSource
 
 # Rows fetched and turned into a frame at a time while loading.
 LOAD_CHUNK_ROWS = 250_000
@@ -140,10 +143,9 @@ class RunContext:
     # The per-customer summary the features stage computes (`features.customer_summary`),
     # for later stages; index customer_pk.
     features: pd.DataFrame | None = None
-    # When set, the per-customer summary as of a date comes from here (the database's
-    # GROUP BY, `sql_summary.sql_customer_summary`) instead of pandas over `data`'s orders:
-    # for the features stage and the churn snapshots.
-    summary_source: Callable[[date], pd.DataFrame] | None = None
+    # When set, `data` holds no orders and no order lines: the stages ask the database for
+    # what they would have grouped them into (`database_source.DatabaseSource`).
+    database: DatabaseSource | None = None
     # The run's offers (next best product), numbered by position: what a customer's
     # `next_products` numbers point at, written once per run (`RunOffer`).
     offers: list[dict[str, Any]] = field(default_factory=list)
@@ -236,6 +238,30 @@ def integer_column(engine: Engine, statement: Any) -> np.ndarray:
     return np.concatenate(parts) if parts else _no_integers()
 
 
+def _orders(engine: Engine, end: datetime) -> pd.DataFrame:
+    orders = read_frame(
+        engine,
+        select(col(Order.id), col(Order.customer_pk), col(Order.ordered_at), col(Order.amount))
+        .where(col(Order.ordered_at) < end)
+        .order_by(col(Order.id)),
+        ["order_pk", "customer_pk", "ordered_at", "amount"],
+    )
+    orders = _datetimes(orders, "ordered_at")
+    orders["amount"] = orders["amount"].astype(float)
+    return orders
+
+
+def _no_orders() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "order_pk": _no_integers(),
+            "customer_pk": _no_integers(),
+            "ordered_at": np.zeros(0, dtype="datetime64[ns]"),
+            "amount": np.zeros(0, dtype=float),
+        }
+    )
+
+
 def _order_products(engine: Engine, order_pks: np.ndarray) -> pd.DataFrame:
     """(order_pk, product_pk) of the lines of these orders — which products each order
     holds is all the models use of a line. Each line arrives as one integer,
@@ -279,8 +305,12 @@ def _to_datetime(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values, format="ISO8601")
 
 
-def load_training_data(engine: Engine, as_of: date) -> TrainingData:
-    """Every table as of `as_of`: nothing dated after it is read."""
+def load_training_data(engine: Engine, as_of: date, *, with_orders: bool = True) -> TrainingData:
+    """Every table as of `as_of`: nothing dated after it is read.
+
+    `with_orders` False: no orders and no order lines (empty tables), for a run that asks
+    the database for their summaries instead (`database_source`).
+    """
     end = day_end(as_of)
     # Only what the models read: names, companies, regions and owners are for the
     # commands, and as Python strings a million customers' took 300 MB.
@@ -292,15 +322,7 @@ def load_training_data(engine: Engine, as_of: date) -> TrainingData:
         ["customer_pk", "signed_up_at"],
     ).set_index("customer_pk")
     customers["signed_up_at"] = _to_datetime(customers["signed_up_at"])
-    orders = read_frame(
-        engine,
-        select(col(Order.id), col(Order.customer_pk), col(Order.ordered_at), col(Order.amount))
-        .where(col(Order.ordered_at) < end)
-        .order_by(col(Order.id)),
-        ["order_pk", "customer_pk", "ordered_at", "amount"],
-    )
-    orders = _datetimes(orders, "ordered_at")
-    orders["amount"] = orders["amount"].astype(float)
+    orders = _orders(engine, end) if with_orders else _no_orders()
     lines = _order_products(engine, orders["order_pk"].to_numpy(dtype=np.int64))
     products = read_frame(
         engine,

@@ -79,6 +79,7 @@ from threadpoolctl import threadpool_limits
 
 from crmbot.analytics import clv as clv_model
 from crmbot.analytics.base import HASHED_TEXTS, RunContext, StageFailed, TrainingData, day_end
+from crmbot.analytics.database_source import DatabaseSource
 from crmbot.analytics.features import customer_summary
 from crmbot.analytics.satisfaction import customer_satisfaction
 from crmbot.analytics.segments import PROSPECTS, SEGMENT_MEANINGS, SEGMENT_ORDER, rfm_scores
@@ -320,19 +321,19 @@ def snapshot_at(
     horizon_days: int,
     seed: int,
     hashed: HashedTexts | None = None,
-    summary_source: Callable[[date], pd.DataFrame] | None = None,
+    database: DatabaseSource | None = None,
 ) -> Snapshot | None:
     """Features as of `cutoff` (nothing after it), labelled from the window after it.
 
     None when BG/NBD cannot be fitted on what was known then (e.g. no repeat purchase yet).
     `hashed`: the run's texts, counted once (see `text_sentiment.HashedTexts`).
-    `summary_source`: the customer summary as of a date from the database (else pandas).
+    `database`: the summary and the label from the database (`data` has no orders).
     """
     seen = data.as_of_earlier(cutoff)
     summary = None
-    if summary_source is not None:
+    if database is not None:
         # The database summarises every customer; the snapshot may be of a sample.
-        summary = summary_source(cutoff).reindex(seen.customers.index)
+        summary = database.summary(cutoff).reindex(seen.customers.index)
     try:
         features, facts = features_as_of(
             seen, horizon_days=horizon_days, seed=seed, summary=summary, hashed=hashed
@@ -340,7 +341,11 @@ def snapshot_at(
     except StageFailed as exc:
         log.info("churn snapshot %s left out: %s", cutoff, exc)
         return None
-    label = no_purchase_label(data, cutoff, horizon_days).reindex(features.index)
+    if database is None:
+        label = no_purchase_label(data, cutoff, horizon_days).reindex(features.index)
+    else:
+        bought = database.buyers_between(cutoff, cutoff + timedelta(days=horizon_days))
+        label = pd.Series((~features.index.isin(bought)).astype(int), index=features.index)
     return Snapshot(cutoff=cutoff, features=features, facts=facts, label=label)
 
 
@@ -855,12 +860,13 @@ def train_churn_model(
     horizon_days: int,
     seed: int,
     progress: Callable[[str], None] | None = None,
-    summary_source: Callable[[date], pd.DataFrame] | None = None,
+    database: DatabaseSource | None = None,
     hashed: HashedTexts | None = None,
 ) -> ChurnModel:
     """Build snapshots, fit and compare the models, calibrate; raises NotEnoughHistory.
 
-    `summary_source`: each snapshot's customer summary from the database (else pandas).
+    `database`: each snapshot's summary and labels from the database (`data` has no
+    orders).
     `hashed`: the run's texts already counted (else they are counted here).
     """
     with _threads():
@@ -869,7 +875,7 @@ def train_churn_model(
             horizon_days=horizon_days,
             seed=seed,
             progress=progress,
-            summary_source=summary_source,
+            database=database,
             hashed=hashed,
         )
 
@@ -880,12 +886,15 @@ def _train_churn_model(
     horizon_days: int,
     seed: int,
     progress: Callable[[str], None] | None,
-    summary_source: Callable[[date], pd.DataFrame] | None,
+    database: DatabaseSource | None,
     hashed: HashedTexts | None,
 ) -> ChurnModel:
     say = progress or (lambda _message: None)
     purchases = data.orders[data.orders["amount"] >= 0]
-    first = purchases["ordered_at"].min() if not purchases.empty else None
+    if database is None:
+        first = purchases["ordered_at"].min() if not purchases.empty else None
+    else:
+        first = database.first_purchase_at()
     cutoffs = snapshot_cutoffs(
         data.as_of, horizon_days, None if first is None or pd.isna(first) else first.date()
     )
@@ -898,8 +907,12 @@ def _train_churn_model(
     # Every comment and ticket is tokenised once; each snapshot looks its rows up.
     if hashed is None:
         hashed = HashedTexts.of(data.feedback, data.tickets)
-    known = purchases.loc[purchases["ordered_at"] < day_end(cutoffs[0]), "customer_pk"]
-    sample = np.random.default_rng(seed).permutation(np.unique(known.to_numpy()))
+    if database is None:
+        known = purchases.loc[purchases["ordered_at"] < day_end(cutoffs[0]), "customer_pk"]
+        buyers = np.unique(known.to_numpy())
+    else:
+        buyers = database.buyers_between(None, cutoffs[0]).to_numpy()
+    sample = np.random.default_rng(seed).permutation(buyers)
     # No snapshot reads order lines (its features come from orders, tickets and feedback):
     # without them, sampling customers and cutting at each date skip filtering 1.4 million
     # lines on the 100,000-customer company (0.4 s).
@@ -913,7 +926,7 @@ def _train_churn_model(
         horizon_days=horizon_days,
         seed=seed,
         hashed=hashed,
-        summary_source=summary_source,
+        database=database,
     )
     if validation is None or not _usable(validation) or validation.label is None:
         seen = 0 if validation is None else len(validation.features)
@@ -933,7 +946,7 @@ def _train_churn_model(
                 horizon_days=horizon_days,
                 seed=seed,
                 hashed=hashed,
-                summary_source=summary_source,
+                database=database,
             )
             if snapshot is not None and _usable(snapshot):
                 found.append(snapshot)
@@ -1078,7 +1091,7 @@ def run(ctx: RunContext) -> None:
             ctx.data,
             horizon_days=horizon,
             seed=seed,
-            summary_source=ctx.summary_source,
+            database=ctx.database,
             hashed=ctx.cache.get(HASHED_TEXTS),
         )
     except NotEnoughHistory as exc:

@@ -644,11 +644,14 @@ def _holdout_check(ctx: RunContext, summary: pd.DataFrame) -> dict[str, Any]:
     days in the last HOLDOUT_DAYS for customers who had bought by the calibration date."""
     calibration_day = ctx.data.as_of - timedelta(days=HOLDOUT_DAYS)
     days = ctx.cache.get(PURCHASE_DAYS)
-    calibration = (
-        purchase_day_summary(days, ctx.data.customers.index, calibration_day, rfm_only=True)
-        if days is not None
-        else purchase_summary(ctx.data.orders, ctx.data.customers.index, calibration_day)
-    )
+    if ctx.database is not None:
+        calibration = ctx.database.summary(calibration_day, customers_on=ctx.data.as_of)
+    elif days is not None:
+        calibration = purchase_day_summary(
+            days, ctx.data.customers.index, calibration_day, rfm_only=True
+        )
+    else:
+        calibration = purchase_summary(ctx.data.orders, ctx.data.customers.index, calibration_day)
     known = calibration[calibration["frequency"] > 0]
     if known.empty:
         return {"holdout_days": HOLDOUT_DAYS, "note": "no purchases before the holdout period"}

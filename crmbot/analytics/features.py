@@ -361,10 +361,9 @@ def _feedback_features(summary: pd.DataFrame, feedback: pd.DataFrame, as_of_day:
 
 def run(ctx: RunContext) -> None:
     """Compute the summary, keep it for later stages and fill the RFM score columns."""
-    if ctx.summary_source is not None:
-        # Aggregated by the database; later stages that need purchase days (the CLV
-        # holdout) fall back to the loaded orders.
-        summary = ctx.summary_source(ctx.data.as_of)
+    if ctx.database is not None:
+        # Aggregated by the database; later stages ask it for their own summaries too.
+        summary = ctx.database.summary(ctx.data.as_of)
     else:
         summary, days = _summary_and_days(ctx.data)
         ctx.cache[PURCHASE_DAYS] = days

@@ -66,7 +66,8 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from crmbot.analytics.base import PURCHASE_PAIRS, RunContext, TrainingData
+from crmbot.analytics.base import PURCHASE_PAIRS, RunContext, StageFailed, TrainingData
+from crmbot.analytics.database_source import DatabaseSource
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +212,18 @@ def customer_spend(data: TrainingData, customers: pd.Index) -> np.ndarray:
     return spend.reindex(customers).fillna(0.0).to_numpy(dtype=float)
 
 
+def _run_spend(ctx: RunContext, customers: pd.Index) -> np.ndarray:
+    """`customer_spend`; from the features stage's summary when `data` holds no orders
+    (purchases less refunds: the sum of every order's amount)."""
+    if ctx.database is None:
+        return customer_spend(ctx.data, customers)
+    if ctx.features is None:
+        raise StageFailed("the influence graph needs the features stage, which did not run")
+    summary = ctx.features.reindex(customers)
+    spend = summary["purchases_total"] - summary["refunds_total"]
+    return spend.fillna(0.0).to_numpy(dtype=float)
+
+
 def _clean_referrals(data: TrainingData, customers: pd.Index) -> tuple[pd.DataFrame, int, int]:
     """Referrals between known customers, one row per pair: (referrer, referred, at)."""
     referrals = data.referrals
@@ -260,6 +273,34 @@ def _spend_after_referral(
     return spent.reindex(range(len(referrals))).fillna(0.0).to_numpy(dtype=float)
 
 
+def _database_spend_after_referral(
+    database: DatabaseSource, referrals: pd.DataFrame, customers: pd.Index
+) -> np.ndarray:
+    """`_spend_after_referral`, the sums made by the database."""
+    if referrals.empty:
+        return np.zeros(0)
+    spent = database.spend_since_referral()
+    # Undated referrals count everything; NaN keys would not match, a day number never -1e9.
+    undated = -1e9
+    asked = pd.DataFrame(
+        {
+            "referred_pk": customers.to_numpy(dtype=np.int64)[referrals["referred"].to_numpy()],
+            "since_day": _day_numbers(referrals["at"]).fillna(undated).to_numpy(),
+        }
+    )
+    spent["since_day"] = spent["since_day"].fillna(undated)
+    joined = asked.merge(spent, on=["referred_pk", "since_day"], how="left")
+    return joined["spend"].fillna(0.0).to_numpy(dtype=float)
+
+
+def _day_numbers(at: pd.Series) -> pd.Series:
+    """Days since 1970-01-01 of each timestamp's date (NaN when undated)."""
+    days = pd.to_datetime(at).dt.normalize().to_numpy(dtype="datetime64[D]")
+    numbers = days.astype(np.int64).astype(float)
+    numbers[np.isnat(days)] = np.nan
+    return pd.Series(numbers)
+
+
 def _rows_of_orders(order_pks: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     """Where each wanted order sits among `order_pks` (-1 when absent). Orders load sorted
     by id, where a binary search needs no hash table of every order."""
@@ -288,7 +329,9 @@ def purchase_pairs(data: TrainingData, customers: pd.Index) -> pd.DataFrame:
     customer = customer[bought]
     when = orders["ordered_at"].to_numpy(dtype="datetime64[ns]")[order_rows[bought]]
     del order_rows, order_customer
-    codes, products = pd.factorize(data.lines["product_pk"].to_numpy()[found][bought])
+    # Codes in product order, so the pairs come sorted by (customer, product_pk) as the
+    # database's `pairs_of_first_purchases` do.
+    codes, products = pd.factorize(data.lines["product_pk"].to_numpy()[found][bought], sort=True)
     # One integer per (customer, product), 32-bit where it fits; a stable sort groups them,
     # and the earliest purchase of each group is a reduceat (pandas' groupby took 4x as
     # long at 10M lines).
@@ -309,11 +352,31 @@ def purchase_pairs(data: TrainingData, customers: pd.Index) -> pd.DataFrame:
     )
 
 
+def pairs_of_first_purchases(first: pd.DataFrame, customers: pd.Index) -> pd.DataFrame:
+    """`purchase_pairs` from the database's `DatabaseSource.first_purchases`."""
+    customer = positions(customers, first["customer_pk"].to_numpy())
+    known = customer >= 0
+    product = first["product_pk"].to_numpy(dtype=np.int64)[known]
+    customer = customer[known]
+    order = np.lexsort((product, customer))
+    return pd.DataFrame(
+        {
+            "customer": customer[order],
+            "product_pk": product[order],
+            "first_at": first["first_at"].to_numpy(dtype="datetime64[ns]")[known][order],
+        }
+    )
+
+
 def run_purchase_pairs(ctx: RunContext) -> pd.DataFrame:
     """The run's `purchase_pairs` over its customers, computed once per run."""
     pairs = ctx.cache.get(PURCHASE_PAIRS)
     if pairs is None:
-        pairs = purchase_pairs(ctx.data, pd.Index(ctx.scores.index))
+        customers = pd.Index(ctx.scores.index)
+        if ctx.database is None:
+            pairs = purchase_pairs(ctx.data, customers)
+        else:
+            pairs = pairs_of_first_purchases(ctx.database.first_purchases(), customers)
         ctx.cache[PURCHASE_PAIRS] = pairs
     return pairs
 
@@ -368,10 +431,15 @@ def build_graph(
     customers: pd.Index,
     spend: np.ndarray,
     pairs: pd.DataFrame | None = None,
+    database: DatabaseSource | None = None,
 ) -> InfluenceGraph:
-    """`pairs`: the customers' `purchase_pairs` when already at hand."""
+    """`pairs`: the customers' `purchase_pairs` when already at hand; `database`: where
+    the spend after each referral is summed when `data` holds no orders."""
     referrals, self_referrals, unknown = _clean_referrals(data, customers)
-    referral_spend = _spend_after_referral(data, referrals, customers)
+    if database is None:
+        referral_spend = _spend_after_referral(data, referrals, customers)
+    else:
+        referral_spend = _database_spend_after_referral(database, referrals, customers)
     buyers = spend > 0
     floor = SPEND_FLOOR_SHARE * (float(spend[buyers].mean()) if buyers.any() else 1.0)
     referrer = referrals["referrer"].to_numpy(dtype=np.int64)
@@ -427,8 +495,11 @@ def _active_customers(ctx: RunContext, customers: pd.Index) -> tuple[np.ndarray,
     """Who counts as still active, and how that was decided (for the run's record)."""
     horizon = ctx.settings.churn_horizon_days
     since = pd.Timestamp(ctx.data.cutoff) - pd.Timedelta(days=horizon)
-    orders = ctx.data.orders
-    recent = orders.loc[orders["ordered_at"] >= since, "customer_pk"].unique()
+    if ctx.database is None:
+        orders = ctx.data.orders
+        recent = pd.Index(orders.loc[orders["ordered_at"] >= since, "customer_pk"].unique())
+    else:
+        recent = ctx.database.customers_ordering_since(since.to_pydatetime())
     by_recency = customers.isin(recent)
     if "p_alive" in ctx.scores.columns and ctx.scores["p_alive"].notna().any():
         p_alive = pd.to_numeric(ctx.scores["p_alive"], errors="coerce").reindex(customers)
@@ -528,8 +599,8 @@ def _nullable_ints(values: np.ndarray, missing: np.ndarray, index: pd.Index) -> 
 def run(ctx: RunContext) -> None:
     """Fill the influence columns of `ctx.scores` (see the module docstring)."""
     customers = pd.Index(ctx.scores.index)
-    spend = customer_spend(ctx.data, customers)
-    graph = build_graph(ctx.data, customers, spend, run_purchase_pairs(ctx))
+    spend = _run_spend(ctx, customers)
+    graph = build_graph(ctx.data, customers, spend, run_purchase_pairs(ctx), ctx.database)
     active, active_definition = _active_customers(ctx, customers)
     referred, referred_spend, referred_active = referral_counts(graph, active)
     community, community_size = referral_communities(graph, ctx.settings.random_seed)

@@ -290,16 +290,21 @@ def summary_in_database(engine: Engine, setting: str) -> bool:
     return setting == "always"
 
 
-def sql_customer_summary(engine: Engine, as_of: date) -> pd.DataFrame:
+def sql_customer_summary(
+    engine: Engine, as_of: date, *, customers_on: date | None = None
+) -> pd.DataFrame:
     """`features.customer_summary` as of `as_of`, aggregated by the database.
 
     One row per customer who exists on `as_of` (not erased, signed up by then), index
     `customer_pk` in ascending order, the columns and definitions of `features`.
+    `customers_on`: a later day whose customers to summarise instead (the CLV holdout
+    summarises today's customers as of its calibration day).
     """
     end = day_end(as_of)
     as_of_day = _as_of_day(as_of)
     window_start = as_of_day - TREND_WINDOW_DAYS + 1
-    customers = _read(engine, _customers_statement(end).order_by(CUSTOMERS.id))
+    who = end if customers_on is None else day_end(customers_on)
+    customers = _read(engine, _customers_statement(who).order_by(CUSTOMERS.id))
     index = pd.Index(customers.index.to_numpy(dtype=np.int64), name="customer_pk")
     orders = _read(engine, _orders_statement(end))
     days = _read(engine, _purchase_days_statement(end, window_start))
