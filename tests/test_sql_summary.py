@@ -10,9 +10,10 @@ from sqlalchemy import insert, update
 from sqlalchemy.engine import Engine
 from value_data import END, build_company, insert_company, later_rows, order_row
 
+from crmbot.analytics import sql_summary
 from crmbot.analytics.base import load_training_data
-from crmbot.analytics.features import customer_summary
-from crmbot.analytics.sql_summary import sql_customer_summary
+from crmbot.analytics.features import customer_summary, purchase_summary
+from crmbot.analytics.sql_summary import sql_customer_summary, sql_purchase_rfm
 from crmbot.models import Customer, Feedback, Order, Ticket
 
 
@@ -150,3 +151,33 @@ def test_empty_book(storage_engine: Engine) -> None:
     pandas = customer_summary(load_training_data(storage_engine, date(2025, 6, 30)))
     assert summary.empty
     assert list(summary.columns) == list(pandas.columns)
+
+
+@pytest.mark.parametrize("listed_up_to", [20_000, 5])
+def test_a_sample_gets_its_own_rows_of_the_summary(
+    storage_engine: Engine, listed_up_to: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The churn snapshots summarise samples: in SQL (PostgreSQL: one array; elsewhere a
+    list), or, for a sample too long to list, the whole company cut in pandas."""
+    monkeypatch.setattr(sql_summary, "MAX_LISTED_CUSTOMERS", listed_up_to)
+    company = build_company()
+    insert_company(storage_engine, company)
+    as_of = date(2025, 3, 31)
+    whole = sql_customer_summary(storage_engine, as_of)
+    sample = whole.index[::3].to_numpy()
+    sampled = sql_customer_summary(storage_engine, as_of, among=sample[::-1])
+    assert list(sampled.index) == list(sample)
+    _assert_same(sampled, whole.loc[sample])
+
+
+def test_the_calibration_summary_equals_the_pandas_one(storage_engine: Engine) -> None:
+    """The CLV holdout's BG/NBD columns as of an earlier day, for today's customers."""
+    company = build_company()
+    insert_company(storage_engine, company)
+    insert_company(storage_engine, later_rows(company))
+    calibration = date(2025, 3, 31)
+    data = load_training_data(storage_engine, END)
+    expected = purchase_summary(data.orders, data.customers.index, calibration)
+    got = sql_purchase_rfm(storage_engine, calibration, customers_on=END)
+    columns = ["frequency", "repeat_purchases", "t_x_days", "age_days"]
+    _assert_same(got[columns], expected[columns].sort_index())

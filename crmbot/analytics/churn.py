@@ -332,8 +332,9 @@ def snapshot_at(
     seen = data.as_of_earlier(cutoff)
     summary = None
     if database is not None:
-        # The database summarises every customer; the snapshot may be of a sample.
-        summary = database.summary(cutoff).reindex(seen.customers.index)
+        # The snapshot is of a sample: the database summarises only its customers.
+        sample = seen.customers.index
+        summary = database.summary(cutoff, among=sample).reindex(sample)
     try:
         features, facts = features_as_of(
             seen, horizon_days=horizon_days, seed=seed, summary=summary, hashed=hashed

@@ -645,7 +645,7 @@ def _holdout_check(ctx: RunContext, summary: pd.DataFrame) -> dict[str, Any]:
     calibration_day = ctx.data.as_of - timedelta(days=HOLDOUT_DAYS)
     days = ctx.cache.get(PURCHASE_DAYS)
     if ctx.database is not None:
-        calibration = ctx.database.summary(calibration_day, customers_on=ctx.data.as_of)
+        calibration = ctx.database.purchase_rfm(calibration_day)
     elif days is not None:
         calibration = purchase_day_summary(
             days, ctx.data.customers.index, calibration_day, rfm_only=True

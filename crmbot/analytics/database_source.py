@@ -28,7 +28,7 @@ from sqlalchemy import Table, func, or_, select
 from sqlalchemy.engine import Engine
 
 from crmbot.analytics.base import day_end, read_frame
-from crmbot.analytics.sql_summary import day_number, sql_customer_summary
+from crmbot.analytics.sql_summary import day_number, sql_customer_summary, sql_purchase_rfm
 from crmbot.models import Order, OrderLine, Referral
 
 ORDERS = cast(Table, Order.__table__).c  # type: ignore[attr-defined]
@@ -45,10 +45,18 @@ class DatabaseSource:
 
     # -- summaries -----------------------------------------------------------------------
 
-    def summary(self, as_of: date, *, customers_on: date | None = None) -> pd.DataFrame:
-        """`features.customer_summary` as of `as_of` (see `sql_customer_summary`)."""
+    def summary(self, as_of: date, *, among: pd.Index | None = None) -> pd.DataFrame:
+        """`features.customer_summary` as of `as_of` (see `sql_customer_summary`), of
+        every customer or only those `among` (a sample)."""
         self._check(as_of)
-        return sql_customer_summary(self.engine, as_of, customers_on=customers_on)
+        sample = None if among is None else among.to_numpy(dtype=np.int64)
+        return sql_customer_summary(self.engine, as_of, among=sample)
+
+    def purchase_rfm(self, as_of: date) -> pd.DataFrame:
+        """The BG/NBD columns as of an earlier `as_of` for the run's customers (see
+        `sql_purchase_rfm`): the CLV holdout's calibration."""
+        self._check(as_of)
+        return sql_purchase_rfm(self.engine, as_of, customers_on=self.as_of)
 
     # -- counts and dates ----------------------------------------------------------------
 

@@ -21,12 +21,29 @@ clipping), written exactly as in `features` so the two agree.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
+from functools import partial
 from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Float, Integer, Table, and_, case, func, or_, select
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    Integer,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
@@ -111,18 +128,45 @@ def _hours_mysql(element: Any, compiler: Any, **kw: Any) -> str:
 # The queries
 
 
+# A condition on a customer_pk column: which customers a summary is for.
+Among = Callable[[Any], Any]
+
+# Bound values per statement SQLite and MariaDB take without trouble; a larger sample is
+# summarised whole and cut in pandas.
+MAX_LISTED_CUSTOMERS = 20_000
+
+
+def _everyone(_column: Any) -> Any:
+    return true()
+
+
+def _among(engine: Engine, customers: np.ndarray | None) -> Among:
+    """The condition for "one of `customers`" on `engine` (everyone when None)."""
+    if customers is None:
+        return _everyone
+    wanted = [int(c) for c in np.unique(customers)]
+    if engine.dialect.name == "postgresql":
+        # One array parameter, however many customers.
+        sample = bindparam("sample", value=wanted, type_=ARRAY(BigInteger))
+        return lambda column: column == any_(sample)
+    if len(wanted) > MAX_LISTED_CUSTOMERS:
+        return _everyone
+    return lambda column: column.in_(wanted)
+
+
 def _as_of_day(as_of: date) -> int:
     return int(np.datetime64(as_of, "D").astype(np.int64))
 
 
-def _customers_statement(end: Any) -> Any:
+def _customers_statement(end: Any, among: Among) -> Any:
     return select(CUSTOMERS.id.label("customer_pk"), CUSTOMERS.signed_up_at).where(
         CUSTOMERS.erased_at.is_(None),
         or_(CUSTOMERS.signed_up_at.is_(None), CUSTOMERS.signed_up_at < end),
+        among(CUSTOMERS.id),
     )
 
 
-def _orders_statement(end: Any) -> Any:
+def _orders_statement(end: Any, among: Among) -> Any:
     """Counts and totals over orders: purchases (amount >= 0) and refunds (amount < 0)."""
     is_purchase = ORDERS.amount >= 0
     return (
@@ -135,12 +179,12 @@ def _orders_statement(end: Any) -> Any:
                 "last_order_at"
             ),
         )
-        .where(ORDERS.ordered_at < end)
+        .where(ORDERS.ordered_at < end, among(ORDERS.customer_pk))
         .group_by(ORDERS.customer_pk)
     )
 
 
-def _purchase_days_statement(end: Any, window_start: int) -> Any:
+def _purchase_days_statement(end: Any, window_start: int, among: Among) -> Any:
     """Purchase days (distinct days with a purchase, with that day's spend), then per
     customer: first/last day, count, spend, first day's spend, gap sums and the trend
     windows."""
@@ -151,7 +195,7 @@ def _purchase_days_statement(end: Any, window_start: int) -> Any:
             day.label("day"),
             func.sum(ORDERS.amount).label("spend"),
         )
-        .where(ORDERS.ordered_at < end, ORDERS.amount >= 0)
+        .where(ORDERS.ordered_at < end, ORDERS.amount >= 0, among(ORDERS.customer_pk))
         .group_by(ORDERS.customer_pk, day)
         .subquery("daily")
     )
@@ -190,7 +234,7 @@ def _purchase_days_statement(end: Any, window_start: int) -> Any:
     ).group_by(ranked.c.customer_pk)
 
 
-def _tickets_statement(end: Any, window_start: int) -> Any:
+def _tickets_statement(end: Any, window_start: int, among: Among) -> Any:
     # A ticket closed after as_of was still open on that day.
     closed = and_(TICKETS.closed_at.is_not(None), TICKETS.closed_at < end)
     opened_day = day_number(TICKETS.opened_at)
@@ -206,12 +250,12 @@ def _tickets_statement(end: Any, window_start: int) -> Any:
             ),
             func.max(opened_day).label("last_ticket_day"),
         )
-        .where(TICKETS.opened_at < end)
+        .where(TICKETS.opened_at < end, among(TICKETS.customer_pk))
         .group_by(TICKETS.customer_pk)
     )
 
 
-def _feedback_statement(end: Any) -> Any:
+def _feedback_statement(end: Any, among: Among) -> Any:
     """Counts, means and the latest answer per customer; "latest" is the last given, ties
     broken by the order the answers were stored (as the pandas summary's stable sort)."""
     answered = (
@@ -233,7 +277,7 @@ def _feedback_statement(end: Any) -> Any:
             )
             .label("csat_rank"),
         )
-        .where(FEEDBACK.submitted_at < end)
+        .where(FEEDBACK.submitted_at < end, among(FEEDBACK.customer_pk))
         .subquery("answered")
     )
     latest_nps = and_(answered.c.nps_rank == 1, answered.c.nps.is_not(None))
@@ -279,6 +323,11 @@ def _dates(days: pd.Series) -> pd.Series:
 # The summary
 
 
+def _connections(engine: Engine) -> int:
+    """How many statements of one summary run at once (SQLite: one; it gains nothing)."""
+    return 1 if engine.dialect.name == "sqlite" else 2
+
+
 def summary_in_database(engine: Engine, setting: str) -> bool:
     """Whether training takes its summaries from the database (CRMBOT_SUMMARY_IN_DATABASE).
 
@@ -291,25 +340,39 @@ def summary_in_database(engine: Engine, setting: str) -> bool:
 
 
 def sql_customer_summary(
-    engine: Engine, as_of: date, *, customers_on: date | None = None
+    engine: Engine,
+    as_of: date,
+    *,
+    customers_on: date | None = None,
+    among: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """`features.customer_summary` as of `as_of`, aggregated by the database.
 
     One row per customer who exists on `as_of` (not erased, signed up by then), index
     `customer_pk` in ascending order, the columns and definitions of `features`.
     `customers_on`: a later day whose customers to summarise instead (the CLV holdout
-    summarises today's customers as of its calibration day).
+    summarises today's customers as of its calibration day). `among`: only these
+    customers (a sample).
     """
     end = day_end(as_of)
     as_of_day = _as_of_day(as_of)
     window_start = as_of_day - TREND_WINDOW_DAYS + 1
     who = end if customers_on is None else day_end(customers_on)
-    customers = _read(engine, _customers_statement(who).order_by(CUSTOMERS.id))
+    only = _among(engine, among)
+    statements = [
+        _customers_statement(who, only).order_by(CUSTOMERS.id),
+        _orders_statement(end, only),
+        _purchase_days_statement(end, window_start, only),
+        _tickets_statement(end, window_start, only),
+        _feedback_statement(end, only),
+    ]
+    # A server runs two statements at once on two connections: the purchase days' windows
+    # on one, the other four on the other (on PostgreSQL at 100k customers 2.2 -> 1.6 s).
+    with ThreadPoolExecutor(max_workers=_connections(engine)) as pool:
+        customers, orders, days, tickets, feedback = pool.map(partial(_read, engine), statements)
     index = pd.Index(customers.index.to_numpy(dtype=np.int64), name="customer_pk")
-    orders = _read(engine, _orders_statement(end))
-    days = _read(engine, _purchase_days_statement(end, window_start))
-    tickets = _read(engine, _tickets_statement(end, window_start))
-    feedback = _read(engine, _feedback_statement(end))
+    if among is not None:
+        index = index[index.isin(among)]
 
     summary = pd.DataFrame(index=index)
     _purchases(summary, orders, days, as_of_day, window_start)
@@ -317,6 +380,38 @@ def sql_customer_summary(
     _tenure(summary, signed, as_of_day)
     _tickets(summary, tickets, as_of_day)
     _feedback(summary, feedback, as_of_day)
+    return summary
+
+
+def sql_purchase_rfm(engine: Engine, as_of: date, *, customers_on: date) -> pd.DataFrame:
+    """The BG/NBD columns of the summary as of `as_of` (frequency, repeat_purchases,
+    t_x_days, age_days) for the customers of `customers_on`: first and last purchase day
+    and the number of purchase days, no window functions (the CLV holdout's calibration
+    summary: 0.4 s at 100k customers on PostgreSQL where the whole summary takes 1.6 s)."""
+    end = day_end(as_of)
+    as_of_day = _as_of_day(as_of)
+    day = day_number(ORDERS.ordered_at)
+    days = (
+        select(
+            ORDERS.customer_pk,
+            func.count(day.distinct()).label("frequency"),
+            func.min(day).label("first_day"),
+            func.max(day).label("last_day"),
+        )
+        .where(ORDERS.ordered_at < end, ORDERS.amount >= 0)
+        .group_by(ORDERS.customer_pk)
+    )
+    customers = _customers_statement(day_end(customers_on), _everyone).order_by(CUSTOMERS.id)
+    with ThreadPoolExecutor(max_workers=_connections(engine)) as pool:
+        who, bought = pool.map(partial(_read, engine), [customers, days])
+    summary = pd.DataFrame(index=pd.Index(who.index.to_numpy(dtype=np.int64), name="customer_pk"))
+    freq = _counts(bought, summary.index, "frequency")
+    first = _floats(bought, summary.index, "first_day")
+    last = _floats(bought, summary.index, "last_day")
+    summary["frequency"] = freq
+    summary["repeat_purchases"] = (freq - 1).clip(lower=0)
+    summary["t_x_days"] = (last - first).astype(float)
+    summary["age_days"] = (as_of_day - first).astype(float)
     return summary
 
 
@@ -419,4 +514,4 @@ def _feedback(summary: pd.DataFrame, feedback: pd.DataFrame, as_of_day: int) -> 
     ).to_numpy()
 
 
-__all__ = ["day_number", "hours_between", "sql_customer_summary"]
+__all__ = ["day_number", "hours_between", "sql_customer_summary", "sql_purchase_rfm"]
