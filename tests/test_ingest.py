@@ -434,6 +434,44 @@ def test_a_bulk_load_into_an_empty_table_keeps_every_index(
     engine.dispose()
 
 
+def test_a_bulk_load_rebuilds_the_unique_key_only_when_each_key_comes_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    from crmbot.db import make_engine, upgrade
+    from crmbot.ingest import writer
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'keys.db'}")
+    upgrade(engine)
+    monkeypatch.setattr(writer, "DEFER_INDEXES_FROM_ROWS", 1)
+    products = Product.__table__  # type: ignore[attr-defined]
+    with engine.begin() as connection:
+        # A key twice: the unique index stays, and the later row updates the earlier one.
+        writer.upsert_columns(
+            connection,
+            products,
+            ["product_id"],
+            ["product_id", "name"],
+            [["P2", "P1", "P1"], ["two", "first", "second"]],
+        )
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT product_id, name FROM product ORDER BY 1")).all()
+    assert rows == [("P1", "second"), ("P2", "two")]
+
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM product"))
+    with engine.begin() as connection:
+        # Each key once into an empty table: plain inserts, the unique index rebuilt after.
+        writer.upsert_columns(
+            connection, products, ["product_id"], ["product_id", "name"], [["P3", "P4"], ["a", "b"]]
+        )
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(text("INSERT INTO product (product_id, name) VALUES ('P3', 'again')"))
+    engine.dispose()
+
+
 def test_progress_is_reported_from_zero_to_every_row(engine: Engine, tmp_path: Path) -> None:
     path = write(tmp_path, "c.csv", "customer_id\n" + "".join(f"K{n}\n" for n in range(50)))
     seen: list[tuple[int, int]] = []

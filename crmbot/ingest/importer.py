@@ -409,7 +409,7 @@ def _resolve_references(
     Rows are rejected for every unknown reference first; bare rows are created afterwards,
     and only for rows that survive, so a rejected row never leaves a bare customer behind.
     """
-    found_by_column: dict[str, dict[str, int]] = {}
+    ids_by_column: dict[str, list[int | None]] = {}
     to_create: dict[str, set[str]] = {}
     for column in spec.columns:
         if column.references is None or column.name not in rows.cleaned:
@@ -418,9 +418,12 @@ def _resolve_references(
         natural = target.natural_id
         assert natural is not None
         values = rows.cleaned[column.name]
-        wanted = set(values) if len(kept) == len(values) else {values[i] for i in kept}
-        found = writer.lookup_ids(connection, target.table, natural, wanted)
-        unknown = wanted - found.keys()
+        ids = ids_by_column[column.name] = writer.surrogate_ids(
+            connection, target.table, natural, values
+        )
+        if None not in ids:
+            continue  # the usual case, decided in C: every reference is known
+        unknown = {values[index] for index in kept if ids[index] is None}
         if unknown and target.name == "customers":
             erased = _erased_customers(connection, unknown)
             unknown -= erased.keys()
@@ -429,8 +432,7 @@ def _resolve_references(
                     if values[index] in erased:
                         rows.reject(index, column.name, ERASED_REASON, values[index])
             else:
-                found.update(erased)  # orders and referrals hold no personal data: keep them
-        found_by_column[column.name] = found
+                _fill_ids(ids, values, kept, erased)  # orders and referrals hold no personal data
         if not unknown:
             continue
         if create_missing and target.name in CREATABLE:
@@ -453,12 +455,22 @@ def _resolve_references(
         values = rows.cleaned[name]
         needed = {values[index] for index in kept} & unknown
         writer.create_bare(connection, target.table, natural, needed)
-        found_by_column[name].update(writer.lookup_ids(connection, target.table, natural, needed))
+        created = writer.lookup_ids(connection, target.table, natural, needed)
+        _fill_ids(ids_by_column[name], values, kept, created)
         if needed:
             report.created[target.name] = report.created.get(target.name, 0) + len(needed)
-    for name, found in found_by_column.items():
-        rows.cleaned[name] = list(map(found.get, rows.cleaned[name]))
+    for name, ids in ids_by_column.items():
+        rows.cleaned[name] = ids
     return kept
+
+
+def _fill_ids(
+    ids: list[int | None], values: Sequence[Any], kept: Sequence[int], found: Mapping[str, int]
+) -> None:
+    """Surrogate ids found late (erased or newly created rows) for the kept rows without."""
+    for index in kept:
+        if ids[index] is None and values[index] in found:
+            ids[index] = found[values[index]]
 
 
 def _write(
