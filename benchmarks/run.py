@@ -25,7 +25,10 @@ For each size it generates the sample company (`crmbot.demo.generate_company`, s
 With --postgres the 100k size (or the smallest size asked for) is imported and trained on
 PostgreSQL too (TEST_POSTGRES_URL or the local server), and the summary query is timed there.
 
-Nothing here is a test: figures depend on the machine and its load.
+Nothing here is a test: figures depend on the machine and its load. One VM trained the 10k
+company in 3.9 s and, an hour later with no slower code, in 5.9 s; so each size also times a
+fixed workload just before training ("machine reference": Python, numpy and SQLite work that
+no crmbot change touches), and figures from runs whose references differ are not comparable.
 """
 
 from __future__ import annotations
@@ -355,6 +358,29 @@ def child_summary(args: dict[str, Any]) -> dict[str, Any]:
         )
         result["equal_to_pandas"] = True
     return result
+
+
+def child_reference(_args: dict[str, Any]) -> dict[str, Any]:
+    """The same fixed work on every run (best of five): how fast the machine is right now."""
+    import numpy as np
+
+    def best(work: Callable[[], object]) -> float:
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            work()
+            times.append(time.perf_counter() - started)
+        return min(times) * 1000
+
+    numbers = np.random.default_rng(SEED).random(2_000_000)
+    database = sqlite3.connect(":memory:")
+    database.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+    database.executemany("INSERT INTO t VALUES (?, ?)", ((n, str(n)) for n in range(200_000)))
+    return {
+        "python_ms": best(lambda: sum(i * i for i in range(1_000_000))),
+        "numpy_ms": best(lambda: np.sort(numbers)),
+        "sqlite_ms": best(lambda: database.execute("SELECT * FROM t").fetchall()),
+    }
 
 
 def child_fit(args: dict[str, Any]) -> dict[str, Any]:
@@ -720,6 +746,7 @@ def run_size(
     if "error" in result["import"]:
         return result
 
+    result["reference"] = child("reference", {})
     log(f"{label}: training")
     result["train"] = child("train", {"url": url, "as_of": AS_OF.isoformat()})
     log(
@@ -807,6 +834,17 @@ def rows_for(size: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     if "seconds" in gen:
         rows.append(
             ("generate CSVs", f"{gen['seconds']:.1f} s, {gen['peak_rss_mib']:.0f} MiB", "", "")
+        )
+    reference = size.get("reference", {})
+    if "python_ms" in reference:
+        rows.append(
+            (
+                "machine reference (fixed work)",
+                f"Python {reference['python_ms']:.0f} ms, numpy {reference['numpy_ms']:.0f} ms, "
+                f"SQLite {reference['sqlite_ms']:.0f} ms",
+                "",
+                "",
+            )
         )
     imp = size.get("import", {})
     if "error" in imp:
@@ -1059,6 +1097,7 @@ def main() -> None:
             "train": child_train,
             "summary": child_summary,
             "fit": child_fit,
+            "reference": child_reference,
             "slack": child_slack,
         }
         outcome = children[args.child](json.loads(args.child_args))
