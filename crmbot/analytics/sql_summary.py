@@ -100,23 +100,19 @@ class real_number(FunctionElement[float]):  # noqa: N801
     name = "real_number"
 
 
-@compiles(real_number, "sqlite")
-def _real_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
+# The double-precision type's name in each dialect's CAST.
+_DOUBLE = {
+    "sqlite": "REAL",
+    "postgresql": "DOUBLE PRECISION",
+    "mysql": "DOUBLE",
+    "mariadb": "DOUBLE",
+}
+
+
+@compiles(real_number)
+def _real_number(element: Any, compiler: Any, **kw: Any) -> str:
     (value,) = list(element.clauses)
-    return f"CAST({compiler.process(value, **kw)} AS REAL)"
-
-
-@compiles(real_number, "postgresql")
-def _real_postgresql(element: Any, compiler: Any, **kw: Any) -> str:
-    (value,) = list(element.clauses)
-    return f"CAST({compiler.process(value, **kw)} AS DOUBLE PRECISION)"
-
-
-@compiles(real_number, "mysql")
-@compiles(real_number, "mariadb")
-def _real_mysql(element: Any, compiler: Any, **kw: Any) -> str:
-    (value,) = list(element.clauses)
-    return f"CAST({compiler.process(value, **kw)} AS DOUBLE)"
+    return f"CAST({compiler.process(value, **kw)} AS {_DOUBLE[compiler.dialect.name]})"
 
 
 class hours_between(FunctionElement[float]):  # noqa: N801
