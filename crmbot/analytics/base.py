@@ -213,9 +213,7 @@ def read_frame(engine: Engine, statement: Any, columns: list[str]) -> pd.DataFra
 def _frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
     """`DataFrame.from_records(rows, columns=columns)`, in half the time: a column of plain
     numbers becomes an array in one numpy call, and only the others go through pandas'
-    type inference (a chunk of 250,000 orders: 0.13 -> 0.07 s)."""
-    if not rows:
-        return pd.DataFrame.from_records(rows, columns=columns)
+    type inference (a chunk of 250,000 orders: 0.13 -> 0.07 s). `rows` is not empty."""
     data: dict[str, Any] = {}
     for name, values in zip(columns, zip(*rows, strict=True), strict=True):
         if type(values[0]) in (int, float):

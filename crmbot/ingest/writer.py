@@ -73,7 +73,7 @@ def surrogate_ids(
     if _whole_table_is_cheaper(connection, table, len(values)):
         found = _all_ids(connection, table, natural_column)
     else:
-        found = lookup_ids(connection, table, natural_column, values)
+        found = _search_ids(connection, table, natural_column, {v for v in values if v is not None})
     return list(map(found.get, values))  # type: ignore[arg-type]  # dict.get's overloads
 
 
@@ -81,15 +81,21 @@ def lookup_ids(
     connection: Connection, table: Table, natural_column: str, natural_ids: Iterable[str | None]
 ) -> dict[str, int]:
     """{natural id: surrogate id} for those of `natural_ids` present in `table`."""
-    wanted = set(natural_ids)
-    wanted.discard(None)
+    wanted = {natural for natural in natural_ids if natural is not None}
     if not wanted:
         return {}
-    key, pk = table.c[natural_column], table.c["id"]
-    found: dict[str, int] = {}
     if _whole_table_is_cheaper(connection, table, len(wanted)):
         everything = _all_ids(connection, table, natural_column)
         return {natural: everything[natural] for natural in wanted if natural in everything}
+    return _search_ids(connection, table, natural_column, wanted)
+
+
+def _search_ids(
+    connection: Connection, table: Table, natural_column: str, wanted: set[str]
+) -> dict[str, int]:
+    """`lookup_ids` key by key, LOOKUP_CHUNK natural ids a query."""
+    key, pk = table.c[natural_column], table.c["id"]
+    found: dict[str, int] = {}
     for chunk in _chunks(sorted(wanted), LOOKUP_CHUNK):
         found.update(
             (natural, surrogate)
@@ -214,7 +220,7 @@ def upsert_columns(
             position: list(map(text.__getitem__, order))
             for position, text in (iso_text or {}).items()
         }
-        keys = values[0] if width == 1 else list(zip(*values[:width], strict=True))
+        keys = list(map(keys.__getitem__, order))
         keys_unique = all(map(lt, keys, islice(keys, 1, None)))
     _executemany_sqlite(
         connection, table, key_columns, columns, values, progress, iso_text or {}, keys_unique
