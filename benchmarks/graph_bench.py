@@ -23,7 +23,7 @@ import pandas as pd
 
 from crmbot.analytics import graph, recommend
 from crmbot.analytics.base import RunContext, TrainingData
-from crmbot.config import Settings
+from crmbot.core.config import Settings
 
 AS_OF = date(2026, 6, 30)
 START = datetime(2023, 7, 1)

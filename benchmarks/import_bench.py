@@ -30,7 +30,7 @@ import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from crmbot.db import make_engine, upgrade
+from crmbot.core.db import make_engine, upgrade
 from crmbot.ingest import import_file
 
 TARGET_ROWS_PER_SECOND = 200_000

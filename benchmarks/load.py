@@ -62,7 +62,7 @@ if str(TESTS) not in sys.path:
 from slack_fake import SlackFake  # noqa: E402
 from slack_requests import command_body, signed_headers  # noqa: E402
 
-from crmbot.commandkit import money  # noqa: E402
+from crmbot.chat.commandkit import money  # noqa: E402
 
 SECRET = "load-signing-secret-0123456789"
 TOKEN = "xoxb-0000-load-test-token"
@@ -79,10 +79,10 @@ FOOTER = re.compile(r"Model run (\d+), data as of")
 
 def build_company(directory: Path, *, customers: int, seed: int) -> tuple[Path, date]:
     """Generate, import and train a sample company into `directory/crm.db`."""
-    from crmbot.config import Settings
-    from crmbot.db import connect
+    from crmbot.core.config import Settings
+    from crmbot.core.db import connect
     from crmbot.demo import generate_company, load_demo
-    from crmbot.training import train
+    from crmbot.training.pipeline import train
 
     truth = generate_company(directory / "csv", customers=customers, seed=seed)
     database = directory / "crm.db"

@@ -9,7 +9,7 @@ For each size it generates the sample company (`crmbot.demo.generate_company`, s
 * import: every file through `crmbot.ingest.import_file` (what `crmbot import` runs) into a
   fresh SQLite file; the orders file beside a plain sqlite3 `executemany` of the same rows,
   already parsed, into a copy of the same database (the floor a Python loader cannot beat);
-* training: `crmbot.training.train` in a child process; seconds per stage from the run's
+* training: `crmbot.training.pipeline.train` in a child process; seconds per stage from the run's
   `ModelRun.timings`, peak memory (RSS) per stage from the child's high-water mark, reset
   between stages through /proc/self/clear_refs (Linux), and the child's overall peak;
 * BG/NBD: the per-customer summary read from the database (`sql_customer_summary`), then
@@ -158,7 +158,7 @@ def child(mode: str, args: dict[str, Any], *, timeout: float | None = None) -> d
 
 
 def settings_for(url: str, **extra: Any) -> Any:
-    from crmbot.config import Settings
+    from crmbot.core.config import Settings
 
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
@@ -224,7 +224,7 @@ def _executemany_orders(database: Path, orders_csv: Path) -> float:
 
 
 def child_import(args: dict[str, Any]) -> dict[str, Any]:
-    from crmbot.db import connect
+    from crmbot.core.db import connect
     from crmbot.demo import FILES
     from crmbot.ingest import import_file
 
@@ -263,9 +263,9 @@ def child_import(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def child_train(args: dict[str, Any]) -> dict[str, Any]:
-    from crmbot.db import make_engine, read_session
-    from crmbot.models import ModelRun
-    from crmbot.training import StageEvent, train
+    from crmbot.core.db import make_engine, read_session
+    from crmbot.core.models import ModelRun
+    from crmbot.training.pipeline import StageEvent, train
 
     url = args["url"]
     engine = make_engine(url)
@@ -318,7 +318,7 @@ def child_summary(args: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
     from crmbot.analytics.sql_summary import sql_customer_summary
-    from crmbot.db import make_engine
+    from crmbot.core.db import make_engine
 
     engine = make_engine(args["url"])
     started = time.perf_counter()
@@ -420,7 +420,7 @@ def child_fit(args: dict[str, Any]) -> dict[str, Any]:
 def sample_customer_ids(engine: Any, count: int, seed: int = SEED) -> list[str]:
     from sqlalchemy import func, select
 
-    from crmbot.models import Customer
+    from crmbot.core.models import Customer
 
     with engine.connect() as connection:
         highest = connection.execute(select(func.max(Customer.id))).scalar_one()
@@ -446,7 +446,7 @@ ASK_QUESTIONS = [
 
 def measure_commands(url: str, requests: int, ask_requests: int | None = None) -> dict[str, Any]:
     from crmbot.chat.dispatch import Dispatcher
-    from crmbot.db import make_engine
+    from crmbot.core.db import make_engine
 
     engine = make_engine(url)
     dispatcher = Dispatcher(engine, settings_for(url))
@@ -596,7 +596,7 @@ def running_bot(url: str, slack_base_url: str, workdir: Path) -> Iterator[int]:
 def measure_http(url: str, requests: int, concurrency: int, workdir: Path) -> dict[str, Any]:
     import http.client
 
-    from crmbot.db import make_engine
+    from crmbot.core.db import make_engine
 
     sys.path.insert(0, str(ROOT / "tests"))
     from slack_requests import command_body, signed_headers  # type: ignore[import-not-found]
@@ -677,7 +677,7 @@ def measure_http(url: str, requests: int, concurrency: int, workdir: Path) -> di
 
 
 def measure_digests(url: str, repeat: int = 5) -> dict[str, Any]:
-    from crmbot.db import make_engine
+    from crmbot.core.db import make_engine
     from crmbot.digests import build_at_risk_digest, build_influencer_digest
 
     engine = make_engine(url)
@@ -1143,7 +1143,7 @@ def prepare_postgres(admin_url: str, customers: int) -> str | None:
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
-    from crmbot.db import make_engine
+    from crmbot.core.db import make_engine
 
     name = f"crmbot_bench_{customers}"
     try:
@@ -1161,7 +1161,7 @@ def prepare_postgres(admin_url: str, customers: int) -> str | None:
 def postgres_version(url: str) -> str:
     from sqlalchemy import text
 
-    from crmbot.db import make_engine
+    from crmbot.core.db import make_engine
 
     engine = make_engine(url)
     with engine.connect() as connection:

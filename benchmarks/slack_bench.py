@@ -39,11 +39,11 @@ from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import select
 
-from crmbot.chat.http import BackgroundServer
-from crmbot.chat.slack import build_app
-from crmbot.config import Settings
-from crmbot.db import connect, read_session
-from crmbot.models import Customer
+from crmbot.core.config import Settings
+from crmbot.core.db import connect, read_session
+from crmbot.core.models import Customer
+from crmbot.slack.app import build_app
+from crmbot.slack.http import BackgroundServer
 
 SECRET = "bench-signing-secret"
 
@@ -89,7 +89,7 @@ class SlackStandIn:
 
 def sample_company(customers: int, folder: Path) -> str:
     from crmbot.demo import generate_company, load_demo
-    from crmbot.training import train
+    from crmbot.training.pipeline import train
 
     url = f"sqlite:///{folder / 'crm.db'}"
     truth = generate_company(folder / "csv", customers=customers, seed=7)

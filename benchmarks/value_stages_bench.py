@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import insert
 
-from crmbot import training
 from crmbot.analytics import clusters, clv, features, segments
 from crmbot.analytics.base import RunContext, TrainingData
-from crmbot.config import Settings
-from crmbot.db import make_engine, upgrade
-from crmbot.models import Customer, ModelRun
+from crmbot.core.config import Settings
+from crmbot.core.db import make_engine, upgrade
+from crmbot.core.models import Customer, ModelRun
+from crmbot.training import pipeline as training
 
 
 def book(customers: int, seed: int) -> TrainingData:

@@ -1,3 +1,3 @@
 """Chat commands, one module each. A module registers its commands with
-`crmbot.registry.command`; crmbot imports every module here at start-up.
+`crmbot.chat.registry.command`; crmbot imports every module here at start-up.
 """

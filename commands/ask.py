@@ -15,8 +15,7 @@ from crmbot.ask.llm import LLMUnavailable, translate
 from crmbot.ask.parse import MAX_QUESTION_CHARS, Vocabulary, parse_question
 from crmbot.ask.query import ENTITY_LABELS, GROUP_LABELS, StructuredQuery, field_label
 from crmbot.ask.suggest import EXAMPLES, not_understood
-from crmbot.chat.reply import Button, Chart, Reply, Table
-from crmbot.commandkit import (
+from crmbot.chat.commandkit import (
     Resolved,
     active_run,
     clip,
@@ -26,8 +25,9 @@ from crmbot.commandkit import (
     resolve_customer,
     visible_owners,
 )
-from crmbot.db import read_session
-from crmbot.registry import Request, command
+from crmbot.chat.registry import Request, command
+from crmbot.core.db import read_session
+from crmbot.reply import Button, Chart, Reply, Table
 
 USAGE = "ask <question in your own words>"
 

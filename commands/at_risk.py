@@ -6,8 +6,7 @@ from rapidfuzz import fuzz, process, utils
 from sqlalchemy.orm import Session
 
 from crmbot import queries
-from crmbot.chat.reply import Button, Reply, Table
-from crmbot.commandkit import (
+from crmbot.chat.commandkit import (
     active_run,
     clip,
     count_arg,
@@ -18,9 +17,10 @@ from crmbot.commandkit import (
     usage_reply,
     visible_owners,
 )
-from crmbot.db import read_session
-from crmbot.models import ModelRun
-from crmbot.registry import Request, command
+from crmbot.chat.registry import Request, command
+from crmbot.core.db import read_session
+from crmbot.core.models import ModelRun
+from crmbot.reply import Button, Reply, Table
 
 USAGE = "at-risk [N] [segment | region | mine]"
 DEFAULT_COUNT = 10

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from crmbot import queries
-from crmbot.chat.reply import Reply, Table
-from crmbot.commandkit import clip, count_arg, usage_reply
-from crmbot.db import read_session
-from crmbot.registry import Request, command
+from crmbot.chat.commandkit import clip, count_arg, usage_reply
+from crmbot.chat.registry import Request, command
+from crmbot.core.db import read_session
+from crmbot.reply import Reply, Table
 
 USAGE = "audit [N]"
 

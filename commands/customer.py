@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from crmbot import queries
-from crmbot.chat.reply import Button, Reply
-from crmbot.commandkit import (
+from crmbot.chat.commandkit import (
     Resolved,
     active_run,
     clip,
@@ -15,9 +14,10 @@ from crmbot.commandkit import (
     percent,
     resolve_customer,
 )
-from crmbot.db import read_session
-from crmbot.models import CustomerScore
-from crmbot.registry import Request, command
+from crmbot.chat.registry import Request, command
+from crmbot.core.db import read_session
+from crmbot.core.models import CustomerScore
+from crmbot.reply import Button, Reply
 
 USAGE = "customer <id | email | name>"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from crmbot.chat.reply import Reply
-from crmbot.registry import Request, command, find_command, load_commands
+from crmbot.chat.registry import Request, command, find_command, load_commands
+from crmbot.reply import Reply
 
 
 @command("help", usage="help [command]", aliases=("?", "commands"))

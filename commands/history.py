@@ -6,10 +6,10 @@ from collections import OrderedDict
 from datetime import date, datetime
 
 from crmbot import queries
-from crmbot.chat.reply import Button, Chart, Reply, Table
-from crmbot.commandkit import Resolved, clip, money, resolve_customer
-from crmbot.db import read_session
-from crmbot.registry import Request, command
+from crmbot.chat.commandkit import Resolved, clip, money, resolve_customer
+from crmbot.chat.registry import Request, command
+from crmbot.core.db import read_session
+from crmbot.reply import Button, Chart, Reply, Table
 
 USAGE = "history <id | email | name>"
 MONTHS = 24

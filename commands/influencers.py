@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from crmbot import queries
-from crmbot.chat.reply import Button, Reply, Table
-from crmbot.commandkit import (
+from crmbot.chat.commandkit import (
     active_run,
     clip,
     count_arg,
@@ -13,8 +12,9 @@ from crmbot.commandkit import (
     number,
     usage_reply,
 )
-from crmbot.db import read_session
-from crmbot.registry import Request, command
+from crmbot.chat.registry import Request, command
+from crmbot.core.db import read_session
+from crmbot.reply import Button, Reply, Table
 
 USAGE = "influencers [N]"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from crmbot import queries
-from crmbot.chat.reply import Reply, Table
-from crmbot.commandkit import no_model_reply
-from crmbot.db import read_session
-from crmbot.registry import Request, command
+from crmbot.chat.commandkit import no_model_reply
+from crmbot.chat.registry import Request, command
+from crmbot.core.db import read_session
+from crmbot.reply import Reply, Table
 
 MAX_METRICS_PER_STAGE = 6
 STALE_AFTER_DAYS = 7

@@ -6,12 +6,12 @@ import logging
 from datetime import date
 from typing import TYPE_CHECKING
 
-from crmbot.chat.reply import Reply
-from crmbot.commandkit import clip, usage_reply
-from crmbot.registry import Request, command
+from crmbot.chat.commandkit import clip, usage_reply
+from crmbot.chat.registry import Request, command
+from crmbot.reply import Reply
 
 if TYPE_CHECKING:
-    from crmbot.training import RunResult, StageEvent
+    from crmbot.training.pipeline import RunResult, StageEvent
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def retrain_command(request: Request) -> Reply:
 
     # Imported here: training pulls in pandas and scikit-learn, which the other commands
     # never need.
-    from crmbot.locks import TrainingInProgress, default_holder, train_exclusively
+    from crmbot.runs.lock import TrainingInProgress, default_holder, train_exclusively
 
     def report(event: StageEvent) -> None:
         if request.progress is None or event.state not in ("done", "failed"):

@@ -6,10 +6,10 @@ import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from crmbot.chat.reply import Reply, Table
-from crmbot.clock import utc_now
-from crmbot.cron import CronError, parse_cron
-from crmbot.registry import Request, command
+from crmbot.chat.registry import Request, command
+from crmbot.core.clock import utc_now
+from crmbot.core.cron import CronError, parse_cron
+from crmbot.reply import Reply, Table
 from crmbot.scheduler import (
     JOBS,
     SYNC_SECONDS,

@@ -5,8 +5,7 @@ from __future__ import annotations
 from rapidfuzz import fuzz, process, utils
 
 from crmbot import queries
-from crmbot.chat.reply import Button, Chart, Reply, Table
-from crmbot.commandkit import (
+from crmbot.chat.commandkit import (
     active_run,
     clip,
     count_arg,
@@ -16,8 +15,9 @@ from crmbot.commandkit import (
     usage_reply,
     visible_owners,
 )
-from crmbot.db import read_session
-from crmbot.registry import Request, command
+from crmbot.chat.registry import Request, command
+from crmbot.core.db import read_session
+from crmbot.reply import Button, Chart, Reply, Table
 
 USAGE = "segment [name] [N]"
 TOP_CUSTOMERS = 10

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from crmbot import queries
-from crmbot.chat.reply import Button, Reply, Table
-from crmbot.commandkit import (
+from crmbot.chat.commandkit import (
     Resolved,
     active_run,
     clip,
@@ -13,8 +12,9 @@ from crmbot.commandkit import (
     percent,
     resolve_customer,
 )
-from crmbot.db import read_session
-from crmbot.registry import Request, command
+from crmbot.chat.registry import Request, command
+from crmbot.core.db import read_session
+from crmbot.reply import Button, Reply, Table
 
 USAGE = "similar <id | email | name>"
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from crmbot import queries
-from crmbot.chat.reply import Button, Reply
-from crmbot.commandkit import (
+from crmbot.chat.commandkit import (
     Resolved,
     active_run,
     clip,
@@ -14,8 +13,9 @@ from crmbot.commandkit import (
     percent,
     resolve_customer,
 )
-from crmbot.db import read_session
-from crmbot.registry import Request, command
+from crmbot.chat.registry import Request, command
+from crmbot.core.db import read_session
+from crmbot.reply import Button, Reply
 
 USAGE = "why <id | email | name>"
 

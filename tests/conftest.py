@@ -28,9 +28,9 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import SQLModel
 
-import crmbot.models  # noqa: F401  (every table in SQLModel.metadata)
-from crmbot.config import Settings
-from crmbot.db import connect, make_engine, upgrade
+import crmbot.core.models  # noqa: F401  (every table in SQLModel.metadata)
+from crmbot.core.config import Settings
+from crmbot.core.db import connect, make_engine, upgrade
 
 SERVER_URLS = {
     "postgres": os.environ.get(
@@ -96,7 +96,7 @@ def _holds_current_schema(engine: Engine) -> bool:
     """Whether the database has exactly the migrated tables at the head revision."""
     from alembic.script import ScriptDirectory
 
-    from crmbot.db import alembic_config, current_revision
+    from crmbot.core.db import alembic_config, current_revision
 
     expected = set(SQLModel.metadata.tables) | {"alembic_version"}
     if set(inspect(engine).get_table_names()) != expected:
@@ -185,7 +185,7 @@ class SampleCompany:
     as_of: date
     settings: Settings
     directory: Path  # the CSV files it was imported from
-    run: Any  # crmbot.training.RunResult of the training run
+    run: Any  # crmbot.training.pipeline.RunResult of the training run
 
 
 @pytest.fixture(scope="session")
@@ -193,7 +193,7 @@ def sample_company(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleC
     """~800 customers generated, imported into a SQLite file and trained as of the demo's
     as_of, once per test session. Read-only for tests: it is shared."""
     from crmbot.demo import generate_company, load_demo
-    from crmbot.training import train
+    from crmbot.training.pipeline import train
 
     directory = tmp_path_factory.mktemp("sample_company")
     truth = generate_company(directory / "csv", customers=800, seed=7)

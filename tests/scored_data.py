@@ -8,8 +8,8 @@ from datetime import date, datetime
 
 from sqlalchemy.engine import Engine
 
-from crmbot.db import write_session
-from crmbot.models import ActiveRun, Customer, CustomerScore, ModelRun
+from crmbot.core.db import write_session
+from crmbot.core.models import ActiveRun, Customer, CustomerScore, ModelRun
 
 
 @dataclass

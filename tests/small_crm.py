@@ -16,11 +16,9 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from crmbot.chat.dispatch import Dispatcher
-from crmbot.chat.reply import Reply
-from crmbot.chat.shell import Shell
-from crmbot.config import Settings
-from crmbot.db import write_session
-from crmbot.models import (
+from crmbot.core.config import Settings
+from crmbot.core.db import write_session
+from crmbot.core.models import (
     ActiveRun,
     Customer,
     CustomerScore,
@@ -29,6 +27,8 @@ from crmbot.models import (
     Referral,
     RunOffer,
 )
+from crmbot.reply import Reply
+from crmbot.shell.repl import Shell
 
 AS_OF = date(2026, 6, 30)
 TODAY = date(2026, 7, 3)

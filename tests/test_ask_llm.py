@@ -20,7 +20,7 @@ from crmbot.ask.llm import LLMUnavailable, endpoint, translate
 from crmbot.ask.parse import Vocabulary
 from crmbot.ask.query import StructuredQuery, Threshold
 from crmbot.chat.dispatch import Dispatcher
-from crmbot.config import Settings
+from crmbot.core.config import Settings
 
 TODAY = date(2026, 6, 30)
 VOCAB = Vocabulary(regions=("EMEA", "APAC"), owners=("maria",), companies=("Initech",))

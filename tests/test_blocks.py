@@ -14,7 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
-from crmbot.chat.blocks import (
+from crmbot.core.privacy import EMAIL_PATTERN, contains_pii
+from crmbot.reply import Button, Reply, Table
+from crmbot.slack.blocks import (
     MAX_BLOCKS,
     escape,
     fit,
@@ -22,8 +24,6 @@ from crmbot.chat.blocks import (
     message,
     render_blocks,
 )
-from crmbot.chat.reply import Button, Reply, Table
-from crmbot.privacy import EMAIL_PATTERN, contains_pii
 
 LIVE_MARKUP = re.compile(r"<[!@#]")
 

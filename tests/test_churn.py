@@ -35,9 +35,9 @@ from crmbot.analytics.churn import (
     snapshot_cutoffs,
 )
 from crmbot.cli.main import app
-from crmbot.config import Settings, get_settings
-from crmbot.db import connect, read_session, write_session
-from crmbot.training import train
+from crmbot.core.config import Settings, get_settings
+from crmbot.core.db import connect, read_session, write_session
+from crmbot.training.pipeline import train
 
 AS_OF = date(2026, 6, 30)
 

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from crmbot.cli.main import app
-from crmbot.config import get_settings
-from crmbot.db import make_engine
-from crmbot.models import AuditLog, Customer, Order
+from crmbot.core.config import get_settings
+from crmbot.core.db import make_engine
+from crmbot.core.models import AuditLog, Customer, Order
 
 Run = Callable[..., Result]
 

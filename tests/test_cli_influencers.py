@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from crmbot.cli.main import app
-from crmbot.config import get_settings
-from crmbot.db import connect
+from crmbot.core.config import get_settings
+from crmbot.core.db import connect
 
 runner = CliRunner()
 

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from value_data import END, START, build_company, insert_company
 
 from crmbot.cli.main import app
-from crmbot.config import get_settings
-from crmbot.db import connect
+from crmbot.core.config import get_settings
+from crmbot.core.db import connect
 
 runner = CliRunner()
 

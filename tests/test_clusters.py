@@ -13,7 +13,7 @@ from sklearn.preprocessing import StandardScaler
 
 from crmbot.analytics import clusters
 from crmbot.analytics.base import RunContext, StageFailed, TrainingData
-from crmbot.config import Settings
+from crmbot.core.config import Settings
 
 COLUMNS = [
     "recency_days",

@@ -20,7 +20,7 @@ from crmbot.analytics.clv import (
     GammaGammaLikelihood,
     GammaGammaParams,
 )
-from crmbot.config import Settings
+from crmbot.core.config import Settings
 
 # Fader, Hardie & Lee (2005), CDNOW sample, weeks.
 CDNOW = BgNbdParams(r=0.243, alpha=4.414, a=0.793, b=2.426, time_unit="weeks")

@@ -47,7 +47,7 @@ def test_retrain_reports_progress_and_the_result(bot: ChatBot, crm: SmallCrm) ->
 
 
 def test_a_retrain_while_one_runs_says_so(bot: ChatBot, crm: SmallCrm) -> None:
-    from crmbot.locks import acquire_training_lock
+    from crmbot.runs.lock import acquire_training_lock
 
     with acquire_training_lock(crm.engine, "nightly@host", lease_seconds=600):
         reply = bot.reply("retrain", user="UADMIN")

@@ -27,12 +27,12 @@ from test_ask_parse import CASES
 
 from crmbot import queries
 from crmbot.chat.dispatch import Dispatcher
-from crmbot.chat.reply import Reply
-from crmbot.chat.shell import Shell
-from crmbot.chat.slack import build_app
-from crmbot.config import Settings
-from crmbot.db import make_engine, read_session
-from crmbot.models import CustomerScore
+from crmbot.core.config import Settings
+from crmbot.core.db import make_engine, read_session
+from crmbot.core.models import CustomerScore
+from crmbot.reply import Reply
+from crmbot.shell.repl import Shell
+from crmbot.slack.app import build_app
 
 SECRET = "test-signing-secret"
 

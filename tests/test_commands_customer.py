@@ -9,9 +9,9 @@ import pytest
 from small_crm import ChatBot, SmallCrm
 from sqlalchemy.engine import Engine
 
-from crmbot import audit
-from crmbot.config import Settings
-from crmbot.privacy import contains_pii
+from crmbot.core import audit
+from crmbot.core.config import Settings
+from crmbot.core.privacy import contains_pii
 
 
 def test_the_card_has_every_part(bot: ChatBot) -> None:

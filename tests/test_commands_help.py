@@ -8,9 +8,9 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from crmbot.chat.dispatch import Dispatcher
-from crmbot.chat.text import render
-from crmbot.config import Settings
-from crmbot.registry import load_commands
+from crmbot.chat.registry import load_commands
+from crmbot.core.config import Settings
+from crmbot.shell.text import render
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

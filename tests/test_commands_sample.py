@@ -18,9 +18,9 @@ from slack_sdk import WebClient
 from small_crm import ChatBot
 from sqlalchemy.engine import Engine
 
-from crmbot.chat.slack import build_app
-from crmbot.config import Settings
-from crmbot.privacy import contains_pii
+from crmbot.core.config import Settings
+from crmbot.core.privacy import contains_pii
+from crmbot.slack.app import build_app
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,14 @@ from slack_sdk.http_retry import FixedValueRetryIntervalCalculator
 from sqlalchemy.engine import Engine
 
 from crmbot.chat.dispatch import Dispatcher
-from crmbot.chat.reply import Reply
-from crmbot.chat.text import render
-from crmbot.config import Settings
-from crmbot.db import make_engine, read_session, upgrade
+from crmbot.core.config import Settings
+from crmbot.core.db import make_engine, read_session, upgrade
+from crmbot.core.models import ScheduleOverride
 from crmbot.digests import slack_client
-from crmbot.locks import acquire_training_lock
-from crmbot.models import ScheduleOverride
+from crmbot.reply import Reply
+from crmbot.runs.lock import acquire_training_lock
 from crmbot.scheduler import start_scheduler, stop_scheduler
+from crmbot.shell.text import render
 
 
 @pytest.fixture

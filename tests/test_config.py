@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import AliasChoices
 
-from crmbot.config import Settings
+from crmbot.core.config import Settings
 
 ENV_EXAMPLE = Path(__file__).resolve().parent.parent / ".env.example"
 SECRETS = {"slack_bot_token", "slack_signing_secret", "slack_app_token"}

@@ -8,8 +8,8 @@ from sqlalchemy import insert, inspect, text
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
-from crmbot.db import current_revision, refresh_statistics, upgrade
-from crmbot.models import Customer
+from crmbot.core.db import current_revision, refresh_statistics, upgrade
+from crmbot.core.models import Customer
 
 
 def test_migrations_match_the_models(storage_engine: Engine) -> None:

@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from crmbot.cli.main import app
-from crmbot.db import connect
+from crmbot.core.db import connect
+from crmbot.core.models import Customer, ModelRun, Order, OrderLine, Referral
 from crmbot.demo import FILES, DemoTruth, generate_company, load_demo
-from crmbot.models import Customer, ModelRun, Order, OrderLine, Referral
 
 AS_OF = date(2026, 6, 30)
 
@@ -466,7 +466,7 @@ def test_cli_demo_pipes_stdin_into_the_chat_shell(
 
 @pytest.mark.slow  # builds the session's trained sample company (~15 s) if nothing else has
 def test_the_sample_company_fixture_is_trained_and_what_was_planted_shows(sample_company) -> None:  # noqa: ANN001
-    from crmbot.models import ActiveRun, CustomerScore
+    from crmbot.core.models import ActiveRun, CustomerScore
 
     company = sample_company
     assert company.as_of == company.truth.as_of == AS_OF

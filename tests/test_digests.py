@@ -16,9 +16,10 @@ from slack_sdk.http_retry import FixedValueRetryIntervalCalculator
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from crmbot.chat.text import render
-from crmbot.config import Settings
-from crmbot.db import read_session, write_session
+from crmbot.core.config import Settings
+from crmbot.core.db import read_session, write_session
+from crmbot.core.models import DigestLog
+from crmbot.core.privacy import contains_pii
 from crmbot.digests import (
     AT_RISK,
     AT_RISK_DM,
@@ -32,8 +33,7 @@ from crmbot.digests import (
     send_digest,
     slack_client,
 )
-from crmbot.models import DigestLog
-from crmbot.privacy import contains_pii
+from crmbot.shell.text import render
 
 DAY1 = datetime(2026, 6, 29, 8, 0)  # a Monday, 08:00 UTC
 DAY2 = DAY1 + timedelta(days=1)
@@ -460,8 +460,8 @@ def test_digest_send_cli_dry_run_and_post(
     from typer.testing import CliRunner
 
     from crmbot.cli.main import app
-    from crmbot.config import get_settings
-    from crmbot.db import connect
+    from crmbot.core.config import get_settings
+    from crmbot.core.db import connect
 
     url = f"sqlite:///{tmp_path / 'crm.db'}"
     engine = connect(url)

@@ -10,10 +10,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
-from crmbot.audit import record
-from crmbot.erasure import CustomerNotFound, erase_customer, pseudonym
-from crmbot.ingest import import_file
-from crmbot.models import (
+from crmbot.core.audit import record
+from crmbot.core.erasure import CustomerNotFound, erase_customer, pseudonym
+from crmbot.core.models import (
     AuditLog,
     Customer,
     CustomerScore,
@@ -23,6 +22,7 @@ from crmbot.models import (
     Order,
     Ticket,
 )
+from crmbot.ingest import import_file
 
 AT = datetime(2026, 7, 1, 9, 0)
 FILES = {

@@ -20,8 +20,8 @@ from crmbot.analytics.features import (
     purchase_summary,
     run,
 )
-from crmbot.config import Settings
-from crmbot.models import Customer, Feedback, Order, OrderLine, Ticket
+from crmbot.core.config import Settings
+from crmbot.core.models import Customer, Feedback, Order, OrderLine, Ticket
 
 AS_OF = date(2025, 6, 30)
 

@@ -13,7 +13,7 @@ import pytest
 
 from crmbot.analytics import graph
 from crmbot.analytics.base import RunContext, TrainingData
-from crmbot.config import Settings
+from crmbot.core.config import Settings
 
 AS_OF = date(2026, 6, 30)
 START = datetime(2025, 1, 1)
@@ -346,7 +346,7 @@ def test_influence_reason_reads_attributes_too() -> None:
 
 def test_planted_hubs_are_the_top_influencers_of_the_sample_company(sample_company) -> None:
     from crmbot import queries
-    from crmbot.db import read_session
+    from crmbot.core.db import read_session
 
     with read_session(sample_company.engine) as session:
         scores = queries.scores_frame(session)

@@ -24,10 +24,10 @@ from small_crm import seed
 from socket_mode_fake import SocketModeFake
 from sqlmodel import SQLModel
 
-from crmbot.chat.http import EVENTS_PATH, BackgroundServer, serve_socket_mode
-from crmbot.chat.slack import build_app
-from crmbot.config import Settings
-from crmbot.db import make_engine, upgrade
+from crmbot.core.config import Settings
+from crmbot.core.db import make_engine, upgrade
+from crmbot.slack.app import build_app
+from crmbot.slack.http import EVENTS_PATH, BackgroundServer, serve_socket_mode
 
 SECRET = "test-signing-secret"
 
@@ -150,7 +150,7 @@ def test_run_refuses_placeholder_secrets(
     from typer.testing import CliRunner
 
     from crmbot.cli.main import app
-    from crmbot.config import get_settings
+    from crmbot.core.config import get_settings
 
     monkeypatch.chdir(tmp_path)  # no .env here
     for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):

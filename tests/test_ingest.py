@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from crmbot.core.models import Customer, Feedback, Order, OrderLine, Product, Referral, Ticket
 from crmbot.ingest import KINDS, ImportReport, import_file
-from crmbot.models import Customer, Feedback, Order, OrderLine, Product, Referral, Ticket
 
 TODAY = date(2026, 6, 30)
 
@@ -413,7 +413,7 @@ def test_a_bulk_load_into_an_empty_table_keeps_every_index(
 ) -> None:
     from sqlalchemy import text
 
-    from crmbot.db import make_engine, upgrade
+    from crmbot.core.db import make_engine, upgrade
     from crmbot.ingest import writer
 
     engine = make_engine(f"sqlite:///{tmp_path / 'bulk.db'}")
@@ -440,7 +440,7 @@ def test_a_bulk_load_rebuilds_the_unique_key_only_when_each_key_comes_once(
     from sqlalchemy import text
     from sqlalchemy.exc import IntegrityError
 
-    from crmbot.db import make_engine, upgrade
+    from crmbot.core.db import make_engine, upgrade
     from crmbot.ingest import writer
 
     engine = make_engine(f"sqlite:///{tmp_path / 'keys.db'}")

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from crmbot.core.models import Customer, Order
 from crmbot.ingest import MAX_FIELD_CHARS, ImportReport, UnknownKind, import_file
-from crmbot.models import Customer, Order
 
 HEADER = "customer_id,name,email\n"
 

@@ -17,9 +17,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
-from crmbot.db import make_engine
+from crmbot.core.db import make_engine
+from crmbot.core.models import Customer, Feedback, Order, OrderLine, Product, Referral, Ticket
 from crmbot.ingest import KINDS, import_file
-from crmbot.models import Customer, Feedback, Order, OrderLine, Product, Referral, Ticket
 
 TODAY = date(2026, 6, 30)
 MODELS = [Customer, Product, Order, OrderLine, Ticket, Feedback, Referral]

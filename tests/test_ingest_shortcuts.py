@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
-from crmbot.db import make_engine, upgrade
+from crmbot.core.db import make_engine, upgrade
 from crmbot.ingest import ImportReport, import_file
 from crmbot.ingest.cleaning import iso_text_of_tidy_datetimes, parse_datetime, tidy_datetimes
 from crmbot.ingest.csvfile import read_csv

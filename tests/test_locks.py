@@ -16,15 +16,15 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from crmbot.config import Settings
-from crmbot.db import read_session
-from crmbot.locks import (
+from crmbot.core.config import Settings
+from crmbot.core.db import read_session
+from crmbot.core.models import ModelRun, TrainingLock
+from crmbot.runs.lock import (
     TrainingInProgress,
     acquire_training_lock,
     current_holder,
     train_exclusively,
 )
-from crmbot.models import ModelRun, TrainingLock
 
 T0 = datetime(2026, 6, 30, 2, 0, 0)
 
@@ -139,7 +139,7 @@ def test_the_holder_renews_its_lease_while_it_works(engine: Engine) -> None:
 
 
 def test_the_renewal_thread_extends_the_lease(tmp_path: Path) -> None:
-    from crmbot.db import make_engine, upgrade
+    from crmbot.core.db import make_engine, upgrade
 
     file_engine = make_engine(f"sqlite:///{tmp_path / 'renew.db'}")
     upgrade(file_engine)
@@ -166,8 +166,8 @@ HOLDER_SCRIPT = textwrap.dedent(
     """
     import sys, time
     from datetime import datetime
-    from crmbot.db import make_engine
-    from crmbot.locks import acquire_training_lock
+    from crmbot.core.db import make_engine
+    from crmbot.runs.lock import acquire_training_lock
 
     engine = make_engine(sys.argv[1])
     started = datetime.fromisoformat(sys.argv[2])

@@ -16,10 +16,10 @@ from slack_sdk import WebClient
 from small_crm import seed
 from sqlmodel import SQLModel
 
-from crmbot.chat.slack import build_app
-from crmbot.config import Settings
-from crmbot.db import make_engine
-from crmbot.manifest import BOT_EVENTS, BOT_SCOPES, build_manifest, manifest_yaml
+from crmbot.core.config import Settings
+from crmbot.core.db import make_engine
+from crmbot.slack.app import build_app
+from crmbot.slack.manifest import BOT_EVENTS, BOT_SCOPES, build_manifest, manifest_yaml
 
 # The scope each Web API method needs (Slack's method reference). None: no scope needed.
 METHOD_SCOPES: dict[str, str | None] = {
@@ -146,7 +146,7 @@ def test_the_manifest_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     from typer.testing import CliRunner
 
     from crmbot.cli.main import app
-    from crmbot.config import get_settings
+    from crmbot.core.config import get_settings
 
     monkeypatch.chdir(tmp_path)  # no .env here
     monkeypatch.setenv("CRMBOT_SLASH_COMMAND", "/crm")

@@ -10,8 +10,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from crmbot import queries
-from crmbot.db import read_session, write_session
-from crmbot.models import ActiveRun
+from crmbot.core.db import read_session, write_session
+from crmbot.core.models import ActiveRun
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import pytest
 
 from crmbot.analytics import recommend
 from crmbot.analytics.base import RunContext, TrainingData
-from crmbot.config import Settings
-from crmbot.models import CustomerScore
+from crmbot.core.config import Settings
+from crmbot.core.models import CustomerScore
 
 AS_OF = date(2026, 6, 30)
 START = datetime(2025, 1, 1)
@@ -354,7 +354,7 @@ def test_rule_reason_wording() -> None:
 
 def test_planted_affinities_are_top_rules_of_the_sample_company(sample_company) -> None:
     from crmbot import queries
-    from crmbot.db import read_session
+    from crmbot.core.db import read_session
 
     with read_session(sample_company.engine) as session:
         run = queries.active_run(session)

@@ -28,12 +28,12 @@ from sqlalchemy.engine import Engine
 from value_data import END, build_company, insert_company
 
 from crmbot import queries
-from crmbot.config import Settings
-from crmbot.db import make_engine, read_session, upgrade
+from crmbot.core.config import Settings
+from crmbot.core.db import make_engine, read_session, upgrade
+from crmbot.core.models import CustomerScore, DigestLog, ModelRun
 from crmbot.digests import slack_client
-from crmbot.models import CustomerScore, DigestLog, ModelRun
 from crmbot.scheduler import SchedulerRuntime, run_job_now, run_retrain
-from crmbot.training import train
+from crmbot.training.pipeline import train
 
 MONDAY_RETRAIN = datetime(2026, 1, 5, 2, 0, 5)  # the nightly slot (0 2 * * *), Monday
 LEASE_SECONDS = 60  # short, so "after the lease" is a minute of injected clock
@@ -48,9 +48,9 @@ KILLED_RETRAIN = textwrap.dedent(
     import sys, time
     from datetime import datetime
     from sqlalchemy import event
-    from crmbot import training
-    from crmbot.config import Settings
-    from crmbot.db import make_engine
+    from crmbot.training import pipeline as training
+    from crmbot.core.config import Settings
+    from crmbot.core.db import make_engine
     from crmbot.scheduler import SchedulerRuntime, run_retrain
 
     url, started, chunk, lease = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])

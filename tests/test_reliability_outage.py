@@ -26,8 +26,8 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from test_slack import TcpProxy
 
-from crmbot.db import make_engine, read_session, upgrade
-from crmbot.models import AuditLog
+from crmbot.core.db import make_engine, read_session, upgrade
+from crmbot.core.models import AuditLog
 
 SECRET = "outage-signing-secret-0123"
 TOKEN = "xoxb-0000-outage-test-token"

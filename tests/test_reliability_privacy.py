@@ -25,10 +25,10 @@ from small_crm import PEOPLE, TODAY, seed
 from sqlmodel import SQLModel
 
 from crmbot import digests
-from crmbot.chat.slack import build_app
-from crmbot.config import Settings
-from crmbot.db import make_engine
-from crmbot.privacy import EMAIL_PATTERN, PHONE_PATTERN, contains_pii
+from crmbot.core.config import Settings
+from crmbot.core.db import make_engine
+from crmbot.core.privacy import EMAIL_PATTERN, PHONE_PATTERN, contains_pii
+from crmbot.slack.app import build_app
 
 SECRET = "test-signing-secret"
 LLM_KEY = "sk-test-llm-key-0123456789abcdef"

@@ -16,7 +16,7 @@ from crmbot.analytics.satisfaction import (
     satisfaction_score,
 )
 from crmbot.analytics.text_sentiment import HashedTexts, comment_labels, fit_text_model
-from crmbot.config import Settings
+from crmbot.core.config import Settings
 
 
 @pytest.fixture(scope="module")

@@ -21,12 +21,12 @@ from slack_sdk.http_retry import FixedValueRetryIntervalCalculator
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 
-from crmbot.config import Settings
-from crmbot.cron import CronError, parse_cron
-from crmbot.db import make_engine, read_session, upgrade, write_session
+from crmbot.core.config import Settings
+from crmbot.core.cron import CronError, parse_cron
+from crmbot.core.db import make_engine, read_session, upgrade, write_session
+from crmbot.core.models import ActiveRun, ModelRun
 from crmbot.digests import slack_client
-from crmbot.locks import acquire_training_lock
-from crmbot.models import ActiveRun, ModelRun
+from crmbot.runs.lock import acquire_training_lock
 from crmbot.scheduler import (
     JOBS,
     MISFIRE_GRACE_SECONDS,
@@ -531,9 +531,9 @@ def test_settings_refuse_a_bad_time_zone_or_schedule() -> None:
 TRAINER_SCRIPT = """
 import sys, time
 from datetime import date, datetime
-from crmbot.config import Settings
-from crmbot.db import make_engine
-from crmbot.locks import train_exclusively
+from crmbot.core.config import Settings
+from crmbot.core.db import make_engine
+from crmbot.runs.lock import train_exclusively
 
 engine = make_engine(sys.argv[1])
 settings = Settings(_env_file=None, training_lock_lease_seconds=60)

@@ -19,7 +19,7 @@ from crmbot.analytics.segments import (
     rfm_scores,
     segment_for,
 )
-from crmbot.config import Settings
+from crmbot.core.config import Settings
 
 
 def test_quintiles_of_distinct_values() -> None:

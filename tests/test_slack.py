@@ -31,11 +31,11 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import SQLModel
 
-from crmbot.chat.slack import action_command_text, build_app, strip_mention
-from crmbot.config import Settings
-from crmbot.db import make_engine, read_session
-from crmbot.models import AuditLog
-from crmbot.privacy import EMAIL_PATTERN, contains_pii
+from crmbot.core.config import Settings
+from crmbot.core.db import make_engine, read_session
+from crmbot.core.models import AuditLog
+from crmbot.core.privacy import EMAIL_PATTERN, contains_pii
+from crmbot.slack.app import action_command_text, build_app, strip_mention
 
 SECRET = "test-signing-secret"
 _responses = itertools.count(1)

@@ -14,7 +14,7 @@ from crmbot.analytics import sql_summary
 from crmbot.analytics.base import load_training_data
 from crmbot.analytics.features import customer_summary, purchase_summary
 from crmbot.analytics.sql_summary import sql_customer_summary, sql_purchase_rfm
-from crmbot.models import Customer, Feedback, Order, Ticket
+from crmbot.core.models import Customer, Feedback, Order, Ticket
 
 
 def _pandas_summary(engine: Engine, as_of: date) -> pd.DataFrame:

@@ -21,11 +21,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 from value_data import END, START, build_company, insert_company, later_rows
 
-from crmbot import queries, training
-from crmbot.config import Settings
-from crmbot.db import make_engine, read_session, write_session
-from crmbot.models import CustomerScore, ModelRun
-from crmbot.training import STAGES, StageEvent, train
+from crmbot import queries
+from crmbot.core.config import Settings
+from crmbot.core.db import make_engine, read_session, write_session
+from crmbot.core.models import CustomerScore, ModelRun
+from crmbot.training import pipeline as training
+from crmbot.training.pipeline import STAGES, StageEvent, train
 
 VALUE_STAGES = STAGES[:4]  # features, segments, clusters, clv: enough for the mechanics
 assert [name for name, _ in VALUE_STAGES] == ["features", "segments", "clusters", "clv"]
@@ -366,9 +367,9 @@ KILLED_TRAINING = """
 import sys, time
 from datetime import date
 sys.path.insert(0, {tests!r})
-from crmbot.config import Settings
-from crmbot.db import make_engine
-from crmbot.training import STAGES, train
+from crmbot.core.config import Settings
+from crmbot.core.db import make_engine
+from crmbot.training.pipeline import STAGES, train
 
 def stop_here(event):
     if event.step == {step!r} and event.state == "start":

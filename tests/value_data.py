@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy import insert, update
 from sqlalchemy.engine import Engine
 
-from crmbot.models import (
+from crmbot.core.models import (
     Customer,
     Feedback,
     Order,

@@ -3,7 +3,7 @@
 `load_training_data` reads every table as of a date — rows dated after `as_of` are never
 read — into pandas frames. Each stage (`def run(ctx: RunContext) -> None`) adds columns to
 `ctx.scores` (one row per customer, index `customer_pk`, column names as in
-`crmbot.models.CustomerScore`) and records what it fitted in `ctx.params[stage]` and how
+`crmbot.core.models.CustomerScore`) and records what it fitted in `ctx.params[stage]` and how
 well in `ctx.metrics[stage]`.
 """
 
@@ -22,8 +22,8 @@ from sqlalchemy import BigInteger, Text, cast, func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from crmbot.config import Settings
-from crmbot.models import Customer, Feedback, Order, OrderLine, Product, Referral, Ticket
+from crmbot.core.config import Settings
+from crmbot.core.models import Customer, Feedback, Order, OrderLine, Product, Referral, Ticket
 
 if TYPE_CHECKING:
     from crmbot.analytics.database_source import DatabaseSource
@@ -54,12 +54,12 @@ def day_end(as_of: date) -> datetime:
 class ReleasedTable:
     """Stands in for a loaded table once no stage still to run reads it (freed, so a large
     book's later stages do not carry every order and ticket text). Any use of it is a
-    stage reading a table it did not declare (`crmbot.training.STAGE_READS`)."""
+    stage reading a table it did not declare (`crmbot.training.pipeline.STAGE_READS`)."""
 
     def __init__(self, name: str, after: str) -> None:
         self._why = (
             f"the training data's {name!r} was released after the {after} stage: a stage "
-            f"that reads it must list it in crmbot.training.STAGE_READS"
+            f"that reads it must list it in crmbot.training.pipeline.STAGE_READS"
         )
 
     def __getattr__(self, attribute: str) -> Any:
@@ -138,7 +138,7 @@ class RunContext:
     settings: Settings
     scores: pd.DataFrame
     # The active run's scores before this run (index customer_pk), for migration and diffs:
-    # the columns in `crmbot.training.PREVIOUS_SCORE_COLUMNS`.
+    # the columns in `crmbot.training.pipeline.PREVIOUS_SCORE_COLUMNS`.
     previous_scores: pd.DataFrame | None = None
     # The per-customer summary the features stage computes (`features.customer_summary`),
     # for later stages; index customer_pk.

@@ -84,7 +84,7 @@ from crmbot.analytics.features import customer_summary
 from crmbot.analytics.satisfaction import customer_satisfaction
 from crmbot.analytics.segments import PROSPECTS, SEGMENT_MEANINGS, SEGMENT_ORDER, rfm_scores
 from crmbot.analytics.text_sentiment import HashedTexts
-from crmbot.config import Settings
+from crmbot.core.config import Settings
 
 log = logging.getLogger(__name__)
 

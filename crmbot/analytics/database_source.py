@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 
 from crmbot.analytics.base import day_end, read_frame
 from crmbot.analytics.sql_summary import day_number, sql_customer_summary, sql_purchase_rfm
-from crmbot.models import Order, OrderLine, Referral
+from crmbot.core.models import Order, OrderLine, Referral
 
 ORDERS = cast(Table, Order.__table__).c  # type: ignore[attr-defined]
 LINES = cast(Table, OrderLine.__table__).c  # type: ignore[attr-defined]

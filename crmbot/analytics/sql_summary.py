@@ -50,7 +50,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from crmbot.analytics.base import day_end, read_frame
 from crmbot.analytics.features import TREND_WINDOW_DAYS, add_rate_trends
-from crmbot.models import Customer, Feedback, Order, Ticket
+from crmbot.core.models import Customer, Feedback, Order, Ticket
 
 # The tables' columns (Core, so the expressions are typed as SQL, not as model fields).
 CUSTOMERS = cast(Table, Customer.__table__).c  # type: ignore[attr-defined]

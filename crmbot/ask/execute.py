@@ -37,8 +37,8 @@ from crmbot.ask.query import (
     StructuredQuery,
     field_label,
 )
-from crmbot.db import read_session
-from crmbot.models import ActiveRun, Customer, CustomerScore, ModelRun, Order, Referral
+from crmbot.core.db import read_session
+from crmbot.core.models import ActiveRun, Customer, CustomerScore, ModelRun, Order, Referral
 
 SCORES_SLOT = "scores"
 # Above this many customers, names are looked up in the database instead of held in memory.

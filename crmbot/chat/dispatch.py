@@ -12,11 +12,11 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.engine import Engine
 
-from crmbot import audit
-from crmbot.chat.reply import Reply
-from crmbot.config import Settings
-from crmbot.db import DatabaseUnavailable
-from crmbot.registry import Command, Request, find_command, load_commands
+from crmbot.chat.registry import Command, Request, find_command, load_commands
+from crmbot.core import audit
+from crmbot.core.config import Settings
+from crmbot.core.db import DatabaseUnavailable
+from crmbot.reply import Reply
 
 log = logging.getLogger(__name__)
 

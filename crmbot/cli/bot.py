@@ -28,8 +28,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Start the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, else HTTP on
         --port at /slack/events (uvicorn)."""
-        from crmbot import redact
-        from crmbot.config import PLACEHOLDER_SECRETS
+        from crmbot.core import redact
+        from crmbot.core.config import PLACEHOLDER_SECRETS
 
         settings = common.settings()
         # The app token from .env.example left as it is means "no Socket Mode", not a typo.
@@ -49,8 +49,8 @@ def register(app: typer.Typer) -> None:
 
         from slack_bolt.error import BoltError
 
-        from crmbot.chat.http import serve_http, serve_socket_mode
-        from crmbot.chat.slack import build_app
+        from crmbot.slack.app import build_app
+        from crmbot.slack.http import serve_http, serve_socket_mode
 
         try:
             bolt_app = build_app(settings, engine)
@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
         name: str = typer.Option("crmbot", "--name", help="The app's and bot's name."),
     ) -> None:
         """Print the Slack app manifest (YAML): paste it at api.slack.com/apps."""
-        from crmbot.manifest import manifest_yaml
+        from crmbot.slack.manifest import manifest_yaml
 
         request_url = None
         if url:

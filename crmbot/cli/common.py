@@ -18,8 +18,8 @@ from rich.progress import (
 )
 from sqlalchemy.engine import Engine
 
-from crmbot.config import Settings, get_settings
-from crmbot.db import DatabaseUnavailable, connect
+from crmbot.core.config import Settings, get_settings
+from crmbot.core.db import DatabaseUnavailable, connect
 
 console = Console()
 err_console = Console(stderr=True)
@@ -100,7 +100,7 @@ def progress_bar() -> Progress:
 
 def setup_logging() -> None:
     """Logging for every CLI command, scrubbed of secrets and personal data."""
-    from crmbot import redact
+    from crmbot.core import redact
 
     current = settings()
     level = getattr(logging, current.log_level.upper(), logging.INFO)

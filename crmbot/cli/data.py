@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from crmbot.cli import common
-from crmbot.db import DatabaseUnavailable, current_revision, upgrade
+from crmbot.core.db import DatabaseUnavailable, current_revision, upgrade
 from crmbot.ingest import KINDS, ImportReport, ProgressCallback, UnknownKind, import_file
 
 # Files smaller than this import in well under a second: no bar to flash on screen.
@@ -144,7 +144,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Erase a customer's personal data everywhere (keeps orders for the totals)."""
-        from crmbot.erasure import CustomerNotFound, erase_customer
+        from crmbot.core.erasure import CustomerNotFound, erase_customer
 
         if not yes and not typer.confirm(
             f"Erase the personal data of customer {customer_id}? This cannot be undone."

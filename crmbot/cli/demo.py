@@ -20,11 +20,11 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import SQLModel
 
 from crmbot.cli import common
-from crmbot.config import Settings
-from crmbot.db import DatabaseUnavailable, connect, make_engine
+from crmbot.core.config import Settings
+from crmbot.core.db import DatabaseUnavailable, connect, make_engine
+from crmbot.core.models import Customer, Feedback, Order, Ticket
 from crmbot.demo import FILES, DemoTruth, generate_company, load_demo
 from crmbot.ingest import ImportReport
-from crmbot.models import Customer, Feedback, Order, Ticket
 
 # Tables whose natural ids tell whether a database holds only this sample company.
 _ID_CHECKS: list[tuple[str, Any]] = [
@@ -149,7 +149,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"Next: [bold]{shell}[/bold] and type /crm help", highlight=False)
             return
         from crmbot.chat.dispatch import Dispatcher
-        from crmbot.chat.shell import run_shell
+        from crmbot.shell.repl import run_shell
 
         run_shell(Dispatcher(engine, settings), user_id=user)
 
@@ -245,9 +245,9 @@ def _print_imports(reports: dict[str, ImportReport], seconds: float) -> None:
 
 def _train(engine: Engine, settings: Settings, as_of: date) -> None:
     try:
-        training = importlib.import_module("crmbot.training")
+        training = importlib.import_module("crmbot.training.pipeline")
     except ModuleNotFoundError as exc:
-        if exc.name != "crmbot.training":
+        if exc.name != "crmbot.training.pipeline":
             raise
         common.console.print("No models to train in this installation yet; skipped training.")
         return

@@ -16,8 +16,8 @@ from sqlmodel import col
 from crmbot import queries
 from crmbot.analytics.graph import influence_reason
 from crmbot.cli import common
-from crmbot.db import DatabaseUnavailable, read_session
-from crmbot.models import Customer, CustomerScore, ModelRun
+from crmbot.core.db import DatabaseUnavailable, read_session
+from crmbot.core.models import Customer, CustomerScore, ModelRun
 
 MAX_LISTED = 500
 

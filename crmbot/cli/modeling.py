@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from crmbot import queries
 from crmbot.cli import common
-from crmbot.db import DatabaseUnavailable, read_session
-from crmbot.models import ModelRun
+from crmbot.core.db import DatabaseUnavailable, read_session
+from crmbot.core.models import ModelRun
 
 # The stages whose parameters and metrics `model show` explains itself; any other stage's
 # numbers are listed as they are.
@@ -147,8 +147,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _train(engine: Any, day: Any, force: bool) -> Any:
-    from crmbot.locks import TrainingInProgress, default_holder, train_exclusively
-    from crmbot.training import StageEvent
+    from crmbot.runs.lock import TrainingInProgress, default_holder, train_exclusively
+    from crmbot.training.pipeline import StageEvent
 
     progress = common.progress_bar()
     with progress:

@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         --no-scheduler` and exactly one `crmbot scheduler`. Stops on Ctrl-C or SIGTERM,
         letting a running job finish.
         """
-        from crmbot.cron import CronError
+        from crmbot.core.cron import CronError
         from crmbot.scheduler import start_scheduler, stop_scheduler
 
         settings = common.settings()
@@ -87,9 +87,9 @@ def send(
     ),
 ) -> None:
     """Post a digest now (once per period), or print it with --dry-run."""
-    from crmbot.chat.text import render
     from crmbot.digests import send_digest, slack_client
     from crmbot.scheduler import effective_schedule
+    from crmbot.shell.text import render
 
     digest_kind = DIGEST_KINDS.get(kind.lower(), "")
     if not digest_kind:

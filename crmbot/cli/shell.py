@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Chat with crmbot locally: `/crm help`. Reads commands from stdin when piped."""
         from crmbot.chat.dispatch import Dispatcher
-        from crmbot.chat.shell import run_shell
+        from crmbot.shell.repl import run_shell
 
         engine = common.engine()
         run_shell(Dispatcher(engine, common.settings()), user_id=user)

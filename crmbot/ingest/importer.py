@@ -24,13 +24,13 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from crmbot.db import DatabaseUnavailable, bulk_write_connection, refresh_statistics
-from crmbot.erasure import pseudonym
+from crmbot.core.db import DatabaseUnavailable, bulk_write_connection, refresh_statistics
+from crmbot.core.erasure import pseudonym
+from crmbot.core.privacy import mask_pii
 from crmbot.ingest import cleaning, writer
 from crmbot.ingest.csvfile import MAX_FIELD_CHARS, FileRejected, read_csv
 from crmbot.ingest.kinds import KINDS, Kind
 from crmbot.ingest.report import ImportReport, Rejection
-from crmbot.privacy import mask_pii
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from typing import Any, cast
 
 from sqlalchemy import Table
 
+from crmbot.core.models import Customer, Feedback, Order, OrderLine, Product, Referral, Ticket
 from crmbot.ingest import cleaning
-from crmbot.models import Customer, Feedback, Order, OrderLine, Product, Referral, Ticket
 
 # Cross-column checks: given the cleaned columns (name -> values) and the raw ones, return
 # {row index: (column, reason)} for rows that break the rule. They may fill values in place.

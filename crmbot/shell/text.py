@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from crmbot.chat.reply import Reply
-from crmbot.privacy import mask_pii
+from crmbot.core.privacy import mask_pii
+from crmbot.reply import Reply
 
 # Only real link targets: a usage line such as `customer <id | email | name>` is not a link.
 _SLACK_LINK = re.compile(r"<((?:https?://|mailto:|[#@])[^|>\s]+)\|([^>]+)>")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from crmbot.chat.reply import Chart
+from crmbot.reply import Chart
 
 
 def draw(chart: Chart, path: Path) -> Path:

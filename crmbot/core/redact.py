@@ -15,7 +15,7 @@ import re
 import threading
 from collections.abc import Iterable
 
-from crmbot.privacy import mask_pii
+from crmbot.core.privacy import mask_pii
 
 REDACTED = "[redacted]"
 # Slack tokens (bot, user, app-level, config, refresh) and the legacy verification token

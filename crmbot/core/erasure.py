@@ -28,9 +28,17 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from crmbot.db import bulk_write_connection
-from crmbot.models import AuditLog, Customer, CustomerScore, DigestLog, Feedback, ModelRun, Ticket
-from crmbot.privacy import mask_pii
+from crmbot.core.db import bulk_write_connection
+from crmbot.core.models import (
+    AuditLog,
+    Customer,
+    CustomerScore,
+    DigestLog,
+    Feedback,
+    ModelRun,
+    Ticket,
+)
+from crmbot.core.privacy import mask_pii
 
 
 def _table(model: Any) -> Table:

@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from crmbot.chat.charts import draw
 from crmbot.chat.dispatch import Dispatcher
-from crmbot.chat.reply import Reply
-from crmbot.chat.text import render
+from crmbot.reply import Reply
+from crmbot.reply.charts import draw
+from crmbot.shell.text import render
 
 PROMPT = "crm> "
 QUIT_WORDS = {"quit", "exit", ":q", "/quit"}

@@ -1,7 +1,7 @@
 """What a command returns: plain data that each transport renders its own way.
 
-Nothing here knows Slack's JSON; `crmbot.chat.blocks` turns a Reply into Block Kit and
-`crmbot.chat.text` into the shell's text.
+Nothing here knows Slack's JSON; `crmbot.slack.blocks` turns a Reply into Block Kit and
+`crmbot.shell.text` into the shell's text.
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 
 from crmbot import queries
-from crmbot.chat.reply import Reply
-from crmbot.models import Customer, ModelRun
-from crmbot.registry import Request
+from crmbot.chat.registry import Request
+from crmbot.core.models import Customer, ModelRun
+from crmbot.reply import Reply
 
 T = TypeVar("T")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import crmbot.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from crmbot.db import make_engine
+import crmbot.core.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from crmbot.core.db import make_engine
 
 # Tables other libraries own in the same database (APScheduler's job store).
 FOREIGN_TABLES = {"apscheduler_jobs"}

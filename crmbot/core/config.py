@@ -124,7 +124,7 @@ class Settings(BaseSettings):
     @field_validator("retrain_cron", "at_risk_digest_cron", "influencer_digest_cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
-        from crmbot.cron import parse_cron
+        from crmbot.core.cron import parse_cron
 
         parse_cron(value, "UTC")  # CronError (a ValueError) says how to write one
         return value

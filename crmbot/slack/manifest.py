@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from crmbot.config import Settings
-from crmbot.registry import Command, load_commands
+from crmbot.chat.registry import Command, load_commands
+from crmbot.core.config import Settings
 
 # Every bot scope crmbot asks for, and why. Nothing else: no channel reading, no user
 # tokens, no admin scopes.

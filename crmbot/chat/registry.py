@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from crmbot.chat.reply import Reply
-    from crmbot.config import Settings
+    from crmbot.core.config import Settings
+    from crmbot.reply import Reply
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Every reader goes through the active model run (`ActiveRun`, slot "scores"), so a command
 never sees half a model. Lookups use bound parameters and the indexes declared in
-`crmbot.models`; nothing here builds SQL from user text.
+`crmbot.core.models`; nothing here builds SQL from user text.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from crmbot.clock import utc_now
-from crmbot.db import write_session
-from crmbot.models import (
+from crmbot.core.clock import utc_now
+from crmbot.core.db import write_session
+from crmbot.core.models import (
     ActiveRun,
     AuditLog,
     Customer,

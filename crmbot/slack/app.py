@@ -41,14 +41,15 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.engine import Engine
 
-from crmbot import audit, queries, redact
-from crmbot.chat import blocks
+from crmbot import queries
+from crmbot.chat.commandkit import clip, money, percent
 from crmbot.chat.dispatch import Dispatcher, access_denial, parse
-from crmbot.chat.reply import Button, Reply
-from crmbot.commandkit import clip, money, percent
-from crmbot.config import Settings
-from crmbot.db import DatabaseUnavailable, read_session
-from crmbot.registry import find_command
+from crmbot.chat.registry import find_command
+from crmbot.core import audit, redact
+from crmbot.core.config import Settings
+from crmbot.core.db import DatabaseUnavailable, read_session
+from crmbot.reply import Button, Reply
+from crmbot.slack import blocks
 
 log = logging.getLogger(__name__)
 
@@ -444,7 +445,7 @@ class SlackBot:
         """Upload the reply's chart: in the channel when shared, else in the asker's DM."""
         if reply.chart is None:
             return
-        from crmbot.chat.charts import draw  # matplotlib only when a chart is asked for
+        from crmbot.reply.charts import draw  # matplotlib only when a chart is asked for
 
         try:
             if reply.private or not channel_id:

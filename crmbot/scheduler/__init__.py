@@ -60,13 +60,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from crmbot import digests, queries
-from crmbot.clock import utc_now
-from crmbot.config import Settings
-from crmbot.cron import parse_cron
-from crmbot.db import read_session, write_session
-from crmbot.locks import TrainingInProgress, acquire_training_lock, default_holder
-from crmbot.models import ModelRun, ScheduleOverride
-from crmbot.privacy import mask_pii
+from crmbot.core.clock import utc_now
+from crmbot.core.config import Settings
+from crmbot.core.cron import parse_cron
+from crmbot.core.db import read_session, write_session
+from crmbot.core.models import ModelRun, ScheduleOverride
+from crmbot.core.privacy import mask_pii
+from crmbot.runs.lock import TrainingInProgress, acquire_training_lock, default_holder
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +308,7 @@ def run_retrain(runtime: SchedulerRuntime, *, scheduled: bool = True) -> JobResu
     started since this slot's scheduled time (another scheduler got there first). A failed
     run leaves the active model live and is reported to the admin channel.
     """
-    from crmbot.training import train
+    from crmbot.training.pipeline import train
 
     settings, engine = runtime.settings, runtime.engine
     now = runtime.clock()

@@ -11,9 +11,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
-from crmbot.db import read_session, write_session
-from crmbot.models import AuditLog
-from crmbot.privacy import mask_pii
+from crmbot.core.db import read_session, write_session
+from crmbot.core.models import AuditLog
+from crmbot.core.privacy import mask_pii
 
 MAX_ARGUMENT_CHARS = 500
 AUDIT_TABLE = cast(Table, AuditLog.__table__)  # type: ignore[attr-defined]

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from crmbot.chat.reply import Button, Reply, Table
-from crmbot.privacy import mask_pii
+from crmbot.core.privacy import mask_pii
+from crmbot.reply import Button, Reply, Table
 
 MAX_BLOCKS = 50
 MAX_HOME_BLOCKS = 100

@@ -61,15 +61,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from crmbot import queries
-from crmbot.chat.blocks import message as slack_message
-from crmbot.chat.reply import Button, Reply, Table
-from crmbot.clock import utc_now
-from crmbot.db import read_session, write_session
-from crmbot.models import Customer, CustomerScore, DigestLog, ModelRun
-from crmbot.privacy import mask_email, mask_pii
+from crmbot.core.clock import utc_now
+from crmbot.core.db import read_session, write_session
+from crmbot.core.models import Customer, CustomerScore, DigestLog, ModelRun
+from crmbot.core.privacy import mask_email, mask_pii
+from crmbot.reply import Button, Reply, Table
+from crmbot.slack.blocks import message as slack_message
 
 if TYPE_CHECKING:
-    from crmbot.config import Settings
+    from crmbot.core.config import Settings
 
 log = logging.getLogger(__name__)
 

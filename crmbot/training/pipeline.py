@@ -50,10 +50,10 @@ from crmbot.analytics.base import (
 )
 from crmbot.analytics.database_source import DatabaseSource
 from crmbot.analytics.sql_summary import summary_in_database
-from crmbot.clock import utc_now
-from crmbot.config import Settings
-from crmbot.db import is_sqlite, read_session, refresh_statistics, write_session
-from crmbot.models import ActiveRun, CustomerScore, ModelRun, RunOffer
+from crmbot.core.clock import utc_now
+from crmbot.core.config import Settings
+from crmbot.core.db import is_sqlite, read_session, refresh_statistics, write_session
+from crmbot.core.models import ActiveRun, CustomerScore, ModelRun, RunOffer
 
 logger = logging.getLogger(__name__)
 

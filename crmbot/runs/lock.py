@@ -35,13 +35,13 @@ from sqlalchemy import delete, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from crmbot.clock import utc_now
-from crmbot.db import read_session, write_session
-from crmbot.models import TrainingLock
+from crmbot.core.clock import utc_now
+from crmbot.core.db import read_session, write_session
+from crmbot.core.models import TrainingLock
 
 if TYPE_CHECKING:
-    from crmbot.config import Settings
-    from crmbot.training import ProgressCallback, RunResult
+    from crmbot.core.config import Settings
+    from crmbot.training.pipeline import ProgressCallback, RunResult
 
 log = logging.getLogger(__name__)
 
@@ -383,7 +383,7 @@ def train_exclusively(
     failed run comes back as a `RunResult` with status "failed" and the previous model
     stays active.
     """
-    from crmbot.training import train
+    from crmbot.training.pipeline import train
 
     run_clock = _as_clock(clock)
     with acquire_training_lock(
