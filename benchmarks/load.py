@@ -82,7 +82,7 @@ def build_company(directory: Path, *, customers: int, seed: int) -> tuple[Path, 
     from crmbot.core.config import Settings
     from crmbot.core.db import connect
     from crmbot.demo import generate_company, load_demo
-    from crmbot.training.pipeline import train
+    from crmbot.runs import train
 
     truth = generate_company(directory / "csv", customers=customers, seed=seed)
     database = directory / "crm.db"

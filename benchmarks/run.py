@@ -9,7 +9,7 @@ For each size it generates the sample company (`crmbot.demo.generate_company`, s
 * import: every file through `crmbot.ingest.import_file` (what `crmbot import` runs) into a
   fresh SQLite file; the orders file beside a plain sqlite3 `executemany` of the same rows,
   already parsed, into a copy of the same database (the floor a Python loader cannot beat);
-* training: `crmbot.training.pipeline.train` in a child process; seconds per stage from the run's
+* training: `crmbot.runs.train` in a child process; seconds per stage from the run's
   `ModelRun.timings`, peak memory (RSS) per stage from the child's high-water mark, reset
   between stages through /proc/self/clear_refs (Linux), and the child's overall peak;
 * BG/NBD: the per-customer summary read from the database (`sql_customer_summary`), then
@@ -265,7 +265,8 @@ def child_import(args: dict[str, Any]) -> dict[str, Any]:
 def child_train(args: dict[str, Any]) -> dict[str, Any]:
     from crmbot.core.db import make_engine, read_session
     from crmbot.core.models import ModelRun
-    from crmbot.training.pipeline import StageEvent, train
+    from crmbot.runs import train
+    from crmbot.training.pipeline import StageEvent
 
     url = args["url"]
     engine = make_engine(url)

@@ -89,7 +89,7 @@ class SlackStandIn:
 
 def sample_company(customers: int, folder: Path) -> str:
     from crmbot.demo import generate_company, load_demo
-    from crmbot.training.pipeline import train
+    from crmbot.runs import train
 
     url = f"sqlite:///{folder / 'crm.db'}"
     truth = generate_company(folder / "csv", customers=customers, seed=7)

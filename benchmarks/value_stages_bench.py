@@ -26,7 +26,7 @@ from crmbot.analytics.base import RunContext, TrainingData
 from crmbot.core.config import Settings
 from crmbot.core.db import make_engine, upgrade
 from crmbot.core.models import Customer, ModelRun
-from crmbot.training import pipeline as training
+from crmbot.training.scores import write_scores
 
 
 def book(customers: int, seed: int) -> TrainingData:
@@ -97,7 +97,7 @@ def write(scores: pd.DataFrame, directory: Path) -> float:
             [{"id": 1, "as_of": date(2026, 6, 30), "started_at": datetime(2026, 7, 1)}],
         )
     started = time.perf_counter()
-    training.write_scores(engine, 1, scores)
+    write_scores(engine, 1, scores)
     seconds = time.perf_counter() - started
     engine.dispose()
     return seconds

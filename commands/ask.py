@@ -146,7 +146,7 @@ def _offer_reply(request: Request, query: StructuredQuery) -> Reply:
         run = active_run(session)
         if run is None:
             return no_model_reply(request)
-        card = queries.customer_card(session, customer=found.customer, run=run)
+        card = queries.customer_card(session=session, customer=found.customer, run=run)
     customer = card.customer
     name = clip(customer.name or customer.customer_id, 60)
     understood = explanation(

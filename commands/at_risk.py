@@ -49,7 +49,9 @@ def at_risk_command(request: Request) -> Reply:
         elif filter_text:
             segment, region = _match_filter(session, run, filter_text)
             if segment is None and region is None:
-                known = queries.segment_names(session, run=run) + queries.region_names(session)
+                known = queries.segment_names(session=session, run=run) + queries.region_names(
+                    session=session
+                )
                 hint = ", ".join(known[:14])
                 return usage_reply(
                     request,
@@ -58,7 +60,7 @@ def at_risk_command(request: Request) -> Reply:
                 )
             described = f"segment {segment}" if segment else f"region {region}"
         rows = queries.at_risk(
-            session, run=run, limit=count, segment=segment, region=region, owners=owners
+            session=session, run=run, limit=count, segment=segment, region=region, owners=owners
         )
     if not rows:
         return Reply(
@@ -103,8 +105,8 @@ def at_risk_command(request: Request) -> Reply:
 
 def _match_filter(session: Session, run: ModelRun, text: str) -> tuple[str | None, str | None]:
     """A segment or region name from loosely typed text ("cant lose", "emea")."""
-    segments = queries.segment_names(session, run=run)
-    regions = queries.region_names(session)
+    segments = queries.segment_names(session=session, run=run)
+    regions = queries.region_names(session=session)
     lowered = text.lower()
     for name in segments:
         if name.lower() == lowered:

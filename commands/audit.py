@@ -22,7 +22,7 @@ def audit_command(request: Request) -> Reply:
     if rest:
         return usage_reply(request, USAGE, f"I only take a number here, not '{clip(rest[0])}'.")
     with read_session(request.engine) as session:
-        rows = queries.audit_rows(session, limit=count)
+        rows = queries.audit_rows(session=session, limit=count)
     if not rows:
         return Reply(title="Audit log", text="The audit log is empty.")
     table = Table(

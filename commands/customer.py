@@ -34,7 +34,9 @@ def customer_command(request: Request) -> Reply:
         found = resolve_customer(session, request, request.text, usage=USAGE)
         if not isinstance(found, Resolved):
             return found
-        card = queries.customer_card(session, customer=found.customer, run=active_run(session))
+        card = queries.customer_card(
+            session=session, customer=found.customer, run=active_run(session)
+        )
     return render_card(card, request)
 
 

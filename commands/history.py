@@ -26,7 +26,9 @@ def history_command(request: Request) -> Reply:
         customer = found.customer
         months = _month_starts(request.today, MONTHS)
         orders = queries.order_history(
-            session, customer=customer, since=datetime.combine(months[0], datetime.min.time())
+            session=session,
+            customer=customer,
+            since=datetime.combine(months[0], datetime.min.time()),
         )
     name = clip(customer.name or customer.customer_id, 60)
     if not orders:

@@ -33,7 +33,7 @@ def influencers_command(request: Request) -> Reply:
         run = active_run(session)
         if run is None:
             return no_model_reply(request)
-        rows = queries.influencers(session, run=run, limit=count)
+        rows = queries.influencers(session=session, run=run, limit=count)
     if not rows:
         return Reply(
             title="Influencers",

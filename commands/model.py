@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crmbot import queries
+from crmbot import runs
 from crmbot.chat.commandkit import no_model_reply
 from crmbot.chat.registry import Request, command
 from crmbot.core.db import read_session
@@ -23,11 +23,11 @@ def model_command(request: Request) -> Reply:
     runs with their status, so a failed or rejected retrain is visible.
     """
     with read_session(request.engine) as session:
-        run = queries.active_scores_run(session)
+        run = runs.active_run(session=session)
         if run is None:
             return no_model_reply(request)
-        recent = queries.recent_runs(session, limit=5)
-    age = queries.model_age_days(run, today=request.today)
+        recent = runs.list_runs(session=session, limit=5)
+    age = runs.age_days(run, today=request.today)
     freshness = f"{age} days old"
     if age > STALE_AFTER_DAYS:
         freshness += " — stale; an admin can `retrain`"

@@ -11,7 +11,8 @@ from crmbot.chat.registry import Request, command
 from crmbot.reply import Reply
 
 if TYPE_CHECKING:
-    from crmbot.training.pipeline import RunResult, StageEvent
+    from crmbot.runs import RunResult
+    from crmbot.training.pipeline import StageEvent
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def retrain_command(request: Request) -> Reply:
 
     # Imported here: training pulls in pandas and scikit-learn, which the other commands
     # never need.
-    from crmbot.runs.lock import TrainingInProgress, default_holder, train_exclusively
+    from crmbot.runs import TrainingInProgress, default_holder, train_exclusively
 
     def report(event: StageEvent) -> None:
         if request.progress is None or event.state not in ("done", "failed"):

@@ -39,7 +39,7 @@ def segment_command(request: Request) -> Reply:
         if run is None:
             return no_model_reply(request)
         if name:
-            names = queries.segment_names(session, run=run)
+            names = queries.segment_names(session=session, run=run)
             segment = _match(name, names)
             if segment is None:
                 return usage_reply(
@@ -48,11 +48,15 @@ def segment_command(request: Request) -> Reply:
                     f"There is no segment '{clip(name, 40)}'. Segments: {', '.join(names)}.",
                 )
             members = queries.top_value(
-                session, run=run, limit=count, segment=segment, owners=visible_owners(request)
+                session=session,
+                run=run,
+                limit=count,
+                segment=segment,
+                owners=visible_owners(request),
             )
-            moved_in, moved_out = queries.segment_flows(session, run=run, segment=segment)
+            moved_in, moved_out = queries.segment_flows(session=session, run=run, segment=segment)
             return _one_segment(request, run.id, segment, members, moved_in, moved_out)
-        summary = queries.segment_summary(session, run=run)
+        summary = queries.segment_summary(session=session, run=run)
     return _overview(summary)
 
 

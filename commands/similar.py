@@ -34,7 +34,7 @@ def similar_command(request: Request) -> Reply:
         if not isinstance(found, Resolved):
             return found
         customer = found.customer
-        own, rows = queries.similar_customers(session, run=run, customer=customer, limit=8)
+        own, rows = queries.similar_customers(session=session, run=run, customer=customer, limit=8)
     name = clip(customer.name or customer.customer_id, 60)
     if own is None:
         return Reply(

@@ -34,7 +34,7 @@ def why_command(request: Request) -> Reply:
         found = resolve_customer(session, request, request.text, usage=USAGE)
         if not isinstance(found, Resolved):
             return found
-        card = queries.customer_card(session, customer=found.customer, run=run)
+        card = queries.customer_card(session=session, customer=found.customer, run=run)
     customer, score = card.customer, card.score
     title = f"Why: {clip(customer.name or customer.customer_id, 100)} ({customer.customer_id})"
     if score is None:

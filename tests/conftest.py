@@ -185,7 +185,7 @@ class SampleCompany:
     as_of: date
     settings: Settings
     directory: Path  # the CSV files it was imported from
-    run: Any  # crmbot.training.pipeline.RunResult of the training run
+    run: Any  # crmbot.runs.RunResult of the training run
 
 
 @pytest.fixture(scope="session")
@@ -193,7 +193,7 @@ def sample_company(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleC
     """~800 customers generated, imported into a SQLite file and trained as of the demo's
     as_of, once per test session. Read-only for tests: it is shared."""
     from crmbot.demo import generate_company, load_demo
-    from crmbot.training.pipeline import train
+    from crmbot.runs import train
 
     directory = tmp_path_factory.mktemp("sample_company")
     truth = generate_company(directory / "csv", customers=800, seed=7)

@@ -18,7 +18,7 @@ from synthetic_crm import make_company
 from threadpoolctl import threadpool_limits
 from typer.testing import CliRunner
 
-from crmbot import queries
+from crmbot import queries, runs
 from crmbot.analytics import churn, clv, features, satisfaction
 from crmbot.analytics.base import RunContext, TrainingData
 from crmbot.analytics.churn import (
@@ -37,7 +37,7 @@ from crmbot.analytics.churn import (
 from crmbot.cli.main import app
 from crmbot.core.config import Settings, get_settings
 from crmbot.core.db import connect, read_session, write_session
-from crmbot.training.pipeline import train
+from crmbot.runs import train
 
 AS_OF = date(2026, 6, 30)
 
@@ -451,7 +451,7 @@ def test_no_tickets_and_no_feedback_still_trains_with_reasons() -> None:
 
 def _active_scores(engine) -> pd.DataFrame:
     with read_session(engine) as session:
-        return queries.scores_frame(session)
+        return queries.scores_frame(session=session)
 
 
 def test_sample_company_model_beats_both_baselines(sample_company) -> None:
@@ -518,7 +518,7 @@ def test_a_worse_churn_model_is_recorded_but_not_activated_unless_forced(
 ) -> None:
     engine = copied_company
     with write_session(engine) as session:
-        champion = queries.active_run(session)
+        champion = runs.active_run(session=session)
         assert champion is not None and champion.metrics is not None
         champion_id = champion.id
         # The live model is (made) far better than anything this data can give.
@@ -530,8 +530,8 @@ def test_a_worse_churn_model_is_recorded_but_not_activated_unless_forced(
     assert rejected.status == "rejected" and rejected.activated is False
     assert "churn: ROC AUC" in (rejected.error or "") and "0.999" in (rejected.error or "")
     with read_session(engine) as session:
-        assert queries.active_run_id(session) == champion_id
-        run = queries.get_run(session, rejected.run_id)
+        assert runs.active_run_id(session=session) == champion_id
+        run = runs.get_run(session=session, run_id=rejected.run_id)
         assert run is not None and run.status == "rejected" and run.metrics["churn"]["roc_auc"]
 
     forced = train(
@@ -539,7 +539,7 @@ def test_a_worse_churn_model_is_recorded_but_not_activated_unless_forced(
     )
     assert forced.status == "succeeded" and forced.activated is True
     with read_session(engine) as session:
-        assert queries.active_run_id(session) == forced.run_id
+        assert runs.active_run_id(session=session) == forced.run_id
 
 
 def test_comparison_puts_the_model_beside_baselines_and_base_rate(trained) -> None:

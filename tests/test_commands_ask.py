@@ -25,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from test_ask_parse import CASES
 
-from crmbot import queries
+from crmbot import queries, runs
 from crmbot.chat.dispatch import Dispatcher
 from crmbot.core.config import Settings
 from crmbot.core.db import make_engine, read_session
@@ -76,7 +76,7 @@ def company(sample_company: Any, tmp_path_factory: pytest.TempPathFactory) -> It
     )
     dispatcher = Dispatcher(engine, settings)
     with read_session(engine) as session:
-        scores = queries.scores_frame(session).reset_index()
+        scores = queries.scores_frame(session=session).reset_index()
     with engine.connect() as connection:
         customers = pd.read_sql(
             text("SELECT id AS customer_pk, region, owner, company FROM customer"), connection
@@ -185,10 +185,10 @@ def test_what_should_i_offer_routes_to_the_customer_cards_products(company: Comp
     customer = with_offers.iloc[0]
     reply = company.ask(f"what should I offer customer {customer.customer_id}?")
     with read_session(company.engine) as session:
-        run_id = queries.active_run_id(session)
+        run_id = runs.active_run_id(session=session)
         score = session.get(CustomerScore, (run_id, int(customer.customer_pk)))
         assert score is not None
-        best = queries.customer_offers(session, score)[0]
+        best = queries.customer_offers(session=session, score=score)[0]
     assert reply.table is not None
     assert reply.table.rows[0][1] == best["name"]
     assert reply.buttons[0].action_id == "crm_customer"

@@ -345,12 +345,12 @@ def test_influence_reason_reads_attributes_too() -> None:
 
 
 def test_planted_hubs_are_the_top_influencers_of_the_sample_company(sample_company) -> None:
-    from crmbot import queries
+    from crmbot import queries, runs
     from crmbot.core.db import read_session
 
     with read_session(sample_company.engine) as session:
-        scores = queries.scores_frame(session)
-        run = queries.active_run(session)
+        scores = queries.scores_frame(session=session)
+        run = runs.active_run(session=session)
     assert run is not None and run.params["graph"]["skipped_because"] is None
     hubs = set(sample_company.truth.hub_customer_ids)
     top = scores.sort_values("influence_rank").head(len(hubs) + 3)

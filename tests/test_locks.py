@@ -19,12 +19,8 @@ from sqlalchemy.engine import Engine
 from crmbot.core.config import Settings
 from crmbot.core.db import read_session
 from crmbot.core.models import ModelRun, TrainingLock
-from crmbot.runs.lock import (
-    TrainingInProgress,
-    acquire_training_lock,
-    current_holder,
-    train_exclusively,
-)
+from crmbot.runs import train_exclusively
+from crmbot.runs.lock import TrainingInProgress, acquire_training_lock, current_holder
 
 T0 = datetime(2026, 6, 30, 2, 0, 0)
 

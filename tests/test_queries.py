@@ -9,7 +9,7 @@ from small_crm import SmallCrm, seed
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from crmbot import queries
+from crmbot import queries, runs
 from crmbot.core.db import read_session, write_session
 from crmbot.core.models import ActiveRun
 
@@ -21,9 +21,9 @@ def crm(engine: Engine) -> SmallCrm:
 
 def test_find_by_id_email_and_exact_name(crm: SmallCrm) -> None:
     with read_session(crm.engine) as session:
-        by_id = queries.find_customer(session, "C004")
-        by_email = queries.find_customer(session, "GRACE@cobol.example")
-        by_name = queries.find_customer(session, "alan turing")
+        by_id = queries.find_customer(session=session, query="C004")
+        by_email = queries.find_customer(session=session, query="GRACE@cobol.example")
+        by_name = queries.find_customer(session=session, query="alan turing")
     assert (by_id.customer.customer_id, by_id.how) == ("C004", "id")  # type: ignore[union-attr]
     assert (by_email.customer.customer_id, by_email.how) == ("C002", "email")  # type: ignore[union-attr]
     assert (by_name.customer.customer_id, by_name.how) == ("C003", "name")  # type: ignore[union-attr]
@@ -31,28 +31,28 @@ def test_find_by_id_email_and_exact_name(crm: SmallCrm) -> None:
 
 def test_fuzzy_name_finds_a_typo(crm: SmallCrm) -> None:
     with read_session(crm.engine) as session:
-        lookup = queries.find_customer(session, "Margret Hamiltn")
+        lookup = queries.find_customer(session=session, query="Margret Hamiltn")
     assert lookup.found and lookup.customer.customer_id == "C010"  # type: ignore[union-attr]
     assert lookup.how == "fuzzy"
 
 
 def test_same_name_twice_lists_the_candidates(crm: SmallCrm) -> None:
     with read_session(crm.engine) as session:
-        lookup = queries.find_customer(session, "john smith")
+        lookup = queries.find_customer(session=session, query="john smith")
     assert not lookup.found
     assert sorted(c.customer_id for c in lookup.candidates) == ["C007", "C008"]
 
 
 def test_company_names_match_too(crm: SmallCrm) -> None:
     with read_session(crm.engine) as session:
-        lookup = queries.find_customer(session, "Orbit Analytics")
+        lookup = queries.find_customer(session=session, query="Orbit Analytics")
     assert lookup.found and lookup.customer.customer_id == "C004"  # type: ignore[union-attr]
 
 
 def test_unknown_input_suggests_the_nearest(crm: SmallCrm) -> None:
     with read_session(crm.engine) as session:
-        nothing = queries.find_customer(session, "zzqx")
-        near = queries.find_customer(session, "Tim Bernard")
+        nothing = queries.find_customer(session=session, query="zzqx")
+        near = queries.find_customer(session=session, query="Tim Bernard")
     assert not nothing.found and not nothing.candidates
     assert not near.found
     assert "C012" in [c.customer_id for c in near.candidates + near.suggestions]
@@ -60,16 +60,18 @@ def test_unknown_input_suggests_the_nearest(crm: SmallCrm) -> None:
 
 def test_erased_customers_are_never_found(crm: SmallCrm) -> None:
     with read_session(crm.engine) as session:
-        assert not queries.find_customer(session, "C011").found
-        assert not queries.find_customer(session, "Erased Person").found
-        ranked = queries.at_risk(session, run=queries.active_scores_run(session), limit=50)  # type: ignore[arg-type]
+        assert not queries.find_customer(session=session, query="C011").found
+        assert not queries.find_customer(session=session, query="Erased Person").found
+        ranked = queries.at_risk(session=session, run=runs.active_run(session=session), limit=50)  # type: ignore[arg-type]
     assert "C011" not in [r.customer.customer_id for r in ranked]
 
 
 def test_owner_scope_limits_lookups(crm: SmallCrm) -> None:
     with read_session(crm.engine) as session:
-        mine = queries.find_customer(session, "C003", owners=["MARIA@crm.example"])
-        not_mine = queries.find_customer(session, "C004", owners=["maria@crm.example"])
+        mine = queries.find_customer(session=session, query="C003", owners=["MARIA@crm.example"])
+        not_mine = queries.find_customer(
+            session=session, query="C004", owners=["maria@crm.example"]
+        )
     assert mine.found
     assert not not_mine.found
 
@@ -78,20 +80,22 @@ def test_hostile_text_is_just_text(crm: SmallCrm) -> None:
     with read_session(crm.engine) as session:
         hostile = ["' OR 1=1 --", "C001'; DROP TABLE customer; --", "%", "_", "\x00", "é" * 300]
         for text in hostile:
-            lookup = queries.find_customer(session, text)
+            lookup = queries.find_customer(session=session, query=text)
             # Never an exact hit (which unbound SQL could produce), at most a fuzzy guess.
             assert lookup.how in ("", "fuzzy"), text
-        assert queries.find_customer(session, "C001").found  # the table is still there
+        assert queries.find_customer(
+            session=session, query="C001"
+        ).found  # the table is still there
 
 
 def test_at_risk_ranks_by_value_at_risk_with_filters(crm: SmallCrm) -> None:
     with read_session(crm.engine) as session:
-        run = queries.active_scores_run(session)
+        run = runs.active_run(session=session)
         assert run is not None and run.id == crm.run_id
-        everyone = queries.at_risk(session, run=run, limit=3)
-        emea = queries.at_risk(session, run=run, limit=10, region="emea")
-        at_risk_segment = queries.at_risk(session, run=run, limit=10, segment="At risk")
-        uam1 = queries.at_risk(session, run=run, limit=10, owners=["uam1"])
+        everyone = queries.at_risk(session=session, run=run, limit=3)
+        emea = queries.at_risk(session=session, run=run, limit=10, region="emea")
+        at_risk_segment = queries.at_risk(session=session, run=run, limit=10, segment="At risk")
+        uam1 = queries.at_risk(session=session, run=run, limit=10, owners=["uam1"])
     values = [r.score.value_at_risk for r in everyone]
     assert values == sorted(values, reverse=True)
     assert [r.customer.customer_id for r in everyone] == ["C003", "C002", "C009"]
@@ -102,10 +106,10 @@ def test_at_risk_ranks_by_value_at_risk_with_filters(crm: SmallCrm) -> None:
 
 def test_segment_summary_counts_and_migration(crm: SmallCrm) -> None:
     with read_session(crm.engine) as session:
-        run = queries.active_scores_run(session)
+        run = runs.active_run(session=session)
         assert run is not None
-        summary = queries.segment_summary(session, run=run)
-        flows = queries.segment_flows(session, run=run, segment="Loyal")
+        summary = queries.segment_summary(session=session, run=run)
+        flows = queries.segment_flows(session=session, run=run, segment="Loyal")
     sizes = {row.segment: row.customers for row in summary.rows}
     assert sizes["Champions"] == 2 and sizes["At risk"] == 2
     assert summary.total_customers == 11  # the erased customer is not counted
@@ -120,12 +124,12 @@ def test_segment_summary_counts_and_migration(crm: SmallCrm) -> None:
 
 def test_influencers_and_similar(crm: SmallCrm) -> None:
     with read_session(crm.engine) as session:
-        run = queries.active_scores_run(session)
+        run = runs.active_run(session=session)
         assert run is not None
-        top = queries.influencers(session, run=run, limit=2)
-        ada = queries.find_customer(session, "C001").customer
+        top = queries.influencers(session=session, run=run, limit=2)
+        ada = queries.find_customer(session=session, query="C001").customer
         assert ada is not None
-        own, similar = queries.similar_customers(session, run=run, customer=ada, limit=3)
+        own, similar = queries.similar_customers(session=session, run=run, customer=ada, limit=3)
     assert [r.customer.customer_id for r in top] == ["C010", "C006"]
     assert own is not None
     assert similar and all(r.score.cluster == own.cluster for r in similar)
@@ -139,11 +143,11 @@ def test_readers_follow_the_active_run(crm: SmallCrm) -> None:
         active.run_id = crm.previous_run_id
         active.activated_at = datetime(2026, 7, 2)
     with read_session(crm.engine) as session:
-        run = queries.active_scores_run(session)
+        run = runs.active_run(session=session)
         assert run is not None and run.id == crm.previous_run_id
         card = queries.customer_card(
-            session,
-            customer=queries.find_customer(session, "C002").customer,
+            session=session,
+            customer=queries.find_customer(session=session, query="C002").customer,
             run=run,  # type: ignore[arg-type]
         )
     assert card.score is not None and card.score.segment == "Loyal"
@@ -151,8 +155,8 @@ def test_readers_follow_the_active_run(crm: SmallCrm) -> None:
 
 def test_owner_book(crm: SmallCrm) -> None:
     with read_session(crm.engine) as session:
-        book = queries.owner_book(session, owners=["UAM1"], limit=2)
-        nobody = queries.owner_book(session, owners=["UNOBODY"], limit=2)
+        book = queries.owner_book(session=session, owners=["UAM1"], limit=2)
+        nobody = queries.owner_book(session=session, owners=["UNOBODY"], limit=2)
     assert book.customers == 4  # C001, C002, C007, C010 (C011 is erased)
     assert [r.customer.customer_id for r in book.at_risk] == ["C002", "C010"]
     assert [r.customer.customer_id for r in book.top_value] == ["C010", "C001"]
@@ -170,7 +174,7 @@ def test_lookup_by_id_uses_the_index(crm: SmallCrm) -> None:
     event.listen(crm.engine, "before_cursor_execute", capture)
     try:
         with read_session(crm.engine) as session:
-            queries.find_customer(session, "C004")
+            queries.find_customer(session=session, query="C004")
     finally:
         event.remove(crm.engine, "before_cursor_execute", capture)
     assert plans and all("USING INDEX" in plan and "SCAN" not in plan for plan in plans)

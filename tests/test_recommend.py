@@ -353,12 +353,12 @@ def test_rule_reason_wording() -> None:
 
 
 def test_planted_affinities_are_top_rules_of_the_sample_company(sample_company) -> None:
-    from crmbot import queries
+    from crmbot import queries, runs
     from crmbot.core.db import read_session
 
     with read_session(sample_company.engine) as session:
-        run = queries.active_run(session)
-        scores = queries.scores_frame(session)
+        run = runs.active_run(session=session)
+        scores = queries.scores_frame(session=session)
     assert run is not None
     params = run.params["recommend"]
     assert params["skipped_because"] is None
@@ -373,6 +373,6 @@ def test_planted_affinities_are_top_rules_of_the_sample_company(sample_company) 
     # Each number is one of the run's stored offers, its reason included.
     with read_session(sample_company.engine) as session:
         score = session.get(CustomerScore, (run.id, int(offered.index[0])))
-        offers = queries.customer_offers(session, score)
+        offers = queries.customer_offers(session=session, score=score)
     assert len(offers) == len(offered.iloc[0])
     assert all(o["product_id"] and o["reason"] for o in offers)

@@ -27,13 +27,13 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from value_data import END, build_company, insert_company
 
-from crmbot import queries
+from crmbot import queries, runs
 from crmbot.core.config import Settings
 from crmbot.core.db import make_engine, read_session, upgrade
 from crmbot.core.models import CustomerScore, DigestLog, ModelRun
 from crmbot.digests import slack_client
+from crmbot.runs import train
 from crmbot.scheduler import SchedulerRuntime, run_job_now, run_retrain
-from crmbot.training.pipeline import train
 
 MONDAY_RETRAIN = datetime(2026, 1, 5, 2, 0, 5)  # the nightly slot (0 2 * * *), Monday
 LEASE_SECONDS = 60  # short, so "after the lease" is a minute of injected clock
@@ -48,13 +48,13 @@ KILLED_RETRAIN = textwrap.dedent(
     import sys, time
     from datetime import datetime
     from sqlalchemy import event
-    from crmbot.training import pipeline as training
+    from crmbot.training import scores as score_writer
     from crmbot.core.config import Settings
     from crmbot.core.db import make_engine
     from crmbot.scheduler import SchedulerRuntime, run_retrain
 
     url, started, chunk, lease = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    training.WRITE_CHUNK_ROWS = chunk
+    score_writer.WRITE_CHUNK_ROWS = chunk
     engine = make_engine(url)
     score_inserts = []
 
@@ -85,12 +85,12 @@ def slack() -> Iterator[SlackFake]:
 
 def _scores(engine: Engine) -> pd.DataFrame:
     with read_session(engine) as session:
-        return queries.scores_frame(session)
+        return queries.scores_frame(session=session)
 
 
 def _active(engine: Engine) -> int | None:
     with read_session(engine) as session:
-        return queries.active_run_id(session)
+        return runs.active_run_id(session=session)
 
 
 def _score_rows(engine: Engine, run_id: int) -> int:

@@ -533,7 +533,7 @@ import sys, time
 from datetime import date, datetime
 from crmbot.core.config import Settings
 from crmbot.core.db import make_engine
-from crmbot.runs.lock import train_exclusively
+from crmbot.runs import train_exclusively
 
 engine = make_engine(sys.argv[1])
 settings = Settings(_env_file=None, training_lock_lease_seconds=60)

@@ -21,12 +21,15 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 from value_data import END, START, build_company, insert_company, later_rows
 
-from crmbot import queries
+from crmbot import queries, runs
 from crmbot.core.config import Settings
 from crmbot.core.db import make_engine, read_session, write_session
 from crmbot.core.models import CustomerScore, ModelRun
+from crmbot.runs import train
 from crmbot.training import pipeline as training
-from crmbot.training.pipeline import STAGES, StageEvent, train
+from crmbot.training import scores as score_writer
+from crmbot.training.pipeline import STAGES, StageEvent
+from crmbot.training.scores import write_offers, write_scores
 
 VALUE_STAGES = STAGES[:4]  # features, segments, clusters, clv: enough for the mechanics
 assert [name for name, _ in VALUE_STAGES] == ["features", "segments", "clusters", "clv"]
@@ -34,17 +37,17 @@ assert [name for name, _ in VALUE_STAGES] == ["features", "segments", "clusters"
 
 def _score_count(engine: Engine, run_id: int) -> int:
     with read_session(engine) as session:
-        return queries.run_score_count(session, run_id)
+        return runs.run_score_count(session=session, run_id=run_id)
 
 
 def _active(engine: Engine) -> int | None:
     with read_session(engine) as session:
-        return queries.active_run_id(session)
+        return runs.active_run_id(session=session)
 
 
 def _run(engine: Engine, run_id: int) -> ModelRun:
     with read_session(engine) as session:
-        run = queries.get_run(session, run_id)
+        run = runs.get_run(session=session, run_id=run_id)
         assert run is not None
         return run
 
@@ -79,7 +82,7 @@ def test_end_to_end_on_every_database(storage_engine: Engine, settings: Settings
     assert run.row_counts["orders"] == len(company.orders)
 
     with read_session(storage_engine) as session:
-        scores = queries.scores_frame(session)
+        scores = queries.scores_frame(session=session)
     assert len(scores) == 40
     prospect = scores.loc[40]
     assert prospect["segment"] == "Prospects" and prospect["frequency"] == 0
@@ -109,7 +112,7 @@ def test_training_as_of_an_earlier_day_ignores_later_rows(settings: Settings) ->
     frames = []
     for engine, result in zip(engines, results, strict=True):
         with read_session(engine) as session:
-            frames.append(queries.scores_frame(session, result.run_id))
+            frames.append(queries.scores_frame(session=session, run_id=result.run_id))
     pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=False, rtol=1e-9)
     params = [{k: v for k, v in r.params.items() if k != "run"} for r in results]
     assert params[0] == params[1]
@@ -151,7 +154,7 @@ def test_summaries_from_the_database_give_the_same_run(
             event.remove(storage_engine, "before_cursor_execute", record)
         assert result.status == "succeeded", result.error
         with read_session(storage_engine) as session:
-            scores = queries.scores_frame(session, result.run_id)
+            scores = queries.scores_frame(session=session, run_id=result.run_id)
         # The second run follows the first: what it says of the run before is its own.
         frames.append(scores.drop(columns=[c for c in scores if c.startswith("previous_")]))
         results.append(result)
@@ -182,7 +185,10 @@ def test_the_sample_company_scores_the_same_from_database_summaries(
     assert result.metrics["recommend"]["rules"] > 0
     assert result.metrics["churn"]["training"]["snapshots"] > 1
     with read_session(engine) as session:
-        frames = [queries.scores_frame(session, r.run_id) for r in (sample_company.run, result)]
+        frames = [
+            queries.scores_frame(session=session, run_id=r.run_id)
+            for r in (sample_company.run, result)
+        ]
     engine.dispose()
     frames = [f.drop(columns=[c for c in f if c.startswith("previous_")]) for f in frames]
     pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=False, rtol=1e-9)
@@ -295,7 +301,7 @@ def test_challenger_worse_than_champion_is_rejected_unless_forced(
     assert forced.status == "succeeded" and forced.activated
     assert _run(company_engine, forced.run_id).forced
     # Activating the rejected run by hand is a forced activation.
-    activated = queries.activate(company_engine, worse.run_id)
+    activated = runs.activate(company_engine, worse.run_id)
     assert activated.status == "succeeded" and activated.forced
     assert _active(company_engine) == worse.run_id
 
@@ -324,7 +330,7 @@ def test_readers_see_the_previous_run_until_the_flip(
 def test_scores_are_written_in_chunks(
     company_engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(training, "WRITE_CHUNK_ROWS", 7)
+    monkeypatch.setattr(score_writer, "WRITE_CHUNK_ROWS", 7)
     result = train(company_engine, settings, END, stages=VALUE_STAGES)
     assert _score_count(company_engine, result.run_id) == 40
 
@@ -336,12 +342,12 @@ def test_activate_rolls_back_and_refuses_runs_that_cannot_serve(
     second = train(company_engine, settings, END - timedelta(days=30), stages=VALUE_STAGES)
     failed = train(company_engine, settings, START + timedelta(days=20), stages=VALUE_STAGES)
     assert _active(company_engine) == second.run_id
-    queries.activate(company_engine, first.run_id)
+    runs.activate(company_engine, first.run_id)
     assert _active(company_engine) == first.run_id
-    with pytest.raises(queries.RunNotActivatable, match=f"model run {failed.run_id} is failed"):
-        queries.activate(company_engine, failed.run_id)
-    with pytest.raises(queries.RunNotActivatable, match="there is no model run 999"):
-        queries.activate(company_engine, 999)
+    with pytest.raises(runs.RunNotActivatable, match=f"model run {failed.run_id} is failed"):
+        runs.activate(company_engine, failed.run_id)
+    with pytest.raises(runs.RunNotActivatable, match="there is no model run 999"):
+        runs.activate(company_engine, 999)
     assert _active(company_engine) == first.run_id
 
 
@@ -369,7 +375,8 @@ from datetime import date
 sys.path.insert(0, {tests!r})
 from crmbot.core.config import Settings
 from crmbot.core.db import make_engine
-from crmbot.training.pipeline import STAGES, train
+from crmbot.runs import train
+from crmbot.training.pipeline import STAGES
 
 def stop_here(event):
     if event.step == {step!r} and event.state == "start":
@@ -433,7 +440,7 @@ def test_training_killed_half_way_leaves_the_previous_run_live(
 
 def queries_scores(engine: Engine) -> pd.DataFrame:
     with read_session(engine) as session:
-        return queries.scores_frame(session)
+        return queries.scores_frame(session=session)
 
 
 def _running_run(engine: Engine) -> int:
@@ -464,9 +471,9 @@ def test_score_values_survive_the_round_trip(storage_engine: Engine) -> None:
         },
         index=pd.Index([1, 2, 3], name="customer_pk"),
     )
-    assert training.write_scores(storage_engine, run_id, scores) == 3
+    assert write_scores(storage_engine, run_id, scores) == 3
     with read_session(storage_engine) as session:
-        back = queries.scores_frame(session, run_id)
+        back = queries.scores_frame(session=session, run_id=run_id)
     assert back.loc[1, "r_score"] == 5 and back.loc[3, "r_score"] == 2
     assert pd.isna(back.loc[2, "r_score"]) and pd.isna(back.loc[2, "clv"])
     assert back.loc[2, "segment"] == "Prospects"  # NOT NULL column: the model's default
@@ -495,17 +502,17 @@ def test_offers_are_stored_once_per_run_and_found_from_the_score_row(
         }
         for n in range(3)
     ]
-    assert training.write_offers(storage_engine, run_id, offers) == 3
+    assert write_offers(storage_engine, run_id, offers) == 3
     scores = pd.DataFrame(
         {"next_products": [[2, 0], None]}, index=pd.Index([1, 2], name="customer_pk")
     )
-    training.write_scores(storage_engine, run_id, scores)
+    write_scores(storage_engine, run_id, scores)
     with read_session(storage_engine) as session:
         first = session.get(CustomerScore, (run_id, 1))
         second = session.get(CustomerScore, (run_id, 2))
         assert first is not None and second is not None
-        assert queries.customer_offers(session, first) == [offers[2], offers[0]]
-        assert queries.customer_offers(session, second) == []
+        assert queries.customer_offers(session=session, score=first) == [offers[2], offers[0]]
+        assert queries.customer_offers(session=session, score=second) == []
 
 
 def test_tables_no_later_stage_reads_are_released(company_engine: Engine) -> None:

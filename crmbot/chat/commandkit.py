@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
-from crmbot import queries
+from crmbot import queries, runs
 from crmbot.chat.registry import Request
 from crmbot.core.models import Customer, ModelRun
 from crmbot.reply import Reply
@@ -65,7 +65,7 @@ def resolve_customer(
         return usage_reply(request, usage, "Which customer? Give an id, an email or a name.")
     if len(query) > 200:
         return usage_reply(request, usage, "That is too long for a customer id, email or name.")
-    lookup = queries.find_customer(session, query, owners=visible_owners(request))
+    lookup = queries.find_customer(session=session, query=query, owners=visible_owners(request))
     if lookup.customer is not None:
         return Resolved(lookup.customer, lookup.how)
     prefix = request.settings.slash_command
@@ -100,7 +100,7 @@ def _details(candidate: queries.Candidate) -> str:
 
 
 def active_run(session: Session) -> ModelRun | None:
-    return queries.active_scores_run(session)
+    return runs.active_run(session=session)
 
 
 def clip(text: str | None, limit: int = MAX_NAME_CHARS) -> str:

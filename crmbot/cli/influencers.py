@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from crmbot import queries
+from crmbot import queries, runs
 from crmbot.analytics.graph import influence_reason
 from crmbot.cli import common
 from crmbot.core.db import DatabaseUnavailable, read_session
@@ -150,11 +150,11 @@ def register(app: typer.Typer) -> None:
         engine = common.engine()
         try:
             with read_session(engine) as session:
-                run = queries.active_run(session)
+                run = runs.active_run(session=session)
                 if run is None:
                     raise common.fail("no model is active yet; run `crmbot train` first")
-                _pick("segment", segment, queries.segment_names(session, run=run))
-                _pick("region", region, queries.region_names(session))
+                _pick("segment", segment, queries.segment_names(session=session, run=run))
+                _pick("region", region, queries.region_names(session=session))
                 found = top_influencers(
                     session, run=run, limit=count, segment=segment, region=region
                 )

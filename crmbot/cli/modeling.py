@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from crmbot import queries
+from crmbot import queries, runs
 from crmbot.cli import common
 from crmbot.core.db import DatabaseUnavailable, read_session
 from crmbot.core.models import ModelRun
@@ -63,9 +63,11 @@ def register(app: typer.Typer) -> None:
         engine = common.engine()
         with _reading(engine) as session:
             model_run = (
-                queries.active_run(session) if run is None else queries.get_run(session, run)
+                runs.active_run(session=session)
+                if run is None
+                else runs.get_run(session=session, run_id=run)
             )
-            active_id = queries.active_run_id(session)
+            active_id = runs.active_run_id(session=session)
         if model_run is None:
             if run is None:
                 raise common.fail("no model is active yet; run `crmbot train` first")
@@ -83,15 +85,15 @@ def register(app: typer.Typer) -> None:
         """List model runs, newest first; the active one is marked."""
         engine = common.engine()
         with _reading(engine) as session:
-            runs = queries.list_runs(session, limit=limit)
-            active_id = queries.active_run_id(session)
-        if not runs:
+            listed = runs.list_runs(session=session, limit=limit)
+            active_id = runs.active_run_id(session=session)
+        if not listed:
             common.console.print("No model runs yet; run `crmbot train`.")
             return
         table = Table(title="Model runs", title_justify="left")
         for column in ("run", "as of", "status", "started (UTC)", "took", "customers", "note"):
             table.add_column(column, justify="right" if column in ("run", "customers") else "left")
-        for model_run in runs:
+        for model_run in listed:
             marker = " (active)" if model_run.id == active_id else ""
             customers = (model_run.row_counts or {}).get("scores")
             table.add_row(
@@ -110,8 +112,8 @@ def register(app: typer.Typer) -> None:
         """Make an earlier (or a rejected) run the live one, e.g. to roll back."""
         engine = common.engine()
         try:
-            model_run = queries.activate(engine, run)
-        except queries.RunNotActivatable as exc:
+            model_run = runs.activate(engine, run)
+        except runs.RunNotActivatable as exc:
             raise common.fail(str(exc)) from None
         except DatabaseUnavailable as exc:
             raise common.fail(f"{DatabaseUnavailable.user_message}\n({exc})") from None
@@ -130,13 +132,13 @@ def register(app: typer.Typer) -> None:
         """Write one CSV row per customer of the active run (every score column)."""
         engine = common.engine()
         with _reading(engine) as session:
-            run_id = queries.active_run_id(session) if run is None else run
+            run_id = runs.active_run_id(session=session) if run is None else run
             if run_id is None:
                 raise common.fail("no model is active yet; run `crmbot train` first")
-            if queries.get_run(session, run_id) is None:
+            if runs.get_run(session=session, run_id=run_id) is None:
                 raise common.fail(f"there is no model run {run_id}; see `crmbot model list`")
             try:
-                rows = queries.export_scores(session, path, run_id)
+                rows = queries.export_scores(session=session, path=path, run_id=run_id)
             except OSError as exc:
                 raise common.fail(f"cannot write {path}: {exc.strerror or exc}") from None
         common.console.print(f"Wrote {rows:,} customers of run {run_id} to {path}.")
@@ -147,7 +149,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _train(engine: Any, day: Any, force: bool) -> Any:
-    from crmbot.runs.lock import TrainingInProgress, default_holder, train_exclusively
+    from crmbot.runs import TrainingInProgress, default_holder, train_exclusively
     from crmbot.training.pipeline import StageEvent
 
     progress = common.progress_bar()

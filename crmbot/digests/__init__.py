@@ -60,7 +60,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
-from crmbot import queries
+from crmbot import queries, runs
 from crmbot.core.clock import utc_now
 from crmbot.core.db import read_session, write_session
 from crmbot.core.models import Customer, CustomerScore, DigestLog, ModelRun
@@ -186,7 +186,7 @@ def _owner(owner: str | None) -> str:
 
 def _active_run(engine: Engine) -> ModelRun | None:
     with read_session(engine) as session:
-        return queries.active_scores_run(session)
+        return runs.active_run(session=session)
 
 
 def build_at_risk_digest(
@@ -203,11 +203,11 @@ def build_at_risk_digest(
     """
     kind = AT_RISK_DM if owner else AT_RISK
     with read_session(engine) as session:
-        run = queries.active_scores_run(session)
+        run = runs.active_run(session=session)
         if run is None:
             return None
         rows = queries.at_risk(
-            session, run=run, limit=settings.digest_size, owners=[owner] if owner else None
+            session=session, run=run, limit=settings.digest_size, owners=[owner] if owner else None
         )
     previous = _previous_digest(engine, kind, channel, period)
     current_ids = [row.customer.customer_id for row in rows]
@@ -352,10 +352,10 @@ def build_influencer_digest(
 ) -> Digest | None:
     """The top influencers, the newcomers to the list, and the communities they lead."""
     with read_session(engine) as session:
-        run = queries.active_scores_run(session)
+        run = runs.active_run(session=session)
         if run is None:
             return None
-        rows = queries.influencers(session, run=run, limit=settings.digest_size)
+        rows = queries.influencers(session=session, run=run, limit=settings.digest_size)
         communities = _community_regions(
             session, run, {r.score.community for r in rows if r.score.community is not None}
         )
@@ -464,7 +464,7 @@ def _community_regions(session: Any, run: ModelRun, communities: set[int]) -> di
 def owners_to_message(engine: Engine, settings: Settings) -> list[str]:
     """Account owners with accounts at risk whose owner field is a Slack user id."""
     with read_session(engine) as session:
-        run = queries.active_scores_run(session)
+        run = runs.active_run(session=session)
         if run is None:
             return []
         owners = session.execute(

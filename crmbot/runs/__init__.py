@@ -1,1 +1,43 @@
-"""The life of a model run: start it under the training lock, activate it, roll back."""
+"""Model runs: the one place that starts, locks, activates, rolls back and lists them.
+
+Commands, the scheduler and the CLI call these functions; the training pipeline itself
+(`crmbot.training`) knows nothing of runs, locks or which run is live.
+"""
+
+from crmbot.runs.lifecycle import (
+    SCORES_SLOT,
+    RunAlreadyStarted,
+    RunNotActivatable,
+    RunResult,
+    activate,
+    active_run,
+    active_run_id,
+    age_days,
+    close_abandoned_runs,
+    get_run,
+    list_runs,
+    run_score_count,
+    train,
+    train_exclusively,
+)
+from crmbot.runs.lock import TrainingInProgress, current_holder, default_holder
+
+__all__ = [
+    "SCORES_SLOT",
+    "RunAlreadyStarted",
+    "RunNotActivatable",
+    "RunResult",
+    "TrainingInProgress",
+    "activate",
+    "active_run",
+    "active_run_id",
+    "age_days",
+    "close_abandoned_runs",
+    "current_holder",
+    "default_holder",
+    "get_run",
+    "list_runs",
+    "run_score_count",
+    "train",
+    "train_exclusively",
+]

@@ -28,8 +28,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import delete, text, update
 from sqlalchemy.engine import Connection, Engine
@@ -38,10 +38,6 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from crmbot.core.clock import utc_now
 from crmbot.core.db import read_session, write_session
 from crmbot.core.models import TrainingLock
-
-if TYPE_CHECKING:
-    from crmbot.core.config import Settings
-    from crmbot.training.pipeline import ProgressCallback, RunResult
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +117,7 @@ class TrainingLease:
         return False
 
 
-def _as_clock(now: datetime | Clock | None) -> Clock:
+def as_clock(now: datetime | Clock | None) -> Clock:
     if now is None:
         return utc_now
     if isinstance(now, datetime):
@@ -171,7 +167,7 @@ def current_holder(
         if not held:
             return None
         return info or TrainingInProgress("another process", None)
-    if info is None or (info.expires_at is not None and info.expires_at <= _as_clock(now)()):
+    if info is None or (info.expires_at is not None and info.expires_at <= as_clock(now)()):
         return None
     return info
 
@@ -192,7 +188,7 @@ def acquire_training_lock(
     lease is renewed every `renew_every` seconds of real time (default a third of the
     lease) until the block ends.
     """
-    clock = _as_clock(now)
+    clock = as_clock(now)
     key = f"{holder[:100]}{_SUFFIX_SEPARATOR}{uuid.uuid4().hex[:8]}"
     if engine.dialect.name == "postgresql":
         with _advisory_lock(engine, key, holder, lease_seconds, clock) as lease:
@@ -361,32 +357,3 @@ def _unlock_advisory(connection: Connection) -> None:
         connection.invalidate()
     finally:
         connection.close()
-
-
-# ---------------------------------------------------------------------------------------
-# Training under the lock: what the scheduler, `/crm retrain` and `crmbot train` share.
-
-
-def train_exclusively(
-    engine: Engine,
-    settings: Settings,
-    *,
-    holder: str,
-    as_of: date,
-    force: bool = False,
-    progress: ProgressCallback | None = None,
-    clock: Clock | None = None,
-) -> RunResult:
-    """Train as of `as_of` while holding the training lock.
-
-    Raises `TrainingInProgress` (and starts nothing) when another run holds the lock; a
-    failed run comes back as a `RunResult` with status "failed" and the previous model
-    stays active.
-    """
-    from crmbot.training.pipeline import train
-
-    run_clock = _as_clock(clock)
-    with acquire_training_lock(
-        engine, holder, lease_seconds=settings.training_lock_lease_seconds, now=run_clock
-    ):
-        return train(engine, settings, as_of, force=force, progress=progress, clock=run_clock)

@@ -57,16 +57,15 @@ from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk import WebClient
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
-from sqlmodel import col
 
-from crmbot import digests, queries
+from crmbot import digests, runs
 from crmbot.core.clock import utc_now
 from crmbot.core.config import Settings
 from crmbot.core.cron import parse_cron
 from crmbot.core.db import read_session, write_session
-from crmbot.core.models import ModelRun, ScheduleOverride
+from crmbot.core.models import ScheduleOverride
 from crmbot.core.privacy import mask_pii
-from crmbot.runs.lock import TrainingInProgress, acquire_training_lock, default_holder
+from crmbot.runs import default_holder
 
 log = logging.getLogger(__name__)
 
@@ -308,27 +307,22 @@ def run_retrain(runtime: SchedulerRuntime, *, scheduled: bool = True) -> JobResu
     started since this slot's scheduled time (another scheduler got there first). A failed
     run leaves the active model live and is reported to the admin channel.
     """
-    from crmbot.training.pipeline import train
-
     settings, engine = runtime.settings, runtime.engine
     now = runtime.clock()
     as_of = digests.local_day(now, settings.timezone)
     try:
-        with acquire_training_lock(
-            engine, runtime.holder, settings.training_lock_lease_seconds, runtime.clock
-        ):
-            if scheduled:
-                earlier = _run_since_slot(engine, settings, now)
-                if earlier is not None:
-                    message = (
-                        f"Retrain skipped: run {earlier.id} already started at "
-                        f"{earlier.started_at:%Y-%m-%d %H:%M} UTC for this scheduled slot."
-                    )
-                    log.info(message)
-                    return JobResult("retrain", "skipped", message)
-            log.info("retrain as of %s started by %s", as_of, runtime.holder)
-            result = train(engine, settings, as_of, clock=runtime.clock)
-    except TrainingInProgress as busy:
+        result = runs.train_exclusively(
+            engine,
+            settings,
+            holder=runtime.holder,
+            as_of=as_of,
+            clock=runtime.clock,
+            unless_started_since=_latest_slot(engine, settings, now) if scheduled else None,
+        )
+    except runs.RunAlreadyStarted as earlier:
+        log.info(str(earlier))
+        return JobResult("retrain", "skipped", str(earlier))
+    except runs.TrainingInProgress as busy:
         log.info("retrain not started: %s", busy.user_message)
         return JobResult("retrain", "skipped", busy.user_message)
     if result.status == "failed":
@@ -352,26 +346,17 @@ def run_retrain(runtime: SchedulerRuntime, *, scheduled: bool = True) -> JobResu
     return JobResult("retrain", "ok", message)
 
 
-def _run_since_slot(engine: Engine, settings: Settings, now: datetime) -> ModelRun | None:
-    """A model run started at or after the retrain's latest scheduled time, if any."""
+def _latest_slot(engine: Engine, settings: Settings, now: datetime) -> datetime | None:
+    """The retrain's latest scheduled time at or before `now` (naive UTC), if any."""
     schedule = effective_schedule(engine, settings, "retrain")
     trigger = parse_cron(schedule.cron, settings.timezone)
     slot = latest_fire_time(trigger, now.replace(tzinfo=UTC))
-    if slot is None:
-        return None
-    slot_utc = slot.astimezone(UTC).replace(tzinfo=None)
-    with read_session(engine) as session:
-        return session.execute(
-            select(ModelRun)
-            .where(col(ModelRun.started_at) >= slot_utc)
-            .order_by(col(ModelRun.id))
-            .limit(1)
-        ).scalar_one_or_none()
+    return None if slot is None else slot.astimezone(UTC).replace(tzinfo=None)
 
 
 def _active_model_sentence(engine: Engine) -> str:
     with read_session(engine) as session:
-        run = queries.active_scores_run(session)
+        run = runs.active_run(session=session)
     if run is None:
         return "There is still no active model."
     return f"The active model (run {run.id}, data as of {run.as_of:%Y-%m-%d}) stays live."

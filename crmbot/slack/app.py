@@ -41,7 +41,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.engine import Engine
 
-from crmbot import queries
+from crmbot import queries, runs
 from crmbot.chat.commandkit import clip, money, percent
 from crmbot.chat.dispatch import Dispatcher, access_denial, parse
 from crmbot.chat.registry import find_command
@@ -348,7 +348,7 @@ class SlackBot:
         owners = [user_id, *self.directory.aliases(user_id)]
         try:
             with read_session(self.engine) as session:
-                book = queries.owner_book(session, owners=owners, limit=HOME_ROWS)
+                book = queries.owner_book(session=session, owners=owners, limit=HOME_ROWS)
         except DatabaseUnavailable:
             return (
                 blocks.home_view(
@@ -370,7 +370,7 @@ class SlackBot:
                 "not_found",
                 [],
             )
-        age = queries.model_age_days(book.run, today=self.today())
+        age = runs.age_days(book.run, today=self.today())
         context = f"Model run {book.run.id} · data as of {book.run.as_of:%Y-%m-%d} ({age} days old)"
         if not book.customers:
             intro = (

@@ -1,0 +1,198 @@
+"""The ranked lists: accounts at risk, top value, influencers, similar customers.
+
+Every list reads one run's scores (the caller passes the active run) joined to the live
+customers they belong to.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from sqlmodel import col
+
+from crmbot.core.models import Customer, CustomerScore, ModelRun
+from crmbot.queries.scope import live, owned_by
+
+
+@dataclass(frozen=True)
+class ScoredCustomer:
+    customer: Customer
+    score: CustomerScore
+
+
+def _scored(session: Session, statement: Any) -> list[ScoredCustomer]:
+    return [ScoredCustomer(customer=c, score=s) for c, s in session.execute(statement).all()]
+
+
+def _scores_of(run: ModelRun) -> Any:
+    return (
+        select(Customer, CustomerScore)
+        .join(CustomerScore, col(CustomerScore.customer_pk) == col(Customer.id))
+        .where(col(CustomerScore.run_id) == run.id, live())
+    )
+
+
+def at_risk(
+    *,
+    session: Session,
+    run: ModelRun,
+    limit: int = 10,
+    segment: str | None = None,
+    region: str | None = None,
+    owners: Collection[str] | None = None,
+) -> list[ScoredCustomer]:
+    """The accounts most worth saving: ranked by value at risk (CLV x churn risk)."""
+    statement = _scores_of(run).where(
+        col(CustomerScore.value_at_risk).is_not(None),
+        col(CustomerScore.value_at_risk) > 0,
+        owned_by(owners),
+    )
+    if segment is not None:
+        statement = statement.where(col(CustomerScore.segment) == segment)
+    if region is not None:
+        statement = statement.where(func.lower(col(Customer.region)) == region.lower())
+    statement = statement.order_by(
+        col(CustomerScore.value_at_risk).desc(),
+        col(Customer.customer_id),
+    ).limit(limit)
+    return _scored(session, statement)
+
+
+def top_value(
+    *,
+    session: Session,
+    run: ModelRun,
+    limit: int = 10,
+    segment: str | None = None,
+    owners: Collection[str] | None = None,
+) -> list[ScoredCustomer]:
+    """The customers with the highest CLV (optionally in one segment or book)."""
+    statement = _scores_of(run).where(
+        col(CustomerScore.clv).is_not(None),
+        owned_by(owners),
+    )
+    if segment is not None:
+        statement = statement.where(col(CustomerScore.segment) == segment)
+    statement = statement.order_by(
+        col(CustomerScore.clv).desc(),
+        col(Customer.customer_id),
+    ).limit(limit)
+    return _scored(session, statement)
+
+
+def influencers(
+    *,
+    session: Session,
+    run: ModelRun,
+    limit: int = 10,
+    segment: str | None = None,
+    region: str | None = None,
+) -> list[ScoredCustomer]:
+    """The customers whose referrals and purchases move others, by influence score,
+    optionally of one segment and/or region (both matched without regard to case)."""
+    statement = _scores_of(run).where(
+        col(CustomerScore.influence).is_not(None), col(CustomerScore.influence) > 0
+    )
+    if segment:
+        statement = statement.where(func.lower(col(CustomerScore.segment)) == segment.lower())
+    if region:
+        statement = statement.where(func.lower(col(Customer.region)) == region.lower())
+    statement = statement.order_by(
+        col(CustomerScore.influence).desc(), col(Customer.customer_id)
+    ).limit(limit)
+    return _scored(session, statement)
+
+
+def community_leaders(
+    *, session: Session, run: ModelRun, communities: Collection[int]
+) -> dict[int, float]:
+    """The highest influence within each of `communities` in the run."""
+    if not communities:
+        return {}
+    statement = (
+        select(col(CustomerScore.community), func.max(col(CustomerScore.influence)))
+        .where(
+            col(CustomerScore.run_id) == run.id,
+            col(CustomerScore.community).in_(sorted(communities)),
+        )
+        .group_by(col(CustomerScore.community))
+    )
+    return {
+        int(c): float(m)
+        for c, m in session.execute(statement).all()
+        if c is not None and m is not None
+    }
+
+
+def community_regions(
+    *, session: Session, run: ModelRun, communities: Collection[int]
+) -> dict[int, str]:
+    """ "mostly EMEA" for each community whose members are mostly in one region."""
+    if not communities:
+        return {}
+    counts: dict[int, Counter[str]] = defaultdict(Counter)
+    for community, region, members in session.execute(
+        select(col(CustomerScore.community), col(Customer.region), func.count())
+        .join(Customer, col(Customer.id) == col(CustomerScore.customer_pk))
+        .where(
+            col(CustomerScore.run_id) == run.id,
+            col(CustomerScore.community).in_(sorted(communities)),
+        )
+        .group_by(col(CustomerScore.community), col(Customer.region))
+    ).all():
+        if community is not None:
+            counts[int(community)][region or "no region"] += int(members)
+    described = {}
+    for community, regions in counts.items():
+        region, members = regions.most_common(1)[0]
+        if region != "no region" and members * 2 > sum(regions.values()):
+            described[community] = f"mostly {region}"
+    return described
+
+
+def churn_risks(
+    *, session: Session, run: ModelRun, customer_ids: Sequence[str]
+) -> list[tuple[Customer, float | None]]:
+    """Each live customer among `customer_ids` with their churn risk in the run."""
+    if not customer_ids:
+        return []
+    return [
+        (customer, risk)
+        for customer, risk in session.execute(
+            select(Customer, col(CustomerScore.churn_risk))
+            .join(CustomerScore, col(CustomerScore.customer_pk) == col(Customer.id))
+            .where(
+                col(CustomerScore.run_id) == run.id,
+                col(Customer.customer_id).in_(list(customer_ids)),
+                live(),
+            )
+        ).all()
+    ]
+
+
+def similar_customers(
+    *, session: Session, run: ModelRun, customer: Customer, limit: int = 5
+) -> tuple[CustomerScore | None, list[ScoredCustomer]]:
+    """Customers who behave like `customer`: same cluster (or segment), nearest RFM scores,
+    then nearest CLV."""
+    own = session.get(CustomerScore, (run.id, customer.id))
+    if own is None:
+        return None, []
+    statement = _scores_of(run).where(col(Customer.id) != customer.id)
+    if own.cluster is not None:
+        statement = statement.where(col(CustomerScore.cluster) == own.cluster)
+    else:
+        statement = statement.where(col(CustomerScore.segment) == own.segment)
+    distance = (
+        func.abs(func.coalesce(col(CustomerScore.r_score), 0) - (own.r_score or 0))
+        + func.abs(func.coalesce(col(CustomerScore.f_score), 0) - (own.f_score or 0))
+        + func.abs(func.coalesce(col(CustomerScore.m_score), 0) - (own.m_score or 0))
+    )
+    clv_gap = func.abs(func.coalesce(col(CustomerScore.clv), 0.0) - (own.clv or 0.0))
+    statement = statement.order_by(distance, clv_gap, col(Customer.customer_id)).limit(limit)
+    return own, _scored(session, statement)
