@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import SQLModel
 
+from crmbot import runs
 from crmbot.cli import common
 from crmbot.core.config import Settings
 from crmbot.core.db import DatabaseUnavailable, connect, make_engine
@@ -244,13 +244,6 @@ def _print_imports(reports: dict[str, ImportReport], seconds: float) -> None:
 
 
 def _train(engine: Engine, settings: Settings, as_of: date) -> None:
-    try:
-        training = importlib.import_module("crmbot.training.pipeline")
-    except ModuleNotFoundError as exc:
-        if exc.name != "crmbot.training.pipeline":
-            raise
-        common.console.print("No models to train in this installation yet; skipped training.")
-        return
     with common.progress_bar() as progress:
         task = progress.add_task("Training", total=None)
 
@@ -262,7 +255,7 @@ def _train(engine: Engine, settings: Settings, as_of: date) -> None:
                 total=event.total,
             )
 
-        result = training.train(engine, settings, as_of, progress=on_stage)
+        result = runs.train(engine, settings, as_of, progress=on_stage)
     seconds = result.timings.get("total", 0.0)
     if result.status == "succeeded":
         common.console.print(
