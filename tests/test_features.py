@@ -12,13 +12,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 from value_data import END, build_company, insert_company, order_row
 
-from crmbot.analytics import base
 from crmbot.analytics.base import RunContext, day_end, load_training_data
-from crmbot.analytics.features import (
+from crmbot.analytics.features import run
+from crmbot.analytics.source import loading as base
+from crmbot.analytics.source.pandas_summary import (
     customer_summary,
     purchase_day_summary,
     purchase_summary,
-    run,
 )
 from crmbot.core.config import Settings
 from crmbot.core.models import Customer, Feedback, Order, OrderLine, Ticket

@@ -78,11 +78,11 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from crmbot.analytics import clv as clv_model
-from crmbot.analytics.base import HASHED_TEXTS, RunContext, StageFailed, TrainingData, day_end
-from crmbot.analytics.database_source import DatabaseSource
-from crmbot.analytics.features import customer_summary
+from crmbot.analytics.base import HASHED_TEXTS, RunContext, StageFailed, TrainingData
 from crmbot.analytics.satisfaction import customer_satisfaction
 from crmbot.analytics.segments import PROSPECTS, SEGMENT_MEANINGS, SEGMENT_ORDER, rfm_scores
+from crmbot.analytics.source import PandasSource, TrainingSource
+from crmbot.analytics.source.pandas_summary import customer_summary
 from crmbot.analytics.text_sentiment import HashedTexts
 from crmbot.core.config import Settings
 
@@ -298,12 +298,15 @@ def no_purchase_label(data: TrainingData, cutoff: date, horizon_days: int) -> pd
     """1 when the customer made no purchase in (cutoff, cutoff + horizon], else 0."""
     if cutoff + timedelta(days=horizon_days) > data.as_of:
         raise ValueError("a label window must end on or before the data's as_of")
-    orders = data.orders
-    start, end = day_end(cutoff), day_end(cutoff + timedelta(days=horizon_days))
-    in_window = (orders["ordered_at"] >= start) & (orders["ordered_at"] < end)
-    bought = orders.loc[in_window & (orders["amount"] >= 0), "customer_pk"].unique()
-    index = data.customers.index
-    return pd.Series((~index.isin(bought)).astype(int), index=index)
+    return labels(data.customers.index, PandasSource(data), cutoff, horizon_days)
+
+
+def labels(
+    customers: pd.Index, source: TrainingSource, cutoff: date, horizon_days: int
+) -> pd.Series:
+    """`no_purchase_label` of these customers, from who bought in the window (`source`)."""
+    bought = source.buyers_between(cutoff, cutoff + timedelta(days=horizon_days))
+    return pd.Series((~customers.isin(bought)).astype(int), index=customers)
 
 
 @dataclass
@@ -316,25 +319,22 @@ class Snapshot:
 
 def snapshot_at(
     data: TrainingData,
+    source: TrainingSource,
     cutoff: date,
     *,
     horizon_days: int,
     seed: int,
     hashed: HashedTexts | None = None,
-    database: DatabaseSource | None = None,
 ) -> Snapshot | None:
     """Features as of `cutoff` (nothing after it), labelled from the window after it.
 
     None when BG/NBD cannot be fitted on what was known then (e.g. no repeat purchase yet).
+    `source`: the run's source narrowed to `data` (a sample of customers); it summarises
+    them as of the cutoff and says who bought after it.
     `hashed`: the run's texts, counted once (see `text_sentiment.HashedTexts`).
-    `database`: the summary and the label from the database (`data` has no orders).
     """
     seen = data.as_of_earlier(cutoff)
-    summary = None
-    if database is not None:
-        # The snapshot is of a sample: the database summarises only its customers.
-        sample = seen.customers.index
-        summary = database.summary(cutoff, among=sample).reindex(sample)
+    summary = source.narrowed(seen).summary()
     try:
         features, facts = features_as_of(
             seen, horizon_days=horizon_days, seed=seed, summary=summary, hashed=hashed
@@ -342,11 +342,7 @@ def snapshot_at(
     except StageFailed as exc:
         log.info("churn snapshot %s left out: %s", cutoff, exc)
         return None
-    if database is None:
-        label = no_purchase_label(data, cutoff, horizon_days).reindex(features.index)
-    else:
-        bought = database.buyers_between(cutoff, cutoff + timedelta(days=horizon_days))
-        label = pd.Series((~features.index.isin(bought)).astype(int), index=features.index)
+    label = labels(features.index, source, cutoff, horizon_days)
     return Snapshot(cutoff=cutoff, features=features, facts=facts, label=label)
 
 
@@ -861,13 +857,13 @@ def train_churn_model(
     horizon_days: int,
     seed: int,
     progress: Callable[[str], None] | None = None,
-    database: DatabaseSource | None = None,
+    source: TrainingSource | None = None,
     hashed: HashedTexts | None = None,
 ) -> ChurnModel:
     """Build snapshots, fit and compare the models, calibrate; raises NotEnoughHistory.
 
-    `database`: each snapshot's summary and labels from the database (`data` has no
-    orders).
+    `source`: where each snapshot's summary and labels come from (None: pandas over
+    `data`'s own orders).
     `hashed`: the run's texts already counted (else they are counted here).
     """
     with _threads():
@@ -876,7 +872,7 @@ def train_churn_model(
             horizon_days=horizon_days,
             seed=seed,
             progress=progress,
-            database=database,
+            source=PandasSource(data) if source is None else source,
             hashed=hashed,
         )
 
@@ -887,18 +883,12 @@ def _train_churn_model(
     horizon_days: int,
     seed: int,
     progress: Callable[[str], None] | None,
-    database: DatabaseSource | None,
+    source: TrainingSource,
     hashed: HashedTexts | None,
 ) -> ChurnModel:
     say = progress or (lambda _message: None)
-    purchases = data.orders[data.orders["amount"] >= 0]
-    if database is None:
-        first = purchases["ordered_at"].min() if not purchases.empty else None
-    else:
-        first = database.first_purchase_at()
-    cutoffs = snapshot_cutoffs(
-        data.as_of, horizon_days, None if first is None or pd.isna(first) else first.date()
-    )
+    first = source.first_purchase_at()
+    cutoffs = snapshot_cutoffs(data.as_of, horizon_days, None if first is None else first.date())
     if len(cutoffs) < 2:
         raise NotEnoughHistory(
             f"churn needs purchases spanning at least {horizon_days + SNAPSHOT_STEP_DAYS} "
@@ -908,11 +898,7 @@ def _train_churn_model(
     # Every comment and ticket is tokenised once; each snapshot looks its rows up.
     if hashed is None:
         hashed = HashedTexts.of(data.feedback, data.tickets)
-    if database is None:
-        known = purchases.loc[purchases["ordered_at"] < day_end(cutoffs[0]), "customer_pk"]
-        buyers = np.unique(known.to_numpy())
-    else:
-        buyers = database.buyers_between(None, cutoffs[0]).to_numpy()
+    buyers = source.buyers_between(None, cutoffs[0]).to_numpy()
     sample = np.random.default_rng(seed).permutation(buyers)
     # No snapshot reads order lines (its features come from orders, tickets and feedback):
     # without them, sampling customers and cutting at each date skip filtering 1.4 million
@@ -921,13 +907,15 @@ def _train_churn_model(
     validation_data = without_lines.for_customers(pd.Index(sample[:VALIDATION_CUSTOMERS]))
     # The training customers are the first of the validation ones.
     training_data = validation_data.for_customers(pd.Index(sample[:TRAINING_CUSTOMERS]))
+    validation_source = source.narrowed(validation_data)
+    training_source = validation_source.narrowed(training_data)
     validation = snapshot_at(
         validation_data,
+        validation_source,
         cutoffs[0],
         horizon_days=horizon_days,
         seed=seed,
         hashed=hashed,
-        database=database,
     )
     if validation is None or not _usable(validation) or validation.label is None:
         seen = 0 if validation is None else len(validation.features)
@@ -943,11 +931,11 @@ def _train_churn_model(
             say(f"snapshot {cutoff}")
             snapshot = snapshot_at(
                 training_data,
+                training_source,
                 cutoff,
                 horizon_days=horizon_days,
                 seed=seed,
                 hashed=hashed,
-                database=database,
             )
             if snapshot is not None and _usable(snapshot):
                 found.append(snapshot)
@@ -1092,7 +1080,7 @@ def run(ctx: RunContext) -> None:
             ctx.data,
             horizon_days=horizon,
             seed=seed,
-            database=ctx.database,
+            source=ctx.source,
             hashed=ctx.cache.get(HASHED_TEXTS),
         )
     except NotEnoughHistory as exc:
@@ -1101,7 +1089,7 @@ def run(ctx: RunContext) -> None:
         ctx.metrics["churn"] = {"trained": False, "note": str(exc)}
         return
 
-    summary = ctx.features if ctx.features is not None else customer_summary(ctx.data)
+    summary = ctx.features if ctx.features is not None else ctx.source.summary()
     with _threads():
         features, facts = features_as_of(
             ctx.data,

@@ -44,8 +44,7 @@ import pandas as pd
 from scipy import linalg, optimize, special
 from threadpoolctl import threadpool_limits
 
-from crmbot.analytics.base import PURCHASE_DAYS, RunContext, StageFailed
-from crmbot.analytics.features import purchase_day_summary, purchase_summary
+from crmbot.analytics.base import RunContext, StageFailed
 
 logger = logging.getLogger(__name__)
 
@@ -643,15 +642,7 @@ def _holdout_check(ctx: RunContext, summary: pd.DataFrame) -> dict[str, Any]:
     """Fit on data up to as_of - HOLDOUT_DAYS; compare predicted and actual repeat purchase
     days in the last HOLDOUT_DAYS for customers who had bought by the calibration date."""
     calibration_day = ctx.data.as_of - timedelta(days=HOLDOUT_DAYS)
-    days = ctx.cache.get(PURCHASE_DAYS)
-    if ctx.database is not None:
-        calibration = ctx.database.purchase_rfm(calibration_day)
-    elif days is not None:
-        calibration = purchase_day_summary(
-            days, ctx.data.customers.index, calibration_day, rfm_only=True
-        )
-    else:
-        calibration = purchase_summary(ctx.data.orders, ctx.data.customers.index, calibration_day)
+    calibration = ctx.source.calibration_summary(calibration_day)
     known = calibration[calibration["frequency"] > 0]
     if known.empty:
         return {"holdout_days": HOLDOUT_DAYS, "note": "no purchases before the holdout period"}

@@ -66,8 +66,10 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from crmbot.analytics.base import PURCHASE_PAIRS, RunContext, StageFailed, TrainingData
-from crmbot.analytics.database_source import DatabaseSource
+from crmbot.analytics.base import PURCHASE_PAIRS, RunContext, TrainingData
+from crmbot.analytics.source import TrainingSource
+from crmbot.analytics.source.frames import no_integers, positions
+from crmbot.analytics.source.pandas_source import purchase_pairs as purchase_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -195,43 +197,14 @@ class InfluenceGraph:
         return len(self.referrer) + len(self.tie_from)
 
 
-def _empty_int() -> np.ndarray:
-    return np.zeros(0, dtype=np.int64)
-
-
-def positions(index: pd.Index, values: Any) -> np.ndarray:
-    """Where each value sits in `index` (-1 when it is not there)."""
-    return np.asarray(index.get_indexer(pd.Index(values)), dtype=np.int64)
-
-
-def customer_spend(data: TrainingData, customers: pd.Index) -> np.ndarray:
-    """Each customer's spend up to as_of, in the order of `customers`."""
-    if data.orders.empty:
-        return np.zeros(len(customers))
-    spend = data.orders.groupby("customer_pk")["amount"].sum()
-    return spend.reindex(customers).fillna(0.0).to_numpy(dtype=float)
-
-
-def _run_spend(ctx: RunContext, customers: pd.Index) -> np.ndarray:
-    """`customer_spend`; from the features stage's summary when `data` holds no orders
-    (purchases less refunds: the sum of every order's amount)."""
-    if ctx.database is None:
-        return customer_spend(ctx.data, customers)
-    if ctx.features is None:
-        raise StageFailed("the influence graph needs the features stage, which did not run")
-    summary = ctx.features.reindex(customers)
-    spend = summary["purchases_total"] - summary["refunds_total"]
-    return spend.fillna(0.0).to_numpy(dtype=float)
-
-
 def _clean_referrals(data: TrainingData, customers: pd.Index) -> tuple[pd.DataFrame, int, int]:
     """Referrals between known customers, one row per pair: (referrer, referred, at)."""
     referrals = data.referrals
     if referrals.empty:
         empty = pd.DataFrame(
             {
-                "referrer": _empty_int(),
-                "referred": _empty_int(),
+                "referrer": no_integers(),
+                "referred": no_integers(),
                 "at": np.zeros(0, dtype="datetime64[ns]"),
             }
         )
@@ -255,128 +228,11 @@ def _clean_referrals(data: TrainingData, customers: pd.Index) -> tuple[pd.DataFr
     return frame.reset_index(drop=True), int(self_referral.sum()), unknown
 
 
-def _spend_after_referral(
-    data: TrainingData, referrals: pd.DataFrame, customers: pd.Index
-) -> np.ndarray:
-    """What each referred customer spent from the referral day on (all of it if undated)."""
-    if referrals.empty or data.orders.empty:
-        return np.zeros(len(referrals))
-    orders = data.orders[["customer_pk", "ordered_at", "amount"]]
-    orders = orders.assign(referred=positions(customers, orders["customer_pk"]))
-    orders = orders[orders["referred"].isin(referrals["referred"])]
-    pairs = referrals.reset_index(names="pair")[["pair", "referred", "at"]]
-    joined = pairs.merge(orders[["referred", "ordered_at", "amount"]], on="referred")
-    # A referral recorded with a date counts the purchases from that day on.
-    since = joined["at"].dt.normalize()
-    joined = joined[since.isna() | (joined["ordered_at"] >= since)]
-    spent = joined.groupby("pair")["amount"].sum()
-    return spent.reindex(range(len(referrals))).fillna(0.0).to_numpy(dtype=float)
-
-
-def _database_spend_after_referral(
-    database: DatabaseSource, referrals: pd.DataFrame, customers: pd.Index
-) -> np.ndarray:
-    """`_spend_after_referral`, the sums made by the database."""
-    if referrals.empty:
-        return np.zeros(0)
-    spent = database.spend_since_referral()
-    # Undated referrals count everything; NaN keys would not match, a day number never -1e9.
-    undated = -1e9
-    asked = pd.DataFrame(
-        {
-            "referred_pk": customers.to_numpy(dtype=np.int64)[referrals["referred"].to_numpy()],
-            "since_day": _day_numbers(referrals["at"]).fillna(undated).to_numpy(),
-        }
-    )
-    spent["since_day"] = spent["since_day"].fillna(undated)
-    joined = asked.merge(spent, on=["referred_pk", "since_day"], how="left")
-    return joined["spend"].fillna(0.0).to_numpy(dtype=float)
-
-
-def _day_numbers(at: pd.Series) -> pd.Series:
-    """Days since 1970-01-01 of each timestamp's date (NaN when undated)."""
-    days = pd.to_datetime(at).dt.normalize().to_numpy(dtype="datetime64[D]")
-    numbers = days.astype(np.int64).astype(float)
-    numbers[np.isnat(days)] = np.nan
-    return pd.Series(numbers)
-
-
-def _rows_of_orders(order_pks: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """Where each wanted order sits among `order_pks` (-1 when absent). Orders load sorted
-    by id, where a binary search needs no hash table of every order."""
-    if len(order_pks) == 0:
-        return np.full(len(wanted), -1, dtype=np.int64)
-    if not np.all(order_pks[1:] > order_pks[:-1]):
-        return positions(pd.Index(order_pks), wanted)
-    at = np.minimum(np.searchsorted(order_pks, wanted), len(order_pks) - 1)
-    return np.where(order_pks[at] == wanted, at, -1)
-
-
-def purchase_pairs(data: TrainingData, customers: pd.Index) -> pd.DataFrame:
-    """One row per (customer, product) bought up to as_of: customer position, product_pk
-    and the first time they bought it, grouped by customer."""
-    columns = {"customer": _empty_int(), "product_pk": _empty_int()}
-    if data.lines.empty or data.orders.empty:
-        return pd.DataFrame({**columns, "first_at": np.zeros(0, dtype="datetime64[ns]")})
-    orders = data.orders
-    order_rows = _rows_of_orders(orders["order_pk"].to_numpy(), data.lines["order_pk"].to_numpy())
-    found = order_rows >= 0
-    order_rows = order_rows[found]
-    # Each order's customer position once (7 million orders), then one lookup per line.
-    order_customer = positions(customers, orders["customer_pk"].to_numpy())
-    customer = order_customer[order_rows]
-    bought = customer >= 0
-    customer = customer[bought]
-    when = orders["ordered_at"].to_numpy(dtype="datetime64[ns]")[order_rows[bought]]
-    del order_rows, order_customer
-    # Codes in product order, so the pairs come sorted by (customer, product_pk) as the
-    # database's `pairs_of_first_purchases` do.
-    codes, products = pd.factorize(data.lines["product_pk"].to_numpy()[found][bought], sort=True)
-    # One integer per (customer, product), 32-bit where it fits; a stable sort groups them,
-    # and the earliest purchase of each group is a reduceat (pandas' groupby took 4x as
-    # long at 10M lines).
-    fits = len(customers) * max(len(products), 1) < np.iinfo(np.int32).max
-    width = np.int32 if fits else np.int64
-    key = customer.astype(width) * max(len(products), 1) + codes.astype(width)
-    del customer, codes
-    order = np.argsort(key, kind="stable")
-    key = key[order]
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else _empty_int()
-    first_at = np.minimum.reduceat(when[order].view(np.int64), starts) if len(key) else _empty_int()
-    return pd.DataFrame(
-        {
-            "customer": (key[starts] // max(len(products), 1)).astype(np.int64),
-            "product_pk": np.asarray(products, dtype=np.int64)[key[starts] % max(len(products), 1)],
-            "first_at": first_at.view("datetime64[ns]"),
-        }
-    )
-
-
-def pairs_of_first_purchases(first: pd.DataFrame, customers: pd.Index) -> pd.DataFrame:
-    """`purchase_pairs` from the database's `DatabaseSource.first_purchases`."""
-    customer = positions(customers, first["customer_pk"].to_numpy())
-    known = customer >= 0
-    product = first["product_pk"].to_numpy(dtype=np.int64)[known]
-    customer = customer[known]
-    order = np.lexsort((product, customer))
-    return pd.DataFrame(
-        {
-            "customer": customer[order],
-            "product_pk": product[order],
-            "first_at": first["first_at"].to_numpy(dtype="datetime64[ns]")[known][order],
-        }
-    )
-
-
 def run_purchase_pairs(ctx: RunContext) -> pd.DataFrame:
-    """The run's `purchase_pairs` over its customers, computed once per run."""
+    """The run's `purchase_pairs` over its customers, asked of its source once per run."""
     pairs = ctx.cache.get(PURCHASE_PAIRS)
     if pairs is None:
-        customers = pd.Index(ctx.scores.index)
-        if ctx.database is None:
-            pairs = purchase_pairs(ctx.data, customers)
-        else:
-            pairs = pairs_of_first_purchases(ctx.database.first_purchases(), customers)
+        pairs = ctx.source.purchase_pairs(pd.Index(ctx.scores.index))
         ctx.cache[PURCHASE_PAIRS] = pairs
     return pairs
 
@@ -393,7 +249,7 @@ def co_purchase_ties(
     who share several products gets the weights added up.
     """
     if pairs.empty or ties_per_product < 1:
-        return _empty_int(), _empty_int(), np.zeros(0)
+        return no_integers(), no_integers(), np.zeros(0)
     customer = pairs["customer"].to_numpy()
     first_at = pairs["first_at"].to_numpy(dtype="datetime64[ns]").view(np.int64)
     product = pairs["product_pk"].to_numpy()
@@ -428,18 +284,15 @@ def co_purchase_ties(
 
 def build_graph(
     data: TrainingData,
+    source: TrainingSource,
     customers: pd.Index,
     spend: np.ndarray,
     pairs: pd.DataFrame | None = None,
-    database: DatabaseSource | None = None,
 ) -> InfluenceGraph:
-    """`pairs`: the customers' `purchase_pairs` when already at hand; `database`: where
-    the spend after each referral is summed when `data` holds no orders."""
+    """`data`'s referrals (loaded), the spend after each (`source`) and co-purchase ties
+    from `pairs`, the customers' `purchase_pairs` (asked of `source` when None)."""
     referrals, self_referrals, unknown = _clean_referrals(data, customers)
-    if database is None:
-        referral_spend = _spend_after_referral(data, referrals, customers)
-    else:
-        referral_spend = _database_spend_after_referral(database, referrals, customers)
+    referral_spend = source.spend_after_referral(referrals, customers)
     buyers = spend > 0
     floor = SPEND_FLOOR_SHARE * (float(spend[buyers].mean()) if buyers.any() else 1.0)
     referrer = referrals["referrer"].to_numpy(dtype=np.int64)
@@ -448,7 +301,7 @@ def build_graph(
     followers = np.ones(len(customers), dtype=bool)
     followers[referred] = False
     if pairs is None:
-        pairs = purchase_pairs(data, customers)
+        pairs = source.purchase_pairs(customers)
     tie_from, tie_to, tie_weight = co_purchase_ties(pairs, followers)
     return InfluenceGraph(
         size=len(customers),
@@ -495,11 +348,7 @@ def _active_customers(ctx: RunContext, customers: pd.Index) -> tuple[np.ndarray,
     """Who counts as still active, and how that was decided (for the run's record)."""
     horizon = ctx.settings.churn_horizon_days
     since = pd.Timestamp(ctx.data.cutoff) - pd.Timedelta(days=horizon)
-    if ctx.database is None:
-        orders = ctx.data.orders
-        recent = pd.Index(orders.loc[orders["ordered_at"] >= since, "customer_pk"].unique())
-    else:
-        recent = ctx.database.customers_ordering_since(since.to_pydatetime())
+    recent = ctx.source.customers_ordering_since(since.to_pydatetime())
     by_recency = customers.isin(recent)
     if "p_alive" in ctx.scores.columns and ctx.scores["p_alive"].notna().any():
         p_alive = pd.to_numeric(ctx.scores["p_alive"], errors="coerce").reindex(customers)
@@ -599,8 +448,8 @@ def _nullable_ints(values: np.ndarray, missing: np.ndarray, index: pd.Index) -> 
 def run(ctx: RunContext) -> None:
     """Fill the influence columns of `ctx.scores` (see the module docstring)."""
     customers = pd.Index(ctx.scores.index)
-    spend = _run_spend(ctx, customers)
-    graph = build_graph(ctx.data, customers, spend, run_purchase_pairs(ctx), ctx.database)
+    spend = ctx.source.customer_spend(customers)
+    graph = build_graph(ctx.data, ctx.source, customers, spend, run_purchase_pairs(ctx))
     active, active_definition = _active_customers(ctx, customers)
     referred, referred_spend, referred_active = referral_counts(graph, active)
     community, community_size = referral_communities(graph, ctx.settings.random_seed)

@@ -53,8 +53,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from crmbot.analytics.base import RunContext, TrainingData, day_end
-from crmbot.analytics.graph import purchase_pairs, run_purchase_pairs
+from crmbot.analytics.base import RunContext, TrainingData
+from crmbot.analytics.graph import run_purchase_pairs
+from crmbot.analytics.source.frames import day_end
+from crmbot.analytics.source.pandas_source import purchase_pairs
 
 logger = logging.getLogger(__name__)
 

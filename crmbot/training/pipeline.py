@@ -37,11 +37,12 @@ from crmbot.analytics.base import (
     RunContext,
     StageFailed,
     TrainingData,
-    load_training_data,
     read_frame,
 )
-from crmbot.analytics.database_source import DatabaseSource
-from crmbot.analytics.sql_summary import summary_in_database
+from crmbot.analytics.source import open_source, table_row_counts
+
+# How the run's setting picks where the orders are grouped (read through this module).
+from crmbot.analytics.source.sql_summary import summary_in_database as summary_in_database
 from crmbot.core.config import Settings
 from crmbot.core.models import CustomerScore
 
@@ -137,18 +138,12 @@ def fit(
     total_steps = step_count(stages)
     notify(StageEvent("load", "start", 1, total_steps))
     t0 = time.perf_counter()
-    database = (
-        DatabaseSource(engine, as_of)
-        if summary_in_database(engine, settings.summary_in_database)
-        else None
-    )
-    data = load_training_data(engine, as_of, with_orders=database is None)
+    data, source = open_source(engine, settings, as_of)
     # The frames' millions of strings live as long as the run: the garbage collector
     # need not walk them at every full collection the stages set off.
     gc.freeze()
-    row_counts.update(_data_counts(data, database))
-    ctx = RunContext.start(data, settings, previous_scores=previous)
-    ctx.database = database
+    row_counts.update(table_row_counts(data, source))
+    ctx = RunContext.start(data, settings, previous_scores=previous, source=source)
     timings["load"] = time.perf_counter() - t0
     notify(StageEvent("load", "done", 1, total_steps, timings["load"]))
 
@@ -223,18 +218,6 @@ def challenger_verdict(
         if objection:
             return f"{name}: {objection}"
     return None
-
-
-def _data_counts(data: TrainingData, database: DatabaseSource | None) -> dict[str, int]:
-    return {
-        "customers": len(data.customers),
-        "orders": len(data.orders) if database is None else database.order_count(),
-        "order_lines": len(data.lines) if database is None else database.order_line_count(),
-        "products": len(data.products),
-        "tickets": len(data.tickets),
-        "feedback": len(data.feedback),
-        "referrals": len(data.referrals),
-    }
 
 
 def previous_scores(engine: Engine, run_id: int) -> pd.DataFrame:

@@ -13,8 +13,8 @@ database does the grouping. What comes back:
 * each customer's first purchase of each product (what the graph's co-purchase ties and the
   rules read) — one row per (customer, product), not per order line.
 
-Each answer equals what the pandas code computes from the loaded orders (the training tests
-run both ways and compare every score).
+Each answer equals the pandas source's (`pandas_source.PandasSource`), computed from the
+loaded orders: the training tests run both ways and compare every score.
 """
 
 from __future__ import annotations
@@ -27,8 +27,14 @@ import pandas as pd
 from sqlalchemy import Table, func, or_, select
 from sqlalchemy.engine import Engine
 
-from crmbot.analytics.base import day_end, read_frame
-from crmbot.analytics.sql_summary import day_number, sql_customer_summary, sql_purchase_rfm
+from crmbot.analytics.source.frames import day_end, positions
+from crmbot.analytics.source.loading import read_frame
+from crmbot.analytics.source.sql_summary import (
+    day_number,
+    sql_customer_summary,
+    sql_purchase_rfm,
+)
+from crmbot.analytics.source.training_data import TrainingData
 from crmbot.core.models import Order, OrderLine, Referral
 
 ORDERS = cast(Table, Order.__table__).c  # type: ignore[attr-defined]
@@ -37,24 +43,37 @@ REFERRALS = cast(Table, Referral.__table__).c  # type: ignore[attr-defined]
 
 
 class DatabaseSource:
-    """The grouped answers of one training run as of `as_of` (nothing dated after it)."""
+    """The grouped answers of one training run as of `as_of` (nothing dated after it), of
+    every customer or only those `among` (a sample: see `narrowed`)."""
 
-    def __init__(self, engine: Engine, as_of: date) -> None:
+    def __init__(self, engine: Engine, as_of: date, *, among: pd.Index | None = None) -> None:
         self.engine = engine
         self.as_of = as_of
+        self.among = among
+        self.cache: dict[str, Any] = {}
+        self._summary: pd.DataFrame | None = None
+
+    def narrowed(self, data: TrainingData) -> DatabaseSource:
+        self._check(data.as_of)
+        return DatabaseSource(self.engine, data.as_of, among=data.customers.index)
 
     # -- summaries -----------------------------------------------------------------------
 
-    def summary(self, as_of: date, *, among: pd.Index | None = None) -> pd.DataFrame:
-        """`features.customer_summary` as of `as_of` (see `sql_customer_summary`), of
-        every customer or only those `among` (a sample)."""
-        self._check(as_of)
-        sample = None if among is None else among.to_numpy(dtype=np.int64)
-        return sql_customer_summary(self.engine, as_of, among=sample)
+    def summary(self) -> pd.DataFrame:
+        """`sql_customer_summary` as of the source's day; asked once (`customer_spend`
+        reads it again)."""
+        if self._summary is None:
+            if self.among is None:
+                self._summary = sql_customer_summary(self.engine, self.as_of)
+            else:
+                sample = self.among.to_numpy(dtype=np.int64)
+                summary = sql_customer_summary(self.engine, self.as_of, among=sample)
+                self._summary = summary.reindex(self.among)
+        return self._summary
 
-    def purchase_rfm(self, as_of: date) -> pd.DataFrame:
-        """The BG/NBD columns as of an earlier `as_of` for the run's customers (see
-        `sql_purchase_rfm`): the CLV holdout's calibration."""
+    def calibration_summary(self, as_of: date) -> pd.DataFrame:
+        """`sql_purchase_rfm`: the BG/NBD columns as of the earlier `as_of`, without the
+        window functions of the whole summary."""
         self._check(as_of)
         return sql_purchase_rfm(self.engine, as_of, customers_on=self.as_of)
 
@@ -86,8 +105,7 @@ class DatabaseSource:
     # -- who bought when -----------------------------------------------------------------
 
     def buyers_between(self, after: date | None, until: date) -> pd.Index:
-        """Customers with a purchase (amount >= 0) in the days (after, until], ascending;
-        `after` None: every day up to `until`."""
+        """Of every customer, not only those `among`: a sample looks its own up in them."""
         self._check(until)
         window = [ORDERS.ordered_at < day_end(until), ORDERS.amount >= 0]
         if after is not None:
@@ -96,7 +114,6 @@ class DatabaseSource:
         return self._customer_index(statement).sort_values()
 
     def customers_ordering_since(self, since: datetime) -> pd.Index:
-        """Customers with any order (refunds too) from `since` up to as_of."""
         statement = (
             select(ORDERS.customer_pk)
             .where(ORDERS.ordered_at >= since, ORDERS.ordered_at < self._end())
@@ -104,7 +121,30 @@ class DatabaseSource:
         )
         return self._customer_index(statement)
 
-    # -- referrals and products ----------------------------------------------------------
+    # -- spend ---------------------------------------------------------------------------
+
+    def customer_spend(self, customers: pd.Index) -> np.ndarray:
+        """Purchases less refunds from the summary: the sum of every order's amount."""
+        summary = self.summary().reindex(customers)
+        spend = summary["purchases_total"] - summary["refunds_total"]
+        return spend.fillna(0.0).to_numpy(dtype=float)
+
+    def spend_after_referral(self, referrals: pd.DataFrame, customers: pd.Index) -> np.ndarray:
+        """The sums made by the database (`spend_since_referral`), looked up per referral."""
+        if referrals.empty:
+            return np.zeros(0)
+        spent = self.spend_since_referral()
+        # Undated referrals count everything; NaN keys would not match, a day number never -1e9.
+        undated = -1e9
+        asked = pd.DataFrame(
+            {
+                "referred_pk": customers.to_numpy(dtype=np.int64)[referrals["referred"].to_numpy()],
+                "since_day": _day_numbers(referrals["at"]).fillna(undated).to_numpy(),
+            }
+        )
+        spent["since_day"] = spent["since_day"].fillna(undated)
+        joined = asked.merge(spent, on=["referred_pk", "since_day"], how="left")
+        return joined["spend"].fillna(0.0).to_numpy(dtype=float)
 
     def spend_since_referral(self) -> pd.DataFrame:
         """Per referred customer and referral day (NaN: undated), what they spent from that
@@ -134,10 +174,15 @@ class DatabaseSource:
         frame = read_frame(self.engine, statement, ["referred_pk", "since_day", "spend"])
         return frame.astype({"referred_pk": np.int64, "since_day": float, "spend": float})
 
+    # -- products ------------------------------------------------------------------------
+
+    def purchase_pairs(self, customers: pd.Index) -> pd.DataFrame:
+        return pairs_of_first_purchases(self.first_purchases(), customers)
+
     def first_purchases(self) -> pd.DataFrame:
         """Each (customer, product) bought up to as_of and the first time: columns
-        customer_pk, product_pk, first_at — what `graph.purchase_pairs` groups order
-        lines into."""
+        customer_pk, product_pk, first_at — what `pandas_source.purchase_pairs` groups
+        order lines into."""
         statement = (
             select(ORDERS.customer_pk, LINES.product_pk, func.min(ORDERS.ordered_at))
             .join_from(OrderLine, Order, ORDERS.id == LINES.order_pk)
@@ -173,4 +218,25 @@ class DatabaseSource:
         return pd.Index(frame["customer_pk"].to_numpy(dtype=np.int64), name="customer_pk")
 
 
-__all__ = ["DatabaseSource"]
+def pairs_of_first_purchases(first: pd.DataFrame, customers: pd.Index) -> pd.DataFrame:
+    """`pandas_source.purchase_pairs` from `DatabaseSource.first_purchases`."""
+    customer = positions(customers, first["customer_pk"].to_numpy())
+    known = customer >= 0
+    product = first["product_pk"].to_numpy(dtype=np.int64)[known]
+    customer = customer[known]
+    order = np.lexsort((product, customer))
+    return pd.DataFrame(
+        {
+            "customer": customer[order],
+            "product_pk": product[order],
+            "first_at": first["first_at"].to_numpy(dtype="datetime64[ns]")[known][order],
+        }
+    )
+
+
+def _day_numbers(at: pd.Series) -> pd.Series:
+    """Days since 1970-01-01 of each timestamp's date (NaN when undated)."""
+    days = pd.to_datetime(at).dt.normalize().to_numpy(dtype="datetime64[D]")
+    numbers = days.astype(np.int64).astype(float)
+    numbers[np.isnat(days)] = np.nan
+    return pd.Series(numbers)

@@ -1,8 +1,8 @@
-"""The per-customer summary (`features.customer_summary`) computed by the database.
+"""The per-customer summary (`pandas_summary.customer_summary`) computed by the database.
 
 `sql_customer_summary(engine, as_of)` returns the same frame as
 `customer_summary(load_training_data(engine, as_of))` — same index, same columns, same
-definitions (see `crmbot.analytics.features`) — but the grouping happens in SQL: the
+definitions (see `pandas_summary`) — but the grouping happens in SQL: the
 database aggregates orders into purchase days and purchase days, tickets and feedback into
 one row per customer, and Python receives one row per customer instead of every order. On a
 server (PostgreSQL, MariaDB) that is the difference between shipping ten million order rows
@@ -16,7 +16,8 @@ the hours between two timestamps. Window functions (`lag`, `row_number`) need SQ
 PostgreSQL 8.4+ or MariaDB 10.2+.
 
 What stays in pandas is arithmetic on columns of one row per customer (ratios, rates,
-clipping), written exactly as in `features` so the two agree.
+clipping), written exactly as in `pandas_summary` so the two agree (the trend rates are one
+shared function, `trends.add_rate_trends`).
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-from crmbot.analytics.base import day_end, read_frame
-from crmbot.analytics.features import TREND_WINDOW_DAYS, add_rate_trends
+from crmbot.analytics.source.frames import day_end, days_since_epoch, midnights
+from crmbot.analytics.source.loading import read_frame
+from crmbot.analytics.source.trends import TREND_WINDOW_DAYS, add_rate_trends
 from crmbot.core.models import Customer, Feedback, Order, Ticket
 
 # The tables' columns (Core, so the expressions are typed as SQL, not as model fields).
@@ -177,10 +179,6 @@ def _among(engine: Engine, customers: np.ndarray | None) -> Among:
     if len(wanted) > MAX_LISTED_CUSTOMERS:
         return _everyone
     return lambda column: column.in_(wanted)
-
-
-def _as_of_day(as_of: date) -> int:
-    return int(np.datetime64(as_of, "D").astype(np.int64))
 
 
 def _customers_statement(end: Any, among: Among) -> Any:
@@ -333,14 +331,6 @@ def _counts(frame: pd.DataFrame, index: pd.Index, column: str) -> pd.Series:
     return frame[column].astype(np.int64).reindex(index, fill_value=0).astype(np.int64)
 
 
-def _dates(days: pd.Series) -> pd.Series:
-    values = days.to_numpy(dtype=float)
-    out = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[ns]")
-    known = ~np.isnan(values)
-    out[known] = values[known].astype(np.int64).astype("datetime64[D]").astype("datetime64[ns]")
-    return pd.Series(out, index=days.index)
-
-
 # ---------------------------------------------------------------------------------------
 # The summary
 
@@ -368,16 +358,16 @@ def sql_customer_summary(
     customers_on: date | None = None,
     among: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """`features.customer_summary` as of `as_of`, aggregated by the database.
+    """`pandas_summary.customer_summary` as of `as_of`, aggregated by the database.
 
     One row per customer who exists on `as_of` (not erased, signed up by then), index
-    `customer_pk` in ascending order, the columns and definitions of `features`.
+    `customer_pk` in ascending order, the columns and definitions of `pandas_summary`.
     `customers_on`: a later day whose customers to summarise instead (the CLV holdout
     summarises today's customers as of its calibration day). `among`: only these
     customers (a sample).
     """
     end = day_end(as_of)
-    as_of_day = _as_of_day(as_of)
+    as_of_day = days_since_epoch(as_of)
     window_start = as_of_day - TREND_WINDOW_DAYS + 1
     who = end if customers_on is None else day_end(customers_on)
     only = _among(engine, among)
@@ -411,7 +401,7 @@ def sql_purchase_rfm(engine: Engine, as_of: date, *, customers_on: date) -> pd.D
     and the number of purchase days, no window functions (the CLV holdout's calibration
     summary: 0.4 s at 100k customers on PostgreSQL where the whole summary takes 1.6 s)."""
     end = day_end(as_of)
-    as_of_day = _as_of_day(as_of)
+    as_of_day = days_since_epoch(as_of)
     day = day_number(ORDERS.ordered_at)
     days = (
         select(
@@ -453,8 +443,8 @@ def _purchases(
     summary["recency_days"] = (as_of_day - last).astype(float)
     summary["t_x_days"] = (last - first).astype(float)
     summary["age_days"] = (as_of_day - first).astype(float)
-    summary["first_purchase_day"] = _dates(first)
-    summary["last_purchase_day"] = _dates(last)
+    summary["first_purchase_day"] = midnights(first)
+    summary["last_purchase_day"] = midnights(last)
 
     total = _floats(days, index, "purchases_total", 0.0)
     repeat_spend = total - _floats(days, index, "first_day_spend", 0.0)
@@ -490,13 +480,14 @@ def _purchases(
         before_span=before_span,
     )
 
-    # After the day columns, in the order `features` writes them (same column order).
+    # After the day columns, in the order `pandas_summary` writes them (same column order).
     refunds_total = _floats(orders, index, "refunds_total", 0.0)
     summary["refunds_total"] = refunds_total
     summary["refunds_count"] = _counts(orders, index, "refunds_count")
     summary["total_spend"] = (total - refunds_total).clip(lower=0.0)
     summary["orders_count"] = _counts(orders, index, "orders_count")
-    # Nanoseconds, as `features` gives (pandas may parse driver datetimes as microseconds).
+    # Nanoseconds, as `pandas_summary` gives (pandas may parse driver datetimes as
+    # microseconds).
     last_order_at = pd.to_datetime(orders["last_order_at"]).astype("datetime64[ns]")
     summary["last_order_at"] = last_order_at.reindex(index)
 
