@@ -62,7 +62,7 @@ if str(TESTS) not in sys.path:
 from slack_fake import SlackFake  # noqa: E402
 from slack_requests import command_body, signed_headers  # noqa: E402
 
-from crmbot.chat.commandkit import money  # noqa: E402
+from crmbot.reply.format import money  # noqa: E402
 
 SECRET = "load-signing-secret-0123456789"
 TOKEN = "xoxb-0000-load-test-token"

@@ -8,7 +8,7 @@ a table, and — for "compare X by Y" — a bar chart.
 
 from __future__ import annotations
 
-from crmbot import queries
+from crmbot import queries, runs
 from crmbot.ask.execute import Answer, AskError, execute, load_vocabulary
 from crmbot.ask.explain import explanation
 from crmbot.ask.llm import LLMUnavailable, translate
@@ -17,17 +17,15 @@ from crmbot.ask.query import ENTITY_LABELS, GROUP_LABELS, StructuredQuery, field
 from crmbot.ask.suggest import EXAMPLES, not_understood
 from crmbot.chat.commandkit import (
     Resolved,
-    active_run,
-    clip,
     no_model_reply,
     owner_identities,
-    percent,
     resolve_customer,
     visible_owners,
 )
 from crmbot.chat.registry import Request, command
 from crmbot.core.db import read_session
 from crmbot.reply import Button, Chart, Reply, Table
+from crmbot.reply.format import clip, percent
 
 USAGE = "ask <question in your own words>"
 
@@ -143,7 +141,7 @@ def _offer_reply(request: Request, query: StructuredQuery) -> Reply:
         found = resolve_customer(session, request, reference, usage=USAGE)
         if not isinstance(found, Resolved):
             return found
-        run = active_run(session)
+        run = runs.active_run(session=session)
         if run is None:
             return no_model_reply(request)
         card = queries.customer_card(session=session, customer=found.customer, run=run)

@@ -5,22 +5,21 @@ from __future__ import annotations
 from rapidfuzz import fuzz, process, utils
 from sqlalchemy.orm import Session
 
-from crmbot import queries
+from crmbot import queries, runs
 from crmbot.chat.commandkit import (
-    active_run,
-    clip,
     count_arg,
-    money,
     no_model_reply,
     owner_identities,
-    percent,
     usage_reply,
     visible_owners,
 )
 from crmbot.chat.registry import Request, command
 from crmbot.core.db import read_session
 from crmbot.core.models import ModelRun
-from crmbot.reply import Button, Reply, Table
+from crmbot.reply import Button, Reply
+from crmbot.reply.format import clip, money
+from crmbot.reply.rows import AT_RISK_LIST
+from crmbot.reply.rows import table as rows_table
 
 USAGE = "at-risk [N] [segment | region | mine]"
 DEFAULT_COUNT = 10
@@ -37,7 +36,7 @@ def at_risk_command(request: Request) -> Reply:
     count, words = count_arg(request.args, default=DEFAULT_COUNT, maximum=MAX_COUNT)
     filter_text = " ".join(words)
     with read_session(request.engine) as session:
-        run = active_run(session)
+        run = runs.active_run(session=session)
         if run is None:
             return no_model_reply(request)
         owners = visible_owners(request)
@@ -68,22 +67,7 @@ def at_risk_command(request: Request) -> Reply:
             text=f"No accounts at risk in {described} in the current model.",
             outcome="ok",
         )
-    table = Table(
-        columns=["#", "Customer", "Segment", "CLV", "Churn", "At risk", "Top reason"],
-        rows=[
-            [
-                str(rank),
-                f"{clip(row.customer.name or row.customer.customer_id, 24)} "
-                f"({row.customer.customer_id})",
-                clip(row.score.segment, 20),
-                money(row.score.clv),
-                percent(row.score.churn_risk),
-                money(row.score.value_at_risk),
-                clip((row.score.churn_reasons or ["—"])[0], 48),
-            ]
-            for rank, row in enumerate(rows, start=1)
-        ],
-    )
+    table = rows_table(rows, AT_RISK_LIST)
     total = sum(row.score.value_at_risk or 0.0 for row in rows)
     buttons = [
         Button(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from crmbot import queries
-from crmbot.chat.commandkit import clip, count_arg, usage_reply
+from crmbot.chat.commandkit import count_arg, usage_reply
 from crmbot.chat.registry import Request, command
 from crmbot.core.db import read_session
 from crmbot.reply import Reply, Table
+from crmbot.reply.format import clip
 
 USAGE = "audit [N]"
 

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from crmbot import queries
-from crmbot.chat.commandkit import (
-    Resolved,
-    active_run,
-    clip,
-    money,
-    number,
-    percent,
-    resolve_customer,
-)
+from crmbot import queries, runs
+from crmbot.chat.commandkit import Resolved, resolve_customer
 from crmbot.chat.registry import Request, command
 from crmbot.core.db import read_session
 from crmbot.core.models import CustomerScore
 from crmbot.reply import Button, Reply
+from crmbot.reply.format import clip, money, number, percent
 
 USAGE = "customer <id | email | name>"
 
@@ -35,7 +28,7 @@ def customer_command(request: Request) -> Reply:
         if not isinstance(found, Resolved):
             return found
         card = queries.customer_card(
-            session=session, customer=found.customer, run=active_run(session)
+            session=session, customer=found.customer, run=runs.active_run(session=session)
         )
     return render_card(card, request)
 

@@ -1,7 +1,8 @@
-"""`/crm help`: the command list, written from each command's docstring."""
+"""`/crm help`: the commands the asker may run, written from each command's docstring."""
 
 from __future__ import annotations
 
+from crmbot.chat.dispatch import access_denial
 from crmbot.chat.registry import Request, command, find_command, load_commands
 from crmbot.reply import Reply
 
@@ -20,8 +21,10 @@ def help_command(request: Request) -> Reply:
         return Reply(
             title=f"{prefix} {cmd.name}", text=f"`{prefix} {cmd.usage}`\n\n{cmd.description}"
         )
+    # The same check that guards running a command decides what is listed.
+    allowed = [cmd for cmd in commands.values() if access_denial(cmd, request) is None]
     lines = []
-    for cmd in commands.values():
+    for cmd in allowed:
         admin = " _(admin)_" if cmd.admin_only else ""
         lines.append(f"`{prefix} {cmd.usage}` — {cmd.help}{admin}")
     return Reply(

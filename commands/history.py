@@ -6,10 +6,11 @@ from collections import OrderedDict
 from datetime import date, datetime
 
 from crmbot import queries
-from crmbot.chat.commandkit import Resolved, clip, money, resolve_customer
+from crmbot.chat.commandkit import Resolved, resolve_customer
 from crmbot.chat.registry import Request, command
 from crmbot.core.db import read_session
 from crmbot.reply import Button, Chart, Reply, Table
+from crmbot.reply.format import clip, money
 
 USAGE = "history <id | email | name>"
 MONTHS = 24

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from crmbot import queries
-from crmbot.chat.commandkit import (
-    active_run,
-    clip,
-    count_arg,
-    money,
-    no_model_reply,
-    number,
-    usage_reply,
-)
+from crmbot import queries, runs
+from crmbot.chat.commandkit import count_arg, no_model_reply, usage_reply
 from crmbot.chat.registry import Request, command
 from crmbot.core.db import read_session
-from crmbot.reply import Button, Reply, Table
+from crmbot.reply import Button, Reply
+from crmbot.reply.format import clip
+from crmbot.reply.rows import INFLUENCER_LIST
+from crmbot.reply.rows import table as rows_table
 
 USAGE = "influencers [N]"
 
@@ -30,7 +25,7 @@ def influencers_command(request: Request) -> Reply:
     if rest:
         return usage_reply(request, USAGE, f"I only take a number here, not '{clip(rest[0])}'.")
     with read_session(request.engine) as session:
-        run = active_run(session)
+        run = runs.active_run(session=session)
         if run is None:
             return no_model_reply(request)
         rows = queries.influencers(session=session, run=run, limit=count)
@@ -39,21 +34,10 @@ def influencers_command(request: Request) -> Reply:
             title="Influencers",
             text="No customer has measurable influence yet (no referrals in the data).",
         )
-    table = Table(
-        columns=["#", "Customer", "Influence", "Referred", "Active", "Referred spend", "Community"],
-        rows=[
-            [
-                str(row.score.influence_rank or rank),
-                f"{clip(row.customer.name or row.customer.customer_id, 24)} "
-                f"({row.customer.customer_id})",
-                number(row.score.influence, 2),
-                f"{row.score.referred_customers:,}",
-                f"{row.score.referred_active:,}",
-                money(row.score.referred_spend),
-                f"{row.score.community_size:,}" if row.score.community_size else "—",
-            ]
-            for rank, row in enumerate(rows, start=1)
-        ],
+    table = rows_table(
+        rows,
+        INFLUENCER_LIST,
+        ranks=[row.score.influence_rank or rank for rank, row in enumerate(rows, start=1)],
     )
     return Reply(
         title=f"Top {len(rows)} influencers",

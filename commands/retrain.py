@@ -6,9 +6,10 @@ import logging
 from datetime import date
 from typing import TYPE_CHECKING
 
-from crmbot.chat.commandkit import clip, usage_reply
+from crmbot.chat.commandkit import usage_reply
 from crmbot.chat.registry import Request, command
 from crmbot.reply import Reply
+from crmbot.reply.format import clip
 
 if TYPE_CHECKING:
     from crmbot.runs import RunResult

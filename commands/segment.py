@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from rapidfuzz import fuzz, process, utils
 
-from crmbot import queries
-from crmbot.chat.commandkit import (
-    active_run,
-    clip,
-    count_arg,
-    money,
-    no_model_reply,
-    percent,
-    usage_reply,
-    visible_owners,
-)
+from crmbot import queries, runs
+from crmbot.chat.commandkit import count_arg, no_model_reply, usage_reply, visible_owners
 from crmbot.chat.registry import Request, command
 from crmbot.core.db import read_session
 from crmbot.reply import Button, Chart, Reply, Table
+from crmbot.reply.format import clip, money, percent
+from crmbot.reply.rows import SEGMENT_MEMBERS
+from crmbot.reply.rows import table as rows_table
 
 USAGE = "segment [name] [N]"
 TOP_CUSTOMERS = 10
@@ -35,7 +29,7 @@ def segment_command(request: Request) -> Reply:
     count, words = count_arg(request.args, default=TOP_CUSTOMERS, maximum=50)
     name = " ".join(words)
     with read_session(request.engine) as session:
-        run = active_run(session)
+        run = runs.active_run(session=session)
         if run is None:
             return no_model_reply(request)
         if name:
@@ -127,20 +121,7 @@ def _one_segment(
     moved_in: int,
     moved_out: int,
 ) -> Reply:
-    table = Table(
-        columns=["#", "Customer", "CLV", "Churn", "Last order", "Owner"],
-        rows=[
-            [
-                str(rank),
-                f"{clip(m.customer.name or m.customer.customer_id, 24)} ({m.customer.customer_id})",
-                money(m.score.clv),
-                percent(m.score.churn_risk),
-                f"{m.score.last_order_at:%Y-%m-%d}" if m.score.last_order_at else "—",
-                clip(m.customer.owner, 20) or "—",
-            ]
-            for rank, m in enumerate(members, start=1)
-        ],
-    )
+    table = rows_table(members, SEGMENT_MEMBERS)
     return Reply(
         title=f"Segment {segment} — top {len(members)} by CLV",
         text=f"Since the previous model: {moved_in:,} moved in, {moved_out:,} moved out.",

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from crmbot import queries
-from crmbot.chat.commandkit import (
-    Resolved,
-    active_run,
-    clip,
-    money,
-    no_model_reply,
-    percent,
-    resolve_customer,
-)
+from crmbot import queries, runs
+from crmbot.chat.commandkit import Resolved, no_model_reply, resolve_customer
 from crmbot.chat.registry import Request, command
 from crmbot.core.db import read_session
-from crmbot.reply import Button, Reply, Table
+from crmbot.reply import Button, Reply
+from crmbot.reply.format import clip
+from crmbot.reply.rows import SIMILAR_LIST, rfm
+from crmbot.reply.rows import table as rows_table
 
 USAGE = "similar <id | email | name>"
 
@@ -27,7 +22,7 @@ def similar_command(request: Request) -> Reply:
     or of a lost one (who might follow).
     """
     with read_session(request.engine) as session:
-        run = active_run(session)
+        run = runs.active_run(session=session)
         if run is None:
             return no_model_reply(request)
         found = resolve_customer(session, request, request.text, usage=USAGE)
@@ -53,23 +48,10 @@ def similar_command(request: Request) -> Reply:
             text=f"No other customer shares {basis}.",
             customer_ids=[customer.customer_id],
         )
-    table = Table(
-        columns=["Customer", "Segment", "RFM", "CLV", "Churn"],
-        rows=[
-            [
-                f"{clip(r.customer.name or r.customer.customer_id, 24)} ({r.customer.customer_id})",
-                clip(r.score.segment, 20),
-                f"{r.score.r_score or '-'}{r.score.f_score or '-'}{r.score.m_score or '-'}",
-                money(r.score.clv),
-                percent(r.score.churn_risk),
-            ]
-            for r in rows
-        ],
-    )
+    table = rows_table(rows, SIMILAR_LIST)
     return Reply(
         title=f"Customers similar to {name} ({customer.customer_id})",
-        text=f"Same {basis}; closest RFM scores (theirs: "
-        f"{own.r_score or '-'}{own.f_score or '-'}{own.m_score or '-'}), then closest CLV.",
+        text=f"Same {basis}; closest RFM scores (theirs: {rfm(own)}), then closest CLV.",
         table=table,
         buttons=[Button("Customer card", "crm_customer", customer.customer_id)],
         customer_ids=[customer.customer_id] + [r.customer.customer_id for r in rows],

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from crmbot import queries
-from crmbot.chat.commandkit import (
-    Resolved,
-    active_run,
-    clip,
-    money,
-    no_model_reply,
-    number,
-    percent,
-    resolve_customer,
-)
+from crmbot import queries, runs
+from crmbot.chat.commandkit import Resolved, no_model_reply, resolve_customer
 from crmbot.chat.registry import Request, command
 from crmbot.core.db import read_session
 from crmbot.reply import Button, Reply
+from crmbot.reply.format import clip, money, number, percent
 
 USAGE = "why <id | email | name>"
 
@@ -28,7 +20,7 @@ def why_command(request: Request) -> Reply:
     RFM segment, and the pieces of the CLV estimate.
     """
     with read_session(request.engine) as session:
-        run = active_run(session)
+        run = runs.active_run(session=session)
         if run is None:
             return no_model_reply(request)
         found = resolve_customer(session, request, request.text, usage=USAGE)

@@ -1,5 +1,6 @@
 """What chat commands share: finding a customer from what was typed, whose book a user may
-see, the active model, and formatting numbers the same way everywhere.
+see, the replies every command gives the same way (no model yet, usage), and counts typed
+among other words. Numbers are formatted by `crmbot.reply.format`.
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
-from crmbot import queries, runs
+from crmbot import queries
 from crmbot.chat.registry import Request
-from crmbot.core.models import Customer, ModelRun
+from crmbot.core.models import Customer
 from crmbot.reply import Reply
+from crmbot.reply.format import clip
 
 T = TypeVar("T")
-
-MAX_NAME_CHARS = 28
 
 
 def owner_identities(request: Request) -> list[str]:
@@ -97,37 +97,6 @@ def _details(candidate: queries.Candidate) -> str:
     """What tells two same-named customers apart: company, region, owner."""
     parts = [p for p in (candidate.company, candidate.region, candidate.owner) if p]
     return f" ({', '.join(parts)})" if parts else ""
-
-
-def active_run(session: Session) -> ModelRun | None:
-    return runs.active_run(session=session)
-
-
-def clip(text: str | None, limit: int = MAX_NAME_CHARS) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def money(value: float | None) -> str:
-    if value is None:
-        return "—"
-    if value == 0:
-        return "0"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    return f"{value:,.2f}"
-
-
-def percent(value: float | None, digits: int = 0) -> str:
-    if value is None:
-        return "—"
-    return f"{value * 100:.{digits}f}%"
-
-
-def number(value: float | None, digits: int = 1) -> str:
-    if value is None:
-        return "—"
-    return f"{value:,.{digits}f}"
 
 
 def count_arg(args: Iterable[str], *, default: int, maximum: int) -> tuple[int, list[str]]:

@@ -1,5 +1,8 @@
 """One path for every chat request, whatever the transport: parse, check access, run the
 command, audit. Errors a user can cause come back as sentences, never as tracebacks.
+
+Access is decided here and nowhere else (`access_denial`): transports never re-check, and
+`/crm help` asks the same function which commands to list.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.engine import Engine
 
-from crmbot.chat.registry import Command, Request, find_command, load_commands
+from crmbot.chat.registry import Command, Request, find_command, load_commands, load_views
 from crmbot.core import audit
 from crmbot.core.config import Settings
 from crmbot.core.db import DatabaseUnavailable
+from crmbot.digests import Poster
 from crmbot.reply import Reply
 
 log = logging.getLogger(__name__)
@@ -82,10 +86,12 @@ def access_denial(command: Command, request: Request) -> str | None:
 class Dispatcher:
     """Runs chat text as a command for a user; shared by the Slack and shell transports."""
 
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    def __init__(self, engine: Engine, settings: Settings, poster: Poster | None = None) -> None:
         self.engine = engine
         self.settings = settings
+        self.poster = poster
         self.commands = load_commands()
+        self.views = load_views()
 
     def build_request(
         self,
@@ -108,9 +114,36 @@ class Dispatcher:
             transport=transport,
             share=parsed.share,
             is_admin=self.settings.is_admin(user_id),
+            poster=self.poster,
             **extra,  # type: ignore[arg-type]
         )
         return request, find_command(parsed.command, self.commands)
+
+    def may_run(self, command: Command, request: Request) -> bool:
+        """Whether `request`'s asker may run `command` (help lists only those)."""
+        return access_denial(command, request) is None
+
+    def show(
+        self,
+        view_name: str,
+        *,
+        user_id: str,
+        channel_id: str | None = None,
+        transport: str = "shell",
+        request_id: str | None = None,
+        **extra: object,
+    ) -> Reply:
+        """Build the registered view `view_name` (e.g. the App Home) for a user: the same
+        access check, error handling and audit as a typed command."""
+        started = time.perf_counter()
+        request, _ = self.build_request(
+            "", user_id=user_id, channel_id=channel_id, transport=transport, **extra
+        )
+        request = replace(request, command=view_name)
+        view = self.views[view_name]
+        reply = self.run(request, view)
+        self._audit(request, view_name, reply, started, request_id)
+        return reply
 
     def handle(
         self,

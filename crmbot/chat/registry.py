@@ -7,6 +7,10 @@
 
 The docstring's first line is the help text; `admin_only=True` restricts it to admins and
 is enforced in one place, `crmbot.chat.dispatch`.
+
+A *view* (`@view("app-home")`) is registered the same way and runs through the same
+dispatcher — access check, audit — but is opened by a transport (Slack's App Home tab),
+not typed: it is not in `/crm help` and no text finds it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from crmbot.core.config import Settings
+    from crmbot.digests import Poster
     from crmbot.reply import Reply
 
 
@@ -48,6 +53,8 @@ class Request:
     # (Slack: users.info email and handle), so "mine" matches customers whose `owner` is
     # the account manager's email or handle rather than their user id.
     user_aliases: tuple[str, ...] = ()
+    # Delivers digests when a command sends one now (`/crm schedule run`); None without Slack.
+    poster: Poster | None = None
 
 
 Handler = Callable[[Request], "Reply"]
@@ -73,6 +80,7 @@ class Command:
 
 
 _COMMANDS: dict[str, Command] = {}
+_VIEWS: dict[str, Command] = {}
 
 
 def command(
@@ -97,12 +105,32 @@ def command(
     return register
 
 
-def load_commands(package: str = "commands") -> dict[str, Command]:
-    """Import every module of `package` once, so their `@command`s register."""
+def view(name: str, *, admin_only: bool = False) -> Callable[[Handler], Handler]:
+    """Register a view: a Reply a transport shows without being asked in words."""
+
+    def register(handler: Handler) -> Handler:
+        _VIEWS[name] = Command(name=name, usage="", handler=handler, admin_only=admin_only)
+        return handler
+
+    return register
+
+
+def _import_all(package: str) -> None:
     module = importlib.import_module(package)
     for info in pkgutil.iter_modules(module.__path__, prefix=f"{package}."):
         importlib.import_module(info.name)
+
+
+def load_commands(package: str = "commands") -> dict[str, Command]:
+    """Import every module of `package` once, so their `@command`s register."""
+    _import_all(package)
     return dict(sorted(_COMMANDS.items()))
+
+
+def load_views(package: str = "commands") -> dict[str, Command]:
+    """The `@view`s registered by the modules of `package` (imported once)."""
+    _import_all(package)
+    return dict(sorted(_VIEWS.items()))
 
 
 def find_command(name: str, commands: dict[str, Command]) -> Command | None:

@@ -36,6 +36,22 @@ class Chart:
     y_label: str = ""
 
 
+@dataclass(frozen=True)
+class Item:
+    """One entry of a section: a line of text and, optionally, the button beside it."""
+
+    text: str
+    button: Button | None = None
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled list of items (the App Home's "Most at risk", "Top value")."""
+
+    title: str
+    items: list[Item]
+
+
 @dataclass
 class Reply:
     title: str
@@ -44,6 +60,7 @@ class Reply:
     table: Table | None = None
     buttons: list[Button] = field(default_factory=list)
     chart: Chart | None = None
+    sections: list[Section] = field(default_factory=list)
     # Only the asker sees it (Slack: ephemeral). A shared reply is masked of PII.
     private: bool = True
     # The reply carries emails or phone numbers; the transport masks them when shared.

@@ -42,6 +42,13 @@ def render(reply: Reply, *, chart_path: Path | None = None) -> str:
         parts.append(
             "\n".join(f"{label.ljust(width)} : {_plain(value)}" for label, value in reply.fields)
         )
+    for section in reply.sections:
+        lines = [section.title]
+        for item in section.items:
+            text = _plain(item.text).replace("*", "").replace("\n", "\n    ")
+            button = f"  [{item.button.label}]" if item.button is not None else ""
+            lines.append(f"  • {text}{button}")
+        parts.append("\n".join(lines))
     if reply.table:
         parts.append(render_table(reply.table.columns, reply.table.rows))
     if chart_path is not None:

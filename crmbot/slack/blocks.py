@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from crmbot.core.privacy import mask_pii
-from crmbot.reply import Button, Reply, Table
+from crmbot.reply import Button, Item, Reply, Section, Table
 
 MAX_BLOCKS = 50
 MAX_HOME_BLOCKS = 100
@@ -188,6 +188,7 @@ def render_blocks(reply: Reply, *, shared: bool = False) -> list[Block]:
     for start in range(0, len(reply.fields), MAX_FIELDS):
         fields = [_field(label, value, clean) for label, value in reply.fields[start:][:MAX_FIELDS]]
         body.append({"type": "section", "fields": fields})
+    body += _section_blocks(reply.sections, clean)
     tail: list[Block] = []
     actions = _buttons(reply.buttons, clean)
     if actions is not None:
@@ -231,6 +232,35 @@ def message(reply: Reply, *, shared: bool = False) -> dict[str, Any]:
     }
 
 
+def _section_blocks(sections: Sequence[Section], clean: _Text) -> list[Block]:
+    """Titled lists whose rows may each carry a button (e.g. "Why?")."""
+    blocks: list[Block] = []
+    for section in sections:
+        blocks.append({"type": "divider"})
+        blocks.append(_section(fit(f"*{clean(section.title)}*", MAX_SECTION_TEXT)))
+        for item in section.items:
+            block = _section(fit(clean(item.text), MAX_SECTION_TEXT))
+            if item.button is not None:
+                actions = _buttons([item.button], clean)
+                assert actions is not None
+                block["accessory"] = actions["elements"][0]
+            blocks.append(block)
+    return blocks
+
+
+def home(reply: Reply) -> dict[str, Any]:
+    """The App Home view for a Reply (the registered `app-home` view, or why not)."""
+    return home_view(
+        title=reply.title or "crmbot",
+        sections=[
+            (section.title, [(item.text, item.button) for item in section.items])
+            for section in reply.sections
+        ],
+        context=reply.footer or reply.text,
+        intro=reply.text if reply.footer else "",
+    )
+
+
 def home_view(
     *,
     title: str,
@@ -250,14 +280,11 @@ def home_view(
     ]
     if intro:
         blocks += _paragraph_sections(clean(intro))
-    for heading, rows in sections:
-        blocks.append({"type": "divider"})
-        blocks.append(_section(fit(f"*{clean(heading)}*", MAX_SECTION_TEXT)))
-        for text, button in rows:
-            block = _section(fit(clean(text), MAX_SECTION_TEXT))
-            if button is not None:
-                actions = _buttons([button], clean)
-                assert actions is not None
-                block["accessory"] = actions["elements"][0]
-            blocks.append(block)
+    blocks += _section_blocks(
+        [
+            Section(heading, [Item(text, button) for text, button in rows])
+            for heading, rows in sections
+        ],
+        clean,
+    )
     return {"type": "home", "blocks": blocks[:MAX_HOME_BLOCKS]}

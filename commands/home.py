@@ -1,0 +1,77 @@
+"""The App Home: an account manager's own book — their accounts most at risk, their most
+valuable ones, and how fresh the model is. A view: Slack opens it with the Home tab."""
+
+from __future__ import annotations
+
+from crmbot import queries, runs
+from crmbot.chat.commandkit import owner_identities
+from crmbot.chat.registry import Request, view
+from crmbot.core.db import read_session
+from crmbot.reply import Button, Item, Reply, Section
+from crmbot.reply.format import money
+from crmbot.reply.rows import home_line
+
+HOME_ROWS = 5
+
+
+@view("app-home")
+def app_home(request: Request) -> Reply:
+    """Your book: your accounts most at risk, your most valuable ones, the model's age."""
+    prefix = request.settings.slash_command
+    with read_session(request.engine) as session:
+        book = queries.owner_book(
+            session=session, owners=owner_identities(request), limit=HOME_ROWS
+        )
+    if book.run is None:
+        return Reply(
+            title="Your book",
+            text=f"An admin can train one with `{prefix} retrain`.",
+            footer="No model has been trained yet.",
+            outcome="not_found",
+        )
+    age = runs.age_days(book.run, today=request.today)
+    if not book.customers:
+        intro = (
+            "No customers list you as their owner yet (the CRM `owner` field holds your "
+            f"Slack user id or email). Everyone's accounts: `{prefix} at-risk`."
+        )
+    else:
+        intro = (
+            f"You look after *{book.customers:,}* customers: CLV {money(book.total_clv)}, "
+            f"value at risk {money(book.value_at_risk)}."
+        )
+    sections = []
+    if book.at_risk:
+        sections.append(
+            Section(
+                "Most at risk",
+                [
+                    Item(
+                        home_line(r, with_risk=True),
+                        Button("Why?", "crm_why", r.customer.customer_id),
+                    )
+                    for r in book.at_risk
+                ],
+            )
+        )
+    if book.top_value:
+        sections.append(
+            Section(
+                "Top value",
+                [
+                    Item(
+                        home_line(r, with_risk=False),
+                        Button("Open", "crm_customer", r.customer.customer_id),
+                    )
+                    for r in book.top_value
+                ],
+            )
+        )
+    ids = [r.customer.customer_id for r in book.at_risk + book.top_value]
+    return Reply(
+        title="Your book",
+        text=intro,
+        sections=sections,
+        customer_ids=list(dict.fromkeys(ids)),
+        footer=f"Model run {book.run.id} · data as of {book.run.as_of:%Y-%m-%d} ({age} days old)",
+    )
