@@ -6,25 +6,12 @@ import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from crmbot import scheduler
 from crmbot.chat.registry import Request, command
 from crmbot.core.clock import utc_now
 from crmbot.core.cron import CronError, parse_cron
 from crmbot.reply import Reply, Table
-from crmbot.scheduler import (
-    JOBS,
-    SYNC_SECONDS,
-    JobSchedule,
-    JobSpec,
-    effective_schedule,
-    effective_schedules,
-    find_job,
-    live_scheduler,
-    reset_override,
-    run_job_now,
-    save_override,
-    stored_next_runs,
-    sync_jobs,
-)
+from crmbot.scheduler import SYNC_SECONDS, JobSchedule, JobSpec
 
 USAGE = (
     'schedule [set JOB "CRON" | channel JOB #channel | pause JOB | resume JOB | run JOB '
@@ -55,7 +42,7 @@ def schedule_command(request: Request) -> Reply:
         return _usage(request, f"I don't know `schedule {action[:20]}`.")
     if len(request.args) < 2:
         return _usage(request, f"Which job? One of: {JOB_NAMES}.")
-    spec = find_job(request.args[1])
+    spec = scheduler.find_job(request.args[1])
     if spec is None:
         return _usage(request, f"There is no job '{request.args[1][:40]}'. Jobs: {JOB_NAMES}.")
     rest = request.args[2:]
@@ -68,13 +55,15 @@ def schedule_command(request: Request) -> Reply:
     if action == "run":
         return _run(request, spec)
     if action == "reset":
-        changed = reset_override(request.engine, spec.job_id)
+        changed = scheduler.reset_override(request.engine, spec.job_id)
         applied = _apply(request)
         if not changed:
             return Reply(title="", text=f"`{spec.job_id}` already follows the settings.")
         return _confirm(request, spec, "is back to the schedule in the settings", applied)
     paused = action == "pause"
-    save_override(request.engine, spec.job_id, by=request.user_id, now=utc_now(), paused=paused)
+    scheduler.save_override(
+        request.engine, spec.job_id, by=request.user_id, now=utc_now(), paused=paused
+    )
     applied = _apply(request)
     return _confirm(request, spec, "is paused" if paused else "is running again", applied)
 
@@ -85,15 +74,11 @@ def _usage(request: Request, problem: str) -> Reply:
 
 def _apply(request: Request) -> bool:
     """Apply saved changes to the scheduler in this process; False when there is none."""
-    scheduler = live_scheduler()
-    if scheduler is None:
-        return False
-    sync_jobs(scheduler, request.engine, request.settings)
-    return True
+    return scheduler.apply_changes(request.engine, request.settings)
 
 
 def _confirm(request: Request, spec: JobSpec, what: str, applied: bool) -> Reply:
-    schedule = effective_schedule(request.engine, request.settings, spec.job_id)
+    schedule = scheduler.effective_schedule(request.engine, request.settings, spec.job_id)
     where = (
         "Applied to the running scheduler."
         if applied
@@ -114,7 +99,9 @@ def _set(request: Request, spec: JobSpec, cron: str) -> Reply:
         parse_cron(cron, request.settings.timezone)
     except CronError as problem:
         return Reply.usage(f"{problem}")
-    save_override(request.engine, spec.job_id, by=request.user_id, now=utc_now(), cron=cron)
+    scheduler.save_override(
+        request.engine, spec.job_id, by=request.user_id, now=utc_now(), cron=cron
+    )
     applied = _apply(request)
     return _confirm(request, spec, f"now runs at `{cron}`", applied)
 
@@ -130,7 +117,9 @@ def _channel(request: Request, spec: JobSpec, rest: list[str]) -> Reply:
             "channel's details).",
         )
     channel = match.group(1) or match.group(2)
-    save_override(request.engine, spec.job_id, by=request.user_id, now=utc_now(), channel=channel)
+    scheduler.save_override(
+        request.engine, spec.job_id, by=request.user_id, now=utc_now(), channel=channel
+    )
     applied = _apply(request)
     return _confirm(request, spec, f"now posts to channel {channel}", applied)
 
@@ -138,8 +127,12 @@ def _channel(request: Request, spec: JobSpec, rest: list[str]) -> Reply:
 def _run(request: Request, spec: JobSpec) -> Reply:
     if request.progress is not None:
         request.progress(f"Running `{spec.job_id}` now…")
-    result = run_job_now(
-        spec.job_id, request.engine, request.settings, requested_by=request.user_id
+    result = scheduler.run_job_now(
+        spec.job_id,
+        request.engine,
+        request.settings,
+        requested_by=request.user_id,
+        poster=request.poster,
     )
     outcome = {"ok": "ok", "skipped": "ok", "failed": "error"}[result.status]
     return Reply(title="", text=result.message.removeprefix(":warning: "), outcome=outcome)
@@ -148,30 +141,17 @@ def _run(request: Request, spec: JobSpec) -> Reply:
 def _next_run(request: Request, schedule: JobSchedule) -> str:
     if schedule.paused:
         return "none (paused)"
-    tz = ZoneInfo(request.settings.timezone)
-    moment = None
-    scheduler = live_scheduler()
-    if scheduler is not None:
-        job = scheduler.get_job(schedule.job_id)
-        moment = job.next_run_time if job is not None else None
-    if moment is None:
-        moment = stored_next_runs(request.engine).get(schedule.job_id)
-    if moment is None:
-        try:
-            trigger = parse_cron(schedule.cron, request.settings.timezone)
-        except CronError:
-            return "—"
-        moment = trigger.get_next_fire_time(None, datetime.now(tz))
+    moment = scheduler.next_run_time(request.engine, request.settings, schedule)
     if moment is None:
         return "—"
-    shown = moment.astimezone(tz).strftime("%a %Y-%m-%d %H:%M %Z")
+    shown = moment.astimezone(ZoneInfo(request.settings.timezone)).strftime("%a %Y-%m-%d %H:%M %Z")
     if moment < datetime.now(UTC) - timedelta(minutes=5):
         shown += " (overdue: is a scheduler running?)"
     return shown
 
 
 def _list(request: Request) -> Reply:
-    schedules = effective_schedules(request.engine, request.settings)
+    schedules = scheduler.effective_schedules(request.engine, request.settings)
     rows = []
     for schedule in schedules:
         override = schedule.override
@@ -192,7 +172,7 @@ def _list(request: Request) -> Reply:
         )
     here = (
         "The scheduler runs in this process."
-        if live_scheduler() is not None
+        if scheduler.runs_here()
         else "No scheduler runs in this process; the one that does (crmbot run or crmbot "
         f"scheduler) picks changes up within {SYNC_SECONDS} s."
     )
@@ -205,5 +185,5 @@ def _list(request: Request) -> Reply:
             columns=["Job", "Schedule", "Channel", "State", "Next run", "Changed by"], rows=rows
         ),
         footer=f"`{request.settings.slash_command} schedule set|channel|pause|resume|run|reset "
-        f"JOB` — jobs: {', '.join(JOBS)}.",
+        f"JOB` — jobs: {', '.join(scheduler.JOBS)}.",
     )

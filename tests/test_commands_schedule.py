@@ -17,11 +17,11 @@ from crmbot.chat.dispatch import Dispatcher
 from crmbot.core.config import Settings
 from crmbot.core.db import make_engine, read_session, upgrade
 from crmbot.core.models import ScheduleOverride
-from crmbot.digests import slack_client
 from crmbot.reply import Reply
 from crmbot.runs.lock import acquire_training_lock
 from crmbot.scheduler import start_scheduler, stop_scheduler
 from crmbot.shell.text import render
+from crmbot.slack.delivery import configured_poster, slack_poster
 
 
 @pytest.fixture
@@ -51,7 +51,9 @@ def db(tmp_path: Path) -> Iterator[Engine]:
 
 
 def ask(engine: Engine, settings: Settings, text: str, user: str = "UADMIN") -> Reply:
-    return Dispatcher(engine, settings).handle(text, user_id=user, channel_id="D1")
+    # As `crmbot shell` builds it: with SLACK_BOT_TOKEN set, digests can be posted.
+    dispatcher = Dispatcher(engine, settings, configured_poster(engine, settings))
+    return dispatcher.handle(text, user_id=user, channel_id="D1")
 
 
 def override(engine: Engine, job_id: str) -> ScheduleOverride | None:
@@ -171,8 +173,8 @@ def test_run_retrain_while_one_runs_says_so(db: Engine, admin_settings: Settings
 def test_changes_reach_a_scheduler_running_in_this_process(
     db: Engine, admin_settings: Settings
 ) -> None:
-    client = slack_client(admin_settings, interval=FixedValueRetryIntervalCalculator(0.01))
-    scheduler = start_scheduler(admin_settings, db, client, paused=True)
+    poster = slack_poster(db, admin_settings, interval=FixedValueRetryIntervalCalculator(0.01))
+    scheduler = start_scheduler(admin_settings, db, poster, paused=True)
     try:
         reply = ask(db, admin_settings, '/crm schedule set retrain "45 4 * * *"')
         assert "Applied to the running scheduler" in reply.text

@@ -24,16 +24,15 @@ from crmbot.digests import (
     AT_RISK,
     AT_RISK_DM,
     INFLUENCERS,
-    SLACK_RETRIES,
     STALE_PENDING,
     DigestOutcome,
     digest_key,
     digest_period,
     local_day,
     send_digest,
-    slack_client,
 )
 from crmbot.shell.text import render
+from crmbot.slack.delivery import SLACK_RETRIES, SlackPoster, slack_poster
 
 DAY1 = datetime(2026, 6, 29, 8, 0)  # a Monday, 08:00 UTC
 DAY2 = DAY1 + timedelta(days=1)
@@ -53,9 +52,11 @@ def digest_settings(settings: Settings, slack: SlackFake) -> Settings:
     )
 
 
-def fast_client(settings: Settings) -> WebClient:
+def fast_poster(engine: Engine, settings: Settings) -> SlackPoster:
     # Real retry handlers; only the back-off between 5xx/connection retries is shortened.
-    return slack_client(settings, interval=FixedValueRetryIntervalCalculator(0.01), timeout=5)
+    return slack_poster(
+        engine, settings, interval=FixedValueRetryIntervalCalculator(0.01), timeout=5
+    )
 
 
 @pytest.fixture
@@ -80,7 +81,7 @@ def send(
     **kwargs: object,
 ) -> DigestOutcome:
     return send_digest(
-        engine, settings, fast_client(settings), kind, CHANNEL, clock=lambda: at, **kwargs
+        engine, settings, fast_poster(engine, settings), kind, CHANNEL, clock=lambda: at, **kwargs
     )
 
 
@@ -294,10 +295,10 @@ def test_a_timeout_is_retried(
     engine: Engine, digest_settings: Settings, scored: dict[str, int], slack: SlackFake
 ) -> None:
     slack.script("chat.postMessage", Reply(500, delay=1.5))
-    client = slack_client(
-        digest_settings, interval=FixedValueRetryIntervalCalculator(0.01), timeout=1
+    poster = slack_poster(
+        engine, digest_settings, interval=FixedValueRetryIntervalCalculator(0.01), timeout=1
     )
-    outcome = send_digest(engine, digest_settings, client, AT_RISK, CHANNEL, clock=lambda: DAY1)
+    outcome = send_digest(engine, digest_settings, poster, AT_RISK, CHANNEL, clock=lambda: DAY1)
     assert outcome.status == "posted", outcome.describe()
     assert len(slack.calls("chat.postMessage")) == 2
     assert len(slack.messages(CHANNEL)) == 1

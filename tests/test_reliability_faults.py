@@ -31,9 +31,9 @@ from crmbot import queries, runs
 from crmbot.core.config import Settings
 from crmbot.core.db import make_engine, read_session, upgrade
 from crmbot.core.models import CustomerScore, DigestLog, ModelRun
-from crmbot.digests import slack_client
 from crmbot.runs import train
 from crmbot.scheduler import SchedulerRuntime, run_job_now, run_retrain
+from crmbot.slack.delivery import slack_poster
 
 MONDAY_RETRAIN = datetime(2026, 1, 5, 2, 0, 5)  # the nightly slot (0 2 * * *), Monday
 LEASE_SECONDS = 60  # short, so "after the lease" is a minute of injected clock
@@ -68,7 +68,7 @@ KILLED_RETRAIN = textwrap.dedent(
 
     settings = Settings(_env_file=None, database_url=url, training_lock_lease_seconds=lease)
     runtime = SchedulerRuntime(
-        engine=engine, settings=settings, client=None,
+        engine=engine, settings=settings, poster=None,
         clock=lambda: datetime.fromisoformat(started), holder="nightly retrain",
     )
     run_retrain(runtime, scheduled=True)
@@ -123,8 +123,8 @@ def test_a_retrain_killed_mid_write_loses_nothing_and_the_day_goes_on(
             "clv_margin": 1.0,
         }
     )
-    client = slack_client(
-        night_settings, interval=FixedValueRetryIntervalCalculator(0.01), timeout=5
+    poster = slack_poster(
+        engine, night_settings, interval=FixedValueRetryIntervalCalculator(0.01), timeout=5
     )
     sunday = train(engine, night_settings, END, clock=lambda: MONDAY_RETRAIN - timedelta(days=1))
     assert sunday.activated, sunday.error
@@ -195,7 +195,7 @@ def test_a_retrain_killed_mid_write_loses_nothing_and_the_day_goes_on(
             engine,
             night_settings,
             requested_by="scheduler",
-            client=client,
+            poster=poster,
             clock=lambda: moment,
         ).status
 
@@ -206,7 +206,7 @@ def test_a_retrain_killed_mid_write_loses_nothing_and_the_day_goes_on(
     # closes the dead run (its committed chunk goes with it) and goes live.
     tuesday = MONDAY_RETRAIN + timedelta(days=1)
     runtime = SchedulerRuntime(
-        engine=engine, settings=night_settings, client=client, clock=lambda: tuesday
+        engine=engine, settings=night_settings, poster=poster, clock=lambda: tuesday
     )
     nightly = run_retrain(runtime, scheduled=True)
     assert nightly.status == "ok", nightly.message

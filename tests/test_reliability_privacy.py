@@ -29,6 +29,7 @@ from crmbot.core.config import Settings
 from crmbot.core.db import make_engine
 from crmbot.core.privacy import EMAIL_PATTERN, PHONE_PATTERN, contains_pii
 from crmbot.slack.app import build_app
+from crmbot.slack.delivery import slack_poster
 
 SECRET = "test-signing-secret"
 LLM_KEY = "sk-test-llm-key-0123456789abcdef"
@@ -148,9 +149,9 @@ def test_a_session_of_commands_and_digests_leaks_no_pii_and_no_secret(
     time.sleep(0.3)
 
     # -- the scheduled digests -----------------------------------------------------------
-    digest_client = digests.slack_client(session_settings, timeout=5)
+    poster = slack_poster(engine, session_settings, timeout=5)
     for kind, channel in ((digests.AT_RISK, "CRISK"), (digests.INFLUENCERS, "CINFL")):
-        outcome = digests.send_digest(engine, session_settings, digest_client, kind, channel)
+        outcome = digests.send_digest(engine, session_settings, poster, kind, channel)
         assert outcome.ok, outcome.describe()
     assert slack.messages("CRISK") and slack.messages("CINFL")
     owner_dms = [

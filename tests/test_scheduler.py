@@ -16,7 +16,6 @@ from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_SUBMITTED, JobEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 from scored_data import add_customers, add_run, book
 from slack_fake import SlackFake
-from slack_sdk import WebClient
 from slack_sdk.http_retry import FixedValueRetryIntervalCalculator
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
@@ -25,7 +24,6 @@ from crmbot.core.config import Settings
 from crmbot.core.cron import CronError, parse_cron
 from crmbot.core.db import make_engine, read_session, upgrade, write_session
 from crmbot.core.models import ActiveRun, ModelRun
-from crmbot.digests import slack_client
 from crmbot.runs.lock import acquire_training_lock
 from crmbot.scheduler import (
     JOBS,
@@ -43,6 +41,7 @@ from crmbot.scheduler import (
     stop_scheduler,
     sync_jobs,
 )
+from crmbot.slack.delivery import SlackPoster, slack_poster
 
 RUN_DAY = datetime(2026, 6, 29, 2, 0)  # the injected "now" of job runs (naive UTC)
 
@@ -75,8 +74,10 @@ def file_engine(tmp_path: Path) -> Iterator[Engine]:
     engine.dispose()
 
 
-def fast_client(settings: Settings) -> WebClient:
-    return slack_client(settings, interval=FixedValueRetryIntervalCalculator(0.01), timeout=5)
+def fast_poster(engine: Engine, settings: Settings) -> SlackPoster:
+    return slack_poster(
+        engine, settings, interval=FixedValueRetryIntervalCalculator(0.01), timeout=5
+    )
 
 
 @pytest.fixture
@@ -97,7 +98,7 @@ def start(
     holder: str | None = None,
 ) -> BackgroundScheduler:
     scheduler = start_scheduler(
-        settings, engine, fast_client(settings), clock=clock, holder=holder, paused=True
+        settings, engine, fast_poster(engine, settings), clock=clock, holder=holder, paused=True
     )
     schedulers.append(scheduler)
     return scheduler
@@ -347,7 +348,11 @@ def test_two_schedulers_firing_the_same_slot_train_once(
     def fire(holder: str) -> None:
         _bind_runtime(
             SchedulerRuntime(
-                storage_engine, sched_settings, fast_client(sched_settings), lambda: RUN_DAY, holder
+                storage_engine,
+                sched_settings,
+                fast_poster(storage_engine, sched_settings),
+                lambda: RUN_DAY,
+                holder,
             )
         )
         barrier.wait(timeout=10)
@@ -459,14 +464,14 @@ def test_every_job_can_run_now(
     file_engine: Engine, sched_settings: Settings, slack: SlackFake
 ) -> None:
     scored(file_engine)
-    client = fast_client(sched_settings)
+    poster = fast_poster(file_engine, sched_settings)
     for job_id, channel in (("at-risk-digest", "CRISK"), ("influencer-digest", "CINFL")):
         result = run_job_now(
             job_id,
             file_engine,
             sched_settings,
             requested_by="UADMIN",
-            client=client,
+            poster=poster,
             clock=lambda: RUN_DAY,
         )
         assert result.status == "ok", result.message

@@ -47,14 +47,12 @@ def register(app: typer.Typer) -> None:
         redact.install(common.secret_values(settings))
         engine = common.engine()
 
-        from slack_bolt.error import BoltError
-
-        from crmbot.slack.app import build_app
+        from crmbot.slack.app import SlackRefused, build_app
         from crmbot.slack.http import serve_http, serve_socket_mode
 
         try:
             bolt_app = build_app(settings, engine)
-        except BoltError as exc:
+        except SlackRefused as exc:
             common.fail(
                 f"Slack refused the bot token ({exc}). Check SLACK_BOT_TOKEN "
                 "(Slack app -> OAuth & Permissions -> Bot User OAuth Token)."
@@ -62,8 +60,10 @@ def register(app: typer.Typer) -> None:
         running_scheduler = None
         if scheduler:
             from crmbot.scheduler import start_scheduler, stop_scheduler
+            from crmbot.slack.delivery import slack_poster
 
-            running_scheduler = start_scheduler(settings, engine, bolt_app.client)
+            poster = slack_poster(engine, settings, bolt_app.client)
+            running_scheduler = start_scheduler(settings, engine, poster)
         try:
             if socket_mode:
                 common.console.print("crmbot: connecting to Slack in Socket Mode")

@@ -34,6 +34,7 @@ def register(app: typer.Typer) -> None:
         """
         from crmbot.core.cron import CronError
         from crmbot.scheduler import start_scheduler, stop_scheduler
+        from crmbot.slack.delivery import configured_poster
 
         settings = common.settings()
         engine = common.engine()
@@ -51,7 +52,7 @@ def register(app: typer.Typer) -> None:
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
         try:
-            running = start_scheduler(settings, engine)
+            running = start_scheduler(settings, engine, configured_poster(engine, settings))
         except (CronError, ValueError, KeyError) as exc:
             common.fail(f"the schedule in the settings is not valid: {exc}")
         for job in sorted(running.get_jobs(jobstore="default"), key=lambda j: j.id):
@@ -87,9 +88,10 @@ def send(
     ),
 ) -> None:
     """Post a digest now (once per period), or print it with --dry-run."""
-    from crmbot.digests import send_digest, slack_client
+    from crmbot.digests import send_digest
     from crmbot.scheduler import effective_schedule
     from crmbot.shell.text import render
+    from crmbot.slack.delivery import configured_poster
 
     digest_kind = DIGEST_KINDS.get(kind.lower(), "")
     if not digest_kind:
@@ -103,13 +105,13 @@ def send(
             "no channel: give --channel C0123ABCD, or set CRMBOT_AT_RISK_CHANNEL / "
             "CRMBOT_INFLUENCER_CHANNEL (or /crm schedule channel)"
         )
-    client = None
+    poster = None
     if not dry_run:
-        if not settings.slack_bot_token:
+        poster = configured_poster(engine, settings)
+        if poster is None:
             common.fail("SLACK_BOT_TOKEN is not set, so nothing can be posted (try --dry-run)")
-        client = slack_client(settings)
     outcome = send_digest(
-        engine, settings, client, digest_kind, target, period=period or None, dry_run=dry_run
+        engine, settings, poster, digest_kind, target, period=period or None, dry_run=dry_run
     )
     if outcome.status == "dry_run" and outcome.reply is not None:
         typer.echo(render(outcome.reply))

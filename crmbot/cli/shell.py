@@ -17,6 +17,8 @@ def register(app: typer.Typer) -> None:
         """Chat with crmbot locally: `/crm help`. Reads commands from stdin when piped."""
         from crmbot.chat.dispatch import Dispatcher
         from crmbot.shell.repl import run_shell
+        from crmbot.slack.delivery import configured_poster
 
         engine = common.engine()
-        run_shell(Dispatcher(engine, common.settings()), user_id=user)
+        settings = common.settings()
+        run_shell(Dispatcher(engine, settings, configured_poster(engine, settings)), user_id=user)

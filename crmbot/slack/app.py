@@ -37,19 +37,19 @@ from pathlib import Path
 from typing import Any
 
 from slack_bolt import Ack, App, BoltRequest, Respond
+from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.engine import Engine
 
-from crmbot import queries, runs
-from crmbot.chat.commandkit import clip, money, percent
-from crmbot.chat.dispatch import Dispatcher, access_denial, parse
+from crmbot.chat.dispatch import Dispatcher, parse
 from crmbot.chat.registry import find_command
 from crmbot.core import audit, redact
 from crmbot.core.config import Settings
-from crmbot.core.db import DatabaseUnavailable, read_session
-from crmbot.reply import Button, Reply
+from crmbot.core.db import DatabaseUnavailable
+from crmbot.reply import Reply
 from crmbot.slack import blocks
+from crmbot.slack.delivery import slack_poster
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ MIN_PROGRESS_INTERVAL_SECONDS = 2.0
 # (benchmarks/run.py, concurrency 20: 16 threads, ack p99 125-165 ms; 4, 80-90 ms). Scale out
 # with replicas, not threads.
 LISTENER_THREADS = 4
-HOME_ROWS = 5
+HOME_VIEW = "app-home"
 
 
 class RequestLedger:
@@ -156,7 +156,8 @@ class SlackBot:
         self.today = today or (lambda: datetime.now(UTC).date())
         self.engine = engine
         self.client = client
-        self.dispatcher = Dispatcher(engine, settings)
+        # `/crm schedule run` posts digests through the same Web API as the replies.
+        self.dispatcher = Dispatcher(engine, settings, slack_poster(engine, settings, client))
         self.ledger = RequestLedger(engine)
         self.directory = UserDirectory(client)
 
@@ -186,7 +187,7 @@ class SlackBot:
             channel_id=body.get("channel_id"),
             transport="slack",
         )
-        if cmd is not None and cmd.slow and access_denial(cmd, request) is None:
+        if cmd is not None and cmd.slow and self.dispatcher.may_run(cmd, request):
             ack(
                 text=f"Working on `{cmd.name}` — this takes a while; progress and the "
                 "result will appear here."
@@ -307,112 +308,20 @@ class SlackBot:
         request_id = _request_id("home", body.get("event_id"), request)
         if not user_id or not self.ledger.claim(request_id, retry=_is_retry(request)):
             return
-        started = time.perf_counter()
-        view, outcome, customer_ids = self._home_view(user_id)
+        # The App Home is a registered view: built through the dispatcher (access check,
+        # audit) from the same read side as the commands; here it is only rendered.
+        reply = self.dispatcher.show(
+            HOME_VIEW,
+            user_id=user_id,
+            transport="slack",
+            request_id=request_id,
+            today=self.today(),
+            user_aliases=self.directory.aliases(user_id),
+        )
         try:
-            self.client.views_publish(user_id=user_id, view=view)
+            self.client.views_publish(user_id=user_id, view=blocks.home(reply))
         except (SlackApiError, SlackClientError, OSError) as exc:
             log.warning("views.publish for %s failed: %s", user_id, exc)
-            outcome = "error"
-        try:
-            audit.record(
-                self.engine,
-                transport="slack",
-                user_id=user_id,
-                channel_id=None,
-                command="app-home",
-                arguments="",
-                outcome=outcome,
-                customer_ids=customer_ids,
-                duration_ms=(time.perf_counter() - started) * 1000,
-                request_id=request_id,
-            )
-        except DatabaseUnavailable:
-            log.warning("audit skipped: database unreachable")
-
-    def _home_view(self, user_id: str) -> tuple[dict[str, Any], str, list[str]]:
-        prefix = self.settings.slash_command
-        if not self.settings.is_admin(user_id) and (
-            self.settings.allowed_users and user_id not in self.settings.allowed_users
-        ):
-            return (
-                blocks.home_view(
-                    title="crmbot",
-                    sections=[],
-                    context="You are not on crmbot's list of users.",
-                    intro="An admin can add you (CRMBOT_ALLOWED_USERS).",
-                ),
-                "denied",
-                [],
-            )
-        owners = [user_id, *self.directory.aliases(user_id)]
-        try:
-            with read_session(self.engine) as session:
-                book = queries.owner_book(session=session, owners=owners, limit=HOME_ROWS)
-        except DatabaseUnavailable:
-            return (
-                blocks.home_view(
-                    title="Your book",
-                    sections=[],
-                    context=DatabaseUnavailable.user_message,
-                ),
-                "error",
-                [],
-            )
-        if book.run is None:
-            return (
-                blocks.home_view(
-                    title="Your book",
-                    sections=[],
-                    context="No model has been trained yet.",
-                    intro=f"An admin can train one with `{prefix} retrain`.",
-                ),
-                "not_found",
-                [],
-            )
-        age = runs.age_days(book.run, today=self.today())
-        context = f"Model run {book.run.id} · data as of {book.run.as_of:%Y-%m-%d} ({age} days old)"
-        if not book.customers:
-            intro = (
-                "No customers list you as their owner yet (the CRM `owner` field holds your "
-                f"Slack user id or email). Everyone's accounts: `{prefix} at-risk`."
-            )
-        else:
-            intro = (
-                f"You look after *{book.customers:,}* customers: CLV {money(book.total_clv)}, "
-                f"value at risk {money(book.value_at_risk)}."
-            )
-
-        def name(row: queries.ScoredCustomer) -> str:
-            return (
-                f"*{clip(row.customer.name or row.customer.customer_id, 40)}* "
-                f"({row.customer.customer_id})"
-            )
-
-        at_risk_rows: list[tuple[str, Button | None]] = [
-            (
-                f"{name(r)} — {r.score.segment} · CLV {money(r.score.clv)} · "
-                f"churn {percent(r.score.churn_risk)}"
-                + (f"\n{clip(r.score.churn_reasons[0], 120)}" if r.score.churn_reasons else ""),
-                Button("Why?", "crm_why", r.customer.customer_id),
-            )
-            for r in book.at_risk
-        ]
-        top_rows: list[tuple[str, Button | None]] = [
-            (
-                f"{name(r)} — {r.score.segment} · CLV {money(r.score.clv)}",
-                Button("Open", "crm_customer", r.customer.customer_id),
-            )
-            for r in book.top_value
-        ]
-        sections: list[tuple[str, list[tuple[str, Button | None]]]] = []
-        if at_risk_rows:
-            sections.append(("Most at risk", at_risk_rows))
-        if top_rows:
-            sections.append(("Top value", top_rows))
-        view = blocks.home_view(title="Your book", sections=sections, context=context, intro=intro)
-        ids = [r.customer.customer_id for r in book.at_risk + book.top_value]
-        return view, "ok", list(dict.fromkeys(ids))
 
     # -- running a command -------------------------------------------------------------
 
@@ -622,6 +531,10 @@ def _request_id(kind: str, slack_id: str | None, request: BoltRequest) -> str:
     return f"{kind}:{timestamp}:{digest}"
 
 
+class SlackRefused(RuntimeError):
+    """Slack would not accept the app's credentials (e.g. a revoked or mistyped token)."""
+
+
 def build_app(
     settings: Settings,
     engine: Engine,
@@ -632,7 +545,8 @@ def build_app(
     """A Bolt app answering crmbot's commands, events, buttons and App Home.
 
     `client` replaces the Web API client (tests pass one pointed at a local fake); by
-    default it uses SLACK_BOT_TOKEN and SLACK_API_BASE_URL.
+    default it uses SLACK_BOT_TOKEN and SLACK_API_BASE_URL. Raises `SlackRefused` when Slack
+    rejects the token.
     """
     if client is None:
         client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_base_url)
@@ -645,7 +559,18 @@ def build_app(
     ]
     bolt_logger = logging.getLogger("crmbot.slack.bolt")
     redact.install(secrets, extra_loggers=[bolt_logger])
-    app = App(
+    try:
+        app = _bolt_app(settings, client, bolt_logger)
+    except BoltError as exc:
+        raise SlackRefused(str(exc)) from exc
+    SlackBot(settings, engine, client, today=today).register(app)
+    # Listener loggers are created while registering; scrub them too.
+    redact.install(secrets)
+    return app
+
+
+def _bolt_app(settings: Settings, client: WebClient, bolt_logger: logging.Logger) -> App:
+    return App(
         name="crmbot",
         logger=bolt_logger,
         client=client,
@@ -655,10 +580,6 @@ def build_app(
             max_workers=LISTENER_THREADS, thread_name_prefix="crmbot-listener"
         ),
     )
-    SlackBot(settings, engine, client, today=today).register(app)
-    # Listener loggers are created while registering; scrub them too.
-    redact.install(secrets)
-    return app
 
 
-__all__ = ["RequestLedger", "SlackBot", "action_command_text", "build_app"]
+__all__ = ["RequestLedger", "SlackBot", "SlackRefused", "action_command_text", "build_app"]

@@ -1,0 +1,199 @@
+"""The digest log: which digest went where, so each is posted exactly once.
+
+`DigestLog` is keyed by (kind, channel, period) — period is the ISO date for the daily
+digest, the ISO week for the weekly one — and the row is written *before* posting:
+
+1. `claim` inserts the row as `pending` (the unique key lets only one process through), or
+   takes over a failed row, or one a crashed process left `pending` (`STALE_PENDING`);
+2. the poster posts;
+3. `finish` marks the row `posted` with the message's id — or `failed` with the error.
+
+A claim on a row an earlier attempt left behind says so (`look_first`, `must_confirm`), so
+the poster looks for the earlier message before posting again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
+
+from crmbot.core.db import read_session, write_session
+from crmbot.core.models import DigestLog
+from crmbot.digests.base import Digest, digest_key
+from crmbot.reply import Reply
+
+log = logging.getLogger(__name__)
+
+# A `pending` row older than this was left by a process that died while posting.
+STALE_PENDING = timedelta(minutes=15)
+
+
+@dataclass
+class DigestOutcome:
+    """What happened to one digest: posted, already posted, failed, nothing to post..."""
+
+    kind: str
+    channel: str
+    period: str
+    # posted | already_posted | in_progress | failed | no_model | no_channel | dry_run
+    status: str
+    ts: str | None = None
+    error: str | None = None
+    reply: Reply | None = None
+    attempts: int = 0
+    owner_dms: list[DigestOutcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        failed_dm = any(not dm.ok for dm in self.owner_dms)
+        return self.status not in ("failed",) and not failed_dm
+
+    def describe(self) -> str:
+        """One sentence for a person: the CLI, `/crm schedule run`, the admin channel."""
+        what = f"The {self.kind} digest for {self.period}"
+        where = self.channel or "no channel"
+        text = {
+            "posted": f"{what} was posted to {where} (message {self.ts}).",
+            "already_posted": f"{what} was already posted to {where} (message {self.ts}); "
+            "not posting it twice.",
+            "in_progress": f"{what} is being posted to {where} by another process right now.",
+            "failed": f"{what} could not be posted to {where}: {self.error}",
+            "no_model": f"{what} was not posted: no model has been trained yet.",
+            "no_channel": f"{what} has no channel to go to: set one with "
+            "`/crm schedule channel JOB #channel` or the CRMBOT_*_CHANNEL setting.",
+            "dry_run": f"{what} (dry run, nothing posted).",
+        }.get(self.status, f"{what}: {self.status}")
+        if self.owner_dms:
+            sent = sum(dm.status in ("posted", "already_posted") for dm in self.owner_dms)
+            text += f" Owner DMs: {sent} of {len(self.owner_dms)} delivered."
+            failed = [dm for dm in self.owner_dms if dm.status == "failed"]
+            if failed:
+                text += " Failed: " + "; ".join(f"{dm.channel}: {dm.error}" for dm in failed[:5])
+        return text
+
+
+@dataclass
+class Claim:
+    row_id: int
+    attempts: int
+    # An earlier attempt exists: look for its message in the channel before posting.
+    look_first: bool
+    # That attempt's process died mid-post: post only if the look says it did not land.
+    must_confirm: bool
+
+
+def claim(
+    engine: Engine, kind: str, channel: str, period: str, now: datetime
+) -> Claim | DigestOutcome:
+    """Take the right to post this digest, or say why not (posted, in progress...)."""
+    try:
+        with write_session(engine) as session:
+            row = DigestLog(
+                kind=kind,
+                channel=channel,
+                period=period,
+                status="pending",
+                attempts=1,
+                created_at=now,
+            )
+            session.add(row)
+            session.flush()
+            assert row.id is not None
+            return Claim(row.id, 1, look_first=False, must_confirm=False)
+    except IntegrityError:
+        pass
+    with read_session(engine) as session:
+        existing = session.execute(
+            select(DigestLog).where(
+                col(DigestLog.kind) == kind,
+                col(DigestLog.channel) == channel,
+                col(DigestLog.period) == period,
+            )
+        ).scalar_one()
+    outcome = DigestOutcome(
+        kind, channel, period, existing.status, ts=existing.message_ts, attempts=existing.attempts
+    )
+    if existing.status == "posted":
+        outcome.status = "already_posted"
+        return outcome
+    if existing.status == "pending" and existing.created_at > now - STALE_PENDING:
+        outcome.status = "in_progress"
+        return outcome
+    # A failed row, or a pending one whose process died: take it over, exactly one taker
+    # (the attempts count is the guard, as datetimes lose precision on some databases).
+    assert existing.id is not None
+    with write_session(engine) as session:
+        taken = session.execute(
+            update(DigestLog)
+            .where(
+                col(DigestLog.id) == existing.id,
+                col(DigestLog.status) == existing.status,
+                col(DigestLog.attempts) == existing.attempts,
+            )
+            .values(status="pending", attempts=existing.attempts + 1, created_at=now)
+        )
+    if not getattr(taken, "rowcount", 0):
+        outcome.status = "in_progress"
+        return outcome
+    crashed = existing.status == "pending"
+    if crashed:
+        log.warning(
+            "digest %s was left pending since %s (a crash while posting); recovering it",
+            digest_key(kind, channel, period),
+            existing.created_at,
+        )
+    return Claim(existing.id, existing.attempts + 1, look_first=True, must_confirm=crashed)
+
+
+def finish(
+    engine: Engine,
+    row_id: int,
+    *,
+    status: str,
+    now: datetime,
+    ts: str | None = None,
+    error: str | None = None,
+    digest: Digest | None = None,
+) -> None:
+    values: dict[str, Any] = {"status": status, "error": (error or "")[:500] or None}
+    if status == "posted":
+        values.update(posted_at=now, message_ts=ts)
+        if digest is not None:
+            values.update(summary=digest.summary, customer_ids=digest.customer_ids[:200])
+    with write_session(engine) as session:
+        session.execute(update(DigestLog).where(col(DigestLog.id) == row_id).values(**values))
+
+
+@dataclass
+class Previous:
+    """The last digest of a kind posted to a channel: its period and its entries."""
+
+    period: str
+    entries: dict[str, dict[str, Any]]
+
+
+def previous_digest(engine: Engine, kind: str, channel: str, period: str) -> Previous | None:
+    """The last digest of this kind actually posted to `channel` before `period`."""
+    with read_session(engine) as session:
+        row = session.execute(
+            select(DigestLog)
+            .where(
+                col(DigestLog.kind) == kind,
+                col(DigestLog.channel) == channel,
+                col(DigestLog.status) == "posted",
+                col(DigestLog.period) != period,
+            )
+            .order_by(col(DigestLog.posted_at).desc(), col(DigestLog.id).desc())
+            .limit(1)
+        ).scalar_one_or_none()
+    if row is None or not row.summary:
+        return None
+    entries = {e["customer_id"]: e for e in row.summary.get("entries", []) if "customer_id" in e}
+    return Previous(period=row.period, entries=entries)
