@@ -24,6 +24,7 @@ import pandas as pd
 from crmbot.analytics import graph, recommend
 from crmbot.analytics.base import RunContext, TrainingData
 from crmbot.core.config import Settings
+from crmbot.reply.reasons import influence_reason
 
 AS_OF = date(2026, 6, 30)
 START = datetime(2023, 7, 1)
@@ -169,7 +170,7 @@ def main() -> None:
         found = len(set(top.index) & set(hubs.tolist()))
         print(f"planted hubs among the top {HUBS} influencers: {found} of {HUBS}")
         best = ctx.scores.loc[top.index[0]].to_dict()
-        print(f"top influencer: {graph.influence_reason(best)}")
+        print(f"top influencer: {influence_reason(best)}")
     if "recommend" in stages:
         rules = ctx.params["recommend"]["rules"]
         planted = {

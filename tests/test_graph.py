@@ -14,6 +14,7 @@ import pytest
 from crmbot.analytics import graph
 from crmbot.analytics.base import RunContext, TrainingData
 from crmbot.core.config import Settings
+from crmbot.reply import format, reasons
 
 AS_OF = date(2026, 6, 30)
 START = datetime(2025, 1, 1)
@@ -179,11 +180,11 @@ def test_the_hub_ranks_first_with_counts_in_words(run_settings: Settings) -> Non
     assert scores["community"][32] is None
     assert scores["community_size"][32] is None
     row = scores.loc[1].to_dict() | {"region": "EMEA", "community_hub": True}
-    assert graph.influence_reason(row) == (
+    assert reasons.influence_reason(row) == (
         "referred 10 customers who spent $3k; 0 still active; "
         "hub of a 11-customer community; based in EMEA"
     )
-    assert graph.influence_reason(scores.loc[2].to_dict()) == (
+    assert reasons.influence_reason(scores.loc[2].to_dict()) == (
         "referred 1 customer who spent $2.5k; still active; part of a 2-customer community"
     )
     metrics = ctx.metrics["graph"]
@@ -247,7 +248,7 @@ def test_no_ties_at_all_records_why_nothing_was_computed(run_settings: Settings)
         "there are no referrals between customers and no shared purchases"
     )
     row = ctx.scores.loc[1].to_dict()
-    assert graph.influence_reason(row) == "no referrals or shared purchases yet"
+    assert reasons.influence_reason(row) == "no referrals or shared purchases yet"
 
 
 def test_no_customers_at_all(run_settings: Settings) -> None:
@@ -289,7 +290,7 @@ def test_an_early_buyer_followed_by_others_gets_influence_from_shared_purchases(
     assert influence[6] == 0.0  # bought nothing
     assert ctx.scores["influence_rank"][5] is None
     assert ctx.scores["community"][1] is None  # co-purchase ties make no community
-    reason = graph.influence_reason(ctx.scores.loc[1].to_dict())
+    reason = reasons.influence_reason(ctx.scores.loc[1].to_dict())
     assert reason.startswith("no referrals of their own; customers who bought the same")
 
 
@@ -328,7 +329,7 @@ def test_a_node_cannot_send_on_more_than_its_rank() -> None:
     ],
 )
 def test_money_in_words(amount: float, words: str) -> None:
-    assert graph.money_short(amount) == words
+    assert format.money_short(amount) == words
 
 
 def test_influence_reason_reads_attributes_too() -> None:
@@ -339,7 +340,7 @@ def test_influence_reason_reads_attributes_too() -> None:
         influence = 3.2
         community_size = 40
 
-    assert graph.influence_reason(Score()) == (
+    assert reasons.influence_reason(Score()) == (
         "referred 14 customers who spent $38k; 11 still active; part of a 40-customer community"
     )
 
@@ -359,7 +360,7 @@ def test_planted_hubs_are_the_top_influencers_of_the_sample_company(sample_compa
         row = scores[scores["customer_id"] == customer_id].iloc[0]
         assert row["referred_customers"] >= planted
         assert row["community_size"] is not None and row["community_size"] > planted / 2
-        assert graph.influence_reason(row.to_dict()).startswith(
+        assert reasons.influence_reason(row.to_dict()).startswith(
             f"referred {int(row['referred_customers'])} customers who spent $"
         )
     # The planted cycle neither crashed PageRank nor left its members without influence.

@@ -56,9 +56,7 @@ Communities
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -498,70 +496,3 @@ def run(ctx: RunContext) -> None:
     }
     if nothing is not None:
         logger.info("influence not computed: %s", nothing)
-
-
-# ---------------------------------------------------------------------------------------
-# Words for people
-
-
-def money_short(amount: float) -> str:
-    """$950, $38k, $1.2M: money as an account manager says it."""
-    value = abs(amount)
-    sign = "-" if amount < 0 else ""
-    if value >= 999_500:
-        return f"{sign}${value / 1_000_000:.1f}M".replace(".0M", "M")
-    if value >= 9_950:
-        return f"{sign}${value / 1000:.0f}k"
-    if value >= 1000:
-        return f"{sign}${value / 1000:.1f}k".replace(".0k", "k")
-    return f"{sign}${value:.0f}"
-
-
-def _get(row: Any, key: str) -> Any:
-    getter = getattr(row, "get", None)
-    value = getter(key) if getter is not None else getattr(row, key, None)
-    if value is None:
-        return None
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return value
-
-
-def influence_reason(row: Mapping[str, Any] | Any) -> str:
-    """Why a customer is influential, in one sentence built from the counts.
-
-    `row` is anything with the score columns as keys or attributes (a dict, a pandas row, a
-    `CustomerScore`); `region` and `community_hub` (the customer is their community's most
-    influential member) are used when present. E.g. "referred 14 customers who spent $38k;
-    11 still active; hub of a 40-customer community; based in EMEA".
-    """
-    referred = int(_get(row, "referred_customers") or 0)
-    spent = float(_get(row, "referred_spend") or 0.0)
-    active = int(_get(row, "referred_active") or 0)
-    influence = float(_get(row, "influence") or 0.0)
-    community_size = _get(row, "community_size")
-    region = _get(row, "region")
-    parts: list[str] = []
-    if referred:
-        who = "customer who" if referred == 1 else "customers who"
-        parts.append(f"referred {referred} {who} spent {money_short(spent)}")
-        if referred == 1:
-            parts.append("still active" if active else "no longer active")
-        else:
-            parts.append(f"{active} still active")
-    elif influence > 0:
-        parts.append(
-            "no referrals of their own; customers who bought the same products soon "
-            "after them carry their influence"
-        )
-    else:
-        parts.append("no referrals or shared purchases yet")
-    if community_size and int(community_size) > 1:
-        role = "hub of" if _get(row, "community_hub") else "part of"
-        parts.append(f"{role} a {int(community_size)}-customer community")
-    if region:
-        parts.append(f"based in {region}")
-    return "; ".join(parts)
