@@ -84,3 +84,20 @@ def test_placeholder_secrets_are_refused(clean_environment: None) -> None:
         slack_signing_secret="8f14e45fceea167a5a36dedd4bea2543",
     )
     assert real.slack_problems(socket_mode=False) == []
+
+
+def test_prefixed_and_plain_environment_names_are_read(
+    clean_environment: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `CRMBOT_` + the field name, through `env_prefix`; the Slack and database names as they are.
+    monkeypatch.setenv("CRMBOT_DIGEST_SIZE", "7")
+    monkeypatch.setenv("CRMBOT_ADMIN_USERS", "U1, U2")
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///from-the-environment.db")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-from-the-environment")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.digest_size == 7
+    assert settings.admin_users == ["U1", "U2"]
+    assert settings.database_url == "sqlite:///from-the-environment.db"
+    assert settings.slack_bot_token == "xoxb-from-the-environment"
+    # Keyword arguments by field name still win over the environment.
+    assert Settings(_env_file=None, digest_size=3).digest_size == 3  # type: ignore[call-arg]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, AliasGenerator, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {
@@ -21,9 +21,19 @@ PLACEHOLDER_SECRETS = {
 }
 
 
+ENV_PREFIX = "CRMBOT_"
+
+
 def _env(name: str) -> AliasChoices:
-    # Fields are named for the code; the environment keeps Slack's and the usual names.
+    # Fields are named for the code; these keep Slack's and the usual environment names.
     return AliasChoices(name, name.lower())
+
+
+def _prefixed(field_name: str) -> AliasChoices:
+    # Every other field `xyz` is read from `CRMBOT_XYZ` (`env_prefix`). The generated alias
+    # names that variable on the field itself (tests/test_config.py reads it from there) and,
+    # as its second choice, keeps the bare `XYZ` that the environment could always set too.
+    return AliasChoices(ENV_PREFIX + field_name.upper(), field_name)
 
 
 CsvList = Annotated[list[str], NoDecode]
@@ -31,7 +41,12 @@ CsvList = Annotated[list[str], NoDecode]
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+        env_prefix=ENV_PREFIX,
+        alias_generator=AliasGenerator(validation_alias=_prefixed),
+        populate_by_name=True,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
     )
 
     database_url: str = Field("sqlite:///crmbot.db", validation_alias=_env("DATABASE_URL"))
@@ -42,64 +57,42 @@ class Settings(BaseSettings):
     slack_api_base_url: str = Field(
         "https://slack.com/api/", validation_alias=_env("SLACK_API_BASE_URL")
     )
-    slash_command: str = Field("/crm", validation_alias=_env("CRMBOT_SLASH_COMMAND"))
+    slash_command: str = "/crm"
 
-    admin_users: CsvList = Field(default_factory=list, validation_alias=_env("CRMBOT_ADMIN_USERS"))
-    allowed_users: CsvList = Field(
-        default_factory=list, validation_alias=_env("CRMBOT_ALLOWED_USERS")
-    )
-    allowed_channels: CsvList = Field(
-        default_factory=list, validation_alias=_env("CRMBOT_ALLOWED_CHANNELS")
-    )
-    own_book_only: bool = Field(False, validation_alias=_env("CRMBOT_OWN_BOOK_ONLY"))
+    admin_users: CsvList = Field(default_factory=list)
+    allowed_users: CsvList = Field(default_factory=list)
+    allowed_channels: CsvList = Field(default_factory=list)
+    own_book_only: bool = False
 
-    timezone: str = Field("UTC", validation_alias=_env("CRMBOT_TIMEZONE"))
-    retrain_cron: str = Field("0 2 * * *", validation_alias=_env("CRMBOT_RETRAIN_CRON"))
-    at_risk_digest_cron: str = Field(
-        "0 8 * * mon-fri", validation_alias=_env("CRMBOT_AT_RISK_DIGEST_CRON")
-    )
-    influencer_digest_cron: str = Field(
-        "0 9 * * mon", validation_alias=_env("CRMBOT_INFLUENCER_DIGEST_CRON")
-    )
-    at_risk_channel: str = Field("", validation_alias=_env("CRMBOT_AT_RISK_CHANNEL"))
-    influencer_channel: str = Field("", validation_alias=_env("CRMBOT_INFLUENCER_CHANNEL"))
-    admin_channel: str = Field("", validation_alias=_env("CRMBOT_ADMIN_CHANNEL"))
-    digest_dm_owners: bool = Field(False, validation_alias=_env("CRMBOT_DIGEST_DM_OWNERS"))
-    digest_size: int = Field(10, ge=1, le=40, validation_alias=_env("CRMBOT_DIGEST_SIZE"))
-    training_lock_lease_seconds: int = Field(
-        3600, ge=30, validation_alias=_env("CRMBOT_TRAINING_LOCK_LEASE_SECONDS")
-    )
+    timezone: str = "UTC"
+    retrain_cron: str = "0 2 * * *"
+    at_risk_digest_cron: str = "0 8 * * mon-fri"
+    influencer_digest_cron: str = "0 9 * * mon"
+    at_risk_channel: str = ""
+    influencer_channel: str = ""
+    admin_channel: str = ""
+    digest_dm_owners: bool = False
+    digest_size: int = Field(10, ge=1, le=40)
+    training_lock_lease_seconds: int = Field(3600, ge=30)
 
-    clv_horizon_months: int = Field(
-        12, ge=1, le=120, validation_alias=_env("CRMBOT_CLV_HORIZON_MONTHS")
-    )
-    clv_monthly_discount_rate: float = Field(
-        0.01, ge=0, lt=1, validation_alias=_env("CRMBOT_CLV_MONTHLY_DISCOUNT_RATE")
-    )
-    clv_margin: float = Field(0.3, gt=0, le=1, validation_alias=_env("CRMBOT_CLV_MARGIN"))
-    churn_horizon_days: int = Field(
-        90, ge=7, le=730, validation_alias=_env("CRMBOT_CHURN_HORIZON_DAYS")
-    )
-    churn_auc_margin: float = Field(
-        0.02, ge=0, le=1, validation_alias=_env("CRMBOT_CHURN_AUC_MARGIN")
-    )
-    random_seed: int = Field(42, validation_alias=_env("CRMBOT_RANDOM_SEED"))
+    clv_horizon_months: int = Field(12, ge=1, le=120)
+    clv_monthly_discount_rate: float = Field(0.01, ge=0, lt=1)
+    clv_margin: float = Field(0.3, gt=0, le=1)
+    churn_horizon_days: int = Field(90, ge=7, le=730)
+    churn_auc_margin: float = Field(0.02, ge=0, le=1)
+    random_seed: int = 42
     # Where training groups orders: "auto" = the database on a server (PostgreSQL, MariaDB),
     # so training reads one row per customer instead of every order and line; pandas over
     # the loaded orders on SQLite (`crmbot.analytics.database_source`).
-    summary_in_database: Literal["auto", "always", "never"] = Field(
-        "auto", validation_alias=_env("CRMBOT_SUMMARY_IN_DATABASE")
-    )
+    summary_in_database: Literal["auto", "always", "never"] = "auto"
 
-    llm_url: str = Field("", validation_alias=_env("CRMBOT_LLM_URL"))
-    llm_api_key: str = Field("", validation_alias=_env("CRMBOT_LLM_API_KEY"))
-    llm_model: str = Field("gpt-4o-mini", validation_alias=_env("CRMBOT_LLM_MODEL"))
-    llm_timeout_seconds: float = Field(
-        8.0, gt=0, le=120, validation_alias=_env("CRMBOT_LLM_TIMEOUT_SECONDS")
-    )
+    llm_url: str = ""
+    llm_api_key: str = ""
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_seconds: float = Field(8.0, gt=0, le=120)
 
-    chart_dir: str = Field("crmbot-charts", validation_alias=_env("CRMBOT_CHART_DIR"))
-    log_level: str = Field("INFO", validation_alias=_env("CRMBOT_LOG_LEVEL"))
+    chart_dir: str = "crmbot-charts"
+    log_level: str = "INFO"
 
     @field_validator("admin_users", "allowed_users", "allowed_channels", mode="before")
     @classmethod
