@@ -9,15 +9,13 @@ from typing import Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from sqlmodel import col
 
 from crmbot import queries, runs
-from crmbot.analytics.graph import influence_reason
 from crmbot.cli import common
 from crmbot.core.db import DatabaseUnavailable, read_session
 from crmbot.core.models import Customer, CustomerScore, ModelRun
+from crmbot.reply.reasons import influence_reason
 
 MAX_LISTED = 500
 
@@ -54,54 +52,21 @@ def top_influencers(
 ) -> list[Influencer]:
     """The run's most influential customers (influence above zero), optionally of one
     segment and/or region (both matched without regard to case)."""
-    statement = (
-        select(Customer, CustomerScore)
-        .join(CustomerScore, col(CustomerScore.customer_pk) == col(Customer.id))
-        .where(
-            col(CustomerScore.run_id) == run.id,
-            col(Customer.erased_at).is_(None),
-            col(CustomerScore.influence) > 0,
-        )
+    rows = queries.influencers(
+        session=session, run=run, limit=limit, segment=segment, region=region
     )
-    if segment:
-        statement = statement.where(func.lower(col(CustomerScore.segment)) == segment.lower())
-    if region:
-        statement = statement.where(func.lower(col(Customer.region)) == region.lower())
-    statement = statement.order_by(
-        col(CustomerScore.influence).desc(), col(Customer.customer_id)
-    ).limit(limit)
-    rows = session.execute(statement).all()
-    communities = {s.community for _c, s in rows if s.community is not None}
-    strongest = _strongest_in(session, run, communities)
+    communities = {row.score.community for row in rows if row.score.community is not None}
+    strongest = queries.community_leaders(session=session, run=run, communities=communities)
     return [
         Influencer(
-            customer=c,
-            score=s,
-            community_hub=s.community is not None
-            and s.influence is not None
-            and s.influence >= strongest.get(s.community, float("inf")),
+            customer=row.customer,
+            score=row.score,
+            community_hub=row.score.community is not None
+            and row.score.influence is not None
+            and row.score.influence >= strongest.get(row.score.community, float("inf")),
         )
-        for c, s in rows
+        for row in rows
     ]
-
-
-def _strongest_in(session: Session, run: ModelRun, communities: set[int]) -> dict[int, float]:
-    """The highest influence within each of `communities` in the run."""
-    if not communities:
-        return {}
-    statement = (
-        select(col(CustomerScore.community), func.max(col(CustomerScore.influence)))
-        .where(
-            col(CustomerScore.run_id) == run.id,
-            col(CustomerScore.community).in_(sorted(communities)),
-        )
-        .group_by(col(CustomerScore.community))
-    )
-    return {
-        int(c): float(m)
-        for c, m in session.execute(statement).all()
-        if c is not None and m is not None
-    }
 
 
 def _pick(name: str, given: str | None, known: Sequence[str]) -> None:
