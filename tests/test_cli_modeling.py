@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session
 from typer.testing import CliRunner
-from value_data import END, START, build_company, insert_company
 
 from crmbot.cli.main import app
 from crmbot.core.config import get_settings
 from crmbot.core.db import connect
+from crmbot.core.models import ActiveRun, ModelRun
+from tests.support.value_data import END, START, build_company, insert_company
 
 runner = CliRunner()
 
@@ -120,3 +123,69 @@ def test_a_failed_training_exits_non_zero_and_says_why(database: Path) -> None:
 def test_bad_dates_are_refused(database: Path) -> None:
     code, output = _invoke("train", "--as-of", "31/12/2025")
     assert code == 1 and "is not a date; use YYYY-MM-DD" in _flat(output)
+
+
+def test_model_show_never_prints_scientific_notation(
+    database: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large and tiny parameters and metrics read as plain numbers: 230,600, not 2.306e+05."""
+    monkeypatch.setenv("COLUMNS", "250")  # no wrapping inside the numbers
+    now = datetime(2026, 1, 1, 2, 0)
+    engine = connect(f"sqlite:///{database}")
+    with Session(engine) as session:
+        run = ModelRun(
+            as_of=END,
+            started_at=now,
+            finished_at=now,
+            activated_at=now,
+            status="succeeded",
+            row_counts={"scores": 230_600},
+            timings={"total": 1.5},
+            params={
+                "clv": {
+                    "horizon_months": 12,
+                    "margin": 0.3,
+                    "monthly_discount_rate": 0.00001,
+                    "bgnbd": {
+                        "r": 230600.0,
+                        "alpha": 0.0000123,
+                        "a": 1.5,
+                        "b": 12345.678,
+                        "time_unit": "days",
+                    },
+                    "gamma_gamma": {"p": 6.25, "q": 3.0, "gamma": 987654.3},
+                },
+            },
+            metrics={
+                "clv": {
+                    "bgnbd": {"log_likelihood": -123456789.25, "customers": 40},
+                    "gamma_gamma": {"log_likelihood": -2306000.5, "customers": 30},
+                    "total_clv": 230600.0,
+                    "mean_clv": 5765.0,
+                    "median_p_alive": 0.000042,
+                },
+                "volume": {"orders": 230600.0, "tiny": 1.2e-7, "huge": 4.5e15},
+            },
+        )
+        session.add(run)
+        session.flush()
+        session.add(ActiveRun(run_id=run.id, activated_at=now))
+        session.commit()
+    engine.dispose()
+
+    code, output = _invoke("model", "show")
+    assert code == 0, output
+    assert not re.search(r"\de[+-]?\d", output), output
+    flat = _flat(output)
+    for shown in (
+        "230,600 customers",  # the run's row count
+        "r=230,600 alpha=0.0000123",  # BG/NBD parameters
+        "gamma=987,654",
+        "LL -123,456,789",
+        "Total CLV 230,600",
+        "median P(alive) 0.000042",
+        "monthly discount 0.00001",
+        "0.00000012",  # a stage metric of the generic table
+        "4,500,000,000,000,000",
+    ):
+        assert shown in flat, shown

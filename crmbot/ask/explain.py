@@ -19,6 +19,7 @@ from crmbot.ask.query import (
     Threshold,
     field_label,
 )
+from crmbot.reply.format import money, significant
 
 SEPARATOR = " · "
 MAX_NAMES_SHOWN = 4
@@ -36,13 +37,13 @@ def format_value(field_name: str | None, value: object) -> str:
     if field_name in PROBABILITY_FIELDS:
         return f"{number:.0%}"
     if field_name in MONEY_FIELDS:
-        return f"{number:,.0f}" if abs(number) >= 100 else f"{number:,.2f}"
+        return money(number)
     if field_name == "recency_days":
         return f"{number:,.0f} days"
     if field_name in ("satisfaction",):
         return f"{number:.0f}"
     if field_name in ("influence", "p_alive"):
-        return f"{number:.3g}"
+        return significant(number, 3)
     if field_name == "expected_purchases":
         return f"{number:.1f}"
     if number.is_integer():

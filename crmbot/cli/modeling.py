@@ -17,6 +17,7 @@ from crmbot import queries, runs
 from crmbot.cli import common
 from crmbot.core.db import DatabaseUnavailable, read_session
 from crmbot.core.models import ModelRun
+from crmbot.reply import format as fmt
 
 # The stages whose parameters and metrics `model show` explains itself; any other stage's
 # numbers are listed as they are.
@@ -103,7 +104,7 @@ def register(app: typer.Typer) -> None:
                 f"{model_run.started_at:%Y-%m-%d %H:%M}",
                 _took(model_run),
                 "" if customers is None else f"{customers:,}",
-                _clip(model_run.error or "", 70),
+                fmt.clip(model_run.error, 70),
             )
         common.console.print(table)
 
@@ -251,18 +252,11 @@ def _took(model_run: ModelRun) -> str:
     return "" if total is None else f"{total:.1f}s"
 
 
-def _clip(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _number(value: Any, digits: int = 4) -> str:
-    if isinstance(value, bool) or value is None:
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.{digits}g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    """A parameter or metric from a run's JSON in plain notation (230,600 · 0.7512), never
+    `2.306e+05`; a missing one is `—`, anything else (a flag, a word) as it is."""
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return fmt.significant(value, digits)
     return str(value)
 
 
@@ -362,8 +356,9 @@ def _print_clv(section: dict[str, Any] | None) -> None:
     bg, gg = section["bgnbd"], section["gamma_gamma"]
     table = Table(
         title=(
-            f"CLV: {section.get('horizon_months')} months, margin {section.get('margin')}, "
-            f"monthly discount {section.get('monthly_discount_rate')}"
+            f"CLV: {section.get('horizon_months')} months, margin "
+            f"{_number(section.get('margin'))}, monthly discount "
+            f"{_number(section.get('monthly_discount_rate'))}"
         ),
         title_justify="left",
     )
@@ -501,7 +496,7 @@ def _print_generic(name: str, section: dict[str, Any]) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in rows[:25]:
-        table.add_row(key, _clip(value, 80))
+        table.add_row(key, fmt.clip(value, 80))
     common.console.print(table)
 
 
