@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
+from crmbot import runs
 from crmbot.ask.explain import format_value
 from crmbot.ask.parse import SEGMENT_NAMES, Vocabulary
 from crmbot.ask.query import (
@@ -38,9 +39,8 @@ from crmbot.ask.query import (
     field_label,
 )
 from crmbot.core.db import read_session
-from crmbot.core.models import ActiveRun, Customer, CustomerScore, ModelRun, Order, Referral
+from crmbot.core.models import Customer, CustomerScore, ModelRun, Order, Referral
 
-SCORES_SLOT = "scores"
 # Above this many customers, names are looked up in the database instead of held in memory.
 MAX_VOCABULARY_CUSTOMERS = 50_000
 VOCABULARY_TTL_SECONDS = 300.0
@@ -80,17 +80,11 @@ _vocabulary_cache: dict[tuple[int, int | None, int | None], tuple[float, Vocabul
 _vocabulary_lock = threading.Lock()
 
 
-def _active_run_id(session: Session) -> int | None:
-    return session.execute(
-        select(col(ActiveRun.run_id)).where(col(ActiveRun.slot) == SCORES_SLOT)
-    ).scalar_one_or_none()
-
-
 def load_vocabulary(engine: Engine, *, clock: Any = time.monotonic) -> Vocabulary:
     """The names questions may use, from the database; cached for a few minutes per model
     run and customer count, so a new import or a retrain is seen at once."""
     with read_session(engine) as session:
-        run_id = _active_run_id(session)
+        run_id = runs.active_run_id(session=session)
         newest_customer = session.execute(select(func.max(col(Customer.id)))).scalar()
         key = (id(engine), run_id, newest_customer)
         now = clock()
@@ -170,11 +164,7 @@ def execute(
     if problems:
         raise AskError("; ".join(problems).capitalize() + ".", outcome="usage")
     with read_session(engine) as session:
-        run = session.execute(
-            select(ModelRun)
-            .join(ActiveRun, col(ActiveRun.run_id) == col(ModelRun.id))
-            .where(col(ActiveRun.slot) == SCORES_SLOT)
-        ).scalar_one_or_none()
+        run = runs.active_run(session=session)
         runner = _Runner(session, query, run, book_owners)
         if query.entity == "customers":
             return runner.customers()
