@@ -521,9 +521,9 @@ def _rule_records(rules: Rules, ids: list[str], names: list[str]) -> list[dict[s
     return records
 
 
-def run(ctx: RunContext) -> None:
-    """Fill `next_products` of `ctx.scores` (see the module docstring)."""
-    settings_record: dict[str, Any] = {
+def _settings_record() -> dict[str, Any]:
+    """How rules are mined and offers ranked, as a run records it."""
+    return {
         "baskets": "customer purchase histories (every product a customer bought up to as_of)",
         "min_support": MIN_SUPPORT,
         "min_support_customers": MIN_SUPPORT_COUNT,
@@ -534,6 +534,41 @@ def run(ctx: RunContext) -> None:
         "rule_strength": "lower bound (one-sided 95%) of the confidence x lift",
         "offer_score": "lower bound of the confidence x (1 + margin)",
     }
+
+
+def _offer(record: dict[str, Any]) -> dict[str, Any]:
+    """The offer a rule makes, as the run stores it once for every customer it fits."""
+    return {
+        "product_id": record["consequent_id"],
+        "name": record["consequent"],
+        "confidence": record["confidence"],
+        "lift": record["lift"],
+        "support": record["support"],
+        "reason": record["reason"],
+    }
+
+
+def _offers_per_customer(
+    customer: np.ndarray, rule: np.ndarray, rows: int
+) -> list[list[int] | None]:
+    """Each customer row's offer numbers, best first (None for a customer with none)."""
+    offers: list[list[int] | None] = [None] * rows
+    if len(customer):
+        # Each customer's offers are one slice of the list of all offers.
+        grouped = np.argsort(customer, kind="stable")
+        customer, rule = customer[grouped], rule[grouped]
+        every_offer = rule.tolist()
+        starts = np.flatnonzero(np.r_[True, customer[1:] != customer[:-1]])
+        ends = np.r_[starts[1:], len(customer)]
+        slices = zip(customer[starts].tolist(), starts.tolist(), ends.tolist(), strict=True)
+        for position, start, end in slices:
+            offers[position] = every_offer[start:end]
+    return offers
+
+
+def run(ctx: RunContext) -> None:
+    """Fill `next_products` of `ctx.scores` (see the module docstring)."""
+    settings_record = _settings_record()
     ctx.scores["next_products"] = pd.Series(
         [None] * len(ctx.scores), index=ctx.scores.index, dtype=object
     )
@@ -564,28 +599,8 @@ def run(ctx: RunContext) -> None:
         score = offer_scores(rules, margin)
         customer, rule = best_offers(histories, itemsets, rules, score)
         # One offer per rule, stored once for the run; a customer's row lists offer numbers.
-        ctx.offers = [
-            {
-                "product_id": record["consequent_id"],
-                "name": record["consequent"],
-                "confidence": record["confidence"],
-                "lift": record["lift"],
-                "support": record["support"],
-                "reason": record["reason"],
-            }
-            for record in records
-        ]
-        # Each customer's offers are one slice of the list of all offers, best first.
-        offers: list[list[int] | None] = [None] * len(ctx.scores)
-        if len(customer):
-            grouped = np.argsort(customer, kind="stable")
-            customer, rule = customer[grouped], rule[grouped]
-            every_offer = rule.tolist()
-            starts = np.flatnonzero(np.r_[True, customer[1:] != customer[:-1]])
-            ends = np.r_[starts[1:], len(customer)]
-            slices = zip(customer[starts].tolist(), starts.tolist(), ends.tolist(), strict=True)
-            for position, start, end in slices:
-                offers[position] = every_offer[start:end]
+        ctx.offers = [_offer(record) for record in records]
+        offers = _offers_per_customer(customer, rule, len(ctx.scores))
         ctx.scores["next_products"] = pd.Series(offers, index=ctx.scores.index, dtype=object)
         offers_made = len(customer)
         customers_with_offers = len(np.unique(customer))
