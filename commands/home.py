@@ -40,33 +40,22 @@ def app_home(request: Request) -> Reply:
             f"You look after *{book.customers:,}* customers: CLV {money(book.total_clv)}, "
             f"value at risk {money(book.value_at_risk)}."
         )
-    sections = []
-    if book.at_risk:
-        sections.append(
-            Section(
-                "Most at risk",
-                [
-                    Item(
-                        home_line(r, with_risk=True),
-                        Button("Why?", "crm_why", r.customer.customer_id),
-                    )
-                    for r in book.at_risk
-                ],
-            )
+    sections = [
+        Section(
+            heading,
+            [
+                Item(
+                    home_line(r, with_risk=with_risk), Button(label, action, r.customer.customer_id)
+                )
+                for r in rows
+            ],
         )
-    if book.top_value:
-        sections.append(
-            Section(
-                "Top value",
-                [
-                    Item(
-                        home_line(r, with_risk=False),
-                        Button("Open", "crm_customer", r.customer.customer_id),
-                    )
-                    for r in book.top_value
-                ],
-            )
+        for heading, rows, with_risk, label, action in (
+            ("Most at risk", book.at_risk, True, "Why?", "crm_why"),
+            ("Top value", book.top_value, False, "Open", "crm_customer"),
         )
+        if rows
+    ]
     ids = [r.customer.customer_id for r in book.at_risk + book.top_value]
     return Reply(
         title="Your book",

@@ -11,9 +11,9 @@ from crmbot import queries, runs
 from crmbot.core.db import read_session
 from crmbot.core.models import ModelRun
 from crmbot.core.privacy import mask_pii
-from crmbot.digests.base import AT_RISK, AT_RISK_DM, MAX_BUTTONS, Digest
+from crmbot.digests.base import AT_RISK, AT_RISK_DM, MAX_BUTTONS, Digest, masked
 from crmbot.digests.ledger import Previous, previous_digest
-from crmbot.reply import Button, Reply, Table
+from crmbot.reply import Button, Reply
 from crmbot.reply.format import money, percent, points
 from crmbot.reply.rows import AT_RISK_DIGEST, display_name
 from crmbot.reply.rows import table as rows_table
@@ -73,9 +73,7 @@ def build_at_risk_digest(
     reply = Reply(
         title=f"{'Your accounts' if owner else 'Accounts'} at risk · {period}",
         text=mask_pii("\n".join(line for line in lines if line)),
-        table=Table(columns=table.columns, rows=[[mask_pii(c) for c in r] for r in table.rows])
-        if rows
-        else None,
+        table=masked(table) if rows else None,
         buttons=[
             Button(f"Why? {display_name(row.customer)}", "crm_why", row.customer.customer_id)
             for row in rows[:MAX_BUTTONS]

@@ -10,7 +10,8 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
-from crmbot.reply import Reply
+from crmbot.core.privacy import mask_pii
+from crmbot.reply import Reply, Table
 
 if TYPE_CHECKING:
     from crmbot.digests.ledger import DigestOutcome
@@ -45,6 +46,11 @@ def digest_key(kind: str, channel: str, period: str) -> str:
 
 def looks_like_slack_user(owner: str | None) -> bool:
     return bool(owner and SLACK_USER_ID.match(owner.strip()))
+
+
+def masked(table: Table) -> Table:
+    """`table` as a channel may see it: emails and phone numbers masked in every cell."""
+    return Table(columns=table.columns, rows=[[mask_pii(c) for c in row] for row in table.rows])
 
 
 @dataclass

@@ -10,9 +10,9 @@ from sqlalchemy.engine import Engine
 from crmbot import queries, runs
 from crmbot.core.db import read_session
 from crmbot.core.privacy import mask_pii
-from crmbot.digests.base import INFLUENCERS, MAX_BUTTONS, Digest
+from crmbot.digests.base import INFLUENCERS, MAX_BUTTONS, Digest, masked
 from crmbot.digests.ledger import previous_digest
-from crmbot.reply import Button, Reply, Table
+from crmbot.reply import Button, Reply
 from crmbot.reply.format import MISSING
 from crmbot.reply.rows import INFLUENCER_DIGEST, display_name
 from crmbot.reply.rows import table as rows_table
@@ -71,9 +71,7 @@ def build_influencer_digest(
     reply = Reply(
         title=f"Influencers · {period}",
         text=mask_pii(f"{lead}\n{change}"),
-        table=Table(columns=table.columns, rows=[[mask_pii(c) for c in r] for r in table.rows])
-        if rows
-        else None,
+        table=masked(table) if rows else None,
         buttons=[
             Button(f"Open {display_name(row.customer)}", "crm_customer", row.customer.customer_id)
             for row in rows[:MAX_BUTTONS]
