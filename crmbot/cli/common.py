@@ -19,7 +19,7 @@ from rich.progress import (
 from sqlalchemy.engine import Engine
 
 from crmbot.core.config import Settings, get_settings
-from crmbot.core.db import DatabaseUnavailable, connect
+from crmbot.core.db import DatabaseUnavailable, connect, shown_url, url_secrets
 
 console = Console()
 err_console = Console(stderr=True)
@@ -46,18 +46,16 @@ def engine(migrate: bool = True) -> Engine:
     try:
         return connect(url, migrate=migrate)
     except DatabaseUnavailable as exc:
-        fail(f"{DatabaseUnavailable.user_message}\n({exc})")
+        fail(f"{DatabaseUnavailable.user_message}\n({without_password(str(exc), url)})")
     except Exception as exc:  # a bad URL, a missing driver, an unreachable server
-        fail(f"cannot open the database {_redact(url)}: {exc}")
+        fail(f"cannot open the database {shown_url(url)}: {without_password(str(exc), url)}")
 
 
-def _redact(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "(unparseable DATABASE_URL)"
+def without_password(message: str, url: str) -> str:
+    """`message` (a driver's or a library's error) with `url`'s password taken out."""
+    for secret in sorted(url_secrets(url), key=len, reverse=True):
+        message = message.replace(secret, "***")
+    return message
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -82,6 +80,7 @@ def secret_values(current: Settings) -> list[str]:
         current.slack_signing_secret,
         current.slack_app_token,
         current.llm_api_key,
+        *url_secrets(current.database_url),
     ]
 
 

@@ -15,13 +15,13 @@ from rich.progress import (
 )
 from rich.table import Table
 from sqlalchemy import func, select, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from crmbot import runs
 from crmbot.cli import common
 from crmbot.core.config import Settings
-from crmbot.core.db import DatabaseUnavailable, connect, make_engine
+from crmbot.core.db import DatabaseUnavailable, connect, make_engine, shown_url
 from crmbot.core.models import Customer, Feedback, Order, Ticket
 from crmbot.demo import FILES, DemoTruth, generate_company, load_demo
 from crmbot.ingest import ImportReport
@@ -145,7 +145,8 @@ def register(app: typer.Typer) -> None:
         if no_shell:
             shell = "crmbot shell"
             if database_url:
-                shell = f"DATABASE_URL={database_url} crmbot shell"
+                # Never the password: the line may end up in a terminal log or a screenshot.
+                shell = f"DATABASE_URL={shown_url(database_url)} crmbot shell"
             console.print(f"Next: [bold]{shell}[/bold] and type /crm help", highlight=False)
             return
         from crmbot.chat.dispatch import Dispatcher
@@ -154,21 +155,19 @@ def register(app: typer.Typer) -> None:
         run_shell(Dispatcher(engine, settings), user_id=user)
 
 
-def _redacted(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
-
-
 def _open(url: str, *, fresh: bool) -> Engine:
     """The database with its schema up to date (emptied first with --fresh), or a clear exit."""
     try:
         if fresh:
             _empty(make_engine(url))
-            common.console.print(f"Emptied {_redacted(url)} (--fresh).", highlight=False)
+            common.console.print(f"Emptied {shown_url(url)} (--fresh).", highlight=False)
         return connect(url)
     except DatabaseUnavailable as exc:
-        raise common.fail(f"{DatabaseUnavailable.user_message}\n({exc})") from None
+        message = common.without_password(str(exc), url)
+        raise common.fail(f"{DatabaseUnavailable.user_message}\n({message})") from None
     except Exception as exc:  # a bad URL, a missing driver, an unreachable server
-        raise common.fail(f"cannot open the database {_redacted(url)}: {exc}") from None
+        message = common.without_password(str(exc), url)
+        raise common.fail(f"cannot open the database {shown_url(url)}: {message}") from None
 
 
 def _empty(engine: Engine) -> None:
@@ -199,7 +198,7 @@ def _check_not_foreign(engine: Engine, directory: Path, url: str) -> None:
         if foreign:
             example = sorted(foreign)[0]
             raise common.fail(
-                f"{_redacted(url)} already holds {len(foreign):,} {kind} that are not part of "
+                f"{shown_url(url)} already holds {len(foreign):,} {kind} that are not part of "
                 f"this sample company (e.g. {example}). Load the demo elsewhere with "
                 "--database-url sqlite:///demo.db, or add --fresh to empty this database first."
             )

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
@@ -52,23 +52,49 @@ def refresh_statistics(engine: Engine, *tables: str) -> None:
         connection.exec_driver_sql(statement)
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`, with the per-dialect settings crmbot relies on."""
+def make_engine(url: str | URL, **kwargs: Any) -> Engine:
+    """An engine for `url`, with the per-dialect settings crmbot relies on.
+
+    The engine is built from the parsed URL object, never from its string: SQLAlchemy
+    writes a URL's password as `***` when it turns it into one.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         if parsed.database in (None, "", ":memory:"):
             # One shared connection, or every session would see its own empty database.
             kwargs.setdefault("poolclass", StaticPool)
-        engine = create_engine(url, connect_args=connect_args, **kwargs)
+        engine = create_engine(parsed, connect_args=connect_args, **kwargs)
         _configure_sqlite(engine, in_memory=parsed.database in (None, "", ":memory:"))
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
-        url = str(parsed.set(drivername="postgresql+psycopg"))
+        parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "mysql" and parsed.drivername == "mysql":
-        url = str(parsed.set(drivername="mysql+pymysql"))
+        parsed = parsed.set(drivername="mysql+pymysql")
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    return create_engine(parsed, **kwargs)
+
+
+def shown_url(url: str | URL) -> str:
+    """`url` as it may be printed or logged: the password as `***`."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparseable DATABASE_URL)"
+
+
+def url_secrets(url: str | URL) -> list[str]:
+    """The forms in which `url`'s password could appear in a message: as it is and as
+    written in the URL (quoted), for the log scrubber and error messages."""
+    try:
+        password = make_url(url).password
+    except Exception:
+        return []
+    if not password:
+        return []
+    from urllib.parse import quote, quote_plus
+
+    return sorted({str(password), quote(str(password), safe=""), quote_plus(str(password))})
 
 
 def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
@@ -179,7 +205,10 @@ def alembic_config(engine: Engine) -> Any:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    # configparser reads `%` as interpolation: a quoted password or a path with `%` in it
+    # must be written as `%%` (get_main_option gives back the URL as it was).
+    url = engine.url.render_as_string(hide_password=False)
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.attributes["engine"] = engine
     return config
 
@@ -198,7 +227,7 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def connect(url: str, *, migrate: bool = True) -> Engine:
+def connect(url: str | URL, *, migrate: bool = True) -> Engine:
     """The engine for `url` with its schema brought up to date."""
     engine = make_engine(url)
     if migrate:
