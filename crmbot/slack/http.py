@@ -5,6 +5,11 @@ all use that one URL) and `GET /healthz` for load balancers. Bolt's ASGI handler
 synchronous `App.dispatch` on the event loop; here it runs on a worker thread instead, so
 one request verifying its signature never holds up another.
 
+Nothing parses a body Slack did not sign: the size is bounded while it is read (413), the
+signature and its timestamp are checked next (401), and only then does Bolt parse it (a
+signed body that is not what Slack sends: 400). Each refusal is a short text answer and
+one warning line in the log, never a traceback.
+
 Socket Mode (SLACK_APP_TOKEN set) opens an outgoing WebSocket to Slack: no public URL and
 no signing secret needed, the same app and listeners.
 """
@@ -15,6 +20,7 @@ import asyncio
 import gc
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +32,7 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.adapter.asgi import SlackRequestHandler
 from slack_bolt.adapter.asgi.http_request import AsgiHttpRequest
 from slack_bolt.adapter.asgi.http_response import AsgiHttpResponse
+from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
@@ -36,30 +43,76 @@ HEALTH_PATH = "/healthz"
 # Slack's payloads are a few kilobytes; anything far larger is not from Slack.
 MAX_BODY_BYTES = 1_000_000
 DISPATCH_THREADS = 32
+# Slack signs `v0:{timestamp}:{body}`; a request older than this is refused (a replay).
+MAX_SIGNATURE_AGE_SECONDS = 5 * 60
+_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _Refused(Exception):
+    """A request answered before Bolt sees it: `status`, and why (for the log)."""
+
+    def __init__(self, status: int, answer: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.answer = answer
+        self.reason = reason
 
 
 class CrmbotRequestHandler(SlackRequestHandler):
-    """Bolt's ASGI handler, dispatching on a thread pool, with a health check and a body
-    size limit."""
+    """Bolt's ASGI handler, dispatching on a thread pool, with a health check, a body size
+    limit and the signature checked before anything parses the body.
 
-    def __init__(self, app: App, engine: Engine | None = None, path: str = EVENTS_PATH) -> None:
+    `signing_secret` defaults to the one the Bolt app was built with; without one every
+    request to the events path is refused (401).
+    """
+
+    def __init__(
+        self,
+        app: App,
+        engine: Engine | None = None,
+        path: str = EVENTS_PATH,
+        *,
+        signing_secret: str | None = None,
+    ) -> None:
         super().__init__(app, path=path)
         self.engine = engine
+        secret = _app_signing_secret(app) if signing_secret is None else signing_secret
+        self.verifier = SignatureVerifier(secret) if secret.strip() else None
+        if self.verifier is None:
+            log.warning("no Slack signing secret: every request to %s will be refused", path)
         self.executor = ThreadPoolExecutor(
             max_workers=DISPATCH_THREADS, thread_name_prefix="crmbot-http"
         )
 
     async def dispatch(self, request: AsgiHttpRequest) -> BoltResponse:
-        body = await _read_body(request)
-        bolt_request = BoltRequest(
-            body=body, query=request.query_string, headers=request.get_headers()
-        )
+        headers = request.get_headers()
+        body = self._verify(await _read_body(request), headers)
+        try:
+            bolt_request = BoltRequest(body=body, query=request.query_string, headers=headers)
+        except Exception as exc:  # parsing a signed body that is not what Slack sends
+            raise _Refused(400, "Bad Request", f"unparsable body ({type(exc).__name__})") from None
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, self.app.dispatch, bolt_request)
+
+    def _verify(self, body: bytes, headers: dict[str, Any]) -> str:
+        """The body as text, or refused (401): not signed by Slack with our secret, or
+        signed more than five minutes ago (a replay). A bad signature is logged in Bolt's
+        own words ("Invalid request signature"), the line operators already search for."""
+        if self.verifier is None:
+            raise _Refused(401, "Unauthorized", "no signing secret is configured")
+        timestamp = str(headers.get("x-slack-request-timestamp") or "")
+        signature = str(headers.get("x-slack-signature") or "")
+        if not _TIMESTAMP.match(timestamp):
+            raise _Refused(401, "Unauthorized", "missing or non-numeric timestamp")
+        if abs(time.time() - int(timestamp)) > MAX_SIGNATURE_AGE_SECONDS:
+            raise _Refused(401, "Unauthorized", "stale timestamp")
+        try:
+            text_body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Refused(401, "Unauthorized", "Invalid request signature") from None
+        if not self.verifier.is_valid(body=text_body, timestamp=timestamp, signature=signature):
+            raise _Refused(401, "Unauthorized", "Invalid request signature")
+        return text_body
 
     async def _get_http_response(
         self, method: str, path: str, request: AsgiHttpRequest
@@ -68,9 +121,12 @@ class CrmbotRequestHandler(SlackRequestHandler):
             return await self._health()
         try:
             return await super()._get_http_response(method, path, request)
-        except _BodyTooLarge:
+        except _Refused as refused:
+            log.warning("refused %s %s: %s (%s)", method, path, refused.status, refused.reason)
             return AsgiHttpResponse(
-                status=413, headers={"content-type": ["text/plain"]}, body="Payload Too Large"
+                status=refused.status,
+                headers={"content-type": ["text/plain; charset=utf-8"]},
+                body=refused.answer,
             )
 
     async def _health(self) -> AsgiHttpResponse:
@@ -87,17 +143,22 @@ class CrmbotRequestHandler(SlackRequestHandler):
         )
 
 
-async def _read_body(request: AsgiHttpRequest) -> str:
+def _app_signing_secret(app: App) -> str:
+    """The secret the Bolt app verifies with (Bolt keeps it on the app, unexported)."""
+    return str(getattr(app, "_signing_secret", "") or "")
+
+
+async def _read_body(request: AsgiHttpRequest) -> bytes:
     chunks = bytearray()
     while True:
         message = await request.receive()
         if message["type"] != "http.request":
-            raise _BodyTooLarge("the client went away")
+            raise _Refused(400, "Bad Request", "the client went away")
         chunks.extend(message.get("body", b""))
         if len(chunks) > MAX_BODY_BYTES:
-            raise _BodyTooLarge(f"more than {MAX_BODY_BYTES} bytes")
+            raise _Refused(413, "Payload Too Large", f"more than {MAX_BODY_BYTES} bytes")
         if not message.get("more_body", False):
-            return bytes(chunks).decode("utf-8", errors="replace")
+            return bytes(chunks)
 
 
 def _database_reachable(engine: Engine) -> bool:
@@ -110,9 +171,11 @@ def _database_reachable(engine: Engine) -> bool:
         return False
 
 
-def asgi_app(app: App, engine: Engine | None = None) -> CrmbotRequestHandler:
+def asgi_app(
+    app: App, engine: Engine | None = None, *, signing_secret: str | None = None
+) -> CrmbotRequestHandler:
     """The ASGI application uvicorn (or any ASGI server) serves."""
-    return CrmbotRequestHandler(app, engine)
+    return CrmbotRequestHandler(app, engine, signing_secret=signing_secret)
 
 
 def _config(app: App, engine: Engine | None, host: str, port: int, log_level: str) -> Any:
