@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from crmbot.core import spreadsheet
 
 MAX_VALUE_CHARS = 200
 
@@ -77,9 +78,10 @@ class ImportReport:
         return "\n".join(lines)
 
     def write_csv(self, path: str | Path) -> None:
-        """The full list of problems, one per line, for a spreadsheet."""
+        """The full list of problems, one per line, for a spreadsheet (the rejected values
+        are written so that none runs as a formula: `crmbot.core.spreadsheet`)."""
         with open(path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
+            writer = spreadsheet.writer(handle)
             writer.writerow(["line", "column", "reason", "value"])
             if self.file_error and not self.rejected:
                 writer.writerow([1, "", self.file_error, ""])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from datetime import datetime
 from pathlib import Path
@@ -12,6 +11,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crmbot.core import spreadsheet
 from crmbot.core.models import Customer, CustomerScore
 from crmbot.runs import active_run_id
 
@@ -80,7 +80,8 @@ def _csv_value(value: Any) -> Any:
 def export_scores(*, session: Session, path: Path, run_id: int | None = None) -> int:
     """Write one CSV row per customer of a run (default: the active one); rows written.
 
-    Rows stream from the database in batches, so the export's memory stays flat.
+    Rows stream from the database in batches, so the export's memory stays flat. Cells are
+    written through `crmbot.core.spreadsheet`: no id or reason runs as a formula.
     """
     if run_id is None:
         run_id = active_run_id(session=session)
@@ -92,7 +93,7 @@ def export_scores(*, session: Session, path: Path, run_id: int | None = None) ->
     written = 0
     result = session.execute(_run_scores_statement(run_id), execution_options={"yield_per": 10_000})
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = spreadsheet.writer(handle)
         writer.writerow(header)
         for row in result:
             writer.writerow([_csv_value(row[i]) for i in positions])
