@@ -29,6 +29,7 @@ from crmbot.digests.base import (
     INFLUENCERS,
     KINDS,
     Digest,
+    DigestOutcome,
     Poster,
     digest_key,
     digest_period,
@@ -36,7 +37,7 @@ from crmbot.digests.base import (
     looks_like_slack_user,
 )
 from crmbot.digests.influencers import build_influencer_digest
-from crmbot.digests.ledger import STALE_PENDING, DigestOutcome
+from crmbot.digests.ledger import STALE_PENDING
 
 __all__ = [
     "AT_RISK",

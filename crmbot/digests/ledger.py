@@ -15,7 +15,7 @@ the poster looks for the earlier message before posting again.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,57 +26,12 @@ from sqlmodel import col
 
 from crmbot.core.db import read_session, write_session
 from crmbot.core.models import DigestLog
-from crmbot.digests.base import Digest, digest_key
-from crmbot.reply import Reply
+from crmbot.digests.base import Digest, DigestOutcome, digest_key
 
 log = logging.getLogger(__name__)
 
 # A `pending` row older than this was left by a process that died while posting.
 STALE_PENDING = timedelta(minutes=15)
-
-
-@dataclass
-class DigestOutcome:
-    """What happened to one digest: posted, already posted, failed, nothing to post..."""
-
-    kind: str
-    channel: str
-    period: str
-    # posted | already_posted | in_progress | failed | no_model | no_channel | dry_run
-    status: str
-    ts: str | None = None
-    error: str | None = None
-    reply: Reply | None = None
-    attempts: int = 0
-    owner_dms: list[DigestOutcome] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        failed_dm = any(not dm.ok for dm in self.owner_dms)
-        return self.status not in ("failed",) and not failed_dm
-
-    def describe(self) -> str:
-        """One sentence for a person: the CLI, `/crm schedule run`, the admin channel."""
-        what = f"The {self.kind} digest for {self.period}"
-        where = self.channel or "no channel"
-        text = {
-            "posted": f"{what} was posted to {where} (message {self.ts}).",
-            "already_posted": f"{what} was already posted to {where} (message {self.ts}); "
-            "not posting it twice.",
-            "in_progress": f"{what} is being posted to {where} by another process right now.",
-            "failed": f"{what} could not be posted to {where}: {self.error}",
-            "no_model": f"{what} was not posted: no model has been trained yet.",
-            "no_channel": f"{what} has no channel to go to: set one with "
-            "`/crm schedule channel JOB #channel` or the CRMBOT_*_CHANNEL setting.",
-            "dry_run": f"{what} (dry run, nothing posted).",
-        }.get(self.status, f"{what}: {self.status}")
-        if self.owner_dms:
-            sent = sum(dm.status in ("posted", "already_posted") for dm in self.owner_dms)
-            text += f" Owner DMs: {sent} of {len(self.owner_dms)} delivered."
-            failed = [dm for dm in self.owner_dms if dm.status == "failed"]
-            if failed:
-                text += " Failed: " + "; ".join(f"{dm.channel}: {dm.error}" for dm in failed[:5])
-        return text
 
 
 @dataclass
