@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Double, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Double, Index, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 # Datetimes are stored naive and always mean UTC: one convention for every dialect and for
@@ -122,6 +122,8 @@ class ModelRun(SQLModel, table=True):
     status: str = Field(default="running", max_length=20, index=True)
     activated_at: datetime | None = Field(default=None, sa_type=DateTime)
     forced: bool = False
+    # Kept by retention however old it gets (`crmbot model pin RUN`).
+    pinned: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     row_counts: dict[str, Any] | None = _json_column()
     timings: dict[str, Any] | None = _json_column()
