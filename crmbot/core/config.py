@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     digest_dm_owners: bool = False
     digest_size: int = Field(10, ge=1, le=40)
     training_lock_lease_seconds: int = Field(3600, ge=30)
+    # Model runs kept besides the live one and any pinned; older runs are pruned after each
+    # successful retrain (`crmbot.runs.retention`). 0 keeps every run.
+    retain_runs: int = Field(14, ge=0)
 
     clv_horizon_months: int = Field(12, ge=1, le=120)
     clv_monthly_discount_rate: float = Field(0.01, ge=0, lt=1)

@@ -2,7 +2,10 @@
 
 SQLite gets WAL (readers never wait for the writer), a busy timeout (writers queue rather
 than fail with "database is locked") and foreign keys. Writers that must not interleave
-open their transaction with BEGIN IMMEDIATE through `write_session`.
+open their transaction with BEGIN IMMEDIATE through `write_session`. A database file
+crmbot creates gets `auto_vacuum=INCREMENTAL`, so the pages of pruned model runs can be
+given back to the file system (`crmbot.core.storage`); one created before keeps its mode
+until `crmbot db vacuum`.
 """
 
 from __future__ import annotations
@@ -103,6 +106,9 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
         # Let SQLAlchemy, not pysqlite, decide when transactions begin.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # Takes effect only while the file has no table yet (so before WAL, which writes the
+        # header), and at the next VACUUM; on any other database it changes nothing.
+        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
         if not in_memory:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")

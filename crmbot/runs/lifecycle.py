@@ -34,6 +34,7 @@ from crmbot.core.config import Settings
 from crmbot.core.db import read_session, write_session
 from crmbot.core.models import ActiveRun, CustomerScore, ModelRun, RunOffer
 from crmbot.runs.lock import acquire_training_lock, as_clock
+from crmbot.runs.retention import prune_after_retrain
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -171,11 +172,14 @@ def train(
         except Exception as exc:
             return record.fail("write", exc, notify, total_steps)
         try:
-            return _judge_and_finish(
+            result = _judge_and_finish(
                 engine, settings, record, previous_run_id, stage_list, force, notify, total_steps
             )
         except Exception as exc:
             return record.fail("activate", exc, notify, total_steps)
+        if result.activated:
+            prune_after_retrain(engine, settings)  # never raises: logs its own failure
+        return result
     finally:
         gc.unfreeze()
 
