@@ -1,4 +1,5 @@
-"""`crmbot db upgrade|current`, `crmbot import KIND FILE` and `crmbot customers erase ID`."""
+"""`crmbot db upgrade|current|stats|vacuum`, `crmbot import KIND FILE` and
+`crmbot customers erase ID`."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from crmbot.cli import common
-from crmbot.core.db import DatabaseUnavailable, current_revision, upgrade
+from crmbot.core.db import DatabaseUnavailable, current_revision, read_session, upgrade
+from crmbot.core.storage import DatabaseSize, TableSize
 from crmbot.ingest import KINDS, ImportReport, ProgressCallback, UnknownKind, import_file
+from crmbot.reply import format as fmt
+from crmbot.runs.retention import RunRows
 
 # Files smaller than this import in well under a second: no bar to flash on screen.
 PROGRESS_FROM_BYTES = 2_000_000
@@ -24,7 +28,8 @@ EXIT_PARTIAL = 2  # some rows rejected, the rest imported
 
 def register(app: typer.Typer) -> None:
     db_app = typer.Typer(
-        help="The database schema: upgrade it, show its revision.", no_args_is_help=True
+        help="The database: upgrade its schema, show its revision, its size, reclaim room.",
+        no_args_is_help=True,
     )
     customers_app = typer.Typer(help="Customer records: erase one.", no_args_is_help=True)
     app.add_typer(db_app, name="db")
@@ -56,6 +61,43 @@ def register(app: typer.Typer) -> None:
         except DatabaseUnavailable as exc:
             common.fail(f"{DatabaseUnavailable.user_message}\n({exc})")
         common.console.print(revision or "(no schema yet; run `crmbot db upgrade`)")
+
+    @db_app.command("stats")
+    def db_stats() -> None:
+        """Show rows and bytes per table, and rows per model run."""
+        from crmbot.core.storage import database_size, table_sizes
+        from crmbot.runs.retention import rows_per_run, runs_to_prune
+
+        engine = common.engine()
+        try:
+            tables = table_sizes(engine)
+            whole = database_size(engine)
+            per_run = rows_per_run(engine)
+            with read_session(engine) as session:
+                doomed = set(runs_to_prune(session, keep=common.settings().retain_runs))
+        except DatabaseUnavailable as exc:
+            common.fail(f"{DatabaseUnavailable.user_message}\n({exc})")
+        _print_stats(tables, whole, per_run, doomed)
+
+    @db_app.command("vacuum")
+    def db_vacuum() -> None:
+        """Reclaim the room deleted rows left: SQLite VACUUM (and auto_vacuum=INCREMENTAL
+        from then on), PostgreSQL VACUUM (ANALYZE), MariaDB OPTIMIZE TABLE."""
+        from crmbot.core.storage import database_size, vacuum
+
+        engine = common.engine()
+        try:
+            before = database_size(engine)
+            vacuum(engine)
+            after = database_size(engine)
+        except DatabaseUnavailable as exc:
+            common.fail(f"{DatabaseUnavailable.user_message}\n({exc})")
+        common.console.print(
+            f"Vacuumed: {fmt.data_size(before.bytes)} before, {fmt.data_size(after.bytes)} "
+            f"after ({after.note}).",
+            highlight=False,
+            soft_wrap=True,
+        )
 
     @app.command("import")
     def import_command(
@@ -159,6 +201,58 @@ def register(app: typer.Typer) -> None:
         except DatabaseUnavailable as exc:
             common.fail(f"{DatabaseUnavailable.user_message}\n({exc})")
         common.console.print(result.summary(), highlight=False, soft_wrap=True)
+
+
+def _print_stats(
+    tables: list[TableSize], whole: DatabaseSize, per_run: list[RunRows], doomed: set[int]
+) -> None:
+    console = common.console
+    free = f", {fmt.data_size(whole.free_bytes)} of it free" if whole.free_bytes is not None else ""
+    console.print(
+        f"Database: {fmt.data_size(whole.bytes)}{free} ({whole.note}).",
+        highlight=False,
+        soft_wrap=True,
+    )
+    table = Table("table", "rows", "size", title="Tables", title_justify="left")
+    for size in tables:
+        table.add_row(size.name, f"{size.rows:,}", fmt.data_size(size.bytes))
+    console.print(table)
+    if not per_run:
+        console.print("No model runs yet.")
+        return
+    names = sorted(per_run[0].rows)
+    # A run's share of each run table's bytes, by its share of the rows.
+    per_row = {
+        size.name: size.bytes / size.rows
+        for size in tables
+        if size.name in names and size.bytes is not None and size.rows
+    }
+    runs_table = Table(
+        "run",
+        "as of",
+        "status",
+        *names,
+        "≈ size",
+        "kept",
+        title="Rows per model run",
+        title_justify="left",
+    )
+    for run in per_run:
+        kept = "live" if run.live else "pinned" if run.pinned else ""
+        estimate = (
+            fmt.data_size(round(sum(per_row[name] * run.rows[name] for name in per_row)))
+            if per_row
+            else fmt.MISSING
+        )
+        runs_table.add_row(
+            str(run.run_id),
+            run.as_of,
+            run.status,
+            *[f"{run.rows[name]:,}" for name in names],
+            estimate,
+            "pruned next" if run.run_id in doomed else kept,
+        )
+    console.print(runs_table)
 
 
 def _login() -> str:

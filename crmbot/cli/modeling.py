@@ -1,4 +1,5 @@
-"""`crmbot train`, `crmbot model show|list|activate` and `crmbot scores export`."""
+"""`crmbot train`, `crmbot model show|list|activate|pin|unpin|prune` and
+`crmbot scores export`."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ OWN_SECTIONS = ("features", "segments", "clusters", "clv", "churn", "recommend")
 
 
 def register(app: typer.Typer) -> None:
-    model_app = typer.Typer(help="Inspect and switch model runs.", no_args_is_help=True)
+    model_app = typer.Typer(
+        help="Inspect and switch model runs; pin the ones to keep.", no_args_is_help=True
+    )
     scores_app = typer.Typer(help="Export the active run's scores.", no_args_is_help=True)
     app.add_typer(model_app, name="model")
     app.add_typer(scores_app, name="scores")
@@ -83,7 +86,7 @@ def register(app: typer.Typer) -> None:
     def list_runs(
         limit: int = typer.Option(20, "--limit", min=1, help="How many runs, newest first."),
     ) -> None:
-        """List model runs, newest first; the active one is marked."""
+        """List model runs, newest first; the active one and pinned ones are marked."""
         engine = common.engine()
         with _reading(engine) as session:
             listed = runs.list_runs(session=session, limit=limit)
@@ -95,7 +98,15 @@ def register(app: typer.Typer) -> None:
         for column in ("run", "as of", "status", "started (UTC)", "took", "customers", "note"):
             table.add_column(column, justify="right" if column in ("run", "customers") else "left")
         for model_run in listed:
-            marker = " (active)" if model_run.id == active_id else ""
+            flags = [
+                name
+                for name, on in (
+                    ("active", model_run.id == active_id),
+                    ("pinned", model_run.pinned),
+                )
+                if on
+            ]
+            marker = f" ({', '.join(flags)})" if flags else ""
             customers = (model_run.row_counts or {}).get("scores")
             table.add_row(
                 str(model_run.id),
@@ -123,6 +134,71 @@ def register(app: typer.Typer) -> None:
             highlight=False,
         )
 
+    @model_app.command("pin")
+    def pin(run: int = typer.Argument(..., help="The run id to keep.")) -> None:
+        """Keep a run however old it gets: pruning never deletes a pinned run."""
+        _pin(run, pinned=True)
+
+    @model_app.command("unpin")
+    def unpin(run: int = typer.Argument(..., help="The run id to stop keeping.")) -> None:
+        """Let pruning delete a run again once it is older than the runs kept."""
+        _pin(run, pinned=False)
+
+    @model_app.command("prune")
+    def prune(
+        keep: int = typer.Option(
+            None,
+            "--keep",
+            min=0,
+            help="Runs to keep besides the live and pinned ones. Default: CRMBOT_RETAIN_RUNS.",
+            show_default=False,
+        ),
+        dry_run: bool = typer.Option(
+            False, "--dry-run", help="Only list the runs that would be deleted."
+        ),
+    ) -> None:
+        """Delete the model runs retention does not keep, now (a retrain does it too)."""
+        from crmbot.runs.retention import prune_exclusively, runs_to_prune
+
+        settings = common.settings()
+        count = settings.retain_runs if keep is None else keep
+        engine = common.engine()
+        if dry_run:
+            with _reading(engine) as session:
+                doomed = runs_to_prune(session, keep=count)
+            common.console.print(
+                f"Would delete model runs {', '.join(map(str, doomed))} (keeping {count})."
+                if doomed
+                else f"Nothing to prune (keeping {count} runs besides the live and pinned ones).",
+                highlight=False,
+            )
+            return
+        try:
+            result = prune_exclusively(
+                engine, settings, keep=count, holder=runs.default_holder("crmbot model prune")
+            )
+        except runs.TrainingInProgress as busy:
+            raise common.fail(busy.user_message) from None
+        except DatabaseUnavailable as exc:
+            raise common.fail(f"{DatabaseUnavailable.user_message}\n({exc})") from None
+        if not result.pruned:
+            common.console.print(f"Nothing to prune (keeping {count} runs).", highlight=False)
+            return
+        rows = ", ".join(
+            fmt.count(n, f"{name} row") for name, n in sorted(result.rows_deleted.items())
+        )
+        common.console.print(
+            f"Pruned {fmt.count(len(result.pruned), 'model run')} "
+            f"({', '.join(map(str, result.pruned))}): {rows} deleted in {result.seconds:.1f}s"
+            + (
+                f"; {fmt.data_size(result.reclaimed_bytes)} given back to the file system."
+                if result.reclaimed_bytes
+                else "."
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
+
     @scores_app.command("export")
     def export(
         path: Path = typer.Argument(..., help="The CSV file to write."),
@@ -143,6 +219,30 @@ def register(app: typer.Typer) -> None:
             except OSError as exc:
                 raise common.fail(f"cannot write {path}: {exc.strerror or exc}") from None
         common.console.print(f"Wrote {rows:,} customers of run {run_id} to {path}.")
+
+
+def _pin(run: int, *, pinned: bool) -> None:
+    from crmbot.runs.retention import RetentionError, pin_run
+
+    engine = common.engine()
+    try:
+        changed = pin_run(engine, run, pinned=pinned)
+    except RetentionError as exc:
+        raise common.fail(str(exc)) from None
+    except DatabaseUnavailable as exc:
+        raise common.fail(f"{DatabaseUnavailable.user_message}\n({exc})") from None
+    if pinned:
+        state = "is pinned" if changed else "was already pinned"
+        common.console.print(
+            f"Model run {run} {state}: pruning keeps it until `crmbot model unpin {run}`.",
+            highlight=False,
+        )
+    else:
+        state = "is no longer pinned" if changed else "was not pinned"
+        common.console.print(
+            f"Model run {run} {state}: pruning deletes it once it is older than the runs kept.",
+            highlight=False,
+        )
 
 
 # ---------------------------------------------------------------------------------------

@@ -87,6 +87,18 @@ def count(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n:,} {word}"
 
 
+def data_size(n_bytes: int | None) -> str:
+    """Bytes as a person reads them: 512 bytes · 48.0 KiB · 3.4 MiB · 1.21 GiB."""
+    if n_bytes is None:
+        return MISSING
+    if abs(n_bytes) < 1024:
+        return count(n_bytes, "byte")
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2)):
+        if abs(n_bytes) >= scale:
+            return f"{n_bytes / scale:,.{2 if unit == 'GiB' else 1}f} {unit}"
+    return f"{n_bytes / 1024:,.1f} KiB"
+
+
 def day(value: date | datetime | None) -> str:
     """The ISO date a person and a spreadsheet both read: 2026-11-25."""
     if value is None:
