@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import insert, inspect, text
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
-from crmbot.core.db import current_revision, refresh_statistics, upgrade
+from crmbot.core.db import current_revision, make_engine, refresh_statistics, upgrade
 from crmbot.core.models import Customer
 
 
@@ -44,3 +46,31 @@ def test_statistics_are_refreshed_after_a_bulk_write(storage_engine: Engine) -> 
             assert estimated == 50  # -1 (never analysed) without the refresh
         elif storage_engine.dialect.name == "sqlite":
             assert "sqlite_stat1" not in inspect(storage_engine).get_table_names()
+
+
+def test_a_database_with_scores_upgrades_in_place(tmp_path: Path) -> None:
+    """Every migration runs on a database that already holds runs and scores, as a real
+    upgrade does (SQLite refuses to drop a table that other rows reference)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'crm.db'}")
+    upgrade(engine, "0002")
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO customer (id, customer_id) VALUES (1, 'C1')"))
+        connection.execute(
+            text(
+                "INSERT INTO model_run (id, as_of, started_at, status, forced) "
+                "VALUES (1, '2026-06-30', '2026-07-01 02:00:00', 'succeeded', 0)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO customer_score (run_id, customer_pk, frequency, monetary, "
+                "total_spend, orders_count, segment, referred_customers, referred_spend, "
+                "referred_active) VALUES (1, 1, 2, 50.0, 100.0, 2, 'Loyal', 0, 0.0, 0)"
+            )
+        )
+    upgrade(engine)
+    columns = {c["name"] for c in inspect(engine).get_columns("model_run")}
+    assert "pinned" in columns
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM customer_score")).scalar() == 1
+    engine.dispose()
