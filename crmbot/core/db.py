@@ -106,13 +106,15 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
         # Let SQLAlchemy, not pysqlite, decide when transactions begin.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # Takes effect only while the file has no table yet (so before WAL, which writes the
-        # header), and at the next VACUUM; on any other database it changes nothing.
-        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        # First, so that every statement below waits for a writer instead of failing.
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # auto_vacuum takes effect only while the file is empty (so before WAL, which writes
+        # the header), or at a VACUUM; setting it on a database in use would take a lock.
+        if cursor.execute("PRAGMA page_count").fetchone()[0] == 0:
+            cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
         if not in_memory:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
