@@ -6,7 +6,8 @@
   skipped when they do not answer, unless CRMBOT_REQUIRE_SERVERS names them (CI sets it).
   Each run creates its own database on each server and drops it at the end, so nothing an
   earlier run left behind can leak in; between tests its tables are emptied (ids restart).
-* `crm` / `bot`: the small hand-made CRM of `small_crm.seed` and a chat bot over it.
+* `crm` / `bot`: the small hand-made CRM of `tests.support.small_crm.seed` and a chat bot
+  over it.
 * `sample_company` (session): the demo's sample company (~800 customers) imported into a
   SQLite file and trained as of its as_of; `.engine`, `.truth`, `.as_of`, `.settings`.
 """
@@ -23,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from small_crm import ChatBot, SmallCrm, seed
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import SQLModel
@@ -31,6 +31,7 @@ from sqlmodel import SQLModel
 import crmbot.core.models  # noqa: F401  (every table in SQLModel.metadata)
 from crmbot.core.config import Settings
 from crmbot.core.db import connect, make_engine, upgrade
+from tests.support.small_crm import ChatBot, SmallCrm, seed
 
 SERVER_URLS = {
     "postgres": os.environ.get(

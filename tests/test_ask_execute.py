@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from ask_crm import TODAY, seed
 from sqlalchemy.engine import Engine
 
 from crmbot.ask.execute import AskError, execute, load_vocabulary
 from crmbot.ask.parse import parse_question
 from crmbot.ask.query import DateRange, StructuredQuery, Threshold
+from tests.support.ask_crm import TODAY, seed
 
 
 @pytest.fixture

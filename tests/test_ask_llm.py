@@ -13,7 +13,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from ask_crm import seed
 from sqlalchemy.engine import Engine
 
 from crmbot.ask.llm import LLMUnavailable, endpoint, translate
@@ -21,6 +20,7 @@ from crmbot.ask.parse import Vocabulary
 from crmbot.ask.query import StructuredQuery, Threshold
 from crmbot.chat.dispatch import Dispatcher
 from crmbot.core.config import Settings
+from tests.support.ask_crm import seed
 
 TODAY = date(2026, 6, 30)
 VOCAB = Vocabulary(regions=("EMEA", "APAC"), owners=("maria",), companies=("Initech",))

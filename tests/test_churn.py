@@ -14,7 +14,6 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from synthetic_crm import make_company
 from threadpoolctl import threadpool_limits
 from typer.testing import CliRunner
 
@@ -38,6 +37,7 @@ from crmbot.cli.main import app
 from crmbot.core.config import Settings, get_settings
 from crmbot.core.db import connect, read_session, write_session
 from crmbot.runs import train
+from tests.support.synthetic_crm import make_company
 
 AS_OF = date(2026, 6, 30)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from small_crm import ChatBot, SmallCrm
+from tests.support.small_crm import ChatBot, SmallCrm
 
 
 def test_model_shows_the_active_run_metrics_and_history(bot: ChatBot) -> None:

@@ -18,12 +18,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from slack_bolt import App, BoltRequest
-from slack_fake import SlackFake
-from slack_requests import command_body, event_body, signed_headers
 from slack_sdk import WebClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from test_ask_parse import CASES
 
 from crmbot import queries, runs
 from crmbot.chat.dispatch import Dispatcher
@@ -33,6 +30,9 @@ from crmbot.core.models import CustomerScore
 from crmbot.reply import Reply
 from crmbot.shell.repl import Shell
 from crmbot.slack.app import build_app
+from tests.support.slack_fake import SlackFake
+from tests.support.slack_requests import command_body, event_body, signed_headers
+from tests.test_ask_parse import CASES
 
 SECRET = "test-signing-secret"
 

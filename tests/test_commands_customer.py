@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from small_crm import ChatBot, SmallCrm
 from sqlalchemy.engine import Engine
 
 from crmbot.core import audit
 from crmbot.core.config import Settings
 from crmbot.core.privacy import contains_pii
+from tests.support.small_crm import ChatBot, SmallCrm
 
 
 def test_the_card_has_every_part(bot: ChatBot) -> None:

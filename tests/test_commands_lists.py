@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from small_crm import ChatBot
+
+from tests.support.small_crm import ChatBot
 
 
 def ids(reply_table_rows: list[list[str]], column: int = 1) -> list[str]:

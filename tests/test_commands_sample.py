@@ -10,17 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import copy_of_sample
 from slack_bolt import BoltRequest
-from slack_fake import SlackFake
-from slack_requests import command_body, signed_headers
 from slack_sdk import WebClient
-from small_crm import ChatBot
 from sqlalchemy.engine import Engine
 
 from crmbot.core.config import Settings
 from crmbot.core.privacy import contains_pii
 from crmbot.slack.app import build_app
+from tests.conftest import copy_of_sample
+from tests.support.slack_fake import SlackFake
+from tests.support.slack_requests import command_body, signed_headers
+from tests.support.small_crm import ChatBot
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,6 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from scored_data import add_customers, add_run, book
-from slack_fake import SlackFake
 from slack_sdk.http_retry import FixedValueRetryIntervalCalculator
 from sqlalchemy.engine import Engine
 
@@ -22,6 +20,8 @@ from crmbot.runs.lock import acquire_training_lock
 from crmbot.scheduler import start_scheduler, stop_scheduler
 from crmbot.shell.text import render
 from crmbot.slack.delivery import configured_poster, slack_poster
+from tests.support.scored_data import add_customers, add_run, book
+from tests.support.slack_fake import SlackFake
 
 
 @pytest.fixture

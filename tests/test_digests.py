@@ -9,8 +9,6 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from scored_data import Account, add_customers, add_run, book
-from slack_fake import ACCEPT_THEN_DROP, DROP, Reply, SlackFake
 from slack_sdk import WebClient
 from slack_sdk.http_retry import FixedValueRetryIntervalCalculator
 from sqlalchemy import select
@@ -33,6 +31,8 @@ from crmbot.digests import (
 )
 from crmbot.shell.text import render
 from crmbot.slack.delivery import SLACK_RETRIES, SlackPoster, slack_poster
+from tests.support.scored_data import Account, add_customers, add_run, book
+from tests.support.slack_fake import ACCEPT_THEN_DROP, DROP, Reply, SlackFake
 
 DAY1 = datetime(2026, 6, 29, 8, 0)  # a Monday, 08:00 UTC
 DAY2 = DAY1 + timedelta(days=1)

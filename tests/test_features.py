@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 from sqlmodel import col
-from value_data import END, build_company, insert_company, order_row
 
 from crmbot.analytics.base import RunContext, day_end, load_training_data
 from crmbot.analytics.features import run
@@ -22,6 +21,7 @@ from crmbot.analytics.source.pandas_summary import (
 )
 from crmbot.core.config import Settings
 from crmbot.core.models import Customer, Feedback, Order, OrderLine, Ticket
+from tests.support.value_data import END, build_company, insert_company, order_row
 
 AS_OF = date(2025, 6, 30)
 

@@ -17,17 +17,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from slack_fake import Reply, SlackFake
-from slack_requests import command_body, signed_headers
 from slack_sdk import WebClient
-from small_crm import seed
-from socket_mode_fake import SocketModeFake
 from sqlmodel import SQLModel
 
 from crmbot.core.config import Settings
 from crmbot.core.db import make_engine, upgrade
 from crmbot.slack.app import build_app
 from crmbot.slack.http import EVENTS_PATH, BackgroundServer, serve_socket_mode
+from tests.support.slack_fake import Reply, SlackFake
+from tests.support.slack_requests import command_body, signed_headers
+from tests.support.small_crm import seed
+from tests.support.socket_mode_fake import SocketModeFake
 
 SECRET = "test-signing-secret"
 

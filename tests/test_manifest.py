@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 import yaml
 from slack_bolt import BoltRequest
-from slack_fake import SlackFake
-from slack_requests import action_body, command_body, event_body, signed_headers
 from slack_sdk import WebClient
-from small_crm import seed
 from sqlmodel import SQLModel
 
 from crmbot.core.config import Settings
 from crmbot.core.db import make_engine
 from crmbot.slack.app import build_app
 from crmbot.slack.manifest import BOT_EVENTS, BOT_SCOPES, build_manifest, manifest_yaml
+from tests.support.slack_fake import SlackFake
+from tests.support.slack_requests import action_body, command_body, event_body, signed_headers
+from tests.support.small_crm import seed
 
 # The scope each Web API method needs (Slack's method reference). None: no scope needed.
 METHOD_SCOPES: dict[str, str | None] = {

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from small_crm import SmallCrm, seed
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from crmbot import queries, runs
 from crmbot.core.db import read_session, write_session
 from crmbot.core.models import ActiveRun
+from tests.support.small_crm import SmallCrm, seed
 
 
 @pytest.fixture

@@ -21,11 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from slack_fake import SlackFake
 from slack_sdk.http_retry import FixedValueRetryIntervalCalculator
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
-from value_data import END, build_company, insert_company
 
 from crmbot import queries, runs
 from crmbot.core.config import Settings
@@ -34,6 +32,8 @@ from crmbot.core.models import CustomerScore, DigestLog, ModelRun
 from crmbot.runs import train
 from crmbot.scheduler import SchedulerRuntime, run_job_now, run_retrain
 from crmbot.slack.delivery import slack_poster
+from tests.support.slack_fake import SlackFake
+from tests.support.value_data import END, build_company, insert_company
 
 MONDAY_RETRAIN = datetime(2026, 1, 5, 2, 0, 5)  # the nightly slot (0 2 * * *), Monday
 LEASE_SECONDS = 60  # short, so "after the lease" is a minute of injected clock

@@ -1,7 +1,7 @@
 """The database goes away under the running server: `crmbot run` (uvicorn, a subprocess) on
 PostgreSQL reached through a TCP proxy on loopback that is cut and restored.
 
-tests/test_slack.py proves the sentence users get and the recovery on the Bolt app in
+tests/slack/test_slack_safety.py proves the sentence users get and the recovery on the Bolt app in
 process; here it is the deployed shape: the process stays up, keeps acknowledging within
 Slack's deadline, its health check turns 503 for the load balancer and back to 200, and
 the next command after the database returns is answered from it.
@@ -19,15 +19,15 @@ import time
 from pathlib import Path
 
 import pytest
-from slack_fake import SlackFake
-from slack_requests import command_body, signed_headers
-from small_crm import seed
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
-from test_slack import TcpProxy
 
 from crmbot.core.db import make_engine, read_session, upgrade
 from crmbot.core.models import AuditLog
+from tests.support.slack_fake import SlackFake
+from tests.support.slack_requests import command_body, signed_headers
+from tests.support.small_crm import seed
+from tests.support.tcp_proxy import TcpProxy
 
 SECRET = "outage-signing-secret-0123"
 TOKEN = "xoxb-0000-outage-test-token"

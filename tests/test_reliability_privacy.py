@@ -4,7 +4,7 @@ digest — through the real Bolt app against the local Slack fake, with every lo
 DEBUG. Afterwards everything Slack received that others can see, and every log record,
 is scanned for emails, phone numbers and secrets.
 
-tests/test_slack.py checks channel replies of commands and the logs of one lookup;
+tests/slack/test_slack_safety.py checks channel replies of commands and the logs of one lookup;
 tests/test_digests.py checks digests' text. This is the sweep over all of it at once.
 """
 
@@ -18,10 +18,7 @@ from pathlib import Path
 
 import pytest
 from slack_bolt import BoltRequest
-from slack_fake import Recorded, SlackFake
-from slack_requests import action_body, command_body, event_body, signed_headers
 from slack_sdk import WebClient
-from small_crm import PEOPLE, TODAY, seed
 from sqlmodel import SQLModel
 
 from crmbot import digests
@@ -30,6 +27,9 @@ from crmbot.core.db import make_engine
 from crmbot.core.privacy import EMAIL_PATTERN, PHONE_PATTERN, contains_pii
 from crmbot.slack.app import build_app
 from crmbot.slack.delivery import slack_poster
+from tests.support.slack_fake import Recorded, SlackFake
+from tests.support.slack_requests import action_body, command_body, event_body, signed_headers
+from tests.support.small_crm import PEOPLE, TODAY, seed
 
 SECRET = "test-signing-secret"
 LLM_KEY = "sk-test-llm-key-0123456789abcdef"

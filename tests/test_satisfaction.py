@@ -6,7 +6,6 @@ from datetime import date, datetime
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic_crm import make_company
 
 from crmbot.analytics import satisfaction, text_sentiment
 from crmbot.analytics.base import RunContext, TrainingData
@@ -17,6 +16,7 @@ from crmbot.analytics.satisfaction import (
 )
 from crmbot.analytics.text_sentiment import HashedTexts, comment_labels, fit_text_model
 from crmbot.core.config import Settings
+from tests.support.synthetic_crm import make_company
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_SUBMITTED, JobEvent
 from apscheduler.schedulers.background import BackgroundScheduler
-from scored_data import add_customers, add_run, book
-from slack_fake import SlackFake
 from slack_sdk.http_retry import FixedValueRetryIntervalCalculator
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
@@ -42,6 +40,8 @@ from crmbot.scheduler import (
     sync_jobs,
 )
 from crmbot.slack.delivery import SlackPoster, slack_poster
+from tests.support.scored_data import add_customers, add_run, book
+from tests.support.slack_fake import SlackFake
 
 RUN_DAY = datetime(2026, 6, 29, 2, 0)  # the injected "now" of job runs (naive UTC)
 

@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 from sqlalchemy import insert, update
 from sqlalchemy.engine import Engine
-from value_data import END, build_company, insert_company, later_rows, order_row
 
 from crmbot.analytics.base import load_training_data
 from crmbot.analytics.source import sql_summary
 from crmbot.analytics.source.pandas_summary import customer_summary, purchase_summary
 from crmbot.analytics.source.sql_summary import sql_customer_summary, sql_purchase_rfm
 from crmbot.core.models import Customer, Feedback, Order, Ticket
+from tests.support.value_data import END, build_company, insert_company, later_rows, order_row
 
 
 def _pandas_summary(engine: Engine, as_of: date) -> pd.DataFrame:

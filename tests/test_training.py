@@ -15,11 +15,9 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import copy_of_sample
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
-from value_data import END, START, build_company, insert_company, later_rows
 
 from crmbot import queries, runs
 from crmbot.core.config import Settings
@@ -30,6 +28,8 @@ from crmbot.training import pipeline as training
 from crmbot.training import scores as score_writer
 from crmbot.training.pipeline import STAGES, StageEvent
 from crmbot.training.scores import write_offers, write_scores
+from tests.conftest import copy_of_sample
+from tests.support.value_data import END, START, build_company, insert_company, later_rows
 
 VALUE_STAGES = STAGES[:4]  # features, segments, clusters, clv: enough for the mechanics
 assert [name for name, _ in VALUE_STAGES] == ["features", "segments", "clusters", "clv"]
@@ -372,7 +372,6 @@ def test_a_run_abandoned_by_a_dead_process_is_closed_by_the_next(
 KILLED_TRAINING = """
 import sys, time
 from datetime import date
-sys.path.insert(0, {tests!r})
 from crmbot.core.config import Settings
 from crmbot.core.db import make_engine
 from crmbot.runs import train
@@ -400,9 +399,7 @@ def test_training_killed_half_way_leaves_the_previous_run_live(
     first = train(engine, settings, END, stages=VALUE_STAGES)
     before = queries_scores(engine)
 
-    script = KILLED_TRAINING.format(
-        tests=str(Path(__file__).parent), step=step, url=url, as_of=str(END - timedelta(days=5))
-    )
+    script = KILLED_TRAINING.format(step=step, url=url, as_of=str(END - timedelta(days=5)))
     child = subprocess.Popen(
         [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

@@ -1,0 +1,1 @@
+"""crmbot's tests: a package, so tests and benchmarks import shared code as `tests.support`."""
