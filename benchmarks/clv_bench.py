@@ -1,6 +1,6 @@
 """BG/NBD fit time: crmbot's beside the `lifetimes` package's BetaGeoFitter.
 
-    python benchmarks/clv_bench.py --customers 100000,1000000 [--repeat 3] [--json out.json]
+    python -m benchmarks.clv_bench --customers 100000,1000000 [--repeat 3] [--json out.json]
 
 Data: per-customer (x, t_x, T) in whole days drawn from BG/NBD with the CDNOW parameters
 (Fader, Hardie & Lee 2005; alpha converted to days), first purchases spread over four

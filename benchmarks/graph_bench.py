@@ -1,7 +1,7 @@
 """How long the influence (graph) and next-best-product (recommend) stages take at scale.
 
-    python benchmarks/graph_bench.py                       # 1M customers, both stages
-    python benchmarks/graph_bench.py --customers 100000 --stages recommend
+    python -m benchmarks.graph_bench                       # 1M customers, both stages
+    python -m benchmarks.graph_bench --customers 100000 --stages recommend
 
 Builds a synthetic company straight into a `TrainingData` (no database: this measures the
 stages, not the import): customers with a Poisson number of orders of a few lines each

@@ -1,6 +1,6 @@
 """How fast `crmbot import orders` loads into SQLite, beside a plain sqlite3 executemany.
 
-    python benchmarks/import_bench.py [--rows 200000] [--customers 20000] [--repeat 3]
+    python -m benchmarks.import_bench [--rows 200000] [--customers 20000] [--repeat 3]
                                       [--profile 25]
 
 Both sides load the same generated orders into a fresh SQLite file with crmbot's schema

@@ -1,8 +1,8 @@
 """Server-side latency of `/crm customer` (and friends) through the real Slack transport.
 
-    python benchmarks/slack_bench.py                         # a fresh sample company
-    python benchmarks/slack_bench.py --database-url sqlite:///crmbot.db --requests 400
-    python benchmarks/slack_bench.py --http                  # through uvicorn on loopback
+    python -m benchmarks.slack_bench                         # a fresh sample company
+    python -m benchmarks.slack_bench --database-url sqlite:///crmbot.db --requests 400
+    python -m benchmarks.slack_bench --http                  # through uvicorn on loopback
 
 Builds (or opens) a trained sample company, starts the Bolt app against a local stand-in
 for the Slack Web API (it answers `auth.test`/`users.info` and records the response_url

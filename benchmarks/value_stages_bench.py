@@ -1,7 +1,7 @@
 """Time the value stages (features, segments, clusters, CLV) and the score write on a
 synthetic book held in memory — no import step, so the figures are the stages' own.
 
-    python benchmarks/value_stages_bench.py --customers 100000,1000000
+    python -m benchmarks.value_stages_bench --customers 100000,1000000
 
 Each customer has Poisson(9) + 1 orders spread uniformly over two years after a random
 first day, half as many tickets and a third as many survey answers as customers. Such a
