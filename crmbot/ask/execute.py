@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from datetime import time as day_time
@@ -420,45 +420,11 @@ class _Runner:
 
         found = self.session.execute(base(func.count())).scalar_one()
         amount = col(Order.amount)
+        if q.group_by == "month":
+            return self._orders_by_month(base, found)
         if q.group_by:
-            if q.group_by == "month":
-                year = func.extract("year", col(Order.ordered_at))
-                month = func.extract("month", col(Order.ordered_at))
-                value = (
-                    func.avg(amount)
-                    if q.metric == "avg"
-                    else (func.sum(amount) if q.metric == "sum" else func.count())
-                )
-                rows = self.session.execute(
-                    base(year, month, func.count(), value)
-                    .group_by(year, month)
-                    .order_by(year, month)
-                    .limit(self.limit(MAX_GROUPS))
-                ).all()
-                answer = Answer(found=found, columns=["Month", "Orders"])
-                answer.columns.append(
-                    "Count"
-                    if q.metric == "count"
-                    else ("Average order value" if q.metric == "avg" else "Revenue")
-                )
-                for y, m, count, total in rows:
-                    label = f"{int(y):04d}-{int(m):02d}"
-                    answer.rows.append(
-                        [
-                            label,
-                            f"{count:,}",
-                            format_value("amount" if q.metric != "count" else None, total),
-                        ]
-                    )
-                    answer.chart_labels.append(label)
-                    answer.chart_values.append(float(total or 0))
-                return answer
             label = self.group_column(customer, scores)
-            value = (
-                func.avg(amount)
-                if q.metric == "avg"
-                else (func.sum(amount) if q.metric == "sum" else func.count())
-            )
+            value = self._order_metric(amount)
             answer = self.grouped(base(label, func.count(), value), label, value, "amount")
             answer.found = found
             return answer
@@ -469,13 +435,52 @@ class _Runner:
             result = self.session.execute(base(aggregate)).scalar()
             label = "Average order value" if q.metric == "avg" else "Revenue"
             return Answer(found=found, value=format_value("amount", result), value_label=label)
+        return self._orders_listed(base, customer, found)
+
+    def _order_metric(self, amount: Any) -> Any:
+        """The per-group figure the question asks for: average, sum or count of orders."""
+        if self.query.metric == "avg":
+            return func.avg(amount)
+        return func.sum(amount) if self.query.metric == "sum" else func.count()
+
+    def _orders_by_month(self, base: Callable[..., Any], found: int) -> Answer:
+        q = self.query
+        year = func.extract("year", col(Order.ordered_at))
+        month = func.extract("month", col(Order.ordered_at))
+        value = self._order_metric(col(Order.amount))
+        rows = self.session.execute(
+            base(year, month, func.count(), value)
+            .group_by(year, month)
+            .order_by(year, month)
+            .limit(self.limit(MAX_GROUPS))
+        ).all()
+        answer = Answer(found=found, columns=["Month", "Orders"])
+        answer.columns.append(
+            "Count"
+            if q.metric == "count"
+            else ("Average order value" if q.metric == "avg" else "Revenue")
+        )
+        for y, m, count, total in rows:
+            label = f"{int(y):04d}-{int(m):02d}"
+            answer.rows.append(
+                [
+                    label,
+                    f"{count:,}",
+                    format_value("amount" if q.metric != "count" else None, total),
+                ]
+            )
+            answer.chart_labels.append(label)
+            answer.chart_values.append(float(total or 0))
+        return answer
+
+    def _orders_listed(self, base: Callable[..., Any], customer: Any, found: int) -> Answer:
         rows = self.session.execute(
             base(
                 col(Order.order_id),
                 col(Order.ordered_at),
                 customer.customer_id,
                 customer.name,
-                amount,
+                col(Order.amount),
                 col(Order.currency),
             )
             .order_by(col(Order.ordered_at).desc(), col(Order.order_id))
@@ -647,6 +652,11 @@ class _Runner:
             return answer
         if q.metric == "count":
             return Answer(found=found, value=f"{found:,}", value_label="customers moved", note=note)
+        return self._moves_listed(base, customer, now, before, found, note)
+
+    def _moves_listed(
+        self, base: Callable[..., Any], customer: Any, now: Any, before: Any, found: int, note: str
+    ) -> Answer:
         rows = self.session.execute(
             base(
                 customer.customer_id,
