@@ -291,3 +291,14 @@ class ScheduleOverride(SQLModel, table=True):
     paused: bool = False
     updated_by: str | None = Field(default=None, max_length=64)
     updated_at: datetime | None = Field(default=None, sa_type=DateTime)
+
+
+class RequestClaim(SQLModel, table=True):
+    """A request acted on (a Slack trigger or event id), claimed before it runs, so a
+    retried or replayed delivery is recognised, also after a restart
+    (`crmbot.core.claims`). Rows older than a day are pruned."""
+
+    __tablename__ = "request_claim"
+
+    request_id: str = Field(primary_key=True, max_length=120)
+    claimed_at: datetime = Field(sa_type=DateTime, index=True)

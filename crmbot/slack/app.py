@@ -11,9 +11,11 @@
   the button's value as arguments, answered to the person who clicked.
 * App Home: the account manager's own book — their at-risk accounts, top value, model
   freshness — published with views.publish when they open the tab.
-* Slack delivers again when it thinks a delivery failed (`X-Slack-Retry-Num`); every
-  request has an id (trigger id, event id) that is claimed once, in memory and through the
-  audit log's unique request id, so a retried request never acts twice.
+* Slack delivers again when it thinks a delivery failed (`X-Slack-Retry-Num`), and a
+  signed request can be replayed; every request has an id (trigger id, event id) that is
+  claimed once in the database before anything runs (`crmbot.core.claims`), so a retried
+  or replayed request never acts twice, also after a restart, and each duplicate skipped
+  is audited with the outcome "duplicate".
 * Charts are drawn with matplotlib and uploaded with files_upload_v2: into the channel
   when the reply is shared, else into the asker's DM with the bot.
 
@@ -44,7 +46,8 @@ from sqlalchemy.engine import Engine
 
 from crmbot.chat.dispatch import Dispatcher, parse
 from crmbot.chat.registry import find_command
-from crmbot.core import audit, redact
+from crmbot.core import audit, claims, redact
+from crmbot.core.clock import utc_now
 from crmbot.core.config import Settings
 from crmbot.core.db import DatabaseUnavailable
 from crmbot.reply import Reply
@@ -70,35 +73,56 @@ HOME_VIEW = "app-home"
 class RequestLedger:
     """Which Slack request ids were already acted on.
 
-    In memory for the deliveries that overlap (the first still running when Slack retries),
-    and through the audit log (unique request id) for a retry that arrives after a restart.
+    Claimed in the database (`crmbot.core.claims`) before the request runs, so a retry or a
+    replay is recognised whether it overlaps the first delivery or arrives after a restart
+    or at another replica. A small in-memory set answers repeats within this process
+    without a write, and keeps them out while the database is unreachable. Claims older
+    than a day are deleted every few minutes, in bounded batches.
     """
 
-    def __init__(self, engine: Engine, *, ttl_seconds: float = 3600, max_entries: int = 50_000):
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_entries: int = 50_000,
+        prune_every_seconds: float = 600,
+        clock: Callable[[], datetime] = utc_now,
+    ):
         self.engine = engine
-        self.ttl = ttl_seconds
         self.max_entries = max_entries
-        self._seen: OrderedDict[str, float] = OrderedDict()
+        self.prune_every = prune_every_seconds
+        self.clock = clock
+        self._seen: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
+        self._next_prune = time.monotonic()
 
-    def claim(self, request_id: str, *, retry: bool) -> bool:
+    def claim(self, request_id: str) -> bool:
         """True the first time `request_id` is seen; False for any repeat."""
-        now = time.monotonic()
         with self._lock:
-            while self._seen and (
-                len(self._seen) >= self.max_entries
-                or now - next(iter(self._seen.values())) > self.ttl
-            ):
-                self._seen.popitem(last=False)
             if request_id in self._seen:
                 return False
-            self._seen[request_id] = now
-        if retry:
-            try:
-                return not audit.already_audited(self.engine, request_id)
-            except DatabaseUnavailable:
-                return True  # better to answer twice than to stay silent
-        return True
+            self._seen[request_id] = None
+            while len(self._seen) > self.max_entries:
+                self._seen.popitem(last=False)
+        try:
+            first = claims.claim(self.engine, request_id, now=self.clock())
+        except DatabaseUnavailable:
+            return True  # better to answer twice than to stay silent
+        self._prune_now_and_then()
+        return first
+
+    def _prune_now_and_then(self) -> None:
+        with self._lock:
+            if time.monotonic() < self._next_prune:
+                return
+            self._next_prune = time.monotonic() + self.prune_every
+        try:
+            deleted = claims.prune(self.engine, now=self.clock())
+        except Exception as exc:  # pruning is housekeeping: the next round tries again
+            log.warning("pruning old request claims failed: %s", exc)
+            return
+        if deleted:
+            log.info("pruned %d request claims older than %s", deleted, claims.KEEP_FOR)
 
 
 class UserDirectory:
@@ -201,8 +225,14 @@ class SlackBot:
         user_id = body.get("user_id") or ""
         channel_id = body.get("channel_id")
         request_id = _request_id("cmd", body.get("trigger_id"), request)
-        if not self.ledger.claim(request_id, retry=_is_retry(request)):
-            log.info("request %s already handled; retry ignored", request_id)
+        if not self.ledger.claim(request_id):
+            self._skip_duplicate(
+                request_id,
+                request,
+                text=body.get("text") or "",
+                user_id=user_id,
+                channel_id=channel_id,
+            )
             return
         outbox = ResponseOutbox(self, respond=respond, user_id=user_id, channel_id=channel_id)
         reply = self._run(
@@ -234,10 +264,12 @@ class SlackBot:
         if not user_id or not channel_id:
             return
         request_id = _request_id("evt", body.get("event_id"), request)
-        if not self.ledger.claim(request_id, retry=_is_retry(request)):
-            log.info("event %s already handled; retry ignored", request_id)
-            return
         text = self._route_free_text(strip_mention(event.get("text") or ""))
+        if not self.ledger.claim(request_id):
+            self._skip_duplicate(
+                request_id, request, text=text, user_id=user_id, channel_id=channel_id
+            )
+            return
         outbox = MessageOutbox(
             self,
             user_id=user_id,
@@ -272,9 +304,12 @@ class SlackBot:
         user_id = (body.get("user") or {}).get("id") or ""
         channel_id = (body.get("channel") or {}).get("id")
         request_id = _request_id("act", body.get("trigger_id") or action.get("action_ts"), request)
-        if not self.ledger.claim(request_id, retry=_is_retry(request)):
-            return
         text = action_command_text(action.get("action_id", ""), action.get("value") or "")
+        if not self.ledger.claim(request_id):
+            self._skip_duplicate(
+                request_id, request, text=text, user_id=user_id, channel_id=channel_id
+            )
+            return
         outbox: Outbox
         if respond is not None and respond.response_url:
             outbox = ResponseOutbox(
@@ -306,7 +341,12 @@ class SlackBot:
             return
         user_id = event.get("user") or ""
         request_id = _request_id("home", body.get("event_id"), request)
-        if not user_id or not self.ledger.claim(request_id, retry=_is_retry(request)):
+        if not user_id:
+            return
+        if not self.ledger.claim(request_id):
+            self._skip_duplicate(
+                request_id, request, text="", user_id=user_id, channel_id=None, name=HOME_VIEW
+            )
             return
         # The App Home is a registered view: built through the dispatcher (access check,
         # audit) from the same read side as the commands; here it is only rendered.
@@ -322,6 +362,37 @@ class SlackBot:
             self.client.views_publish(user_id=user_id, view=blocks.home(reply))
         except (SlackApiError, SlackClientError, OSError) as exc:
             log.warning("views.publish for %s failed: %s", user_id, exc)
+
+    # -- duplicates --------------------------------------------------------------------
+
+    def _skip_duplicate(
+        self,
+        request_id: str,
+        request: BoltRequest,
+        *,
+        text: str,
+        user_id: str,
+        channel_id: str | None,
+        name: str | None = None,
+    ) -> None:
+        """A delivery of a request already acted on: not run again, audited as such."""
+        retry = (request.headers.get("x-slack-retry-num") or [""])[0]
+        reason = (request.headers.get("x-slack-retry-reason") or [""])[0]
+        how = f"Slack retry {retry}" + (f" ({reason})" if reason else "") if retry else "replay"
+        log.info("request %s already handled; %s not run again", request_id, how)
+        try:
+            audit.record(
+                self.engine,
+                transport="slack",
+                user_id=user_id,
+                channel_id=channel_id,
+                command=name or parse(text, self.settings.slash_command).command or "?",
+                arguments=text,
+                outcome="duplicate",
+                detail=f"{how} of {request_id}: already handled, not run again",
+            )
+        except DatabaseUnavailable:
+            log.warning("audit of duplicate %s skipped: database unreachable", request_id)
 
     # -- running a command -------------------------------------------------------------
 
@@ -515,10 +586,6 @@ def _is_direct_message(body: dict[str, Any]) -> bool:
         and not event.get("bot_id")
         and bool(event.get("user"))
     )
-
-
-def _is_retry(request: BoltRequest) -> bool:
-    return bool(request.headers.get("x-slack-retry-num"))
 
 
 def _request_id(kind: str, slack_id: str | None, request: BoltRequest) -> str:
