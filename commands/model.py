@@ -8,6 +8,7 @@ from crmbot import runs
 from crmbot.chat.commandkit import no_model_reply
 from crmbot.chat.registry import Request, command
 from crmbot.core.db import read_session
+from crmbot.core.models import ModelRun, Unreadable
 from crmbot.reply import Reply, Table
 from crmbot.reply import format as fmt
 
@@ -21,33 +22,45 @@ def model_command(request: Request) -> Reply:
 
     Shows what every answer is based on — the run id, the date its data stops, when it went
     live — the headline metrics of each model (churn ROC AUC, lift, …), and the last few
-    runs with their status, so a failed or rejected retrain is visible.
+    runs with their status, so a failed or rejected retrain is visible. A run whose record
+    is corrupt is shown with the values that cannot be read marked "unreadable".
     """
     with read_session(request.engine) as session:
-        run = runs.active_run(session=session)
+        # Not `active_run`: this command must show a live run even when it cannot serve.
+        run_id = runs.active_run_id(session=session)
+        run = None if run_id is None else runs.get_run(session=session, run_id=run_id)
         if run is None:
             return no_model_reply(request)
         recent = runs.list_runs(session=session, limit=5)
-    age = runs.age_days(run, today=request.today)
-    freshness = f"{age} days old"
-    if age > STALE_AFTER_DAYS:
-        freshness += " — stale; an admin can `retrain`"
     fields = [
         ("Run", str(run.id)),
-        ("Data as of", f"{run.as_of:%Y-%m-%d} ({freshness})"),
+        ("Data as of", _data_as_of(run, request)),
         ("Live since", f"{run.activated_at:%Y-%m-%d %H:%M} UTC" if run.activated_at else "—"),
-        ("Customers scored", _customers(run.row_counts)),
+        ("Customers scored", _customers(runs.run_json(run, "row_counts"))),
     ]
-    if run.timings:
-        steps = {k: v for k, v in run.timings.items() if isinstance(v, int | float)}
+    timings = runs.run_json(run, "timings")
+    if timings:
+        steps = {k: v for k, v in timings.items() if isinstance(v, int | float)}
         # Training records a "total"; older runs only have the steps.
         total = steps.get("total", sum(v for k, v in steps.items() if k != "total"))
         fields.append(("Training time", f"{float(total):.1f} s"))
-    rejected_because = ((run.params or {}).get("run") or {}).get("rejected_because")
+    recorded = (runs.run_json(run, "params") or {}).get("run")
+    recorded = recorded if isinstance(recorded, dict) else {}
+    rejected_because = recorded.get("rejected_because")
     if run.forced and rejected_because:
         # Forced only matters when the champion/challenger check would have refused it.
         fields.append(("Note", f"activated by force although {rejected_because}"))
-    metric_lines = _metric_lines(run.metrics or {})
+    elif recorded.get("note"):
+        fields.append(("Note", str(recorded["note"])))
+    unreadable = runs.unreadable_fields(run)
+    if unreadable:
+        fields.append(("Record", "unreadable: " + ", ".join(unreadable) + " (corrupt)"))
+    metrics = runs.run_json(run, "metrics")
+    metric_lines = _metric_lines(metrics or {})
+    if isinstance(metrics, Unreadable):
+        text = "The metrics are unreadable (the run's record is corrupt)."
+    else:
+        text = "\n".join(metric_lines) if metric_lines else "No metrics were recorded."
     table = Table(
         columns=["Run", "As of", "Status", "Live"],
         rows=[
@@ -60,15 +73,22 @@ def model_command(request: Request) -> Reply:
             for r in recent
         ],
     )
-    return Reply(
-        title=f"Model run {run.id}",
-        fields=fields,
-        text="\n".join(metric_lines) if metric_lines else "No metrics were recorded.",
-        table=table,
-    )
+    return Reply(title=f"Model run {run.id}", fields=fields, text=text, table=table)
 
 
-def _customers(row_counts: dict[str, Any] | None) -> str:
+def _data_as_of(run: ModelRun, request: Request) -> str:
+    if isinstance(run.as_of, Unreadable):
+        return "unreadable — this run cannot serve; an admin can `crmbot model activate` a good run"
+    age = runs.age_days(run, today=request.today)
+    freshness = f"{age} days old"
+    if age > STALE_AFTER_DAYS:
+        freshness += " — stale; an admin can `retrain`"
+    return f"{run.as_of:%Y-%m-%d} ({freshness})"
+
+
+def _customers(row_counts: dict[str, Any] | Unreadable) -> str:
+    if isinstance(row_counts, Unreadable):
+        return "unreadable"
     if not row_counts:
         return "—"
     for key in ("scores", "customers", "customer_score"):

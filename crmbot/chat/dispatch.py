@@ -21,6 +21,7 @@ from crmbot.core.config import Settings
 from crmbot.core.db import DatabaseUnavailable
 from crmbot.digests import Poster
 from crmbot.reply import Reply
+from crmbot.runs import RunUnreadable
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +190,8 @@ class Dispatcher:
         except DatabaseUnavailable:
             log.warning("database unreachable while running %s", cmd.name)
             return Reply.error(DatabaseUnavailable.user_message)
+        except RunUnreadable as unreadable:  # logged once where it was found
+            return Reply.error(str(unreadable))
         except Exception:
             log.exception("command %s failed", cmd.name)
             return Reply.error(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import typer
 from rich.table import Table
@@ -125,8 +124,11 @@ def register(app: typer.Typer) -> None:
                 )
         except DatabaseUnavailable as exc:
             raise common.fail(f"{DatabaseUnavailable.user_message}\n({exc})") from None
+        except runs.RunUnreadable as unreadable:
+            raise common.fail(str(unreadable)) from None
         if not found:
-            graph_params: dict[str, Any] = (run.params or {}).get("graph") or {}
+            graph_params = (runs.run_json(run, "params") or {}).get("graph")
+            graph_params = graph_params if isinstance(graph_params, dict) else {}
             why = graph_params.get("skipped_because")
             scope = " in that segment/region" if segment or region else ""
             common.console.print(

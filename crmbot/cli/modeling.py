@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from crmbot import queries, runs
 from crmbot.cli import common
 from crmbot.core.db import DatabaseUnavailable, read_session
-from crmbot.core.models import ModelRun
+from crmbot.core.models import ModelRun, Unreadable
 from crmbot.reply import format as fmt
 
 # The stages whose parameters and metrics `model show` explains itself; any other stage's
@@ -66,12 +66,10 @@ def register(app: typer.Typer) -> None:
         """Show a model run: segments, clusters, CLV parameters and every model's metrics."""
         engine = common.engine()
         with _reading(engine) as session:
-            model_run = (
-                runs.active_run(session=session)
-                if run is None
-                else runs.get_run(session=session, run_id=run)
-            )
             active_id = runs.active_run_id(session=session)
+            # By id, not `active_run`: a live run that cannot serve is still shown.
+            shown = active_id if run is None else run
+            model_run = None if shown is None else runs.get_run(session=session, run_id=shown)
         if model_run is None:
             if run is None:
                 raise common.fail("no model is active yet; run `crmbot train` first")
@@ -107,15 +105,14 @@ def register(app: typer.Typer) -> None:
                 if on
             ]
             marker = f" ({', '.join(flags)})" if flags else ""
-            customers = (model_run.row_counts or {}).get("scores")
             table.add_row(
                 str(model_run.id),
-                model_run.as_of.isoformat(),
+                str(model_run.as_of),  # the ISO date, or "unreadable"
                 f"{model_run.status}{marker}",
                 f"{model_run.started_at:%Y-%m-%d %H:%M}",
                 _took(model_run),
-                "" if customers is None else f"{customers:,}",
-                fmt.clip(model_run.error, 70),
+                _customers(model_run),
+                fmt.clip(_note(model_run), 70),
             )
         common.console.print(table)
 
@@ -316,13 +313,15 @@ def _print_result(result: Any) -> None:
 
 def run_document(model_run: ModelRun, *, active: bool) -> dict[str, Any]:
     """Everything about a run as plain JSON: run facts, then per model its parameters with
-    its metrics under "metrics" (so `clv.bgnbd.r`, `clv.metrics.bgnbd.log_likelihood`)."""
-    params = dict(model_run.params or {})
-    metrics = dict(model_run.metrics or {})
+    its metrics under "metrics" (so `clv.bgnbd.r`, `clv.metrics.bgnbd.log_likelihood`).
+    What the record holds but cannot be read is "unreadable", and listed under
+    `run.unreadable`."""
+    params = runs.run_json(model_run, "params")
+    metrics = runs.run_json(model_run, "metrics")
     document: dict[str, Any] = {
         "run": {
             "id": model_run.id,
-            "as_of": model_run.as_of.isoformat(),
+            "as_of": str(model_run.as_of),
             "status": model_run.status,
             "active": active,
             "started_at": _iso(model_run.started_at),
@@ -330,26 +329,46 @@ def run_document(model_run: ModelRun, *, active: bool) -> dict[str, Any]:
             "activated_at": _iso(model_run.activated_at),
             "forced": model_run.forced,
             "error": model_run.error,
+            "unreadable": runs.unreadable_fields(model_run),
         },
-        "timings": model_run.timings or {},
-        "row_counts": model_run.row_counts or {},
+        "timings": runs.run_json(model_run, "timings") or {},
+        "row_counts": runs.run_json(model_run, "row_counts") or {},
     }
+    params, metrics = params or {}, metrics or {}
     for name in [*params, *[m for m in metrics if m not in params]]:
         if name == "run":
             continue
-        section = dict(params.get(name) or {})
+        section = params.get(name) or {}
+        section = dict(section) if isinstance(section, dict) else {"unreadable": str(section)}
         section["metrics"] = metrics.get(name, {})
         document[name] = section
     return document
 
 
 def _iso(value: datetime | None) -> str | None:
+    if isinstance(value, Unreadable):
+        return str(value)
     return value.isoformat(sep=" ", timespec="seconds") if value else None
 
 
 def _took(model_run: ModelRun) -> str:
-    total = (model_run.timings or {}).get("total")
-    return "" if total is None else f"{total:.1f}s"
+    total = (runs.run_json(model_run, "timings") or {}).get("total")
+    return f"{total:.1f}s" if isinstance(total, int | float) else ""
+
+
+def _customers(model_run: ModelRun) -> str:
+    row_counts = runs.run_json(model_run, "row_counts")
+    if isinstance(row_counts, Unreadable):
+        return "unreadable"
+    customers = row_counts.get("scores")
+    return f"{customers:,}" if isinstance(customers, int) else ""
+
+
+def _note(model_run: ModelRun) -> str:
+    """The run's error, and what of its record cannot be read."""
+    unreadable = runs.unreadable_fields(model_run)
+    notes = [f"unreadable: {', '.join(unreadable)}"] if unreadable else []
+    return "; ".join([*notes, *([model_run.error] if model_run.error else [])])
 
 
 def _number(value: Any, digits: int = 4) -> str:
@@ -368,27 +387,49 @@ def _print_run(document: dict[str, Any]) -> None:
     console.print(
         f"[bold]Model run {run['id']}[/bold] as of {run['as_of']} — {state}; "
         f"{_number(document['row_counts'].get('scores', 0))} customers"
-        + (f", trained in {total:.1f}s" if total is not None else "")
+        + (f", trained in {total:.1f}s" if isinstance(total, int | float) else "")
         + (f", finished {run['finished_at']} UTC" if run["finished_at"] else ""),
         highlight=False,
     )
     if run["error"]:
         console.print(f"[yellow]{run['error']}[/yellow]", highlight=False)
-    _print_segments(document.get("segments"))
-    _print_clusters(document.get("clusters"))
-    _print_clv(document.get("clv"))
-    _print_churn(document.get("churn"))
-    _print_rules(document.get("recommend"))
+    if run["unreadable"]:
+        console.print(
+            f"[yellow]Unreadable (the record is corrupt): {', '.join(run['unreadable'])}[/yellow]",
+            highlight=False,
+        )
+    for name, show in (
+        ("segments", _print_segments),
+        ("clusters", _print_clusters),
+        ("clv", _print_clv),
+        ("churn", _print_churn),
+        ("recommend", _print_rules),
+    ):
+        _print_section(name, show, document.get(name))
     for name, section in document.items():
         if name in ("run", "timings", "row_counts", *OWN_SECTIONS) or not isinstance(section, dict):
             continue
-        _print_generic(name, section)
+        _print_section(name, lambda section, name=name: _print_generic(name, section), section)
     timings = document["timings"]
     if timings:
         console.print(
-            "Timings: " + ", ".join(f"{step} {seconds:.2f}s" for step, seconds in timings.items()),
+            "Timings: "
+            + ", ".join(f"{step} {_seconds(value)}s" for step, value in timings.items()),
             highlight=False,
         )
+
+
+def _seconds(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, int | float) else str(value)
+
+
+def _print_section(name: str, show: Any, section: Any) -> None:
+    """One model's section; a section whose stored shape is not what it should be (a
+    corrupt record) is said to be unreadable rather than ending the whole command."""
+    try:
+        show(section)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+        common.console.print(f"{name}: unreadable (the record is corrupt)", highlight=False)
 
 
 def _print_segments(section: dict[str, Any] | None) -> None:

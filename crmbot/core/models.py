@@ -7,10 +7,23 @@ per model run; `ActiveRun` names the run readers see, so switching models is one
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import JSON, Column, DateTime, Double, Index, Text, UniqueConstraint, false
+from sqlalchemy import (
+    JSON,
+    Column,
+    Date,
+    DateTime,
+    Double,
+    Index,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    false,
+)
+from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
 # Datetimes are stored naive and always mean UTC: one convention for every dialect and for
@@ -21,6 +34,71 @@ from sqlmodel import Field, SQLModel
 
 def _json_column() -> Any:
     return Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class Unreadable:
+    """A stored value that could not be read back: text that is not JSON, a date that does
+    not parse. A model run's record holds one in place of such a value instead of failing
+    to load (`crmbot.runs.run_json` reads a run's JSON through it). Falsy, so `value or {}`
+    stays safe, and written as "unreadable" (also in f-strings with a date format)."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: object) -> None:
+        self.raw = raw
+
+    def __bool__(self) -> Literal[False]:
+        return False
+
+    def __str__(self) -> str:
+        return "unreadable"
+
+    def __format__(self, spec: str) -> str:
+        return "unreadable"
+
+    def __repr__(self) -> str:
+        return f"Unreadable({str(self.raw)[:40]!r})"
+
+
+class _Tolerant(TypeDecorator[Any]):
+    """The column type it decorates, except that a stored value its reader rejects comes
+    back as `Unreadable` instead of raising: one corrupt field does not make the whole row
+    (and every query that loads it) fail."""
+
+    impl: Any = JSON
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        read = super().result_processor(dialect, coltype)
+        if read is None:
+            return None
+
+        def tolerant(value: Any) -> Any:
+            try:
+                return read(value)
+            except (ValueError, TypeError, RecursionError):
+                return Unreadable(value)
+
+        return tolerant
+
+
+class TolerantJSON(_Tolerant):
+    impl = JSON
+    cache_ok = True
+
+
+class TolerantDate(_Tolerant):
+    impl = Date
+    cache_ok = True
+
+
+class TolerantDateTime(_Tolerant):
+    impl = DateTime
+    cache_ok = True
+
+
+def _tolerant_json_column() -> Any:
+    return Field(default=None, sa_column=Column(TolerantJSON, nullable=True))
 
 
 class Customer(SQLModel, table=True):
@@ -115,20 +193,22 @@ class ModelRun(SQLModel, table=True):
     __tablename__ = "model_run"
 
     id: int | None = Field(default=None, primary_key=True)
-    as_of: date
-    started_at: datetime = Field(sa_type=DateTime)
-    finished_at: datetime | None = Field(default=None, sa_type=DateTime)
+    # A run's record is read tolerantly: a corrupt date or JSON value loads as `Unreadable`
+    # (see `crmbot.runs.run_json` and `active_run`), so one bad run never breaks the rest.
+    as_of: date = Field(sa_type=TolerantDate)
+    started_at: datetime = Field(sa_type=TolerantDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=TolerantDateTime)
     # running | succeeded | failed | rejected (worse than the active run; kept, not activated)
     status: str = Field(default="running", max_length=20, index=True)
-    activated_at: datetime | None = Field(default=None, sa_type=DateTime)
+    activated_at: datetime | None = Field(default=None, sa_type=TolerantDateTime)
     forced: bool = False
     # Kept by retention however old it gets (`crmbot model pin RUN`).
     pinned: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    row_counts: dict[str, Any] | None = _json_column()
-    timings: dict[str, Any] | None = _json_column()
-    params: dict[str, Any] | None = _json_column()
-    metrics: dict[str, Any] | None = _json_column()
+    row_counts: dict[str, Any] | None = _tolerant_json_column()
+    timings: dict[str, Any] | None = _tolerant_json_column()
+    params: dict[str, Any] | None = _tolerant_json_column()
+    metrics: dict[str, Any] | None = _tolerant_json_column()
 
 
 class ActiveRun(SQLModel, table=True):

@@ -9,6 +9,7 @@ from crmbot.runs.lifecycle import (
     RunAlreadyStarted,
     RunNotActivatable,
     RunResult,
+    RunUnreadable,
     activate,
     active_run,
     active_run_id,
@@ -16,9 +17,11 @@ from crmbot.runs.lifecycle import (
     close_abandoned_runs,
     get_run,
     list_runs,
+    run_json,
     run_score_count,
     train,
     train_exclusively,
+    unreadable_fields,
 )
 from crmbot.runs.lock import TrainingInProgress, current_holder, default_holder
 
@@ -27,6 +30,7 @@ __all__ = [
     "RunAlreadyStarted",
     "RunNotActivatable",
     "RunResult",
+    "RunUnreadable",
     "TrainingInProgress",
     "activate",
     "active_run",
@@ -37,7 +41,9 @@ __all__ = [
     "default_holder",
     "get_run",
     "list_runs",
+    "run_json",
     "run_score_count",
     "train",
     "train_exclusively",
+    "unreadable_fields",
 ]

@@ -10,6 +10,11 @@
 
 Later: `activate` makes any finished run live (a rollback is activating an older one),
 `list_runs` and `get_run` show them, and `active_run` is the one run every reader sees.
+
+A run's record may be corrupt (JSON that does not parse, a date that does not): it still
+loads, the bad values as `Unreadable`. `run_json` is the one reader of its JSON values;
+a live run whose data date is unreadable is refused by `active_run` with a way out
+(`RunUnreadable`), and a champion whose metrics are unreadable never blocks a new run.
 `train_exclusively` is what the scheduler, `/crm retrain` and `crmbot train` call: the
 same life under the training lock (`crmbot.runs.lock`).
 """
@@ -18,11 +23,12 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Engine
@@ -32,7 +38,7 @@ from sqlmodel import col
 from crmbot.core.clock import utc_now
 from crmbot.core.config import Settings
 from crmbot.core.db import read_session, write_session
-from crmbot.core.models import ActiveRun, CustomerScore, ModelRun, RunOffer
+from crmbot.core.models import ActiveRun, CustomerScore, ModelRun, RunOffer, Unreadable
 from crmbot.runs.lock import acquire_training_lock, as_clock
 from crmbot.runs.retention import prune_after_retrain
 
@@ -66,6 +72,19 @@ class RunNotActivatable(ValueError):
     """`activate` was asked for a run that cannot go live; the message says why."""
 
 
+class RunUnreadable(RuntimeError):
+    """The live run's record cannot serve: its data date is unreadable (corrupt). The
+    message says so and names the ways out."""
+
+    def __init__(self, run_id: int | None, what: str) -> None:
+        self.run_id = run_id
+        super().__init__(
+            f"The live model run {run_id} cannot be used: its {what} is unreadable (the "
+            "record is corrupt). An admin can make a good run live with "
+            "`crmbot model activate RUN` (see `crmbot model list`) or retrain."
+        )
+
+
 class RunAlreadyStarted(RuntimeError):
     """A scheduled retrain found a run already started for its slot (another scheduler)."""
 
@@ -82,12 +101,19 @@ class RunAlreadyStarted(RuntimeError):
 
 
 def active_run(*, session: Session) -> ModelRun | None:
-    """The model run every reader sees, or None before the first training."""
-    return session.execute(
+    """The model run every reader sees, or None before the first training.
+
+    Raises `RunUnreadable` when the live run's data date is unreadable: every answer says
+    how old its data is, and none can say it of that run."""
+    run = session.execute(
         select(ModelRun)
         .join(ActiveRun, col(ActiveRun.run_id) == col(ModelRun.id))
         .where(col(ActiveRun.slot) == SCORES_SLOT)
     ).scalar_one_or_none()
+    if run is not None and _unreadable(run.as_of):
+        _warn_once(run.id, "as_of", run.as_of)
+        raise RunUnreadable(run.id, "data date (as_of)")
+    return run
 
 
 def active_run_id(*, session: Session) -> int | None:
@@ -120,6 +146,47 @@ def run_score_count(*, session: Session, run_id: int) -> int:
 def age_days(run: ModelRun, *, today: date) -> int:
     """Days between the run's data cut-off and `today`."""
     return (today - run.as_of).days
+
+
+RunJsonField = Literal["params", "metrics", "timings", "row_counts"]
+RUN_JSON_FIELDS: tuple[RunJsonField, ...] = ("params", "metrics", "timings", "row_counts")
+RUN_DATE_FIELDS = ("as_of", "started_at", "finished_at", "activated_at")
+
+
+def run_json(run: ModelRun, name: RunJsonField) -> dict[str, Any] | Unreadable:
+    """A run's `params`, `metrics`, `timings` or `row_counts`: a dict ({} when nothing was
+    recorded), or `Unreadable` (falsy) when the stored value is not JSON or not an object.
+    The one reader of these values; an unreadable one is logged once per run."""
+    value = getattr(run, name)
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return value
+    _warn_once(run.id, name, value)
+    return value if isinstance(value, Unreadable) else Unreadable(value)
+
+
+def unreadable_fields(run: ModelRun) -> list[str]:
+    """The names of the run's recorded values that cannot be read (corrupt), in order."""
+    dates = [name for name in RUN_DATE_FIELDS if _unreadable(getattr(run, name))]
+    values = [name for name in RUN_JSON_FIELDS if isinstance(run_json(run, name), Unreadable)]
+    return dates + values
+
+
+def _unreadable(value: object) -> bool:
+    return isinstance(value, Unreadable)
+
+
+_warned: set[tuple[int | None, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_once(run_id: int | None, name: str, value: object) -> None:
+    with _warned_lock:
+        if (run_id, name) in _warned:
+            return
+        _warned.add((run_id, name))
+    logger.warning("model run %s: its %s is unreadable (%r)", run_id, name, value)
 
 
 # ---------------------------------------------------------------------------------------
@@ -296,20 +363,20 @@ def _judge_and_finish(
     total_steps: int,
 ) -> RunResult:
     """The champion/challenger check, then the run's end: live, or rejected."""
-    from crmbot.training.pipeline import StageEvent, challenger_verdict
+    from crmbot.training.pipeline import StageEvent
 
     notify(StageEvent("activate", "start", total_steps, total_steps))
-    verdict = None
+    verdict, note = None, None
     if previous_run_id is not None:
-        verdict = challenger_verdict(
-            record.metrics, _run_metrics(engine, previous_run_id), settings, stages
-        )
+        verdict, note = _challenge(engine, settings, record, previous_run_id, stages)
     record.params["run"] = {
         "as_of": record.as_of.isoformat(),
         "previous_run_id": previous_run_id,
         "forced": force,
         "rejected_because": verdict,
     }
+    if note:
+        record.params["run"]["note"] = note
     record.timings["total"] = time.perf_counter() - record.started
     activate_now = verdict is None or force
     status = "succeeded" if activate_now else "rejected"
@@ -317,6 +384,29 @@ def _judge_and_finish(
     _finish_run(record, status=status, activate=activate_now, error=error)
     notify(StageEvent("activate", "done", total_steps, total_steps, note=verdict))
     return record.result(status, activated=activate_now, error=error)
+
+
+def _challenge(
+    engine: Engine,
+    settings: Settings,
+    record: _RunRecord,
+    champion_id: int,
+    stages: Sequence[tuple[str, str]],
+) -> tuple[str | None, str | None]:
+    """The champion/challenger verdict against the live run, and a note when the live run's
+    metrics could not be read or compared: a corrupt champion never blocks a new run."""
+    from crmbot.training.pipeline import challenger_verdict
+
+    champion = _run_metrics(engine, champion_id)
+    skipped = "went live without the champion/challenger check"
+    if isinstance(champion, Unreadable):
+        return None, f"the previous run {champion_id}'s metrics are unreadable; {skipped}"
+    try:
+        return challenger_verdict(record.metrics, champion, settings, stages), None
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        # The new run's metrics come from the stages; the stored champion's may be anything.
+        logger.warning("model run %s: its metrics cannot be compared: %r", champion_id, exc)
+        return None, f"the previous run {champion_id}'s metrics could not be compared; {skipped}"
 
 
 def _live_scores(engine: Engine) -> tuple[int | None, pd.DataFrame | None]:
@@ -348,6 +438,11 @@ def activate(engine: Engine, run_id: int, *, clock: Clock = utc_now) -> ModelRun
             detail = f" ({run.error})" if run.error else ""
             raise RunNotActivatable(
                 f"model run {run_id} is {run.status}{detail}; only a finished run can be activated"
+            )
+        if _unreadable(run.as_of):
+            raise RunNotActivatable(
+                f"model run {run_id}'s data date (as_of) is unreadable (the record is "
+                "corrupt); it cannot serve"
             )
         if run_score_count(session=session, run_id=run_id) == 0:
             raise RunNotActivatable(f"model run {run_id} has no scores to serve")
@@ -460,7 +555,7 @@ def _fail_run(record: _RunRecord, *, error: str) -> None:
         )
 
 
-def _run_metrics(engine: Engine, run_id: int) -> dict[str, Any]:
+def _run_metrics(engine: Engine, run_id: int) -> dict[str, Any] | Unreadable:
     with read_session(engine) as session:
         run = get_run(session=session, run_id=run_id)
-        return dict(run.metrics or {}) if run is not None else {}
+        return run_json(run, "metrics") if run is not None else {}

@@ -114,7 +114,10 @@ def _latest_slot(engine: Engine, settings: Settings, now: datetime) -> datetime 
 
 def _active_model_sentence(engine: Engine) -> str:
     with read_session(engine) as session:
-        run = runs.active_run(session=session)
+        try:
+            run = runs.active_run(session=session)
+        except runs.RunUnreadable as unreadable:
+            return str(unreadable)
     if run is None:
         return "There is still no active model."
     return f"The active model (run {run.id}, data as of {run.as_of:%Y-%m-%d}) stays live."
