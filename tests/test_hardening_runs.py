@@ -1,4 +1,4 @@
-"""Recovery from a bad model run record.
+"""Recovery from a bad model run record, a dead run and a database outage.
 
 A run's record is corrupted the way a bad write or a hand edit would, with raw SQL: on
 SQLite text that is not JSON and a date that is not a date; on PostgreSQL and MariaDB
@@ -13,7 +13,13 @@ champion/challenger check reads the live run's metrics as a real one does.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +28,16 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
+from crmbot.chat.dispatch import Dispatcher
 from crmbot.cli.main import app as cli
+from crmbot.core.clock import utc_now
 from crmbot.core.config import Settings, get_settings
-from crmbot.core.db import make_engine, upgrade, write_session
+from crmbot.core.db import make_engine, read_session, upgrade, write_session
 from crmbot.core.models import ModelRun
-from crmbot.runs import train
+from crmbot.runs import get_run, train
 from crmbot.training.pipeline import STAGES
-from tests.support.small_crm import AS_OF, ChatBot, SmallCrm, seed
+from tests.support.slack_fake import SlackFake
+from tests.support.small_crm import AS_OF, TODAY, ChatBot, SmallCrm, seed
 
 SCORE_COMMANDS = ["customer C001", "at-risk", "why C001", "segment Champions", "influencers"]
 
@@ -246,3 +255,119 @@ def test_a_readable_champion_still_blocks_a_worse_run(crm: SmallCrm, settings: S
     result = train(crm.engine, settings, AS_OF, stages=PROBE_STAGES)
     assert result.status == "rejected" and not result.activated
     assert "probe: the probe scored lower" in (result.error or "")
+
+
+# -- dead runs at start-up -------------------------------------------------------------------
+
+
+def add_running_run(engine: Engine, started: datetime) -> int:
+    with write_session(engine) as session:
+        dead = ModelRun(as_of=AS_OF, started_at=started, status="running")
+        session.add(dead)
+        session.flush()
+        assert dead.id is not None
+        return dead.id
+
+
+def status_of(engine: Engine, run_id: int) -> tuple[str, str | None]:
+    with read_session(engine) as session:
+        found = get_run(session=session, run_id=run_id)
+        assert found is not None
+        return found.status, found.error
+
+
+def test_the_scheduler_marks_dead_runs_abandoned_when_it_starts(
+    crm: SmallCrm, settings: Settings, tmp_path: Path
+) -> None:
+    from crmbot.scheduler import start_scheduler, stop_scheduler
+
+    # Two minutes old: well inside a lease, so only start-up can know it is dead.
+    dead = add_running_run(crm.engine, utc_now() - timedelta(minutes=2))
+    scheduler = start_scheduler(settings, crm.engine, None, paused=True)
+    stop_scheduler(scheduler, wait=False)
+    status, error = status_of(crm.engine, dead)
+    assert status == "failed" and (error or "").startswith("abandoned")
+    model = ChatBot(crm.engine, settings, tmp_path / "charts").reply("model")
+    assert model.table is not None
+    assert [row[2] for row in model.table.rows if row[0] == str(dead)][0].startswith(
+        "failed: abandoned"
+    )
+
+
+def test_a_run_being_trained_elsewhere_is_left_alone_at_start_up(
+    crm: SmallCrm, settings: Settings
+) -> None:
+    from crmbot.runs import close_dead_runs_at_startup
+    from crmbot.runs.lock import acquire_training_lock
+
+    live = add_running_run(crm.engine, utc_now() - timedelta(minutes=2))
+    dead = add_running_run(
+        crm.engine, utc_now() - timedelta(seconds=settings.training_lock_lease_seconds + 60)
+    )
+    with acquire_training_lock(crm.engine, "a retrain elsewhere"):
+        closed = close_dead_runs_at_startup(crm.engine, settings, holder="start-up")
+    assert closed == [dead]
+    assert status_of(crm.engine, live) == ("running", None)
+
+
+def test_crmbot_run_marks_dead_runs_abandoned_when_it_starts(
+    sqlite_crm: SmallCrm, tmp_path: Path
+) -> None:
+    """`crmbot run --no-scheduler` (a replica): the bot's own start-up closes the run."""
+    crm = sqlite_crm
+    dead = add_running_run(crm.engine, utc_now() - timedelta(minutes=2))
+    crmbot = str(Path(sys.executable).parent / "crmbot")
+    with SlackFake() as slack:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(tmp_path),
+            "DATABASE_URL": database_url(crm.engine),
+            "SLACK_BOT_TOKEN": "xoxb-0000-live-looking-token",
+            "SLACK_SIGNING_SECRET": "test-signing-secret",
+            "SLACK_API_BASE_URL": slack.base_url,
+        }
+        process = subprocess.Popen(
+            [crmbot, "run", "--host", "127.0.0.1", "--port", "0", "--no-scheduler"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while status_of(crm.engine, dead)[0] == "running":
+                assert process.poll() is None, process.stdout.read()  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "crmbot run did not close the dead run"
+                time.sleep(0.1)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            output, _ = process.communicate(timeout=30)
+    status, error = status_of(crm.engine, dead)
+    assert status == "failed" and (error or "").startswith("abandoned"), output
+
+
+# -- /crm retrain during an outage -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://postgres@127.0.0.1:{port}/test",
+        "mysql+pymysql://root@127.0.0.1:{port}/test",
+    ],
+    ids=["postgres", "mariadb"],
+)
+def test_retrain_during_an_outage_says_the_database_is_not_reachable(
+    url: str, settings: Settings
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    engine = make_engine(url.format(port=port), connect_args={"connect_timeout": 3})
+    reply = Dispatcher(engine, settings).handle("retrain", user_id="UADMIN", today=TODAY)
+    assert reply.outcome == "error"
+    assert "database is not reachable" in reply.text and "failed on my side" not in reply.text
+    engine.dispose()

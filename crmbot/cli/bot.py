@@ -46,6 +46,10 @@ def register(app: typer.Typer) -> None:
         # Again now that the Slack and server loggers exist.
         redact.install(common.secret_values(settings))
         engine = common.engine()
+        if not scheduler:  # the scheduler does it when it starts
+            from crmbot.runs import close_dead_runs_at_startup, default_holder
+
+            close_dead_runs_at_startup(engine, settings, holder=default_holder("crmbot run"))
 
         from crmbot.slack.app import SlackRefused, build_app
         from crmbot.slack.http import serve_http, serve_socket_mode

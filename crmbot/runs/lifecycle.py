@@ -478,14 +478,49 @@ def _create_run(engine: Engine, as_of: date, *, forced: bool, clock: Clock) -> i
         return run.id
 
 
-def close_abandoned_runs(engine: Engine, settings: Settings, clock: Clock = utc_now) -> None:
-    """Mark runs left "running" by a process that died (e.g. SIGKILL) as failed.
+def close_dead_runs_at_startup(
+    engine: Engine, settings: Settings, *, holder: str, clock: Clock = utc_now
+) -> list[int]:
+    """At start-up (the bot, the scheduler): mark every run a dead process left "running"
+    as failed (abandoned), so `/crm model` never shows it running for ever.
+
+    Training always holds the training lock, so while this takes the lock no run can be
+    in progress: every run still "running" is dead, however recent. When someone else
+    holds the lock (a live retrain), only runs older than a whole lease are closed. Never
+    raises: start-up goes on, and the next training closes what is left.
+    """
+    from crmbot.runs.lock import TrainingInProgress
+
+    try:
+        with acquire_training_lock(
+            engine, holder, lease_seconds=settings.training_lock_lease_seconds, now=clock
+        ):
+            return close_abandoned_runs(engine, settings, clock, started_before=clock())
+    except TrainingInProgress:
+        try:
+            return close_abandoned_runs(engine, settings, clock)
+        except Exception as exc:
+            logger.warning("could not check for abandoned model runs: %s", exc)
+    except Exception as exc:
+        logger.warning("could not check for abandoned model runs: %s", exc)
+    return []
+
+
+def close_abandoned_runs(
+    engine: Engine,
+    settings: Settings,
+    clock: Clock = utc_now,
+    *,
+    started_before: datetime | None = None,
+) -> list[int]:
+    """Mark runs left "running" by a process that died (e.g. SIGKILL) as failed; their ids.
 
     A run still "running" after a whole training-lock lease cannot have a live holder (the
     holder renews the lease while it works); its partial score rows were never read and are
-    deleted.
+    deleted. `started_before` replaces that cutoff for a caller that holds the training
+    lock itself (nobody else can be training).
     """
-    cutoff = clock() - timedelta(seconds=settings.training_lock_lease_seconds)
+    cutoff = started_before or clock() - timedelta(seconds=settings.training_lock_lease_seconds)
     with write_session(engine) as session:
         stale = list(
             session.execute(
@@ -495,7 +530,7 @@ def close_abandoned_runs(engine: Engine, settings: Settings, clock: Clock = utc_
             ).scalars()
         )
         if not stale:
-            return
+            return []
         session.execute(delete(CustomerScore).where(col(CustomerScore.run_id).in_(stale)))
         session.execute(delete(RunOffer).where(col(RunOffer.run_id).in_(stale)))
         session.execute(
@@ -508,6 +543,7 @@ def close_abandoned_runs(engine: Engine, settings: Settings, clock: Clock = utc_
             )
         )
     logger.warning("marked abandoned model runs %s as failed", stale)
+    return stale
 
 
 def _recorded(record: _RunRecord) -> dict[str, Any]:

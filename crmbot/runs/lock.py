@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from crmbot.core.clock import utc_now
-from crmbot.core.db import read_session, write_session
+from crmbot.core.db import DatabaseUnavailable, read_session, write_session
 from crmbot.core.models import TrainingLock
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ def current_holder(
         else:
             info = TrainingInProgress(_display(row.holder), row.acquired_at, row.expires_at)
     if engine.dialect.name == "postgresql":
-        with engine.connect() as connection:
+        with _connect(engine) as connection:
             held = connection.execute(
                 text(
                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
@@ -297,7 +297,7 @@ def _release_lease(engine: Engine, key: str) -> None:
 def _advisory_lock(
     engine: Engine, key: str, holder: str, lease_seconds: float, clock: Clock
 ) -> Iterator[TrainingLease]:
-    connection = engine.connect()
+    connection = _connect(engine)
     try:
         got = connection.execute(
             text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_KEY}
@@ -305,9 +305,11 @@ def _advisory_lock(
         # End the implicit transaction: the session-level lock outlives it, and an idle
         # connection must not hold a snapshot open for the whole run.
         connection.commit()
-    except Exception:
+    except Exception as exc:
         connection.invalidate()
         connection.close()
+        if isinstance(exc, OperationalError):
+            raise DatabaseUnavailable(str(exc.orig)) from exc
         raise
     if not got:
         connection.close()
@@ -331,6 +333,15 @@ def _advisory_lock(
             _release_lease(engine, key)
         except Exception:  # informational row only
             log.debug("training lock row not removed", exc_info=True)
+
+
+def _connect(engine: Engine) -> Connection:
+    """A connection of its own (the advisory lock lives on it). A server that cannot be
+    reached is `DatabaseUnavailable`, as in every session, so the user is told so."""
+    try:
+        return engine.connect()
+    except OperationalError as exc:
+        raise DatabaseUnavailable(str(exc.orig)) from exc
 
 
 def _write_holder_row(engine: Engine, key: str, now: datetime, lease_seconds: float) -> None:

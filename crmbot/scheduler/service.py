@@ -29,7 +29,7 @@ from crmbot import digests
 from crmbot.core.clock import utc_now
 from crmbot.core.config import Settings
 from crmbot.core.cron import CronError, parse_cron
-from crmbot.runs import default_holder
+from crmbot.runs import close_dead_runs_at_startup, default_holder
 from crmbot.scheduler.jobs import (
     JOBS,
     JOBSTORE_TABLE,
@@ -223,8 +223,15 @@ def start_scheduler(
     """Build, install the jobs (settings + overrides) and start the scheduler.
 
     `crmbot run` and `crmbot scheduler` call this. `paused=True` starts it without running
-    anything until `scheduler.resume()`.
+    anything until `scheduler.resume()`. First, runs a dead process left "running" are
+    marked abandoned (`close_dead_runs_at_startup`).
     """
+    close_dead_runs_at_startup(
+        engine,
+        settings,
+        holder=f"{holder or default_holder('scheduler')} start-up",
+        clock=clock or utc_now,
+    )
     scheduler = build_scheduler(settings, engine, poster, clock=clock, holder=holder)
     # Start paused: the job store must be open to read the stored jobs, and nothing may
     # run before they are installed.
