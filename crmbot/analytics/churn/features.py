@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from crmbot.analytics.base import TrainingData
-from crmbot.analytics.clv import fit_bgnbd, probability_no_purchase
+from crmbot.analytics.clv import fit_purchases, probability_no_purchase
 from crmbot.analytics.satisfaction import customer_satisfaction
 from crmbot.analytics.segments import PROSPECTS, SEGMENT_ORDER, rfm_scores
 from crmbot.analytics.source.pandas_summary import customer_summary
@@ -61,7 +61,9 @@ DIRECTIONS: dict[str, int] = {
 
 
 def p_no_purchase(summary: pd.DataFrame, horizon_days: int) -> pd.Series:
-    """BG/NBD's P(no purchase within the horizon) for customers with a purchase (else NaN).
+    """BG/NBD's P(no purchase within the horizon) for customers with a purchase (else NaN);
+    MBG/NBD's where BG/NBD's fit runs to the limit where nobody drops out, as in the CLV
+    stage (`fit_purchases`).
 
     Fitted on this summary alone, so a snapshot's value uses nothing after its cutoff.
     Raises `StageFailed` (from the CLV module) when BG/NBD cannot be fitted.
@@ -73,7 +75,7 @@ def p_no_purchase(summary: pd.DataFrame, horizon_days: int) -> pd.Series:
     x = buyers["repeat_purchases"].to_numpy(dtype=float)
     t_x = buyers["t_x_days"].to_numpy(dtype=float)
     T = buyers["age_days"].to_numpy(dtype=float)
-    params = fit_bgnbd(x, t_x, T)
+    params = fit_purchases(x, t_x, T).params
     result.loc[buyers.index] = probability_no_purchase(params, float(horizon_days), x, t_x, T)
     return result
 

@@ -22,6 +22,13 @@ per purchase, and CLV = sum over months m = 1..H of
 margin * expected spend * (E[purchases by month m] - E[purchases by month m-1]) / (1+d)^m.
 `probability_no_purchase` gives P(no purchase within t | history) for the churn model.
 
+When BG/NBD's fit runs to the limit where nobody ever drops out (a -> 0, or b -> inf),
+its P(alive) is 1 for everyone by construction and CLV would assume no one leaves: the run
+falls back to the modified BG/NBD (`mbgnbd`), which also lets a customer drop out after
+the first purchase; when that cannot estimate dropout either, the run says so
+(`dropout_estimated: false`) and P(alive) is left empty. BG/NBD's P(alive) of a customer
+without a repeat purchase is 1 by construction too, and is left empty as well.
+
 A model that cannot be fitted (no purchases or no repeat purchases, a parameter running to
 zero, a fit that does not converge) raises `StageFailed` saying which model and why; the run
 then fails and the previous model stays active. Parameters that grow without bound in pairs
@@ -34,6 +41,8 @@ The modules, lowest first (none imports one above it):
 * `fitting`: identical rows grouped, and the bounded L-BFGS-B fit both models share;
 * `bgnbd`, `gamma_gamma`: each model's parameters, likelihood, fit, predictions and
   simulator;
+* `mbgnbd`: the modified BG/NBD's likelihood and fit, and `fit_purchases`, the choice
+  between the two;
 * `lifetime_value`: CLV from the two models' predictions;
 * `stage`: `run`, the training run's CLV stage, with its holdout check.
 """
@@ -64,6 +73,7 @@ from crmbot.analytics.clv.gamma_gamma import (
     simulate_gamma_gamma,
 )
 from crmbot.analytics.clv.lifetime_value import DAYS_PER_MONTH, customer_lifetime_value
+from crmbot.analytics.clv.mbgnbd import MbgNbdLikelihood, PurchaseFit, fit_mbgnbd, fit_purchases
 from crmbot.analytics.clv.stage import HOLDOUT_DAYS, run
 
 __all__ = [
@@ -76,12 +86,16 @@ __all__ = [
     "BgNbdParams",
     "GammaGammaLikelihood",
     "GammaGammaParams",
+    "MbgNbdLikelihood",
+    "PurchaseFit",
     "bgnbd_log_likelihood",
     "conditional_expected_purchases",
     "conditional_expected_spend",
     "customer_lifetime_value",
     "fit_bgnbd",
     "fit_gamma_gamma",
+    "fit_mbgnbd",
+    "fit_purchases",
     "gamma_gamma_log_likelihood",
     "group_rows",
     "probability_alive",

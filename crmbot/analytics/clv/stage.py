@@ -14,7 +14,6 @@ from crmbot.analytics.base import RunContext, StageFailed
 from crmbot.analytics.clv.bgnbd import (
     BgNbdParams,
     conditional_expected_purchases,
-    fit_bgnbd,
     probability_alive,
 )
 from crmbot.analytics.clv.gamma_gamma import (
@@ -23,6 +22,7 @@ from crmbot.analytics.clv.gamma_gamma import (
     fit_gamma_gamma,
 )
 from crmbot.analytics.clv.lifetime_value import DAYS_PER_MONTH, customer_lifetime_value
+from crmbot.analytics.clv.mbgnbd import PurchaseFit, fit_purchases
 
 HOLDOUT_DAYS = 90
 
@@ -36,11 +36,11 @@ def _holdout_check(ctx: RunContext, summary: pd.DataFrame) -> dict[str, Any]:
     if known.empty:
         return {"holdout_days": HOLDOUT_DAYS, "note": "no purchases before the holdout period"}
     try:
-        params = fit_bgnbd(
+        params = fit_purchases(
             known["repeat_purchases"].to_numpy(float),
             known["t_x_days"].to_numpy(float),
             known["age_days"].to_numpy(float),
-        )
+        ).params
     except StageFailed as exc:
         return {"holdout_days": HOLDOUT_DAYS, "note": f"calibration fit failed: {exc}"}
     predicted = conditional_expected_purchases(
@@ -55,6 +55,7 @@ def _holdout_check(ctx: RunContext, summary: pd.DataFrame) -> dict[str, Any]:
     )
     return {
         "holdout_days": HOLDOUT_DAYS,
+        "model": params.name,
         "customers": int(len(known)),
         "predicted_purchases": round(float(predicted.sum()), 2),
         "actual_purchases": int(actual.sum()),
@@ -84,7 +85,8 @@ def run(ctx: RunContext) -> None:
     m = buyers["monetary"].to_numpy(dtype=float)
 
     started = time.perf_counter()
-    bgnbd = fit_bgnbd(x, t_x, T, time_unit="days")
+    purchases = fit_purchases(x, t_x, T, time_unit="days")
+    bgnbd = purchases.params
     bgnbd_seconds = time.perf_counter() - started
     started = time.perf_counter()
     gamma_gamma = fit_gamma_gamma(x, m)
@@ -102,11 +104,11 @@ def run(ctx: RunContext) -> None:
         monthly_discount_rate=settings.clv_monthly_discount_rate,
         margin=settings.clv_margin,
     )
-    alive = probability_alive(bgnbd, x, t_x, T)
+    alive = _p_alive(purchases, x, t_x, T)
     unusable = ~(np.isfinite(clv) & np.isfinite(expected) & np.isfinite(spend))
     if unusable.any():
         raise StageFailed(
-            f"BG/NBD: predictions are not finite for {int(unusable.sum())} customers at "
+            f"{bgnbd.name}: predictions are not finite for {int(unusable.sum())} customers at "
             f"r={bgnbd.r:.4g}, alpha={bgnbd.alpha:.4g}, a={bgnbd.a:.4g}, b={bgnbd.b:.4g}"
         )
     for column, values in (
@@ -119,27 +121,68 @@ def run(ctx: RunContext) -> None:
         full[buyers.index] = values
         ctx.scores[column] = full
 
-    ctx.params["clv"] = _params_record(bgnbd, gamma_gamma, ctx)
+    ctx.params["clv"] = _params_record(purchases, gamma_gamma, ctx)
+    estimated = alive[~np.isnan(alive)]
     ctx.metrics["clv"] = {
-        "bgnbd": _bgnbd_metrics(bgnbd, x, bgnbd_seconds)
+        "bgnbd": _bgnbd_metrics(purchases.bgnbd, x, bgnbd_seconds)
         | {"holdout": _holdout_check(ctx, summary)},
+        "purchase_model": _purchase_model_metrics(purchases),
         "gamma_gamma": _gamma_gamma_metrics(gamma_gamma, x, m, gg_seconds),
         "horizon_days": round(horizon_days, 2),
         "total_clv": round(float(np.sum(clv)), 2),
         "mean_clv": round(float(np.mean(clv)), 2),
-        "median_p_alive": round(float(np.median(alive)), 4),
+        "median_p_alive": round(float(np.median(estimated)), 4) if len(estimated) else None,
+        "p_alive_customers": int(len(estimated)),
         "expected_purchases_total": round(float(np.sum(expected)), 2),
     }
 
 
+def _p_alive(purchases: PurchaseFit, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """P(alive) where the model estimates it, NaN where it is 1 by construction: everyone
+    when dropout could not be estimated, and under BG/NBD a customer without a repeat
+    purchase (BG/NBD lets nobody drop out before their second purchase)."""
+    alive = probability_alive(purchases.params, x, t_x, T)
+    if not purchases.dropout_estimated:
+        return np.full(len(x), np.nan)
+    if not purchases.params.modified:
+        alive = np.where(x > 0, alive, np.nan)
+    return alive
+
+
+def _purchase_model_metrics(purchases: PurchaseFit) -> dict[str, Any]:
+    """Which purchase model the predictions come from, and why (for `model show`)."""
+    record: dict[str, Any] = {
+        "model": purchases.params.name,
+        "dropout_estimated": purchases.dropout_estimated,
+    }
+    if purchases.note:
+        record["note"] = purchases.note
+    if purchases.mbgnbd is not None:
+        mbgnbd = purchases.mbgnbd
+        record["mbgnbd"] = {
+            "log_likelihood": round(float(mbgnbd.log_likelihood or 0.0), 3),
+            "at_limit": list(mbgnbd.at_limit),
+            "iterations": mbgnbd.iterations,
+        }
+    return record
+
+
+def _purchase_params(params: BgNbdParams) -> dict[str, Any]:
+    return _rounded({"r": params.r, "alpha": params.alpha, "a": params.a, "b": params.b}) | {
+        "time_unit": params.time_unit
+    }
+
+
 def _params_record(
-    bgnbd: BgNbdParams, gamma_gamma: GammaGammaParams, ctx: RunContext
+    purchases: PurchaseFit, gamma_gamma: GammaGammaParams, ctx: RunContext
 ) -> dict[str, Any]:
-    """Both models' parameters and the CLV settings, as a run records them."""
+    """The models' parameters and the CLV settings, as a run records them (`mbgnbd` only
+    when BG/NBD's fit ran to its limit and MBG/NBD was fitted in its place)."""
     settings = ctx.settings
+    mbgnbd = {} if purchases.mbgnbd is None else {"mbgnbd": _purchase_params(purchases.mbgnbd)}
     return {
-        "bgnbd": _rounded({"r": bgnbd.r, "alpha": bgnbd.alpha, "a": bgnbd.a, "b": bgnbd.b})
-        | {"time_unit": bgnbd.time_unit},
+        "bgnbd": _purchase_params(purchases.bgnbd),
+        **mbgnbd,
         "gamma_gamma": _rounded(
             {"p": gamma_gamma.p, "q": gamma_gamma.q, "gamma": gamma_gamma.gamma}
         ),
