@@ -47,11 +47,15 @@ mean predicted vs observed churn for the model and both baselines.
 Reasons: each feature group's contribution to the customer's log-odds, measured against a
 reference customer — for the logistic model coef * (x - mean) (exact), for gradient
 boosting the change in the model's output when the group's features are set to the
-reference (median) customer's values (one vectorised prediction per group). Only groups
-that push risk up count; the top three are phrased with the customer's own numbers ("no
-order for 140 days — usually orders every 30"). A customer whose every driver is below
-average is compared with the low-risk reference instead (the median of the training
-rows the model ranks least at risk), so every scored customer has at least one reason.
+reference (median) customer's values (one vectorised prediction per group). A customer
+whose risk is at least the reference customer's (`typical_risk`, in the run's metrics) is
+explained by the groups that push it up, one below it by those that keep it low ("what
+keeps the risk low"); a group counts when it moves the log-odds by `MIN_PUSH` or more and
+its words say so truthfully: the customer's own figure beside a comparison on the right
+side of it ("no order for 140 days — usually orders every 30 days", "last CSAT 2/5
+(typical customer: 4/5)"). Equal figures, missing answers read as 0 and segments whose
+names say the opposite are never reasons (see `reasons`). Up to three per customer; a
+customer whose risk is close to the typical one may have none.
 
 The modules, lowest first (none imports one above it):
 
@@ -61,7 +65,7 @@ The modules, lowest first (none imports one above it):
 * `calibration`: score -> probability on the validation snapshot, cross-fitted for Brier;
 * `evaluation`: validation metrics, and the champion/challenger check (`compare`);
 * `contributions`: each feature group's push on a customer's log-odds;
-* `reasons`: the top pushes phrased in English with the customer's own numbers;
+* `reasons`: the top pushes towards the verdict, in English with the customer's own numbers;
 * `training`: `train_churn_model` and the `ChurnModel` it returns;
 * `stage`: `run`, the training run's churn stage;
 * `table`: the model beside its rival, baselines and the base rate, for `crmbot model show`.
@@ -92,7 +96,13 @@ from crmbot.analytics.churn.model import (
     candidate_models,
     choose_model,
 )
-from crmbot.analytics.churn.reasons import PHRASERS, TOP_REASONS, reasons
+from crmbot.analytics.churn.reasons import (
+    MIN_PUSH,
+    PHRASERS,
+    TOP_REASONS,
+    reasons,
+    typical_figures,
+)
 from crmbot.analytics.churn.snapshots import (
     MAX_TRAINING_SNAPSHOTS,
     MIN_SNAPSHOT_CUSTOMERS,
@@ -127,6 +137,7 @@ __all__ = [
     "MAX_TRAINING_ROWS",
     "MAX_TRAINING_SNAPSHOTS",
     "MIN_OUTCOME_ROWS",
+    "MIN_PUSH",
     "MIN_SNAPSHOT_CUSTOMERS",
     "MODEL_TITLES",
     "PHRASERS",
@@ -160,4 +171,5 @@ __all__ = [
     "snapshot_at",
     "snapshot_cutoffs",
     "train_churn_model",
+    "typical_figures",
 ]

@@ -30,7 +30,7 @@ from crmbot.analytics.churn.model import (
     model_params,
     threads,
 )
-from crmbot.analytics.churn.reasons import reasons
+from crmbot.analytics.churn.reasons import reasons, typical_figures
 from crmbot.analytics.churn.snapshots import (
     MAX_TRAINING_SNAPSHOTS,
     MIN_SNAPSHOT_CUSTOMERS,
@@ -64,9 +64,11 @@ class ChurnModel:
     name: str
     model: Any
     calibrator: Calibrator  # the model's score -> probability of churn
-    reference: pd.Series  # the average customer (mean for logistic, median for boosting)
-    low_risk_reference: pd.Series
-    typical: pd.Series  # median facts of training customers, for phrasing
+    reference: pd.Series  # the typical customer (mean for logistic, median for boosting)
+    typical: dict[str, float]  # the figures reasons compare with (`typical_figures`)
+    # The typical customer's risk: a customer at or above it has their risk explained by
+    # what raises it, one below it by what keeps it low.
+    typical_risk: float = 0.5
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -79,15 +81,11 @@ class ChurnModel:
                 index=features.index,
                 dtype=float,
             )
-            primary = group_contributions(self.name, self.model, features, self.reference)
-            # The low-risk reference is only needed where nothing is above average.
-            needy = pd.Series(~(primary.to_numpy() > 0).any(axis=1), index=primary.index)
-            fallback = pd.DataFrame(0.0, index=primary.index, columns=primary.columns)
-            if needy.any():
-                fallback.loc[needy] = group_contributions(
-                    self.name, self.model, features.loc[needy], self.low_risk_reference
-                ).to_numpy()
-        return risk, reasons(primary, fallback, facts, self.typical, horizon)
+            contributions = group_contributions(self.name, self.model, features, self.reference)
+        # Compared as stored (four decimals), so a reader comparing the stored risk with
+        # the recorded typical risk sees the same verdict.
+        raised = risk.round(4).to_numpy() >= round(self.typical_risk, 4)
+        return risk, reasons(contributions, raised, facts, self.typical, horizon)
 
 
 def train_churn_model(
@@ -163,13 +161,14 @@ def _train_churn_model(
     # The average customer: the mean for the linear model (coef * (x - mean)), the
     # median for boosting, whose trees split on observed values.
     reference = reference_customer(x_train, mean=fitted.chosen == "logistic")
-    train_scores = fitted.model.decision_function(x_train)
-    lowest = train_scores <= np.quantile(train_scores, 0.1)
-    low_risk_reference = reference_customer(x_train[lowest], mean=False)
     training_facts = pd.concat([s.facts for s in training])
-    typical = training_facts.median(numeric_only=True)
+    typical = typical_figures(reference, training_facts)
+    typical_risk = float(
+        calibrator.predict(fitted.model.decision_function(reference[FEATURES].to_frame().T))[0]
+    )
 
     metrics = _training_metrics(fitted, y_val, y_train, cutoffs[0], sample, training, overlap)
+    metrics["typical_risk"] = round(typical_risk, 4)
     params: dict[str, Any] = {
         "model": fitted.chosen,
         "model_params": model_params(fitted.chosen, fitted.model),
@@ -185,8 +184,8 @@ def _train_churn_model(
         model=fitted.model,
         calibrator=calibrator,
         reference=reference,
-        low_risk_reference=low_risk_reference,
         typical=typical,
+        typical_risk=typical_risk,
         params=params,
         metrics=metrics,
     )
