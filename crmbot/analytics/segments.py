@@ -1,25 +1,45 @@
 """RFM scores and the named segments.
 
-Scores (customers with at least one purchase; everyone else is a "Prospect")
-* R (recency): fewer days since the last purchase day scores higher.
-* F (frequency): more distinct purchase days scores higher.
-* M (monetary): higher total spend (purchases minus refunds) scores higher.
+Scores (customers with at least one purchase; everyone else is a "Prospect"). Every score
+is a function of the customer's own value and the book's distribution of it, so equal values
+always get equal scores and nothing depends on row order or ids.
 
-Each is a quintile score 1-5: customers are ranked on the measure, ties broken by the other
-two measures (R by F then M, F by R then M, M by F then R — the more engaged customer ranks
-higher), and customers equal on all three share their average rank. Rank position p
-(0-based, of n) maps to score floor((p + 0.5) * 5 / n) + 1, so 5 customers get 1..5 and a
-single customer gets 3. Nothing depends on row order or ids, so the same data always gives
-the same scores.
+* R (recency): fewer days since the last purchase day scores higher; quintiles 1-5.
+* M (monetary): higher total spend (purchases minus refunds) scores higher; quintiles 1-5.
+* F (frequency, distinct purchase days), with small counts scored as what they are:
+  one purchase day is F = 1, always; repeat buyers get F = 2-5 by quartiles *among the
+  repeat buyers*, but never more than their number of purchase days (two days score at
+  most F = 2, three at most F = 3). So a one-time buyer is never F > 1 however many of them
+  a book holds, and on a book where everyone buys weekly F still spreads 2-5.
 
-Named segments come from R and FM = (F + M) / 2 rounded half up, through one table,
-`SEGMENT_GRID` (rows R = 5..1, columns FM = 1..5):
+Quantiles with ties (`tied_scores`): a value held by a share `below` of the customers
+(strictly smaller values) and `upto` (smaller or equal) sits at the middle of its tie group,
+mid = (below + upto) / 2, and scores floor(mid * levels) + 1. With distinct values this is
+the usual quintile of the rank (5 customers score 1..5, a single one 3); a value shared by
+many customers takes the score of the middle of its group, so a column with few distinct
+values uses fewer scores rather than splitting equal customers at random.
 
-    R = 5:  FM 1 New         | FM 2-3 Potential loyalists | FM 4-5 Champions
-    R = 4:  FM 1 Promising   | FM 2 Potential loyalists   | FM 3 Loyal | FM 4-5 Champions
-    R = 3:  FM 1-2 About to sleep | FM 3 Need attention   | FM 4-5 Loyal
-    R = 2:  FM 1-2 Hibernating    | FM 3-4 At risk        | FM 5 Can't lose them
-    R = 1:  FM 1-2 Lost           | FM 3 At risk          | FM 4-5 Can't lose them
+Named segments: repeat buyers by R and FM = (F + M) / 2 rounded half up (2..5, as F >= 2)
+through `REPEAT_GRID`; one-time buyers (F = 1) by R through `ONE_TIME_SEGMENTS`, checked
+against the book's usual gap between purchase days (the median over repeat buyers of their
+mean gap, `usual_gap_days`): a one-time buyer is New or Promising only while their purchase
+is no older than the usual gap (a second one is not due yet), and never after it.
+
+    one-time buyers, purchase within the usual gap:  R 5 New | R 1-4 Promising
+    one-time buyers, purchase older than the usual gap:
+                              R 3-5 About to sleep | R 2 Hibernating | R 1 Lost
+    (no repeat buyer in the book, so no usual gap: R 5 New | R 4 Promising | R 3 About to
+    sleep | R 2 Hibernating | R 1 Lost)
+    repeat buyers (rows R = 5..1):
+    R = 5:  FM 2-3 Potential loyalists | FM 4-5 Champions
+    R = 4:  FM 2 Potential loyalists   | FM 3 Loyal      | FM 4-5 Champions
+    R = 3:  FM 2 About to sleep        | FM 3 Need attention | FM 4-5 Loyal
+    R = 2:  FM 2 Hibernating           | FM 3-4 At risk  | FM 5 Can't lose them
+    R = 1:  FM 2 Lost                  | FM 3 At risk    | FM 4-5 Can't lose them
+
+So every segment that speaks of buying again and again (Champions, Loyal, Potential
+loyalists, Need attention, At risk, Can't lose them) holds only repeat buyers, and New and
+Promising hold only one-time buyers.
 
 Migration: `previous_segment` is the customer's segment in the run that was active before
 this one (None for customers it did not score), so commands can say "moved from Loyal to
@@ -37,28 +57,43 @@ from crmbot.analytics.base import RunContext, StageFailed
 
 PROSPECTS = "Prospects"
 
-# R score -> segment name for FM = 1..5. The one place the rules live (see the docstring).
-SEGMENT_GRID: dict[int, tuple[str, str, str, str, str]] = {
-    5: ("New", "Potential loyalists", "Potential loyalists", "Champions", "Champions"),
-    4: ("Promising", "Potential loyalists", "Loyal", "Champions", "Champions"),
-    3: ("About to sleep", "About to sleep", "Need attention", "Loyal", "Loyal"),
-    2: ("Hibernating", "Hibernating", "At risk", "At risk", "Can't lose them"),
-    1: ("Lost", "Lost", "At risk", "Can't lose them", "Can't lose them"),
+# One-time buyers (F = 1): R score -> segment, before the usual-gap check (see above).
+ONE_TIME_SEGMENTS: dict[int, str] = {
+    5: "New",
+    4: "Promising",
+    3: "About to sleep",
+    2: "Hibernating",
+    1: "Lost",
 }
 
-# What each segment means, for help texts and the README.
+# Repeat buyers (F >= 2): R score -> segment name for FM = 2..5.
+REPEAT_GRID: dict[int, tuple[str, str, str, str]] = {
+    5: ("Potential loyalists", "Potential loyalists", "Champions", "Champions"),
+    4: ("Potential loyalists", "Loyal", "Champions", "Champions"),
+    3: ("About to sleep", "Need attention", "Loyal", "Loyal"),
+    2: ("Hibernating", "At risk", "At risk", "Can't lose them"),
+    1: ("Lost", "At risk", "Can't lose them", "Can't lose them"),
+}
+
+# Segments that mean buying again and again: only repeat buyers are ever in them.
+REPEAT_ONLY: frozenset[str] = frozenset(
+    name for row in REPEAT_GRID.values() for name in row
+) - frozenset(ONE_TIME_SEGMENTS.values())
+
+# What each segment means, for help texts and the README. Relative words ("most", "recent")
+# compare with the rest of the book; "once" and "repeat" are counts.
 SEGMENT_MEANINGS: dict[str, str] = {
-    "Champions": "bought recently, buy often and spend the most",
-    "Loyal": "buy regularly and spend well; not necessarily the most recent",
-    "Potential loyalists": "recent customers with average frequency and spend",
-    "New": "bought for the first time very recently",
-    "Promising": "recent buyers who have not bought much yet",
-    "Need attention": "average recency, frequency and spend: may slip without a nudge",
-    "About to sleep": "below average recency, frequency and spend",
-    "At risk": "spent well and often, but long ago",
-    "Can't lose them": "among the biggest and most frequent buyers, gone quiet",
-    "Hibernating": "low spend, few purchases, last one long ago",
-    "Lost": "lowest recency, frequency and spend",
+    "Champions": "recent repeat buyers with the highest frequency and spend combined",
+    "Loyal": "repeat buyers with high frequency and spend; not necessarily the most recent",
+    "Potential loyalists": "recent repeat buyers with average frequency and spend",
+    "New": "one purchase so far, very recently",
+    "Promising": "one purchase so far, recently",
+    "Need attention": "repeat buyers of average recency, frequency and spend: may slip",
+    "About to sleep": "one or few purchases, the last a while ago",
+    "At risk": "repeat buyers who spent well, but not recently",
+    "Can't lose them": "among the most frequent and biggest repeat buyers, gone quiet",
+    "Hibernating": "one or few purchases, the last long ago",
+    "Lost": "one or few purchases, the last longest ago",
     PROSPECTS: "no purchase yet",
 }
 
@@ -78,31 +113,66 @@ SEGMENT_ORDER: list[str] = [
 ]
 
 
-def segment_for(r_score: int, fm_score: int) -> str:
-    """The named segment of an R score and an FM score (both 1..5)."""
-    return SEGMENT_GRID[int(r_score)][int(fm_score) - 1]
+def fm_score(f_score: int, m_score: int) -> int:
+    """FM = (F + M) / 2 rounded half up."""
+    return (int(f_score) + int(m_score) + 1) // 2
 
 
-def quintile_scores(keys: list[np.ndarray]) -> np.ndarray:
-    """Scores 1..5 from ranking rows by `keys` (first key first; larger is better).
+def segment_for(
+    r_score: int, f_score: int, m_score: int, *, within_usual_gap: bool | None = None
+) -> str:
+    """The named segment of R, F and M scores (each 1..5; F = 1 means one purchase day).
 
-    Rows equal on every key share their average rank, so identical customers always get
-    the same score.
+    `within_usual_gap`: for a one-time buyer, whether their purchase is no older than the
+    book's usual gap between purchase days (None: the book has no repeat buyer to tell).
     """
-    n = len(keys[0])
+    r = int(r_score)
+    if int(f_score) != 1:
+        return REPEAT_GRID[r][max(fm_score(f_score, m_score), 2) - 2]
+    if within_usual_gap is None:
+        return ONE_TIME_SEGMENTS[r]
+    if within_usual_gap:
+        return "New" if r == 5 else "Promising"
+    return "About to sleep" if r >= 3 else ONE_TIME_SEGMENTS[r]
+
+
+def usual_gap_days(summary: pd.DataFrame) -> float | None:
+    """The book's usual gap between purchase days: the median over repeat buyers of their
+    mean gap; None without a repeat buyer (or without gaps in `summary`)."""
+    if "gap_mean_days" not in summary:
+        return None
+    gaps = summary["gap_mean_days"].to_numpy(dtype=float)[summary["frequency"].to_numpy() > 1]
+    gaps = gaps[~np.isnan(gaps)]
+    return float(np.median(gaps)) if len(gaps) else None
+
+
+def tied_scores(values: np.ndarray, levels: int = 5) -> np.ndarray:
+    """Scores 1..levels by where each value sits in `values` (larger is better).
+
+    A value sits at the middle of its tie group: with `below` customers holding a smaller
+    value and `upto` a smaller or equal one (of n), its score is
+    floor((below + upto) / 2 / n * levels) + 1. Equal values always share a score.
+    """
+    values = np.asarray(values, dtype=float)
+    n = len(values)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    # np.lexsort sorts by the last key first, so pass them reversed.
-    order = np.lexsort(tuple(reversed(keys)))
-    sorted_keys = np.column_stack([k[order] for k in keys])
-    new_group = np.ones(n, dtype=bool)
-    new_group[1:] = np.any(sorted_keys[1:] != sorted_keys[:-1], axis=1)
-    group = np.cumsum(new_group) - 1
-    positions = np.arange(n, dtype=float)
-    group_mean = np.bincount(group, weights=positions) / np.bincount(group)
-    ranks = np.empty(n, dtype=float)
-    ranks[order] = group_mean[group]
-    return np.minimum(np.floor((ranks + 0.5) * 5.0 / n).astype(np.int64) + 1, 5)
+    ordered = np.sort(values, kind="stable")
+    below = np.searchsorted(ordered, values, side="left")
+    upto = np.searchsorted(ordered, values, side="right")
+    # Integer arithmetic, so a value exactly on an edge never lands on either side by rounding.
+    return np.minimum((below + upto) * levels // (2 * n) + 1, levels).astype(np.int64)
+
+
+def frequency_scores(frequency: np.ndarray) -> np.ndarray:
+    """F of buyers from their purchase days: 1 for one day; repeat buyers 2..5 by quartiles
+    among the repeat buyers, never above their number of purchase days."""
+    days = np.asarray(frequency, dtype=np.int64)
+    scores = np.ones(len(days), dtype=np.int64)
+    repeat = days >= 2
+    if repeat.any():
+        scores[repeat] = np.minimum(1 + tied_scores(days[repeat], levels=4), days[repeat])
+    return scores
 
 
 def rfm_scores(summary: pd.DataFrame) -> pd.DataFrame:
@@ -112,12 +182,22 @@ def rfm_scores(summary: pd.DataFrame) -> pd.DataFrame:
     recency = -summary["recency_days"].to_numpy(dtype=float)[buyers]  # fewer days is better
     frequency = summary["frequency"].to_numpy(dtype=float)[buyers]
     spend = summary["total_spend"].to_numpy(dtype=float)[buyers]
-    r = quintile_scores([recency, frequency, spend])
-    f = quintile_scores([frequency, recency, spend])
-    m = quintile_scores([spend, frequency, recency])
-    fm = np.floor((f + m) / 2.0 + 0.5).astype(np.int64)  # round half up
-    grid = np.array([SEGMENT_GRID[score] for score in range(1, 6)], dtype=object)
-    names = grid[r - 1, fm - 1] if len(r) else np.array([], dtype=object)
+    r = tied_scores(recency)
+    f = frequency_scores(frequency)
+    m = tied_scores(spend)
+    fm = (f + m + 1) // 2  # round half up
+    one_time = np.array([ONE_TIME_SEGMENTS[score] for score in range(1, 6)], dtype=object)
+    once = one_time[r - 1]
+    gap = usual_gap_days(summary)
+    if gap is not None:
+        within = -recency <= gap
+        once = np.where(
+            within,
+            np.where(r == 5, "New", "Promising"),
+            np.where(r >= 3, "About to sleep", once),
+        ).astype(object)
+    repeat = np.array([REPEAT_GRID[score] for score in range(1, 6)], dtype=object)
+    names = np.where(f == 1, once, repeat[r - 1, np.maximum(fm, 2) - 2])
 
     for column, values in (("r_score", r), ("f_score", f), ("m_score", m), ("fm_score", fm)):
         full = np.zeros(len(result), dtype=np.int64)
@@ -192,8 +272,17 @@ def run(ctx: RunContext) -> None:
         "migration": migrations(scored["segment"], previous),
     }
     ctx.params["segments"] = {
+        "usual_gap_days": _rounded(usual_gap_days(summary)),
         "monetary_measure": "total_spend",
+        "score_rule": "tied quintiles: floor(mid-rank share of the value's tie group x 5) + 1",
+        "f_rule": "1 purchase day: F 1; repeat buyers: 2-5 by tied quartiles among repeat "
+        "buyers, at most their purchase days",
         "fm_rule": "round_half_up((F + M) / 2)",
-        "grid": {str(r): list(names) for r, names in SEGMENT_GRID.items()},
+        "one_time": {str(r): name for r, name in ONE_TIME_SEGMENTS.items()},
+        "repeat_grid": {str(r): list(names) for r, names in REPEAT_GRID.items()},
         "score_ranges": score_ranges(summary, scored),
     }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
