@@ -10,9 +10,30 @@ k is chosen by the silhouette score over k = 2..8 (capped by the number of disti
 customers). Above `SELECTION_SAMPLE` customers the choice is made on a seeded sample and
 the silhouette itself is computed on at most `SILHOUETTE_SAMPLE` points; the chosen k is
 then fitted on everyone, starting from the sample's centres. Clusters are numbered by mean
-spend per purchase day, highest first, and described in words from their centres
-("frequent, high spend, recent"): a feature is named when the centre is more than half a
-standard deviation from the average.
+spend per purchase day, highest first.
+
+Labels describe the members, not the centre (`member_words`): a word is used only when it
+is true of at least half the cluster, judged on the members' medians and shares against the
+whole book of buyers:
+
+* purchases: "one-time buyers" when at least 80% of the members bought on one day only,
+  "mostly one-time buyers" from 50%; otherwise "frequent buyers" when the median member
+  has at least as many purchase days as the book's top quarter (and more than the book's
+  median), else "repeat buyers". A cluster always has one of these.
+* recency, against the book's usual gap between purchase days (the median over repeat
+  buyers of their mean gap, as in the segments): "recent" when the median member's last
+  purchase is no older than the usual gap, "lapsed" when it is more than three usual gaps
+  old. With no repeat buyer in the book: the book's first and last quarter of recency.
+* spend per purchase day: "high spend" / "low spend" when the median member is in the
+  book's top / bottom quarter.
+* tenure: "long-standing" / "joined recently", the same way.
+* tickets: "many tickets" when the median member has at least the book's top quarter of
+  tickets and at least one.
+* NPS, when at least half the members answered: "promoters" when the median answer is 9 or
+  more, "detractors" when it is 6 or less.
+
+At most three words, in that order, are used; more when two clusters would read the same.
+A cluster no word fits is "typical customers".
 """
 
 from __future__ import annotations
@@ -28,21 +49,23 @@ from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 
 from crmbot.analytics.base import RunContext, StageFailed
+from crmbot.analytics.segments import usual_gap_days
 
 K_RANGE = range(2, 9)
 SELECTION_SAMPLE = 10_000
 SILHOUETTE_SAMPLE = 3_000
-DESCRIBE_THRESHOLD = 0.5  # standard deviations from the average
 MAX_WORDS = 3
+ONE_TIME_SHARE = 0.8  # "one-time buyers" from this share of members; "mostly ..." from half
+LAPSED_GAPS = 3.0  # "lapsed": the median member's last purchase is this many usual gaps old
 
-# feature -> (source column, words for (high, low) centre values)
-FEATURES: dict[str, tuple[str, tuple[str, str]]] = {
-    "log_frequency": ("frequency", ("frequent", "one-off")),
-    "log_spend": ("day_spend_mean", ("high spend", "low spend")),
-    "log_recency": ("recency_days", ("lapsed", "recent")),
-    "log_tenure": ("tenure_days", ("long-standing", "new")),
-    "log_tickets": ("tickets_count", ("many tickets", "few tickets")),
-    "nps": ("nps_mean", ("promoters", "detractors")),
+# feature -> source column of the summary
+FEATURES: dict[str, str] = {
+    "log_frequency": "frequency",
+    "log_spend": "day_spend_mean",
+    "log_recency": "recency_days",
+    "log_tenure": "tenure_days",
+    "log_tickets": "tickets_count",
+    "nps": "nps_mean",
 }
 
 
@@ -50,7 +73,7 @@ def feature_matrix(summary: pd.DataFrame) -> pd.DataFrame:
     """The unscaled clustering features of customers with a purchase."""
     buyers = summary[summary["frequency"] > 0]
     frame = pd.DataFrame(index=buyers.index)
-    for name, (column, _words) in FEATURES.items():
+    for name, column in FEATURES.items():
         values = buyers[column].astype(float)
         if name.startswith("log_"):
             frame[name] = np.log1p(values.fillna(0.0).clip(lower=0.0))
@@ -60,30 +83,83 @@ def feature_matrix(summary: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def describe(centre: np.ndarray, names: list[str]) -> list[str]:
-    """Words for one standardised centre, strongest first."""
-    strength = sorted(range(len(names)), key=lambda i: (-abs(centre[i]), i))
-    words = []
-    for i in strength:
-        if abs(centre[i]) <= DESCRIBE_THRESHOLD:
-            break
-        high, low = FEATURES[names[i]][1]
-        words.append(high if centre[i] > 0 else low)
+def _quartiles(values: pd.Series) -> tuple[float, float, float]:
+    known = values.dropna().astype(float)
+    if known.empty:
+        return (np.nan, np.nan, np.nan)
+    q1, q2, q3 = np.quantile(known.to_numpy(), [0.25, 0.5, 0.75])
+    return float(q1), float(q2), float(q3)
+
+
+def member_words(members: pd.DataFrame, book: pd.DataFrame, usual_gap: float | None) -> list[str]:
+    """Words true of at least half of `members` (summary rows), against the `book` of buyers.
+
+    In a fixed order: purchases, recency, spend, tenure, tickets, NPS (see the module doc).
+    """
+    words: list[str] = []
+    frequency = members["frequency"].astype(float)
+    one_time = float((frequency == 1).mean())
+    _q1, book_median, book_q3 = _quartiles(book["frequency"])
+    median = float(frequency.median())
+    if one_time >= ONE_TIME_SHARE:
+        words.append("one-time buyers")
+    elif one_time >= 0.5:
+        words.append("mostly one-time buyers")
+    elif median >= book_q3 and median > book_median:
+        words.append("frequent buyers")
+    else:
+        words.append("repeat buyers")
+
+    recency = float(members["recency_days"].median())
+    if usual_gap is not None and usual_gap > 0:
+        if recency <= usual_gap:
+            words.append("recent")
+        elif recency > LAPSED_GAPS * usual_gap:
+            words.append("lapsed")
+    else:
+        low, _m, high = _quartiles(book["recency_days"])
+        if recency <= low:
+            words.append("recent")
+        elif recency >= high:
+            words.append("lapsed")
+
+    for column, (high_word, low_word) in (
+        ("day_spend_mean", ("high spend", "low spend")),
+        ("tenure_days", ("long-standing", "joined recently")),
+    ):
+        low, mid, high = _quartiles(book[column])
+        value = float(members[column].median())
+        if np.isnan(value) or low == high:
+            continue
+        if value >= high and value > mid:
+            words.append(high_word)
+        elif value <= low and value < mid:
+            words.append(low_word)
+
+    _l, _m, tickets_q3 = _quartiles(book["tickets_count"])
+    tickets = float(members["tickets_count"].median())
+    if tickets >= max(tickets_q3, 1.0):
+        words.append("many tickets")
+
+    answers = members["nps_mean"].astype(float)
+    if answers.notna().mean() >= 0.5:
+        nps = float(answers.median())
+        if nps >= 9:
+            words.append("promoters")
+        elif nps <= 6:
+            words.append("detractors")
     return words
 
 
-def _labels(centres: np.ndarray, names: list[str]) -> list[str]:
-    """Readable, distinct labels; the main words in a fixed order (frequency, spend, ...)."""
-    all_words = [describe(centre, names) for centre in centres]
-    order = {word: i for i, (_c, pair) in enumerate(FEATURES.values()) for word in pair}
+def _labels(all_words: list[list[str]]) -> list[str]:
+    """Readable, distinct labels: the first MAX_WORDS words, more when two would match."""
     labels: list[str] = []
     for words in all_words:
-        chosen = sorted(words[:MAX_WORDS], key=lambda w: order[w])
-        label = ", ".join(chosen) if chosen else "average customers"
+        label = ", ".join(words[:MAX_WORDS]) if words else "typical customers"
         extra = MAX_WORDS
         while label in labels and extra < len(words):
             extra += 1
-            label = ", ".join(sorted(words[:extra], key=lambda w: order[w]))
+            label = ", ".join(words[:extra])
         if label in labels:
             label = f"{label} ({sum(1 for other in labels if other.startswith(label)) + 1})"
         labels.append(label)
@@ -172,7 +248,13 @@ def run(ctx: RunContext) -> None:
     renumber[order] = np.arange(len(order))
     assignment = renumber[assignment]
     centres = centres[order]
-    labels = _labels(centres, names)
+    members = ctx.features.loc[features.index]
+    usual_gap = usual_gap_days(ctx.features)
+    words = [
+        member_words(members[assignment == number], members, usual_gap)
+        for number in range(len(centres))
+    ]
+    labels = _labels(words)
 
     cluster_series = pd.Series(assignment, index=features.index)
     ctx.scores.loc[features.index, "cluster"] = cluster_series.to_numpy()
@@ -180,7 +262,8 @@ def run(ctx: RunContext) -> None:
     ctx.scores.loc[features.index, "cluster_label"] = label_array[assignment]
 
     original = features.assign(cluster=assignment).groupby("cluster")
-    summary = ctx.features.loc[features.index].assign(cluster=assignment).groupby("cluster")
+    summary = members.assign(cluster=assignment).groupby("cluster")
+    one_time = (members["frequency"] == 1).groupby(assignment).mean()
     sizes = original.size()
     description = []
     for number, label in enumerate(labels):
@@ -189,17 +272,22 @@ def run(ctx: RunContext) -> None:
                 "cluster": number,
                 "label": label,
                 "size": int(sizes.get(number, 0)),
+                "words": words[number],
+                "one_time_share": _rounded(one_time.get(number)),
                 "median_recency_days": _rounded(summary["recency_days"].median().get(number)),
                 "median_frequency": _rounded(summary["frequency"].median().get(number)),
                 "median_spend_per_day": _rounded(summary["day_spend_mean"].median().get(number)),
                 "median_tenure_days": _rounded(summary["tenure_days"].median().get(number)),
                 "mean_tickets": _rounded(summary["tickets_count"].mean().get(number)),
+                "median_tickets": _rounded(summary["tickets_count"].median().get(number)),
+                "median_nps": _rounded(summary["nps_mean"].median().get(number)),
                 "centre_z": [round(float(v), 3) for v in centres[number]],
             }
         )
     params.update(
         {
             "k": int(len(labels)),
+            "usual_gap_days": _rounded(usual_gap),
             "scaler_mean": [round(float(v), 5) for v in scaler.mean_],
             "scaler_scale": [round(float(v), 5) for v in scaler.scale_],
             "clusters": description,
