@@ -97,15 +97,22 @@ def progress_bar() -> Progress:
     )
 
 
+OWN_LOGGERS = ("crmbot", "commands")
+
+
 def setup_logging() -> None:
     """Logging for every CLI command, scrubbed of secrets and personal data."""
     from crmbot.core import redact
 
     current = settings()
     level = getattr(logging, current.log_level.upper(), logging.INFO)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Migration chatter on every start says nothing a user needs.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # crmbot's own loggers speak at the configured level; libraries (matplotlib's font
+    # cache, Alembic's migration chatter...) only when something is wrong, unless DEBUG asks
+    # for everything. Their INFO lines otherwise land in the middle of a shell answer.
+    logging.getLogger().setLevel(level if level <= logging.DEBUG else logging.WARNING)
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(level)
     # Not only `crmbot run`: the scheduler and digest commands log training errors and
     # Slack responses too.
     redact.install(secret_values(current))

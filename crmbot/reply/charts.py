@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from crmbot.reply import Chart
@@ -13,9 +12,6 @@ def draw(chart: Chart, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    # Labels such as "2026-05" are categories here; matplotlib says so at INFO each time.
-    logging.getLogger("matplotlib.category").setLevel(logging.WARNING)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
