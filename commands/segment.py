@@ -122,8 +122,12 @@ def _one_segment(
     moved_out: int,
 ) -> Reply:
     table = rows_table(members, SEGMENT_MEMBERS)
+    valued = any(m.score.clv is not None for m in members)
+    title = f"Segment {segment} — " + (
+        f"top {len(members)} by CLV" if valued else f"{len(members)} customers (no purchase yet)"
+    )
     return Reply(
-        title=f"Segment {segment} — top {len(members)} by CLV",
+        title=title,
         text=f"Since the previous model: {moved_in:,} moved in, {moved_out:,} moved out.",
         table=table if members else None,
         buttons=[Button("All segments", "crm_segment", "")],

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import date
 
+import pytest
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlmodel import col
+
+from crmbot.chat.dispatch import Dispatcher
+from crmbot.core.config import Settings
+from crmbot.core.models import CustomerScore
+from tests.support.scored_data import add_customers, add_run, book
 from tests.support.small_crm import ChatBot
 
 
@@ -80,3 +89,20 @@ def test_counts_are_bounded(bot: ChatBot) -> None:
     reply = bot.reply("at-risk 100000")
     assert reply.table is not None and len(reply.table.rows) <= 50
     assert bot.reply("at-risk 0").table is not None
+
+
+def test_a_segment_without_clv_still_lists_its_customers(
+    engine: Engine, settings: Settings
+) -> None:
+    """Prospects never bought, so they have no CLV; the segment still shows who is in it."""
+    accounts = book(4)
+    add_run(engine, accounts, add_customers(engine, accounts), as_of=date(2026, 6, 28))
+    with engine.begin() as connection:
+        connection.execute(
+            update(CustomerScore)
+            .where(col(CustomerScore.customer_pk).in_([1, 2]))
+            .values(segment="Prospects", clv=None, value_at_risk=None)
+        )
+    reply = Dispatcher(engine, settings).handle("segment prospects", user_id="U1", channel_id="D1")
+    assert reply.title == "Segment Prospects — 2 customers (no purchase yet)"
+    assert reply.table is not None and len(reply.table.rows) == 2

@@ -71,14 +71,17 @@ def top_value(
     segment: str | None = None,
     owners: Collection[str] | None = None,
 ) -> list[ScoredCustomer]:
-    """The customers with the highest CLV (optionally in one segment or book)."""
-    statement = _scores_of(run).where(
-        col(CustomerScore.clv).is_not(None),
-        owned_by(owners),
-    )
-    if segment is not None:
+    """The customers with the highest CLV (optionally in one segment or book).
+
+    Over the whole book only customers with a CLV count; within a segment everyone does,
+    those without one (Prospects, who never bought) last, so a segment is never "empty"."""
+    statement = _scores_of(run).where(owned_by(owners))
+    if segment is None:
+        statement = statement.where(col(CustomerScore.clv).is_not(None))
+    else:
         statement = statement.where(col(CustomerScore.segment) == segment)
     statement = statement.order_by(
+        col(CustomerScore.clv).is_(None),
         col(CustomerScore.clv).desc(),
         col(Customer.customer_id),
     ).limit(limit)
