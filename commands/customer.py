@@ -9,8 +9,10 @@ from crmbot.chat.commandkit import Resolved, resolve_customer
 from crmbot.chat.registry import Request, command
 from crmbot.core.db import read_session
 from crmbot.core.models import CustomerScore
+from crmbot.queries import RunFacts
 from crmbot.reply import Button, Reply
-from crmbot.reply.format import clip, money, number, percent
+from crmbot.reply.card import churn_text, clv_text, last_order_text, since_text
+from crmbot.reply.format import clip, day, money, number, percent
 
 USAGE = "customer <id | email | name>"
 
@@ -45,22 +47,16 @@ def render_card(card: queries.CustomerCard, request: Request) -> Reply:
     if score is None:
         fields.append(("Scores", "not scored yet — no active model covers this customer"))
     else:
-        fields += _score_fields(score, horizon_months=request.settings.clv_horizon_months)
-        fields.append(("Next best product", _next_product(card.offers)))
-    last = card.last_order
-    if last is not None:
-        totals = ""
-        if score is not None:
-            plural = "s" if score.orders_count != 1 else ""
-            totals = f" ({score.orders_count} order{plural}, {money(score.total_spend)} in all)"
-        fields.append(
-            (
-                "Last order",
-                f"{last.ordered_at:%Y-%m-%d} · {money(last.amount)} {last.currency}{totals}",
-            )
+        fields += _score_fields(
+            score, card.facts, horizon_months=request.settings.clv_horizon_months
         )
-    else:
-        fields.append(("Last order", "no orders yet"))
+        fields.append(("Next best product", _next_product(card.offers)))
+    # Everything above is as of the run's day; so is the last order. Anything newer is
+    # said to be newer.
+    fields.append(("Last order", last_order_text(card)))
+    since = since_text(card.since)
+    if since is not None and card.run is not None:
+        fields.append((f"Since the model ({day(card.run.as_of)})", since))
     footer = ""
     if card.run is not None:
         footer = f"Model run {card.run.id}, data as of {card.run.as_of:%Y-%m-%d}."
@@ -80,7 +76,9 @@ def render_card(card: queries.CustomerCard, request: Request) -> Reply:
     )
 
 
-def _score_fields(score: CustomerScore, *, horizon_months: int) -> list[tuple[str, str]]:
+def _score_fields(
+    score: CustomerScore, facts: RunFacts, *, horizon_months: int
+) -> list[tuple[str, str]]:
     segment = score.segment
     if score.previous_segment and score.previous_segment != score.segment:
         segment += f" (moved from {score.previous_segment})"
@@ -92,21 +90,11 @@ def _score_fields(score: CustomerScore, *, horizon_months: int) -> list[tuple[st
         cluster = (
             f"{score.cluster}: {score.cluster_label}" if score.cluster_label else str(score.cluster)
         )
-    clv = money(score.clv)
-    if score.expected_purchases is not None:
-        clv += f" · {number(score.expected_purchases)} purchases expected"
-    if score.p_alive is not None:
-        clv += f" · P(alive) {percent(score.p_alive)}"
-    churn = percent(score.churn_risk)
-    if score.churn_reasons:
-        churn += " — " + "; ".join(score.churn_reasons[:3])
-    if score.value_at_risk is not None:
-        churn += f" (value at risk {money(score.value_at_risk)})"
     return [
         ("Segment", segment + rfm),
         ("Cluster", cluster),
-        (f"CLV ({horizon_months} mo)", clv),
-        ("Churn risk", churn),
+        (f"CLV ({horizon_months} mo)", clv_text(score, facts)),
+        ("Churn risk", churn_text(score, facts)),
         ("Satisfaction", _satisfaction(score)),
         ("Influence", _influence(score)),
     ]

@@ -20,11 +20,14 @@ from crmbot.queries.customers import (
     Candidate,
     CustomerCard,
     Lookup,
+    RunFacts,
+    SinceModel,
     customer_card,
     customer_offers,
     customers_by_ids,
     find_customer,
     order_history,
+    run_facts,
 )
 from crmbot.queries.export import EXPORT_LEADING_COLUMNS, export_scores, scores_frame
 from crmbot.queries.lists import (
@@ -48,15 +51,17 @@ from crmbot.queries.segments import (
 )
 
 __all__ = [
-    "EXPORT_LEADING_COLUMNS",
     "Book",
     "Candidate",
     "CustomerCard",
+    "EXPORT_LEADING_COLUMNS",
     "Lookup",
     "Migration",
+    "RunFacts",
     "ScoredCustomer",
     "SegmentRow",
     "SegmentSummary",
+    "SinceModel",
     "at_risk",
     "audit_rows",
     "churn_risks",
@@ -73,6 +78,7 @@ __all__ = [
     "owners_matching",
     "owners_with_value_at_risk",
     "region_names",
+    "run_facts",
     "scores_frame",
     "segment_flows",
     "segment_names",

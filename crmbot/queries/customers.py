@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from rapidfuzz import fuzz, process, utils
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -173,31 +173,115 @@ def _fuzzy(session: Session, lookup: Lookup, scope: Any, *, limit: int) -> Looku
     return lookup
 
 
+@dataclass(frozen=True)
+class SinceModel:
+    """What a customer did after the run's `as_of`: facts the model has not seen."""
+
+    orders: int  # purchases (amount >= 0)
+    refunds: int
+    last_order_at: datetime | None  # the latest purchase
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What a card needs to know of the run behind a score, read from its record."""
+
+    purchase_model: str = "BG/NBD"  # whose P(alive) the scores hold: BG/NBD or MBG/NBD
+    # False when no purchase model could estimate dropout on this book: P(alive) is then
+    # not an estimate, and CLV assumes customers keep buying.
+    dropout_estimated: bool = True
+    typical_risk: float | None = None  # the typical customer's churn risk
+    horizon_days: int | None = None  # churn risk's horizon
+
+
 @dataclass
 class CustomerCard:
     customer: Customer
     score: CustomerScore | None
     run: ModelRun | None
+    # The last purchase on or before the run's as_of (any time, without a run); a refund is
+    # never an order.
     last_order: Order | None
     # Next best products, best first: {"product_id", "name", "confidence", "lift",
     # "support", "reason"}.
     offers: list[dict[str, Any]]
+    since: SinceModel | None = None  # orders after the run's as_of (None: no run)
+    facts: RunFacts = field(default_factory=RunFacts)
+
+
+def _record(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def run_facts(run: ModelRun | None) -> RunFacts:
+    """The purchase model, whether it estimated dropout, and the typical churn risk, from a
+    run's record (a run trained before these were recorded: BG/NBD, and dropout estimated
+    unless its fit ran to a -> 0)."""
+    if run is None:
+        return RunFacts()
+    metrics, params = _record(run.metrics), _record(run.params)
+    clv = _record(metrics.get("clv"))
+    churn = _record(metrics.get("churn"))
+    model = _record(clv.get("purchase_model"))
+    if model:
+        name = str(model.get("model") or "BG/NBD")
+        estimated = bool(model.get("dropout_estimated", True))
+    else:
+        limits = _record(clv.get("bgnbd")).get("at_limit") or []
+        name, estimated = "BG/NBD", "a->0" not in limits
+    typical = churn.get("typical_risk")
+    horizon = _record(params.get("churn")).get("horizon_days")
+    return RunFacts(
+        purchase_model=name,
+        dropout_estimated=estimated,
+        typical_risk=float(typical) if isinstance(typical, int | float) else None,
+        horizon_days=int(horizon) if isinstance(horizon, int | float) else None,
+    )
+
+
+def _end_of(run: ModelRun) -> datetime:
+    """The first instant after the run's as_of: its orders are strictly before it."""
+    return datetime.combine(run.as_of + timedelta(days=1), time.min)
 
 
 def customer_card(*, session: Session, customer: Customer, run: ModelRun | None) -> CustomerCard:
-    """Everything the customer card shows: the active run's score row and the last order."""
+    """Everything the customer card shows, as of the run's day: the run's score row, the
+    last purchase up to its as_of, and what the customer did after it."""
     score = None
     if run is not None:
         score = session.get(CustomerScore, (run.id, customer.id))
+    purchases = select(Order).where(col(Order.customer_pk) == customer.id, col(Order.amount) >= 0)
+    since = None
+    if run is not None:
+        end = _end_of(run)
+        purchases = purchases.where(col(Order.ordered_at) < end)
+        bought = col(Order.amount) >= 0
+        # CASE rather than FILTER, which MariaDB does not have.
+        later = session.execute(
+            select(
+                func.sum(case((bought, 1), else_=0)),
+                func.sum(case((bought, 0), else_=1)),
+                func.max(case((bought, col(Order.ordered_at)), else_=None)),
+            ).where(col(Order.customer_pk) == customer.id, col(Order.ordered_at) >= end)
+        ).one()
+        last_at = later[2]
+        if isinstance(last_at, str):  # SQLite returns a CASE over datetimes as text
+            last_at = datetime.fromisoformat(last_at)
+        since = SinceModel(
+            orders=int(later[0] or 0), refunds=int(later[1] or 0), last_order_at=last_at
+        )
     last_order = session.execute(
-        select(Order)
-        .where(col(Order.customer_pk) == customer.id)
-        .order_by(col(Order.ordered_at).desc(), col(Order.id).desc())
-        .limit(1)
+        purchases.order_by(col(Order.ordered_at).desc(), col(Order.id).desc()).limit(1)
     ).scalar_one_or_none()
     offers = customer_offers(session=session, score=score) if score is not None else []
     return CustomerCard(
-        customer=customer, score=score, run=run, last_order=last_order, offers=offers
+        customer=customer,
+        score=score,
+        run=run,
+        last_order=last_order,
+        offers=offers,
+        since=since,
+        facts=run_facts(run),
     )
 
 
