@@ -57,6 +57,9 @@ def model_command(request: Request) -> Reply:
         fields.append(("Record", "unreadable: " + ", ".join(unreadable) + " (corrupt)"))
     metrics = runs.run_json(run, "metrics")
     metric_lines = _metric_lines(metrics or {})
+    flag = _purchase_model_flag(metrics or {})
+    if flag:
+        fields.append(("CLV", flag))
     if isinstance(metrics, Unreadable):
         text = "The metrics are unreadable (the run's record is corrupt)."
     else:
@@ -95,6 +98,23 @@ def _customers(row_counts: dict[str, Any] | Unreadable) -> str:
         if isinstance(row_counts.get(key), int):
             return f"{row_counts[key]:,}"
     return "—"
+
+
+def _purchase_model_flag(metrics: dict[str, Any]) -> str:
+    """Said when BG/NBD's fit ran to its limit: the model that took over, or that dropout
+    could not be estimated."""
+    clv: dict[str, Any] = metrics["clv"] if isinstance(metrics.get("clv"), dict) else {}
+    recorded = clv.get("purchase_model") or {}
+    if recorded.get("model") == "MBG/NBD":
+        return "BG/NBD's fit ran to its limit (nobody would ever drop out); MBG/NBD is used"
+    if recorded.get("dropout_estimated") is False or (
+        not recorded and "a->0" in ((clv.get("bgnbd") or {}).get("at_limit") or [])
+    ):
+        return (
+            "dropout could not be estimated on this book: P(alive) is not shown and CLV "
+            "assumes customers keep buying; churn risk says who is leaving"
+        )
+    return ""
 
 
 def _metric_lines(metrics: dict[str, Any]) -> list[str]:

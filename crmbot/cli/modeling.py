@@ -508,13 +508,23 @@ def _print_clv(section: dict[str, Any] | None) -> None:
     table.add_column("fit")
     bg_metrics = metrics.get("bgnbd") or {}
     gg_metrics = metrics.get("gamma_gamma") or {}
+    purchase_model = metrics.get("purchase_model") or {}
+    fell_back = purchase_model.get("model") == "MBG/NBD" and "mbgnbd" in section
     table.add_row(
-        "BG/NBD (purchases)",
+        "BG/NBD (purchases)" + (" — at its limit, not used" if fell_back else ""),
         f"r={_number(bg['r'])} alpha={_number(bg['alpha'])} a={_number(bg['a'])} "
         f"b={_number(bg['b'])} ({bg['time_unit']})",
         f"LL {_number(bg_metrics.get('log_likelihood'), 8)}, "
         f"{_number(bg_metrics.get('customers'))} customers",
     )
+    if fell_back:
+        mbg, mbg_metrics = section["mbgnbd"], purchase_model.get("mbgnbd") or {}
+        table.add_row(
+            "MBG/NBD (purchases, used)",
+            f"r={_number(mbg['r'])} alpha={_number(mbg['alpha'])} a={_number(mbg['a'])} "
+            f"b={_number(mbg['b'])} ({mbg['time_unit']})",
+            f"LL {_number(mbg_metrics.get('log_likelihood'), 8)}",
+        )
     table.add_row(
         "Gamma-Gamma (spend)",
         f"p={_number(gg['p'])} q={_number(gg['q'])} gamma={_number(gg['gamma'])}",
@@ -523,7 +533,9 @@ def _print_clv(section: dict[str, Any] | None) -> None:
     )
     common.console.print(table)
     holdout = bg_metrics.get("holdout") or {}
-    lines = [
+    flag = _purchase_model_flag(metrics)
+    lines = [f"[yellow]{flag}[/yellow]"] if flag else []
+    lines += [
         f"Total CLV {_number(metrics.get('total_clv'))}, mean {_number(metrics.get('mean_clv'))}"
         f" per buying customer; median P(alive) {_number(metrics.get('median_p_alive'))}; "
         f"mean spend per purchase {_number(gg_metrics.get('mean_spend_per_purchase'))}."
@@ -538,6 +550,21 @@ def _print_clv(section: dict[str, Any] | None) -> None:
     elif holdout.get("note"):
         lines.append(f"Holdout: {holdout['note']}.")
     common.console.print("\n".join(lines), highlight=False)
+
+
+def _purchase_model_flag(clv_metrics: dict[str, Any]) -> str:
+    """What to say when BG/NBD's fit ran to its limit: which model took over, or that
+    dropout could not be estimated (also for runs from before the fallback existed)."""
+    recorded = clv_metrics.get("purchase_model") or {}
+    if recorded.get("note"):
+        return f"Purchase model: {recorded['note']}."
+    limits = (clv_metrics.get("bgnbd") or {}).get("at_limit") or []
+    if not recorded and "a->0" in limits:
+        return (
+            "Purchase model: BG/NBD's fit ran to its limit (a->0), where nobody ever drops "
+            "out: its P(alive) and CLV are not estimates (a run trained before the fallback)."
+        )
+    return ""
 
 
 def _print_churn(section: dict[str, Any] | None) -> None:
