@@ -233,7 +233,7 @@ def test_reasons_quote_the_customers_own_numbers(trained, company) -> None:
     checked = {"open": 0, "recency": 0}
     for pk, texts in trained.scores["churn_reasons"].dropna().items():
         for text in texts:
-            match = re.fullmatch(r"(\d+) unresolved tickets?", text)
+            match = re.fullmatch(r"(\d+) unresolved tickets? \(typical customer: [\d.]+\)", text)
             if match:
                 assert int(match.group(1)) == summary.loc[pk, "tickets_open"]
                 checked["open"] += 1
@@ -345,40 +345,64 @@ def test_boosting_contributions_vanish_where_the_customer_matches_the_reference(
     assert contributions["recency"].iloc[0] > 0  # late, so riskier in this data
 
 
-def test_only_drivers_that_raise_risk_become_reasons() -> None:
+def test_reasons_follow_the_verdict_and_say_it_with_a_comparison() -> None:
     groups = list(GROUPS)
-    primary = pd.DataFrame(np.full((2, len(groups)), -0.1), columns=groups, index=[1, 2])
-    primary.loc[1, "open_tickets"] = 0.9
-    primary.loc[1, "nps"] = 0.4
-    # Customer 2 is below average on everything: the low-risk reference speaks instead.
-    fallback = pd.DataFrame(np.zeros((2, len(groups))), columns=groups, index=[1, 2])
-    fallback.loc[2, "recency"] = 0.3
+    contributions = pd.DataFrame(np.zeros((3, len(groups))), columns=groups, index=[1, 2, 3])
+    # Customer 1's risk is raised, by tickets and NPS; spend pushes it down, so it is no
+    # reason for a raised risk.
+    contributions.loc[1, ["open_tickets", "nps", "spend"]] = [0.9, 0.4, -0.6]
+    # Customer 2's is kept low: recency and CSAT hold it down; tickets raise it a little.
+    contributions.loc[2, ["recency", "csat", "open_tickets", "tenure"]] = [-0.7, -0.3, 0.2, -0.01]
+    # Customer 3 is raised by a CSAT it never gave (read as 0 by the model) and by a purchase
+    # rate that did not change: neither is a reason.
+    contributions.loc[3, ["csat", "purchase_trend", "ticket_time"]] = [0.5, 0.4, 0.3]
     facts = pd.DataFrame(
         {
-            "recency_days": [20.0, 41.0],
-            "gap_days": [30.0, 25.0],
-            "frequency": [5, 4],
-            "tenure_days": [300.0, 200.0],
-            "day_spend": [50.0, 60.0],
-            "purchase_rate_last": [1.0, 1.0],
-            "purchase_rate_before": [1.0, 1.0],
-            "spend_rate_last": [50.0, 60.0],
-            "spend_rate_before": [50.0, 60.0],
-            "p_no_purchase": [0.2, 0.3],
-            "tickets_open": [2, 0],
-            "tickets_last_90d": [2, 0],
-            "tickets_count": [3, 0],
-            "resolution_days": [1.0, np.nan],
-            "csat_latest": [np.nan, 5.0],
-            "nps_latest": [3.0, np.nan],
-            "sentiment": [np.nan, 0.5],
+            "recency_days": [20.0, 4.0, 60.0],
+            "gap_days": [30.0, 25.0, np.nan],
+            "frequency": [5, 4, 1],
+            "tenure_days": [300.0, 200.0, 90.0],
+            "day_spend": [50.0, 60.0, 40.0],
+            "purchase_rate_last": [1.0, 1.0, 0.7],
+            "purchase_rate_before": [1.0, 1.0, 0.7],
+            "spend_rate_last": [50.0, 60.0, 40.0],
+            "spend_rate_before": [50.0, 60.0, 40.0],
+            "p_no_purchase": [0.2, 0.3, 0.5],
+            "tickets_open": [2, 0, 0],
+            "tickets_last_90d": [2, 0, 0],
+            "tickets_count": [3, 0, 0],
+            "resolution_days": [1.0, np.nan, np.nan],
+            "csat_latest": [np.nan, 5.0, np.nan],
+            "nps_latest": [3.0, np.nan, np.nan],
+            "sentiment": [np.nan, 0.5, np.nan],
+            "segment": ["Loyal", "Champions", "New"],
         },
-        index=[1, 2],
+        index=[1, 2, 3],
     )
-    typical = facts.median(numeric_only=True)
-    result = reasons(primary, fallback, facts, typical, 90)
-    assert result[0] == ["2 unresolved tickets", "last NPS 3 (detractor)"]
-    assert result[1] == ["no order for 41 days — usually orders every 25"]
+    typical = {
+        "recency_days": 35.0,
+        "frequency": 4.2,
+        "gap_days": 28.0,
+        "tenure_days": 250.0,
+        "day_spend": 45.0,
+        "p_no_purchase": 0.4,
+        "tickets_open": 0.3,
+        "tickets_last_90d": 0.5,
+        "resolution_days": 2.0,
+        "csat_latest": 4.0,
+        "nps_latest": 8.0,
+        "sentiment": 0.1,
+    }
+    result = reasons(contributions, np.array([True, False, True]), facts, typical, 90)
+    assert result[0] == [
+        "2 unresolved tickets (typical customer: 0.3)",
+        "last NPS 3 (detractor; typical customer: 8)",
+    ]
+    assert result[1] == [
+        "last order 4 days ago — usually orders every 25 days",
+        "last CSAT 5/5 (typical customer: 4/5)",
+    ]
+    assert result[2] == []
 
 
 # ---------------------------------------------------------------------------------------
@@ -442,7 +466,10 @@ def test_no_tickets_and_no_feedback_still_trains_with_reasons() -> None:
     assert ctx.metrics["satisfaction"]["text_model"]["trained"] is False
     scored = ctx.scores["churn_risk"].notna()
     assert scored.sum() == 400
-    assert ctx.scores.loc[scored, "churn_reasons"].map(len).ge(1).all()
+    # A risk close to the typical customer's may have no factor that stands out.
+    distinct = scored & (ctx.scores["churn_risk"] - metrics["typical_risk"]).abs().gt(0.05)
+    assert distinct.sum() > 300
+    assert ctx.scores.loc[distinct, "churn_reasons"].map(len).ge(1).all()
 
 
 # ---------------------------------------------------------------------------------------
