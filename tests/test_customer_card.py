@@ -4,12 +4,14 @@ labelled as newer, and a purchase model that fails says so."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Engine
@@ -288,3 +290,68 @@ def test_when_dropout_cannot_be_estimated_the_cards_and_model_show_say_so(
         in fields["CLV (12 mo)"]
     )
     assert " if they keep buying" in fields["CLV (12 mo)"]
+
+
+# ---------------------------------------------------------------------------------------
+# A real book whose BG/NBD fit runs to its limit: the donations lifetimes ships.
+
+
+def _donations_book(path: Path) -> tuple[Engine, date]:
+    """The 11,104 donors of donations.csv (Fader, Hardie & Shang 2010) as orders: a first
+    donation in mid-1995, then one a year in 1996-2001, `frequency` of them, the last in
+    year `recency`; as of mid-2001 (T = 6 years)."""
+    spec = importlib.util.find_spec("lifetimes")
+    if spec is None or spec.origin is None:
+        pytest.skip("lifetimes is not installed: pip install -e '.[dev]'")
+    frame = pd.read_csv(Path(spec.origin).parent / "datasets" / "donations.csv")
+    first = datetime(1995, 7, 1, 12)
+    customers, orders = [], []
+    for row in frame.itertuples():
+        for _ in range(int(row.weights)):
+            pk = len(customers) + 1
+            customers.append({"id": pk, "customer_id": f"D{pk:05d}", "name": f"Donor {pk}"})
+            years = [0, *range(int(row.recency) - int(row.frequency) + 1, int(row.recency) + 1)]
+            for year in years:
+                orders.append(
+                    {
+                        "order_id": f"G{len(orders) + 1}",
+                        "customer_pk": pk,
+                        "ordered_at": first.replace(year=1995 + year),
+                        "amount": 25.0 + (pk * 7 + year * 13) % 50,
+                        "currency": "USD",
+                    }
+                )
+    engine = connect(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        connection.execute(insert(Customer.__table__), customers)  # type: ignore[attr-defined]
+        connection.execute(insert(Order.__table__), orders)  # type: ignore[attr-defined]
+    return engine, date(2001, 7, 1)
+
+
+def test_on_the_donations_book_no_lapsed_donor_looks_alive(
+    settings: Settings, tmp_path: Path
+) -> None:
+    engine, as_of = _donations_book(tmp_path / "donations.db")
+    result = train(engine, settings, as_of, stages=STAGES[:4])
+    assert result.status == "succeeded", result.error
+    metrics = result.metrics["clv"]
+    assert "a->0" in metrics["bgnbd"]["at_limit"]  # BG/NBD: nobody ever stops giving
+    assert metrics["purchase_model"]["model"] == "MBG/NBD"
+    bot = ChatBot(engine, settings, tmp_path / "charts")
+    with read_session(engine) as session:
+        rows = session.execute(
+            select(Customer.customer_id, CustomerScore).join(
+                CustomerScore, CustomerScore.customer_pk == Customer.id
+            )
+        ).all()
+    lapsed = [
+        cid
+        for cid, score in rows
+        if score.frequency >= 2
+        and score.recency_days
+        > 3 * (score.tenure_days - score.recency_days) / (score.frequency - 1)
+    ]
+    assert len(lapsed) > 1000
+    for cid in lapsed[::10]:
+        alive = _percent(dict(bot.reply(f"customer {cid}").fields)["CLV (12 mo)"], "P(alive)")
+        assert alive is not None and alive < 99, cid
