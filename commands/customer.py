@@ -56,7 +56,9 @@ def render_card(card: queries.CustomerCard, request: Request) -> Reply:
     fields.append(("Last order", last_order_text(card)))
     since = since_text(card.since)
     if since is not None and card.run is not None:
-        fields.append((f"Since the model ({day(card.run.as_of)})", since))
+        fields.append(
+            ("Since the model", f"{since} (after {day(card.run.as_of)}: not in the scores)")
+        )
     footer = ""
     if card.run is not None:
         footer = f"Model run {card.run.id}, data as of {card.run.as_of:%Y-%m-%d}."

@@ -150,9 +150,10 @@ def test_a_card_shows_the_runs_day_and_labels_what_came_after(
         ).scalar_one()
     orders_word = "order" if run_orders == 1 else "orders"
     assert f"({run_orders:,} {orders_word}, " in fields["Last order"]
-    label = f"Since the model ({as_of:%Y-%m-%d})"
     later = as_of + timedelta(days=4)
-    assert fields[label] == f"2 orders, last on {later:%Y-%m-%d}; 1 refund"
+    assert fields["Since the model"] == (
+        f"2 orders, last on {later:%Y-%m-%d}; 1 refund (after {as_of:%Y-%m-%d}: not in the scores)"
+    )
     why = bot.say(f"why {cid}")
     assert f"2 orders, last on {later:%Y-%m-%d}; 1 refund — not in these scores" in why
     assert "-129" not in fields["Last order"]
