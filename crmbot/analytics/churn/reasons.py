@@ -57,6 +57,8 @@ def _plural(count: int, word: str) -> str:
 
 def _figure(value: float) -> str:
     """A count or rate as read: 12 · 4.2 · 0.7 (one decimal below 10, none above)."""
+    if isinstance(value, int):
+        return f"{value:,}"
     if abs(value) >= 10:
         return f"{value:,.0f}"
     text = f"{value:.1f}"
@@ -432,13 +434,24 @@ def reasons(
     order = np.argsort(-push, axis=1, kind="stable")[:, :depth]
     candidate = np.take_along_axis(push, order, axis=1) >= MIN_PUSH
     columns = {name: facts[name].to_numpy() for name in facts.columns}
-    # Group by group: each customer has a group at most once among their candidates.
-    text = np.full(order.shape, None, dtype=object)
-    for position, group in enumerate(groups):
-        rows, slots = np.nonzero((order == position) & candidate)
-        if len(rows):
-            text[rows, slots] = PHRASERS[group](
+    found: list[list[str]] = [[] for _ in range(len(push))]
+    counts = np.zeros(len(push), dtype=np.int64)
+    # Slot by slot, strongest first, and only for customers still short of TOP_REASONS:
+    # most have theirs after three or four slots, so few phrases are written for nothing.
+    for slot in range(depth):
+        todo = (counts < TOP_REASONS) & candidate[:, slot]
+        if not todo.any():
+            continue
+        for position, group in enumerate(groups):
+            rows = np.flatnonzero(todo & (order[:, slot] == position))
+            if not len(rows):
+                continue
+            phrases = PHRASERS[group](
                 _Facts(columns, rows), typical, raised[rows].tolist(), horizon
             )
-    # Candidates are in push order, so a row's first phrases are its strongest reasons.
-    return [[phrase for phrase in row if phrase is not None][:TOP_REASONS] for row in text.tolist()]
+            said = np.fromiter((phrase is not None for phrase in phrases), bool, len(phrases))
+            kept = [phrase for phrase in phrases if phrase is not None]
+            for row, phrase in zip(rows[said].tolist(), kept, strict=True):
+                found[row].append(phrase)
+            counts[rows[said]] += 1
+    return found
