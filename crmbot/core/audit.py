@@ -58,16 +58,6 @@ def record(
     return True
 
 
-def already_audited(engine: Engine, request_id: str) -> bool:
-    with read_session(engine) as session:
-        return (
-            session.execute(
-                select(col(AuditLog.id)).where(col(AuditLog.request_id) == request_id)
-            ).first()
-            is not None
-        )
-
-
 def recent(engine: Engine, *, limit: int = 20) -> list[AuditLog]:
     with read_session(engine) as session:
         return list(

@@ -169,7 +169,7 @@ def test_a_retried_event_acts_once(bot: Bot) -> None:
     assert sorted(row.outcome for row in bot.audit_rows()) == ["duplicate", "ok"]
 
 
-def test_a_retry_after_a_restart_is_recognised_from_the_audit_log(
+def test_a_retry_after_a_restart_is_recognised(
     settings: Settings, crm: SmallCrm, slack: SlackFake
 ) -> None:
     first = make_bot(settings, crm.engine, slack)
