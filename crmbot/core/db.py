@@ -21,6 +21,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
+from crmbot.core import timeouts
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -69,13 +71,16 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
             kwargs.setdefault("poolclass", StaticPool)
         engine = create_engine(parsed, connect_args=connect_args, **kwargs)
         _configure_sqlite(engine, in_memory=parsed.database in (None, "", ":memory:"))
+        timeouts.install(engine)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "mysql" and parsed.drivername == "mysql":
         parsed = parsed.set(drivername="mysql+pymysql")
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(parsed, **kwargs)
+    engine = create_engine(parsed, **kwargs)
+    timeouts.install(engine)
+    return engine
 
 
 def shown_url(url: str | URL) -> str:
@@ -106,8 +111,11 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
         # Let SQLAlchemy, not pysqlite, decide when transactions begin.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # First, so that every statement below waits for a writer instead of failing.
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # First, so that every statement below waits for a writer instead of failing; for a
+        # connection opened inside a command's deadline, no longer than the time left.
+        left = timeouts.time_left()
+        wait_ms = SQLITE_BUSY_TIMEOUT_MS if left is None else max(1, int(left * 1000))
+        cursor.execute(f"PRAGMA busy_timeout={min(wait_ms, SQLITE_BUSY_TIMEOUT_MS)}")
         # auto_vacuum takes effect only while the file is empty (so before WAL, which writes
         # the header), or at a VACUUM; setting it on a database in use would take a lock.
         if cursor.execute("PRAGMA page_count").fetchone()[0] == 0:
@@ -116,7 +124,12 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
+        # Interrupts a statement that runs past its command's deadline (`timeouts`).
+        dbapi_connection.set_progress_handler(
+            timeouts.sqlite_progress, timeouts.SQLITE_PROGRESS_STEPS
+        )
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
