@@ -19,6 +19,7 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 
 from crmbot import queries, runs
+from crmbot.core import metrics
 from crmbot.core.clock import utc_now
 from crmbot.core.config import Settings
 from crmbot.core.db import read_session
@@ -86,7 +87,28 @@ def send_digest(
     dry_run: bool = False,
 ) -> DigestOutcome:
     """Build and post one digest (and, for at-risk with CRMBOT_DIGEST_DM_OWNERS, one DM per
-    account owner), each exactly once per period. `dry_run` builds without posting."""
+    account owner), each exactly once per period. `dry_run` builds without posting.
+    Each outcome is counted in `crmbot.core.metrics` (kind, status)."""
+    outcome = _send_digest(
+        engine, settings, poster, kind, channel, clock=clock, period=period, dry_run=dry_run
+    )
+    metrics.digest_sent(outcome.kind, outcome.status)
+    for dm in outcome.owner_dms:
+        metrics.digest_sent(dm.kind, dm.status)
+    return outcome
+
+
+def _send_digest(
+    engine: Engine,
+    settings: Settings,
+    poster: Poster | None,
+    kind: str,
+    channel: str,
+    *,
+    clock: Clock,
+    period: str | None,
+    dry_run: bool,
+) -> DigestOutcome:
     if kind not in KINDS:
         raise ValueError(f"unknown digest '{kind}'; choose one of {', '.join(KINDS)}")
     period = period or digest_period(kind, local_day(clock(), settings.timezone))

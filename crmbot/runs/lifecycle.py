@@ -35,6 +35,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from crmbot.core import metrics
 from crmbot.core.clock import utc_now
 from crmbot.core.config import Settings
 from crmbot.core.db import read_session, write_session
@@ -207,7 +208,25 @@ def train(
 
     `force` activates the run even when a champion/challenger check rejects it.
     `stages` replaces the standard stage list (e.g. a subset when profiling).
+    Its outcome and each step's duration are counted in `crmbot.core.metrics`.
     """
+    result = _train(
+        engine, settings, as_of, force=force, progress=progress, stages=stages, clock=clock
+    )
+    metrics.training_finished(result.status, result.timings)
+    return result
+
+
+def _train(
+    engine: Engine,
+    settings: Settings,
+    as_of: date,
+    *,
+    force: bool,
+    progress: ProgressCallback | None,
+    stages: Sequence[tuple[str, str]] | None,
+    clock: Clock,
+) -> RunResult:
     from crmbot.training import pipeline  # pandas and the models: only when training
 
     stage_list = list(pipeline.STAGES if stages is None else stages)

@@ -1,9 +1,16 @@
 """Serving the Bolt app: HTTP (Bolt's ASGI adapter under uvicorn) or Socket Mode.
 
 HTTP mode answers Slack at `POST /slack/events` (slash commands, events and interactivity
-all use that one URL) and `GET /healthz` for load balancers. Bolt's ASGI handler calls the
-synchronous `App.dispatch` on the event loop; here it runs on a worker thread instead, so
-one request verifying its signature never holds up another.
+all use that one URL), `GET /healthz` for load balancers and `GET /metrics` for Prometheus
+(`crmbot.core.metrics`). Bolt's ASGI handler calls the synchronous `App.dispatch` on the
+event loop; here it runs on a worker thread instead, so one request verifying its
+signature never holds up another.
+
+`/healthz` answers within a second whatever the database does: one probe at a time reads
+the live run on a thread of its own, and a probe that has not answered in
+`HEALTH_WAIT_SECONDS` is reported as `"database": "degraded"` (200: the replica still
+acknowledges and answers, if only "that took too long"); a database that refuses the
+connection is `"unreachable"` (503).
 
 Nothing parses a body Slack did not sign: the size is bounded while it is read (413), the
 signature and its timestamp are checked next (401), and only then does Bolt parse it (a
@@ -25,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import uvicorn
@@ -33,13 +41,23 @@ from slack_bolt.adapter.asgi import SlackRequestHandler
 from slack_bolt.adapter.asgi.http_request import AsgiHttpRequest
 from slack_bolt.adapter.asgi.http_response import AsgiHttpResponse
 from slack_sdk.signature import SignatureVerifier
-from sqlalchemy import text
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from sqlmodel import col
+
+from crmbot.core import metrics
+from crmbot.core.models import ActiveRun, ModelRun
+from crmbot.core.timeouts import StatementTimeout, statement_deadline
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"
+# How long /healthz waits for the database before answering "degraded"; the probe itself
+# gives up a little later (its statement timeout), so one probe never outlives the next.
+HEALTH_WAIT_SECONDS = 0.8
+PROBE_TIMEOUT_SECONDS = 2.0
 # Slack's payloads are a few kilobytes; anything far larger is not from Slack.
 MAX_BODY_BYTES = 1_000_000
 DISPATCH_THREADS = 32
@@ -83,8 +101,10 @@ class CrmbotRequestHandler(SlackRequestHandler):
         self.executor = ThreadPoolExecutor(
             max_workers=DISPATCH_THREADS, thread_name_prefix="crmbot-http"
         )
+        self.probe = DatabaseProbe(engine) if engine is not None else None
 
     async def dispatch(self, request: AsgiHttpRequest) -> BoltResponse:
+        arrived = time.perf_counter()
         headers = request.get_headers()
         body = self._verify(await _read_body(request), headers)
         try:
@@ -92,7 +112,9 @@ class CrmbotRequestHandler(SlackRequestHandler):
         except Exception as exc:  # parsing a signed body that is not what Slack sends
             raise _Refused(400, "Bad Request", f"unparsable body ({type(exc).__name__})") from None
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self.app.dispatch, bolt_request)
+        response = await loop.run_in_executor(self.executor, self.app.dispatch, bolt_request)
+        metrics.ACK_SECONDS.observe(time.perf_counter() - arrived)
+        return response
 
     def _verify(self, body: bytes, headers: dict[str, Any]) -> str:
         """The body as text, or refused (401): not signed by Slack with our secret, or
@@ -119,10 +141,13 @@ class CrmbotRequestHandler(SlackRequestHandler):
     ) -> AsgiHttpResponse:
         if method == "GET" and path == HEALTH_PATH:
             return await self._health()
+        if method == "GET" and path == METRICS_PATH:
+            return await self._metrics()
         try:
             return await super()._get_http_response(method, path, request)
         except _Refused as refused:
             log.warning("refused %s %s: %s (%s)", method, path, refused.status, refused.reason)
+            metrics.HTTP_REFUSED.labels(status=str(refused.status)).inc()
             return AsgiHttpResponse(
                 status=refused.status,
                 headers={"content-type": ["text/plain; charset=utf-8"]},
@@ -131,16 +156,71 @@ class CrmbotRequestHandler(SlackRequestHandler):
 
     async def _health(self) -> AsgiHttpResponse:
         database = "not checked"
-        status = 200
-        if self.engine is not None:
-            loop = asyncio.get_running_loop()
-            reachable = await loop.run_in_executor(self.executor, _database_reachable, self.engine)
-            database = "ok" if reachable else "unreachable"
-            status = 200 if reachable else 503
-        body = json.dumps({"ok": status == 200, "database": database})
+        if self.probe is not None:
+            database = await self.probe.check(HEALTH_WAIT_SECONDS)
+        status = 503 if database == "unreachable" else 200
+        body = json.dumps({"ok": database in ("ok", "not checked"), "database": database})
         return AsgiHttpResponse(
             status=status, headers={"content-type": ["application/json"]}, body=body
         )
+
+    async def _metrics(self) -> AsgiHttpResponse:
+        if self.probe is not None and self.probe.stale():
+            await self.probe.check(HEALTH_WAIT_SECONDS)  # refreshes the run's age
+        body, content_type = metrics.exposition()
+        return AsgiHttpResponse(
+            status=200, headers={"content-type": [content_type]}, body=body.decode()
+        )
+
+
+class DatabaseProbe:
+    """Reads the live run's finish time, one probe at a time on a thread of its own: the
+    health check (may the replica take traffic?) and the run's age for /metrics.
+
+    `check` waits at most `wait` seconds. A probe still running from an earlier check is
+    never doubled; it is reported as "degraded" until it ends, so a hung database costs one
+    thread, not one per health check.
+    """
+
+    def __init__(self, engine: Engine, *, max_age_seconds: float = 15.0) -> None:
+        self.engine = engine
+        self.max_age = max_age_seconds
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crmbot-probe")
+        self._running: asyncio.Future[str] | None = None
+        self._checked_at = 0.0
+
+    def stale(self) -> bool:
+        return time.monotonic() - self._checked_at > self.max_age
+
+    async def check(self, wait: float) -> str:
+        """ok | degraded (no answer within `wait`) | unreachable."""
+        if self._running is None or self._running.done():
+            loop = asyncio.get_running_loop()
+            self._running = asyncio.ensure_future(loop.run_in_executor(self._executor, self._probe))
+        try:
+            state = await asyncio.wait_for(asyncio.shield(self._running), timeout=wait)
+        except TimeoutError:
+            state = "degraded"
+        metrics.DATABASE_UP.set({"ok": 1.0, "degraded": 0.5}.get(state, 0.0))
+        return state
+
+    def _probe(self) -> str:
+        try:
+            with statement_deadline(PROBE_TIMEOUT_SECONDS), self.engine.connect() as connection:
+                finished = connection.execute(
+                    select(col(ModelRun.finished_at))
+                    .join(ActiveRun, col(ActiveRun.run_id) == col(ModelRun.id))
+                    .limit(1)
+                ).scalar_one_or_none()
+        except StatementTimeout:
+            log.warning("health check: the database did not answer in %ss", PROBE_TIMEOUT_SECONDS)
+            return "degraded"
+        except Exception as exc:
+            log.warning("health check: database unreachable: %s", exc)
+            return "unreachable"
+        self._checked_at = time.monotonic()
+        metrics.active_run_finished(finished if isinstance(finished, datetime) else None)
+        return "ok"
 
 
 def _app_signing_secret(app: App) -> str:
@@ -161,16 +241,6 @@ async def _read_body(request: AsgiHttpRequest) -> bytes:
             return bytes(chunks)
 
 
-def _database_reachable(engine: Engine) -> bool:
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        return True
-    except Exception as exc:
-        log.warning("health check: database unreachable: %s", exc)
-        return False
-
-
 def asgi_app(
     app: App, engine: Engine | None = None, *, signing_secret: str | None = None
 ) -> CrmbotRequestHandler:
@@ -178,13 +248,27 @@ def asgi_app(
     return CrmbotRequestHandler(app, engine, signing_secret=signing_secret)
 
 
-def _config(app: App, engine: Engine | None, host: str, port: int, log_level: str) -> Any:
+def _config(
+    app: App,
+    engine: Engine | None,
+    host: str,
+    port: int,
+    log_level: str,
+    *,
+    json_logs: bool = False,
+) -> Any:
+    extra: dict[str, Any] = {}
+    if json_logs:
+        # uvicorn's own records (start-up, access lines) go to the root logger's JSON
+        # handler instead of the handlers uvicorn would install.
+        extra["log_config"] = None
     return uvicorn.Config(
         asgi_app(app, engine),
         host=host,
         port=port,
         log_level=log_level.lower(),
         lifespan="off",
+        **extra,
         # Slack closes idle connections itself; keep-alive just saves handshakes.
         timeout_keep_alive=30,
         server_header=False,
@@ -198,14 +282,16 @@ def serve_http(
     host: str = "0.0.0.0",
     port: int = 3000,
     log_level: str = "info",
+    json_logs: bool = False,
 ) -> None:
-    """Serve until interrupted (SIGINT/SIGTERM end it gracefully)."""
+    """Serve until interrupted (SIGINT/SIGTERM end it gracefully); `json_logs` sends
+    uvicorn's records through the root logger's (JSON) handler too."""
     # Start-up objects (pandas, scikit-learn, the app) moved out of the collector's sight:
     # full collections over them otherwise stall every thread, acknowledgements included
     # (ack p99 at concurrency 20, 4 listener threads: 110-165 ms without, 80-90 ms with).
     gc.collect()
     gc.freeze()
-    uvicorn.Server(_config(app, engine, host, port, log_level)).run()
+    uvicorn.Server(_config(app, engine, host, port, log_level, json_logs=json_logs)).run()
 
 
 class BackgroundServer:
