@@ -10,5 +10,7 @@ test support code as `tests.support` (the fake Slack, the signed requests).
 * `load`: slash commands under load while a retrain runs (`load_setup`: the database and
   the processes; `load_checks`: the requests, the checks and the table);
 * `clv_bench`, `graph_bench`, `import_bench`, `slack_bench`, `value_stages_bench`: one
-  part each.
+  part each;
+* `lookup_bench`: 12 misspelt lookups at once and a lookup by id behind them, through the
+  Slack app, on a book of N customers.
 """
