@@ -1,13 +1,17 @@
-"""Slash commands under load while a retrain runs on the same SQLite database.
+"""Slash commands under load while a retrain runs on the same database.
 
     python -m benchmarks.load                                  # 500 requests, 50 at a time
     python -m benchmarks.load --requests 120 --concurrency 20 --customers 300
     python -m benchmarks.load --database path/to/trained.db    # a copy of it is used
+    python -m benchmarks.load --database-url postgresql+psycopg://postgres@127.0.0.1:5432/crmbot_load
 
 What it does, end to end, all on loopback:
 
 1. A trained sample company in a SQLite file (generated, imported and trained here, or a
-   copy of --database).
+   copy of --database), or, with --database-url, in that PostgreSQL or MariaDB database:
+   created when the server has none of that name, otherwise taken as it is; the sample
+   company is imported into it through crmbot's import (an upsert) and trained, and its
+   run made live. The benchmark leaves its runs and audit rows there.
 2. `crmbot run` in a subprocess: uvicorn serving the Bolt app, SLACK_API_BASE_URL pointing
    at a local fake of the Slack Web API (tests/support/slack_fake.py) that records every
    response_url post.
@@ -39,14 +43,13 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import sqlite3
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +64,7 @@ from benchmarks.load_checks import (
 )
 from benchmarks.load_setup import (
     Bot,
+    Database,
     Retrain,
     Score,
     active_run,
@@ -68,21 +72,26 @@ from benchmarks.load_setup import (
     bot_environment,
     build_company,
     copy_database,
+    ensure_server_database,
     scores_of_run,
+    signed_up_by,
 )
 from tests.support.slack_fake import SlackFake
 
 
 class Commands:
     """Numbered commands in the mix account managers type (`command_mix`), each with its
-    own response_url path and request id; `nonce` tells this run's audit rows apart."""
+    own response_url path and request id; `nonce` tells this run's audit rows apart.
+
+    Each comes from its own user: 50 commands in flight are 50 people asking, not a few
+    people each asking several things at once, which the bot answers "one at a time,
+    please" (CRMBOT_REQUESTS_PER_USER)."""
 
     def __init__(self, customers: list[str], seed: int) -> None:
         self.customers = customers
         self.rng = random.Random(seed)
         self.nonce = f"{os.getpid()}x{int(time.time())}"
         self.counter = iter(range(1, 1_000_000))
-        self.users = [f"UAM{n}" for n in range(1, 9)]
 
     def make(self, phase: str) -> Sent:
         index = next(self.counter)
@@ -95,7 +104,7 @@ class Commands:
             path=f"/respond/{index}",
             request_id=f"cmd:{index}.load{self.nonce}",
             phase=phase,
-            user=self.rng.choice(self.users),
+            user=f"UAM{index}",
         )
 
 
@@ -194,20 +203,8 @@ def judge(
     return wrong, served_by
 
 
-def signed_up_by(database: Path, day: date) -> set[str]:
-    """Customers a retrain as of `day` scores too: signed up by then."""
-    with sqlite3.connect(database) as connection:
-        return {
-            str(cid)
-            for (cid,) in connection.execute(
-                "SELECT customer_id FROM customer WHERE signed_up_at <= ?",
-                (day.isoformat(),),
-            )
-        }
-
-
 def runs_after(
-    database: Path, old_run: int, old_scores: dict[str, Score]
+    database: Database, old_run: int, old_scores: dict[str, Score]
 ) -> tuple[int | None, dict[int, dict[str, Score]]]:
     """The run live now when it is not `old_run` (None: no flip), and the scores of both."""
     new_run: int | None = None
@@ -220,7 +217,7 @@ def runs_after(
 
 
 def run_load(
-    database: Path,
+    database: Database,
     *,
     workdir: Path,
     requests: int = 500,
@@ -295,26 +292,49 @@ def run_load(
     return result
 
 
+def prepare(args: argparse.Namespace, workdir: Path) -> Database:
+    """The trained database the load runs against (see the module docstring, step 1)."""
+    if args.database_url:
+        from crmbot.core.db import shown_url
+
+        created = ensure_server_database(args.database_url)
+        print(f"{shown_url(args.database_url)}: {'created' if created else 'exists, taken'}")
+        database, _ = build_company(
+            workdir / "company", customers=args.customers, seed=args.seed, url=args.database_url
+        )
+        return database
+    database = workdir / "load.db"
+    if args.database:
+        copy_database(args.database, database)
+    else:
+        built, _ = build_company(workdir / "company", customers=args.customers, seed=args.seed)
+        assert isinstance(built, Path)
+        copy_database(built, database)
+    return database
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--customers", type=int, default=800, help="sample company size")
     parser.add_argument("--seed", type=int, default=7, help="sample company seed")
-    parser.add_argument("--database", type=Path, help="a trained SQLite database to copy")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--database", type=Path, help="a trained SQLite database to copy")
+    where.add_argument(
+        "--database-url",
+        help="a PostgreSQL or MariaDB database to load the sample company into and run "
+        "against (created if missing), e.g. "
+        "postgresql+psycopg://postgres@127.0.0.1:5432/crmbot_load",
+    )
     parser.add_argument(
         "--start-after", default="churn", help="retrain stage after which load starts"
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="crmbot-load-") as tmp:
         workdir = Path(tmp)
-        database = workdir / "load.db"
         started = time.perf_counter()
-        if args.database:
-            copy_database(args.database, database)
-        else:
-            built, _ = build_company(workdir / "company", customers=args.customers, seed=args.seed)
-            copy_database(built, database)
+        database = prepare(args, workdir)
         print(f"trained sample company ready in {time.perf_counter() - started:.1f} s")
         result = run_load(
             database,

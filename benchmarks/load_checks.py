@@ -157,7 +157,10 @@ def check_reply(
         run = int(found.group(1)) if found else None
         return (None if run in scores else f"names no known model run: {text[:200]}"), run
     if len(runs) != 1 or next(iter(runs)) not in scores:
-        return f"footer names runs {sorted(runs)}, expected one of {sorted(scores)}", None
+        return (
+            f"footer names runs {sorted(runs)}, expected one of {sorted(scores)}: {text[:200]}",
+            None,
+        )
     run = next(iter(runs))
     if request.kind == "at-risk" and "accounts at risk" not in text:
         return f"not an at-risk list: {text[:200]}", run

@@ -1,6 +1,9 @@
 """The database and the processes of the load benchmark (`benchmarks.load`): a trained
-sample company in a SQLite file, the scores and audit rows read back from it, `crmbot run`
-serving HTTP and `crmbot train --force` retraining beside it, each a subprocess."""
+sample company in a SQLite file or on a database server (PostgreSQL, MariaDB), the scores
+and audit rows read back from it, `crmbot run` serving HTTP and `crmbot train --force`
+retraining beside it, each a subprocess.
+
+A database is a `Path` (a SQLite file) or a SQLAlchemy URL (`str`) of a server database."""
 
 from __future__ import annotations
 
@@ -18,6 +21,11 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Date, TextClause, bindparam, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from tests.support.slack_fake import SlackFake
 
@@ -30,19 +38,78 @@ CRMBOT = str(Path(sys.executable).parent / "crmbot")
 # The database
 
 
-def build_company(directory: Path, *, customers: int, seed: int) -> tuple[Path, date]:
-    """Generate, import and train a sample company into `directory/crm.db`."""
+Database = Path | str  # a SQLite file, or the URL of a server database
+
+
+def database_url(database: Database) -> str:
+    """The DATABASE_URL crmbot is given for `database`."""
+    return f"sqlite:///{database}" if isinstance(database, Path) else database
+
+
+def _rows(database: Database, sql: str | TextClause, **params: Any) -> list[Any]:
+    from crmbot.core.db import make_engine
+
+    engine = make_engine(database_url(database), poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            statement = text(sql) if isinstance(sql, str) else sql
+            return list(connection.execute(statement, params))
+    finally:
+        engine.dispose()
+
+
+def ensure_server_database(url: str) -> bool:
+    """Create the database `url` names on its server unless it exists (True: created).
+
+    The server is reached through the same URL with a database that is always there
+    (`postgres` on PostgreSQL, `information_schema` on MariaDB).
+    """
+    from crmbot.core.db import make_engine
+
+    parsed = make_url(url)
+    name = parsed.database
+    backend = parsed.get_backend_name()
+    if not name or backend not in ("postgresql", "mysql"):
+        raise SystemExit(
+            "--database-url takes a PostgreSQL or MariaDB URL with a database name, e.g. "
+            "postgresql+psycopg://postgres@127.0.0.1:5432/crmbot_load (SQLite is the default)"
+        )
+    if backend == "postgresql":
+        admin_url = parsed.set(database="postgres")
+        exists = "SELECT 1 FROM pg_database WHERE datname = :name"
+    else:
+        admin_url = parsed.set(database="information_schema")
+        exists = "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :name"
+    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with admin.connect() as connection:
+            if connection.execute(text(exists), {"name": name}).first() is not None:
+                return False
+            quoted = admin.dialect.identifier_preparer.quote(name)
+            connection.execute(text(f"CREATE DATABASE {quoted}"))
+            return True
+    finally:
+        admin.dispose()
+
+
+def build_company(
+    directory: Path, *, customers: int, seed: int, url: str | None = None
+) -> tuple[Database, date]:
+    """Generate the sample company, import it through crmbot's import and train it: into
+    `directory/crm.db`, or into the server database `url` (which must exist; what it
+    already holds stays, the company's rows are upserted and its run goes live)."""
     from crmbot.core.config import Settings
     from crmbot.core.db import connect
     from crmbot.demo import generate_company, load_demo
     from crmbot.runs import train
 
     truth = generate_company(directory / "csv", customers=customers, seed=seed)
-    database = directory / "crm.db"
-    engine = connect(f"sqlite:///{database}")
+    database: Database = url if url is not None else directory / "crm.db"
+    engine = connect(database_url(database))
     load_demo(engine, directory / "csv")
-    settings = Settings(_env_file=None, database_url=f"sqlite:///{database}")  # type: ignore[call-arg]
-    result = train(engine, settings, truth.as_of)
+    settings = Settings(_env_file=None, database_url=database_url(database))  # type: ignore[call-arg]
+    # force: on a database used before, the run replaces whatever an earlier load left live.
+    result = train(engine, settings, truth.as_of, force=url is not None)
     engine.dispose()
     if result.status != "succeeded":
         raise SystemExit(f"training the sample company failed: {result.error}")
@@ -59,12 +126,12 @@ def copy_database(source: Path, target: Path) -> None:
         dst.close()
 
 
-def active_run(database: Path) -> tuple[int, date]:
-    with sqlite3.connect(database) as connection:
-        run_id, as_of = connection.execute(
-            "SELECT r.id, r.as_of FROM active_run a JOIN model_run r ON r.id = a.run_id "
-            "WHERE a.slot = 'scores'"
-        ).fetchone()
+def active_run(database: Database) -> tuple[int, date]:
+    ((run_id, as_of),) = _rows(
+        database,
+        "SELECT r.id, r.as_of FROM active_run a JOIN model_run r ON r.id = a.run_id "
+        "WHERE a.slot = 'scores'",
+    )
     return int(run_id), date.fromisoformat(str(as_of)[:10])
 
 
@@ -75,23 +142,32 @@ class Score:
     clv: float | None
 
 
-def scores_of_run(database: Path, run_id: int) -> dict[str, Score]:
+def scores_of_run(database: Database, run_id: int) -> dict[str, Score]:
     """customer_id -> what the customer card of that run shows."""
-    with sqlite3.connect(database) as connection:
-        rows = connection.execute(
-            "SELECT c.customer_id, c.name, s.segment, s.clv FROM customer_score s "
-            "JOIN customer c ON c.id = s.customer_pk WHERE s.run_id = ? AND c.erased_at IS NULL",
-            (run_id,),
-        ).fetchall()
+    rows = _rows(
+        database,
+        "SELECT c.customer_id, c.name, s.segment, s.clv FROM customer_score s "
+        "JOIN customer c ON c.id = s.customer_pk "
+        "WHERE s.run_id = :run AND c.erased_at IS NULL",
+        run=run_id,
+    )
     return {str(cid): Score(str(name), segment, clv) for cid, name, segment, clv in rows}
 
 
-def audit_counts(database: Path, prefix: str) -> tuple[Counter[str], Counter[str]]:
+def signed_up_by(database: Database, day: date) -> set[str]:
+    """Customers a retrain as of `day` scores too: signed up by then."""
+    query = text("SELECT customer_id FROM customer WHERE signed_up_at <= :day")
+    rows = _rows(database, query.bindparams(bindparam("day", type_=Date)), day=day)
+    return {str(cid) for (cid,) in rows}
+
+
+def audit_counts(database: Database, prefix: str) -> tuple[Counter[str], Counter[str]]:
     """Audit rows per request id, and their outcomes, for ids starting with `prefix`."""
-    with sqlite3.connect(database) as connection:
-        rows = connection.execute(
-            "SELECT request_id, outcome FROM audit_log WHERE request_id LIKE ?", (prefix + "%",)
-        ).fetchall()
+    rows = _rows(
+        database,
+        "SELECT request_id, outcome FROM audit_log WHERE request_id LIKE :prefix",
+        prefix=prefix + "%",
+    )
     return Counter(r for r, _ in rows), Counter(o for _, o in rows)
 
 
@@ -105,11 +181,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def bot_environment(database: Path, workdir: Path, slack: SlackFake) -> dict[str, str]:
+def bot_environment(database: Database, workdir: Path, slack: SlackFake) -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(workdir),
-        "DATABASE_URL": f"sqlite:///{database}",
+        "DATABASE_URL": database_url(database),
         "SLACK_BOT_TOKEN": TOKEN,
         "SLACK_SIGNING_SECRET": SECRET,
         "SLACK_API_BASE_URL": slack.base_url,
