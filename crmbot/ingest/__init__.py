@@ -8,7 +8,7 @@ print(report.summary())
 from crmbot.ingest.csvfile import MAX_FIELD_CHARS
 from crmbot.ingest.importer import ProgressCallback, UnknownKind, import_file, kind_named
 from crmbot.ingest.kinds import KINDS, Kind
-from crmbot.ingest.report import ImportReport, Rejection
+from crmbot.ingest.report import ImportReport, Rejection, ReportUnwritable
 
 __all__ = [
     "KINDS",
@@ -17,6 +17,7 @@ __all__ = [
     "Kind",
     "ProgressCallback",
     "Rejection",
+    "ReportUnwritable",
     "UnknownKind",
     "import_file",
     "kind_named",

@@ -24,13 +24,14 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from crmbot.core import name_index
 from crmbot.core.db import DatabaseUnavailable, bulk_write_connection, refresh_statistics
-from crmbot.core.erasure import pseudonym
+from crmbot.core.erasure import lock_out_erasure, pseudonym
 from crmbot.core.privacy import mask_pii
 from crmbot.ingest import cleaning, writer
 from crmbot.ingest.csvfile import MAX_FIELD_CHARS, FileRejected, read_csv
 from crmbot.ingest.kinds import KINDS, Kind
-from crmbot.ingest.report import ImportReport, Rejection
+from crmbot.ingest.report import ImportReport, Rejection, ReportFile
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +91,16 @@ def import_file(
     line they start on (the header is line 1). With `strict`, one bad row means nothing is
     committed. `column_map` renames a foreign export's columns ({"Client": "customer_id"}).
     `create_missing` makes bare customers/products for ids no earlier import brought.
-    `today`, when given, rejects dates after it. Raises `UnknownKind` and
-    `DatabaseUnavailable`; every problem with the file itself is in the report.
-    `shortcuts=False` reads every file with the csv module and formats every datetime
-    value by value; the result is the same (a test holds the two paths to that).
+    `today`, when given, rejects dates after it. `report_path` is opened before anything
+    is read or written, so a path that cannot be written raises `ReportUnwritable` with
+    nothing imported; once the rows are in, a failure to write the report is only a
+    warning in it. Raises `UnknownKind`, `ReportUnwritable` and `DatabaseUnavailable`; every
+    problem with the file itself is in the report. `shortcuts=False` reads every file with
+    the csv module and formats every datetime value by value; the result is the same (a
+    test holds the two paths to that).
     """
     spec = kind_named(kind)
+    report_file = ReportFile.open(report_path) if report_path is not None else None
     report = ImportReport(kind=spec.name, path=str(path), strict=strict)
     try:
         with _garbage_collector_paused():
@@ -114,11 +119,15 @@ def import_file(
     except FileRejected as exc:
         report.file_error = str(exc)
         report.inserted = report.updated = report.unchanged = 0
+    except BaseException:
+        if report_file is not None:
+            report_file.abandon()
+        raise
+    report.rejected.sort(key=lambda r: (r.line, r.column))
+    if report_file is not None:
+        _write_report(report_file, report)
     if report.inserted or report.updated:
         refresh_statistics(engine, spec.table.name)
-    report.rejected.sort(key=lambda r: (r.line, r.column))
-    if report_path is not None:
-        report.write_csv(report_path)
     log.debug(
         "import %s: %s rows, %s inserted, %s updated, %s unchanged, %s rejected",
         spec.name,
@@ -129,6 +138,18 @@ def import_file(
         report.rejected_rows,
     )
     return report
+
+
+def _write_report(report_file: ReportFile, report: ImportReport) -> None:
+    """The import is over (committed or not); a report that fails now is a warning, not a
+    failed import."""
+    try:
+        report_file.write(report)
+    except OSError as exc:
+        log.warning("could not write the report to %s: %s", report_file.path, exc)
+        report.warnings.append(f"could not write the report to {report_file.path}: {exc}")
+        return
+    report.report_file = str(report_file.path)
 
 
 @contextmanager
@@ -216,8 +237,17 @@ def _import(
 
     try:
         # References are resolved inside this transaction (SQLite: under its write lock),
-        # so SQLite's per-row foreign-key checks would only repeat them.
-        with bulk_write_connection(engine, check_foreign_keys=False) as connection:
+        # so SQLite's per-row foreign-key checks would only repeat them. It begins once
+        # any import before it has committed (`writer.import_lock`), so the counts of new,
+        # changed and unchanged rows are what this import did.
+        with (
+            writer.import_lock(engine),
+            bulk_write_connection(engine, check_foreign_keys=False) as connection,
+        ):
+            if _may_bring_someone_back(spec, create_missing):
+                # First, before anything is read: an erasure committing between the check
+                # for erased customers below and the write would be undone by the write.
+                lock_out_erasure(connection)
             if spec.name == "customers":
                 kept = _refuse_erased(connection, rows, kept)
             kept = _resolve_references(connection, spec, rows, kept, report, create_missing)
@@ -225,13 +255,18 @@ def _import(
                 report.rejected.extend(problems)
             if strict and report.rejected:
                 raise _StrictRollback
-            _write(connection, spec, rows, kept, report, progress, total)
+            written = _write(connection, spec, rows, kept, report, progress, total)
+            if spec.name == "customers":
+                # Misspelt names are found through the name index: it changes with the rows.
+                name_index.refresh_by_ids(connection, written)
         report.committed = True
     except _StrictRollback:
         report.inserted = report.updated = report.unchanged = 0
         report.created = {}
     except DatabaseUnavailable:
         raise
+    except writer.ImportLockTimeout as exc:
+        raise FileRejected(f"{exc}, so nothing was imported; try again later") from exc
     except DBAPIError as exc:
         # No traceback: SQLAlchemy's message carries the rows' values, personal data included.
         log.error("import of %s failed in the database: %s", path.name, mask_pii(str(exc.orig)))
@@ -371,6 +406,16 @@ def _deduplicate(spec: Kind, rows: _Rows, report: ImportReport) -> Sequence[int]
     return [index for index in kept if index not in rows.problems]
 
 
+def _may_bring_someone_back(spec: Kind, create_missing: bool) -> bool:
+    """Whether an import of `spec` could undo an erasure running beside it: it writes
+    customers by their id, or a customer's words; or it creates customers from bare ids.
+    Orders, order lines and referrals hold no personal data and point at a customer by
+    surrogate key, which an erasure keeps: they need not wait for one."""
+    if spec.name == "customers" or spec.name in CARRY_PERSONAL_TEXT:
+        return True
+    return create_missing and any(column.references == "customers" for column in spec.columns)
+
+
 def _erased_customers(connection: Connection, natural_ids: set[str]) -> dict[str, int]:
     """{id: surrogate key} for those ids whose customer was erased (known by pseudonym)."""
     customers = KINDS["customers"].table
@@ -481,7 +526,9 @@ def _write(
     report: ImportReport,
     progress: ProgressCallback | None,
     total: int,
-) -> None:
+) -> Sequence[Any]:
+    """Write the new and changed rows; their first key column (the customer ids of a
+    customers file)."""
     names = list(spec.key) + [name for name in rows.cleaned if name not in spec.key]
     targets = [spec.column(name).target for name in names]
     # Column by column to the end: the writer wants them so, and no row tuple is made twice.
@@ -540,6 +587,7 @@ def _write(
         iso_text=iso_text,
         progress=advance,
     )
+    return columns[0]
 
 
 def _pick(columns: list[Sequence[Any]], indices: Sequence[int]) -> list[Sequence[Any]]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from crmbot.core import spreadsheet
 
@@ -47,6 +49,8 @@ class ImportReport:
     strict: bool = False
     committed: bool = False
     encoding: str = "utf-8"
+    # Where the rejected-rows report was written (`report_path` of `import_file`), if it was.
+    report_file: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -81,11 +85,60 @@ class ImportReport:
         """The full list of problems, one per line, for a spreadsheet (the rejected values
         are written so that none runs as a formula: `crmbot.core.spreadsheet`)."""
         with open(path, "w", newline="", encoding="utf-8") as handle:
-            writer = spreadsheet.writer(handle)
-            writer.writerow(["line", "column", "reason", "value"])
-            if self.file_error and not self.rejected:
-                writer.writerow([1, "", self.file_error, ""])
-            for rejection in sorted(self.rejected, key=lambda r: (r.line, r.column)):
-                writer.writerow(
-                    [rejection.line, rejection.column, rejection.reason, rejection.value]
-                )
+            self.write_to(handle)
+
+    def write_to(self, handle: TextIO) -> None:
+        writer = spreadsheet.writer(handle)
+        writer.writerow(["line", "column", "reason", "value"])
+        if self.file_error and not self.rejected:
+            writer.writerow([1, "", self.file_error, ""])
+        for rejection in sorted(self.rejected, key=lambda r: (r.line, r.column)):
+            writer.writerow([rejection.line, rejection.column, rejection.reason, rejection.value])
+
+
+class ReportUnwritable(OSError):
+    """The rejected-rows report cannot be written where it was asked for; found before
+    anything is imported."""
+
+
+class ReportFile:
+    """The report file of an import, opened for writing before the import starts, so a
+    path that cannot be written stops the import before it commits anything (and the exit
+    status can say "nothing imported" truthfully). Written, replacing what was there, once
+    the import is done; removed again if the import never got that far and it was new."""
+
+    def __init__(self, path: Path, handle: TextIO, created: bool) -> None:
+        self.path = path
+        self._handle = handle
+        self._created = created
+
+    @classmethod
+    def open(cls, path: str | Path) -> ReportFile:
+        """Raises `ReportUnwritable` (the path is a directory, its folder is missing or
+        read-only, the file is read-only...)."""
+        target = Path(path)
+        existed = target.exists()
+        try:
+            # Not truncated yet: an earlier report stays until this one replaces it.
+            descriptor = os.open(target, os.O_WRONLY | os.O_CREAT, 0o666)
+            handle = os.fdopen(descriptor, "w", newline="", encoding="utf-8")
+        except OSError as exc:
+            raise ReportUnwritable(
+                f"cannot write the report to {target}: {exc.strerror or exc}"
+            ) from exc
+        return cls(target, handle, created=not existed)
+
+    def write(self, report: ImportReport) -> None:
+        """Write `report` and close; raises OSError (a full disk) with the file closed."""
+        try:
+            self._handle.seek(0)
+            self._handle.truncate()
+            report.write_to(self._handle)
+        finally:
+            self._handle.close()
+
+    def abandon(self) -> None:
+        """Close without writing; a file made only for this import goes again."""
+        self._handle.close()
+        if self._created:
+            self.path.unlink(missing_ok=True)

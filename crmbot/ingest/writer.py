@@ -6,22 +6,29 @@ object per row. Rows are written as upserts on the natural key (`INSERT ... ON C
 UPDATE` / `ON DUPLICATE KEY UPDATE`), so a row another writer inserted since we looked is
 updated rather than failing the whole file. PostgreSQL gets its fastest path: COPY into a
 temporary table, then one INSERT ... SELECT ... ON CONFLICT.
+
+Imports into one database run one at a time (`import_lock`), so what an import reads to
+tell new rows from changed and unchanged ones is what it then writes over: two imports
+started together report each row once as inserted, not both.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
+import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 from itertools import islice
 from operator import itemgetter, le, lt, methodcaller
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select, tuple_
+from sqlalchemy import Table, func, select, text, tuple_
 from sqlalchemy.dialects import mysql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 # Bind parameters per statement stay under every driver's limit (SQLite: 32766).
@@ -29,6 +36,72 @@ LOOKUP_CHUNK = 900
 WRITE_CHUNK = 20_000
 
 Progress = Callable[[int], None]
+
+# --- One import at a time ---------------------------------------------------------------
+#
+# An import reads the stored rows under its keys and then upserts. Two imports running
+# together both read before either commits: each saw nothing, each counted every row as
+# inserted, and the upserts of the second quietly updated what the first had inserted
+# (PostgreSQL, MariaDB). The database's own answer cannot settle it on MariaDB (ON
+# DUPLICATE KEY's affected-row count sums inserts, updates and unchanged rows), so the read
+# and the write are made one step instead: an import holds the import lock from before its
+# transaction begins until after it commits, and the next one begins only then, reading
+# what the first wrote. SQLite needs nothing: BEGIN IMMEDIATE already admits one writer.
+# The lock is taken on a connection of its own and is the session's (PostgreSQL advisory
+# lock, MariaDB GET_LOCK), so it is released when that connection ends, also when the
+# process dies, and the import's own transaction holds nothing while it waits.
+
+# "crmbotim" in ASCII: every crmbot process sharing a PostgreSQL database contends for it.
+IMPORT_LOCK_KEY = int.from_bytes(b"crmbotim", "big")
+# How long an import waits for the one before it to finish.
+IMPORT_LOCK_WAIT_SECONDS = 3600.0
+_POLL_SECONDS = 0.2
+
+
+class ImportLockTimeout(RuntimeError):
+    """Another import held the import lock for longer than the wait allows."""
+
+
+@contextmanager
+def import_lock(
+    engine: Engine, *, wait_seconds: float = IMPORT_LOCK_WAIT_SECONDS
+) -> Iterator[None]:
+    """Hold the import lock of `engine`'s database for the block (nothing on SQLite).
+
+    Raises `ImportLockTimeout` when another import keeps it longer than `wait_seconds`."""
+    dialect = engine.dialect.name
+    if dialect not in ("postgresql", "mysql", "mariadb"):
+        yield
+        return
+    with engine.connect() as connection:
+        if dialect == "postgresql":
+            take = text("SELECT pg_try_advisory_lock(:key)").bindparams(key=IMPORT_LOCK_KEY)
+            release = text("SELECT pg_advisory_unlock(:key)").bindparams(key=IMPORT_LOCK_KEY)
+        else:
+            database = connection.execute(text("SELECT DATABASE()")).scalar() or ""
+            # GET_LOCK names are server-wide: the database's name makes them its own.
+            name = "crmbot_import." + hashlib.sha256(str(database).encode()).hexdigest()[:32]
+            take = text("SELECT GET_LOCK(:name, 0)").bindparams(name=name)
+            release = text("SELECT RELEASE_LOCK(:name)").bindparams(name=name)
+        deadline = time.monotonic() + wait_seconds
+        while not connection.execute(take).scalar():
+            connection.commit()  # hold no snapshot while waiting
+            if time.monotonic() >= deadline:
+                raise ImportLockTimeout(
+                    f"another import into this database has been running for over "
+                    f"{wait_seconds:,.0f} s"
+                )
+            time.sleep(_POLL_SECONDS)
+        connection.commit()
+        try:
+            yield
+        finally:
+            try:
+                connection.execute(release)
+                connection.commit()
+            except DBAPIError:
+                # Gone with the connection: the lock was the session's.
+                connection.invalidate()
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from crmbot.core.models import Customer, CustomerScore, ModelRun, Order, RunOffer
+from crmbot.queries import names as name_search
 from crmbot.queries.scope import live, owned_by
 
 # A fuzzy name match this good, and this far ahead of the next one, is taken as the answer.
@@ -43,6 +44,9 @@ class Lookup:
     how: str = ""  # id | email | name | fuzzy
     candidates: list[Candidate] = field(default_factory=list)  # ambiguous
     suggestions: list[Candidate] = field(default_factory=list)  # not found, nearest
+    # Customers whose names were compared in full for a fuzzy match: at most
+    # `name_search.MAX_CANDIDATES`, however big the book.
+    compared: int = 0
 
     @property
     def found(self) -> bool:
@@ -99,14 +103,7 @@ def find_customer(
             lookup.candidates = [_candidate(c) for c in rows[:limit]]
             return lookup
 
-    exact = list(
-        session.execute(
-            select(Customer)
-            .where(func.lower(col(Customer.name)) == text.lower(), scope)
-            .order_by(col(Customer.customer_id))
-            .limit(limit + 1)
-        ).scalars()
-    )
+    exact = _exact_name(session, text, scope, limit=limit + 1)
     if len(exact) == 1:
         lookup.customer, lookup.how = exact[0], "name"
         return lookup
@@ -114,10 +111,35 @@ def find_customer(
         lookup.candidates = [_candidate(c) for c in exact[:limit]]
         return lookup
 
-    return _fuzzy(session, lookup, scope, limit=limit)
+    return _fuzzy(session, lookup, scope, owners=owners, limit=limit)
 
 
-def _fuzzy(session: Session, lookup: Lookup, scope: Any, *, limit: int) -> Lookup:
+def _exact_name(session: Session, text: str, scope: Any, *, limit: int) -> list[Customer]:
+    """Customers named `text` in any case, through the name index (a name without index
+    words, such as "Q", is compared as typed through the name column's index)."""
+    ids = name_search.exact_name_ids(session, text, scope=scope, limit=limit)
+    if ids is None:
+        where = and_(col(Customer.name) == text, scope)
+    elif not ids:
+        return []
+    else:
+        where = and_(col(Customer.id).in_(ids), scope)
+    return list(
+        session.execute(
+            select(Customer).where(where).order_by(col(Customer.customer_id)).limit(limit)
+        ).scalars()
+    )
+
+
+def _fuzzy(
+    session: Session, lookup: Lookup, scope: Any, *, owners: Collection[str] | None, limit: int
+) -> Lookup:
+    # Only customers whose words are near the typed ones are compared: never the whole book.
+    ids = name_search.candidate_ids(
+        session, lookup.query, scope=owned_by(owners) if owners is not None else None
+    )
+    if not ids:
+        return lookup
     rows = session.execute(
         select(
             col(Customer.id),
@@ -126,8 +148,9 @@ def _fuzzy(session: Session, lookup: Lookup, scope: Any, *, limit: int) -> Looku
             col(Customer.company),
             col(Customer.region),
             col(Customer.owner),
-        ).where(scope)
+        ).where(col(Customer.id).in_(ids), scope)
     ).all()
+    lookup.compared = len(rows)
     if not rows:
         return lookup
     # One choice per customer: the better of name and company decides.

@@ -8,6 +8,7 @@ from datetime import date, datetime
 
 from sqlalchemy.engine import Engine
 
+from crmbot.core import name_index
 from crmbot.core.db import write_session
 from crmbot.core.models import ActiveRun, Customer, CustomerScore, ModelRun, Order, Referral
 
@@ -106,3 +107,4 @@ def seed(engine: Engine) -> None:
             session.add(
                 Referral(referrer_pk=pks[referrer], referred_pk=pks[referred], referred_at=at)
             )
+    name_index.rebuild_all(engine)  # as an import leaves it

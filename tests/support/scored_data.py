@@ -8,6 +8,7 @@ from datetime import date, datetime
 
 from sqlalchemy.engine import Engine
 
+from crmbot.core import name_index
 from crmbot.core.db import write_session
 from crmbot.core.models import ActiveRun, Customer, CustomerScore, ModelRun
 
@@ -45,6 +46,7 @@ def add_customers(engine: Engine, accounts: list[Account]) -> dict[str, int]:
             session.flush()
             assert customer.id is not None
             pks[account.customer_id] = customer.id
+    name_index.rebuild_all(engine)  # as an import leaves it
     return pks
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from crmbot.chat.dispatch import Dispatcher
+from crmbot.core import name_index
 from crmbot.core.config import Settings
 from crmbot.core.db import write_session
 from crmbot.core.models import (
@@ -358,6 +359,7 @@ def seed(engine: Engine) -> SmallCrm:
         session.add(
             ActiveRun(slot="scores", run_id=current.id, activated_at=datetime(2026, 7, 1, 2, 1))
         )
+    name_index.rebuild_all(engine)  # as an import leaves it
     return SmallCrm(engine=engine, run_id=current.id, previous_run_id=previous.id, pks=pks)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from sqlalchemy import insert, update
 from sqlalchemy.engine import Engine
 
+from crmbot.core import name_index
 from crmbot.core.models import (
     Customer,
     Feedback,
@@ -269,6 +270,7 @@ def insert_company(engine: Engine, company: Company) -> None:
                 .where(Ticket.__table__.c.id == ticket_id)  # type: ignore[attr-defined]
                 .values(closed_at=closed_at)
             )
+        name_index.rebuild(connection)  # as an import leaves it
 
 
 def order_row(pk: int, customer: int, when: datetime, amount: float) -> dict:
