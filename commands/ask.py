@@ -19,8 +19,8 @@ from crmbot.chat.commandkit import (
     Resolved,
     no_model_reply,
     owner_identities,
+    reader_scope,
     resolve_customer,
-    visible_owners,
 )
 from crmbot.chat.registry import Request, command
 from crmbot.core.db import read_session
@@ -57,7 +57,8 @@ def ask_command(request: Request) -> Reply:
             f"{MAX_QUESTION_CHARS} (one question at a time), e.g. "
             f"`{prefix} ask compare churn risk by region`."
         )
-    vocab = load_vocabulary(request.engine)
+    scope = reader_scope(request)
+    vocab = load_vocabulary(request.engine, scope)
     parsed = parse_question(question, vocab, today=request.today, askers=owner_identities(request))
     query = parsed.query if parsed.ok else None
     via = ""
@@ -70,7 +71,7 @@ def ask_command(request: Request) -> Reply:
     if query.entity == "offer":
         return _offer_reply(request, query)
     try:
-        answer = execute(request.engine, query, book_owners=visible_owners(request))
+        answer = execute(request.engine, query, scope=scope)
     except AskError as error:
         return Reply.error(error.message, outcome=error.outcome)
     return _answer_reply(query, answer, via=via)

@@ -10,12 +10,13 @@ from crmbot.chat.commandkit import (
     count_arg,
     no_model_reply,
     owner_identities,
+    reader_scope,
     usage_reply,
-    visible_owners,
 )
 from crmbot.chat.registry import Request, command
 from crmbot.core.db import read_session
 from crmbot.core.models import ModelRun
+from crmbot.queries.scope import Scope
 from crmbot.reply import Button, Reply
 from crmbot.reply.format import clip, money
 from crmbot.reply.rows import AT_RISK_LIST
@@ -39,11 +40,11 @@ def at_risk_command(request: Request) -> Reply:
         run = runs.active_run(session=session)
         if run is None:
             return no_model_reply(request)
-        owners = visible_owners(request)
+        scope = reader_scope(request)
         segment = region = None
-        described = "everyone's accounts" if owners is None else "your accounts"
+        described = "everyone's accounts" if scope.is_everyone else "your accounts"
         if filter_text.lower() in ("mine", "my", "me", "own"):
-            owners = owner_identities(request)
+            scope = Scope.book(owner_identities(request))
             described = "your accounts"
         elif filter_text:
             segment, region = _match_filter(session, run, filter_text)
@@ -59,7 +60,7 @@ def at_risk_command(request: Request) -> Reply:
                 )
             described = f"segment {segment}" if segment else f"region {region}"
         rows = queries.at_risk(
-            session=session, run=run, limit=count, segment=segment, region=region, owners=owners
+            session=session, run=run, scope=scope, limit=count, segment=segment, region=region
         )
     if not rows:
         return Reply(

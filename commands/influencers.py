@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from crmbot import queries, runs
-from crmbot.chat.commandkit import count_arg, no_model_reply, usage_reply
+from crmbot.chat.commandkit import count_arg, no_model_reply, reader_scope, usage_reply
 from crmbot.chat.registry import Request, command
 from crmbot.core.db import read_session
 from crmbot.reply import Button, Reply
@@ -28,7 +28,9 @@ def influencers_command(request: Request) -> Reply:
         run = runs.active_run(session=session)
         if run is None:
             return no_model_reply(request)
-        rows = queries.influencers(session=session, run=run, limit=count)
+        rows = queries.influencers(
+            session=session, run=run, scope=reader_scope(request), limit=count
+        )
     if not rows:
         return Reply(
             title="Influencers",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rapidfuzz import fuzz, process, utils
 
 from crmbot import queries, runs
-from crmbot.chat.commandkit import count_arg, no_model_reply, usage_reply, visible_owners
+from crmbot.chat.commandkit import count_arg, no_model_reply, reader_scope, usage_reply
 from crmbot.chat.registry import Request, command
 from crmbot.core.db import read_session
 from crmbot.reply import Button, Chart, Reply, Table
@@ -32,6 +32,7 @@ def segment_command(request: Request) -> Reply:
         run = runs.active_run(session=session)
         if run is None:
             return no_model_reply(request)
+        scope = reader_scope(request)
         if name:
             names = queries.segment_names(session=session, run=run)
             segment = _match(name, names)
@@ -45,13 +46,15 @@ def segment_command(request: Request) -> Reply:
                 session=session,
                 run=run,
                 limit=count,
+                scope=scope,
                 segment=segment,
-                owners=visible_owners(request),
             )
-            moved_in, moved_out = queries.segment_flows(session=session, run=run, segment=segment)
+            moved_in, moved_out = queries.segment_flows(
+                session=session, run=run, scope=scope, segment=segment
+            )
             return _one_segment(request, run.id, segment, members, moved_in, moved_out)
-        summary = queries.segment_summary(session=session, run=run)
-    return _overview(summary)
+        summary = queries.segment_summary(session=session, run=run, scope=scope)
+    return _overview(summary, own_book=not scope.is_everyone)
 
 
 def _match(name: str, names: list[str]) -> str | None:
@@ -64,7 +67,7 @@ def _match(name: str, names: list[str]) -> str | None:
     return str(best[0]) if best else None
 
 
-def _overview(summary: queries.SegmentSummary) -> Reply:
+def _overview(summary: queries.SegmentSummary, *, own_book: bool) -> Reply:
     total = summary.total_customers or 1
     has_previous = summary.has_previous
     columns = ["Segment", "Customers", "Share", "Total CLV", "Avg churn", "At risk"]
@@ -95,7 +98,8 @@ def _overview(summary: queries.SegmentSummary) -> Reply:
     else:
         text = "This is the first model, so there is no migration to show yet."
     return Reply(
-        title=f"Segments — {summary.total_customers:,} customers",
+        title=f"Segments — {summary.total_customers:,} customers"
+        + (" in your book" if own_book else ""),
         text=text,
         table=Table(columns=columns, rows=rows),
         chart=Chart(

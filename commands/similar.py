@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from crmbot import queries, runs
-from crmbot.chat.commandkit import Resolved, no_model_reply, resolve_customer
+from crmbot.chat.commandkit import Resolved, no_model_reply, reader_scope, resolve_customer
 from crmbot.chat.registry import Request, command
 from crmbot.core.db import read_session
 from crmbot.reply import Button, Reply
@@ -29,7 +29,9 @@ def similar_command(request: Request) -> Reply:
         if not isinstance(found, Resolved):
             return found
         customer = found.customer
-        own, rows = queries.similar_customers(session=session, run=run, customer=customer, limit=8)
+        own, rows = queries.similar_customers(
+            session=session, run=run, scope=reader_scope(request), customer=customer, limit=8
+        )
     name = clip(customer.name or customer.customer_id, 60)
     if own is None:
         return Reply(

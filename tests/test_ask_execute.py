@@ -8,10 +8,17 @@ from datetime import date
 import pytest
 from sqlalchemy.engine import Engine
 
-from crmbot.ask.execute import AskError, execute, load_vocabulary
+from crmbot.ask import execute as ask_execute
+from crmbot.ask.execute import Answer, AskError
 from crmbot.ask.parse import parse_question
 from crmbot.ask.query import DateRange, StructuredQuery, Threshold
+from crmbot.queries.scope import EVERYONE, Scope
 from tests.support.ask_crm import TODAY, seed
+
+
+def execute(engine: Engine, query: StructuredQuery, *, scope: Scope = EVERYONE) -> Answer:
+    """The executor as an admin asks (everyone's customers) unless a scope is given."""
+    return ask_execute.execute(engine, query, scope=scope)
 
 
 @pytest.fixture
@@ -124,9 +131,9 @@ def test_segment_moves_before_the_first_run_say_so(crm: Engine) -> None:
 
 
 def test_own_book_only_limits_rows(crm: Engine) -> None:
-    answer = execute(crm, StructuredQuery(metric="count"), book_owners=["JAMES"])
+    answer = execute(crm, StructuredQuery(metric="count"), scope=Scope.book(["JAMES"]))
     assert answer.value == "1"
-    assert execute(crm, StructuredQuery(metric="count"), book_owners=[]).value == "0"
+    assert execute(crm, StructuredQuery(metric="count"), scope=Scope.book([])).value == "0"
 
 
 def test_no_model_yet(engine: Engine) -> None:
@@ -145,7 +152,7 @@ def test_hostile_values_are_bound_parameters(crm: Engine) -> None:
 
 
 def test_questions_through_the_loaded_vocabulary(crm: Engine) -> None:
-    vocab = load_vocabulary(crm)
+    vocab = ask_execute.load_vocabulary(crm, EVERYONE)
     assert vocab.owners == ("aiko", "james", "maria")
     assert "Erased Person" not in vocab.customers.values()
     parsed = parse_question("customers of @maria with no order in 60 days", vocab, today=TODAY)

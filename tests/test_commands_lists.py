@@ -106,3 +106,9 @@ def test_a_segment_without_clv_still_lists_its_customers(
     reply = Dispatcher(engine, settings).handle("segment prospects", user_id="U1", channel_id="D1")
     assert reply.title == "Segment Prospects — 2 customers (no purchase yet)"
     assert reply.table is not None and len(reply.table.rows) == 2
+
+
+def test_a_digit_that_is_not_ascii_is_a_word_not_a_count(bot: ChatBot) -> None:
+    # "¹".isdigit() is True, but int("¹") fails: the list must not crash on it.
+    reply = bot.reply("at-risk ¹")
+    assert reply.outcome != "error"

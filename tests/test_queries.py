@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from crmbot import queries, runs
 from crmbot.core.db import read_session, write_session
 from crmbot.core.models import ActiveRun
+from crmbot.queries.scope import EVERYONE, Scope
 from tests.support.small_crm import SmallCrm, seed
 
 
@@ -62,7 +63,9 @@ def test_erased_customers_are_never_found(crm: SmallCrm) -> None:
     with read_session(crm.engine) as session:
         assert not queries.find_customer(session=session, query="C011").found
         assert not queries.find_customer(session=session, query="Erased Person").found
-        ranked = queries.at_risk(session=session, run=runs.active_run(session=session), limit=50)  # type: ignore[arg-type]
+        run = runs.active_run(session=session)
+        assert run is not None
+        ranked = queries.at_risk(session=session, run=run, scope=EVERYONE, limit=50)
     assert "C011" not in [r.customer.customer_id for r in ranked]
 
 
@@ -92,10 +95,12 @@ def test_at_risk_ranks_by_value_at_risk_with_filters(crm: SmallCrm) -> None:
     with read_session(crm.engine) as session:
         run = runs.active_run(session=session)
         assert run is not None and run.id == crm.run_id
-        everyone = queries.at_risk(session=session, run=run, limit=3)
-        emea = queries.at_risk(session=session, run=run, limit=10, region="emea")
-        at_risk_segment = queries.at_risk(session=session, run=run, limit=10, segment="At risk")
-        uam1 = queries.at_risk(session=session, run=run, limit=10, owners=["uam1"])
+        everyone = queries.at_risk(session=session, run=run, scope=EVERYONE, limit=3)
+        emea = queries.at_risk(session=session, run=run, scope=EVERYONE, limit=10, region="emea")
+        at_risk_segment = queries.at_risk(
+            session=session, run=run, scope=EVERYONE, limit=10, segment="At risk"
+        )
+        uam1 = queries.at_risk(session=session, run=run, scope=Scope.book(["uam1"]), limit=10)
     values = [r.score.value_at_risk for r in everyone]
     assert values == sorted(values, reverse=True)
     assert [r.customer.customer_id for r in everyone] == ["C003", "C002", "C009"]
@@ -108,8 +113,8 @@ def test_segment_summary_counts_and_migration(crm: SmallCrm) -> None:
     with read_session(crm.engine) as session:
         run = runs.active_run(session=session)
         assert run is not None
-        summary = queries.segment_summary(session=session, run=run)
-        flows = queries.segment_flows(session=session, run=run, segment="Loyal")
+        summary = queries.segment_summary(session=session, run=run, scope=EVERYONE)
+        flows = queries.segment_flows(session=session, run=run, scope=EVERYONE, segment="Loyal")
     sizes = {row.segment: row.customers for row in summary.rows}
     assert sizes["Champions"] == 2 and sizes["At risk"] == 2
     assert summary.total_customers == 11  # the erased customer is not counted
@@ -126,10 +131,12 @@ def test_influencers_and_similar(crm: SmallCrm) -> None:
     with read_session(crm.engine) as session:
         run = runs.active_run(session=session)
         assert run is not None
-        top = queries.influencers(session=session, run=run, limit=2)
+        top = queries.influencers(session=session, run=run, scope=EVERYONE, limit=2)
         ada = queries.find_customer(session=session, query="C001").customer
         assert ada is not None
-        own, similar = queries.similar_customers(session=session, run=run, customer=ada, limit=3)
+        own, similar = queries.similar_customers(
+            session=session, run=run, scope=EVERYONE, customer=ada, limit=3
+        )
     assert [r.customer.customer_id for r in top] == ["C010", "C006"]
     assert own is not None
     assert similar and all(r.score.cluster == own.cluster for r in similar)

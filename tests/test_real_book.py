@@ -46,6 +46,7 @@ from crmbot.analytics.segments import REPEAT_ONLY
 from crmbot.core.config import Settings
 from crmbot.core.db import connect, make_engine, read_session
 from crmbot.core.models import Customer, CustomerScore, ModelRun, Order
+from crmbot.queries.scope import EVERYONE
 from crmbot.runs import train
 from crmbot.training import pipeline
 
@@ -280,7 +281,7 @@ def test_segment_migration_across_runs_on_the_sample_company(sample: SampleBook)
     moved_from = after["previous_segment"].dropna()
     assert (moved_from == before.reindex(moved_from.index)).all()
     with read_session(sample.engine) as session:
-        summary = queries.segment_summary(session=session, run=sample.book.run)
+        summary = queries.segment_summary(session=session, run=sample.book.run, scope=EVERYONE)
     assert summary.has_previous
     changed = after[
         after["previous_segment"].notna() & (after["previous_segment"] != after["segment"])

@@ -9,13 +9,18 @@ Segment moves "since <date>" compare the active run with the newest run that wen
 ``previous_segment`` (the segment in the run that was live before the active one).
 Customers who were not in the older run have no move. Orders are purchases: refunds and
 zero amounts (amount <= 0) are left out of every count, sum and average.
+
+Every answer covers the customers the asker's `Scope` may see (`crmbot.queries.scope`):
+each customer a row names is in it — for referrals both the referrer and the referred —
+and the names a question may use (customers, companies) are read from it too, so a
+customer outside the asker's book is neither listed, counted nor recognised by name or id.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from datetime import time as day_time
@@ -40,10 +45,13 @@ from crmbot.ask.query import (
 )
 from crmbot.core.db import read_session
 from crmbot.core.models import Customer, CustomerScore, ModelRun, Order, Referral
+from crmbot.queries.scope import Scope
 
 # Above this many customers, names are looked up in the database instead of held in memory.
 MAX_VOCABULARY_CUSTOMERS = 50_000
 VOCABULARY_TTL_SECONDS = 300.0
+# Vocabularies kept at once (one per engine, model run and book in use).
+MAX_CACHED_VOCABULARIES = 64
 MAX_GROUPS = 50
 
 
@@ -76,36 +84,41 @@ class Answer:
 # Vocabulary
 
 
-_vocabulary_cache: dict[tuple[int, int | None, int | None], tuple[float, Vocabulary]] = {}
+_VocabularyKey = tuple[int, int | None, int | None, Scope]
+_vocabulary_cache: dict[_VocabularyKey, tuple[float, Vocabulary]] = {}
 _vocabulary_lock = threading.Lock()
 
 
-def load_vocabulary(engine: Engine, *, clock: Any = time.monotonic) -> Vocabulary:
-    """The names questions may use, from the database; cached for a few minutes per model
-    run and customer count, so a new import or a retrain is seen at once."""
+def load_vocabulary(engine: Engine, scope: Scope, *, clock: Any = time.monotonic) -> Vocabulary:
+    """The names questions may use, from the database, with the customers and companies of
+    `scope` only; cached for a few minutes per model run, customer count and scope, so a
+    new import or a retrain is seen at once."""
     with read_session(engine) as session:
         run_id = runs.active_run_id(session=session)
         newest_customer = session.execute(select(func.max(col(Customer.id)))).scalar()
-        key = (id(engine), run_id, newest_customer)
+        key = (id(engine), run_id, newest_customer, scope)
         now = clock()
         with _vocabulary_lock:
             cached = _vocabulary_cache.get(key)
             if cached and now - cached[0] < VOCABULARY_TTL_SECONDS:
                 return cached[1]
-        vocab = _read_vocabulary(session, run_id)
+        vocab = _read_vocabulary(session, run_id, scope)
     with _vocabulary_lock:
-        for stale in [k for k in _vocabulary_cache if k[0] == id(engine)]:
+        for stale in [k for k in _vocabulary_cache if k[0] == id(engine) and k[1:3] != key[1:3]]:
             del _vocabulary_cache[stale]
         _vocabulary_cache[key] = (now, vocab)
+        while len(_vocabulary_cache) > MAX_CACHED_VOCABULARIES:
+            oldest = min(_vocabulary_cache, key=lambda k: _vocabulary_cache[k][0])
+            del _vocabulary_cache[oldest]
     return vocab
 
 
-def _distinct(session: Session, column: Any) -> tuple[str, ...]:
-    values = session.execute(select(column).where(column.is_not(None)).distinct()).scalars()
+def _distinct(session: Session, column: Any, *where: Any) -> tuple[str, ...]:
+    values = session.execute(select(column).where(column.is_not(None), *where).distinct()).scalars()
     return tuple(sorted({v.strip() for v in values if v and v.strip()}))
 
 
-def _read_vocabulary(session: Session, run_id: int | None) -> Vocabulary:
+def _read_vocabulary(session: Session, run_id: int | None, scope: Scope) -> Vocabulary:
     segments: tuple[str, ...] = SEGMENT_NAMES
     clusters: dict[int, str] = {}
     if run_id is not None:
@@ -125,19 +138,19 @@ def _read_vocabulary(session: Session, run_id: int | None) -> Vocabulary:
             .distinct()
         ).all():
             clusters[int(number)] = label or ""
-    count = session.execute(select(func.count()).select_from(Customer)).scalar_one()
+    visible = scope.where(Customer)
+    count = session.execute(select(func.count()).select_from(Customer).where(visible)).scalar_one()
     customers: dict[str, str] = {}
     if count <= MAX_VOCABULARY_CUSTOMERS:
         for customer_id, name in session.execute(
-            select(col(Customer.customer_id), col(Customer.name)).where(
-                col(Customer.erased_at).is_(None)
-            )
+            select(col(Customer.customer_id), col(Customer.name)).where(visible)
         ).all():
             customers[customer_id] = name or ""
+    # Regions and owners name no customer; a company does, so only the visible ones.
     return Vocabulary(
         segments=segments,
         regions=_distinct(session, col(Customer.region)),
-        companies=_distinct(session, col(Customer.company)),
+        companies=_distinct(session, col(Customer.company), visible),
         owners=_distinct(session, col(Customer.owner)),
         clusters=clusters,
         customers=customers,
@@ -152,20 +165,14 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, day_time.min)
 
 
-def execute(
-    engine: Engine,
-    query: StructuredQuery,
-    *,
-    book_owners: Sequence[str] | None = None,
-) -> Answer:
-    """Answer `query`. `book_owners` limits every row to those owners' customers (the
-    own-book-only setting); None means everyone's."""
+def execute(engine: Engine, query: StructuredQuery, *, scope: Scope) -> Answer:
+    """Answer `query` over the customers `scope` may see (`Scope.everyone()`: all)."""
     problems = query.problems()
     if problems:
         raise AskError("; ".join(problems).capitalize() + ".", outcome="usage")
     with read_session(engine) as session:
         run = runs.active_run(session=session)
-        runner = _Runner(session, query, run, book_owners)
+        runner = _Runner(session, query, run, scope)
         if query.entity == "customers":
             return runner.customers()
         if query.entity == "orders":
@@ -197,12 +204,12 @@ class _Runner:
         session: Session,
         query: StructuredQuery,
         run: ModelRun | None,
-        book_owners: Sequence[str] | None,
+        scope: Scope,
     ) -> None:
         self.session = session
         self.query = query
         self.run = run
-        self.book_owners = book_owners
+        self.scope = scope
 
     # -- shared pieces ------------------------------------------------------------------
 
@@ -225,9 +232,10 @@ class _Runner:
         return self.run.id
 
     def customer_filters(self, customer: Any, scores: Any | None) -> list[Any]:
-        """Clauses on one customer (and their score row): every filter but dates."""
+        """Clauses on one customer (and their score row): the reader's scope and every
+        filter but dates."""
         q = self.query
-        clauses: list[Any] = [customer.erased_at.is_(None)]
+        clauses: list[Any] = [self.scope.where(customer)]
         if q.regions:
             clauses.append(customer.region.in_(list(q.regions)))
         if q.owners:
@@ -238,9 +246,6 @@ class _Runner:
             clauses.append(customer.customer_id == q.customer)
         if q.customer_name:
             clauses.append(func.lower(customer.name) == q.customer_name.lower())
-        if self.book_owners is not None:
-            owners = sorted({o.lower() for o in self.book_owners if o})
-            clauses.append(func.lower(customer.owner).in_(owners) if owners else False)
         if scores is not None:
             if q.segments and q.entity != "segment_moves":
                 clauses.append(scores.segment.in_(list(q.segments)))
@@ -507,7 +512,8 @@ class _Runner:
         referrer: Any = aliased(Customer, name="referrer")
         referred: Any = aliased(Customer, name="referred")
         scores: Any = aliased(CustomerScore, name="s") if self.needs_scores() else None
-        clauses = [*self.customer_filters(referrer, scores), referred.erased_at.is_(None)]
+        # Both ends of a referral are customers the reader must be allowed to see.
+        clauses = [*self.customer_filters(referrer, scores), self.scope.where(referred)]
         clauses += self.date_clauses(col(Referral.referred_at))
 
         def base(*columns: Any) -> Any:

@@ -1,6 +1,7 @@
-"""What chat commands share: finding a customer from what was typed, whose book a user may
-see, the replies every command gives the same way (no model yet, usage), and counts typed
-among other words. Numbers are formatted by `crmbot.reply.format`.
+"""What chat commands share: finding a customer from what was typed, whose customers a user
+may see (`reader_scope`, decided here once for every command), the replies every command
+gives the same way (no model yet, usage), and counts typed among other words. Numbers are
+formatted by `crmbot.reply.format`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from crmbot import queries
 from crmbot.chat.registry import Request
 from crmbot.core.models import Customer
+from crmbot.queries.scope import Scope
 from crmbot.reply import Reply
 from crmbot.reply.format import clip
 
@@ -26,14 +28,16 @@ def owner_identities(request: Request) -> list[str]:
     return [i for i in (request.user_id, *request.user_aliases) if i]
 
 
-def visible_owners(request: Request) -> list[str] | None:
-    """The books `request` may see: None for everyone's, or the asker's own.
+def reader_scope(request: Request) -> Scope:
+    """The customers `request`'s asker may see: everyone's, or only their own book.
 
-    With CRMBOT_OWN_BOOK_ONLY, account managers (not admins) see only their own customers.
+    With CRMBOT_OWN_BOOK_ONLY, account managers (not admins) see only their own customers,
+    in every list, count, lookup and answer; a customer outside their book is answered
+    exactly like one that does not exist.
     """
     if request.settings.own_book_only and not request.is_admin:
-        return owner_identities(request)
-    return None
+        return Scope.book(owner_identities(request))
+    return Scope.everyone()
 
 
 def no_model_reply(request: Request) -> Reply:
@@ -65,7 +69,8 @@ def resolve_customer(
         return usage_reply(request, usage, "Which customer? Give an id, an email or a name.")
     if len(query) > 200:
         return usage_reply(request, usage, "That is too long for a customer id, email or name.")
-    lookup = queries.find_customer(session=session, query=query, owners=visible_owners(request))
+    scope = reader_scope(request)
+    lookup = queries.find_customer(session=session, query=query, owners=scope.owners)
     if lookup.customer is not None:
         return Resolved(lookup.customer, lookup.how)
     prefix = request.settings.slash_command
@@ -105,7 +110,8 @@ def count_arg(args: Iterable[str], *, default: int, maximum: int) -> tuple[int, 
     count = default
     rest = []
     for word in words:
-        if word.isdigit() and count == default and len(word) <= 6:
+        # isascii: str.isdigit also says yes to "¹" or "٣", which int() refuses or misreads.
+        if word.isascii() and word.isdigit() and count == default and len(word) <= 6:
             count = max(1, min(int(word), maximum))
         else:
             rest.append(word)

@@ -14,6 +14,7 @@ from crmbot import queries, runs
 from crmbot.cli import common
 from crmbot.core.db import DatabaseUnavailable, read_session
 from crmbot.core.models import Customer, CustomerScore, ModelRun
+from crmbot.queries.scope import EVERYONE
 from crmbot.reply.reasons import influence_reason
 
 MAX_LISTED = 500
@@ -52,7 +53,7 @@ def top_influencers(
     """The run's most influential customers (influence above zero), optionally of one
     segment and/or region (both matched without regard to case)."""
     rows = queries.influencers(
-        session=session, run=run, limit=limit, segment=segment, region=region
+        session=session, run=run, scope=EVERYONE, limit=limit, segment=segment, region=region
     )
     communities = {row.score.community for row in rows if row.score.community is not None}
     strongest = queries.community_leaders(session=session, run=run, communities=communities)

@@ -13,6 +13,7 @@ from crmbot.core.models import ModelRun
 from crmbot.core.privacy import mask_pii
 from crmbot.digests.base import AT_RISK, AT_RISK_DM, MAX_BUTTONS, Digest, masked
 from crmbot.digests.ledger import Previous, previous_digest
+from crmbot.queries.scope import EVERYONE, Scope
 from crmbot.reply import Button, Reply
 from crmbot.reply.format import money, percent, points
 from crmbot.reply.rows import AT_RISK_DIGEST, display_name
@@ -38,17 +39,17 @@ def build_at_risk_digest(
     With `owner`, only that account owner's accounts (their DM). None: no active model.
     """
     kind = AT_RISK_DM if owner else AT_RISK
+    # An owner's DM covers their book only, also for the accounts that left the list.
+    scope = Scope.book([owner]) if owner else EVERYONE
     with read_session(engine) as session:
         run = runs.active_run(session=session)
         if run is None:
             return None
-        rows = queries.at_risk(
-            session=session, run=run, limit=settings.digest_size, owners=[owner] if owner else None
-        )
+        rows = queries.at_risk(session=session, run=run, scope=scope, limit=settings.digest_size)
     previous = previous_digest(engine, kind, channel, period)
     current_ids = [row.customer.customer_id for row in rows]
     new_ids, risk_up = _changes(rows, previous)
-    recovered = _recovered(engine, run, previous, set(current_ids))
+    recovered = _recovered(engine, run, scope, previous, set(current_ids))
     columns = [c for c in AT_RISK_DIGEST if not (owner and c == "Owner")]
     changes = [
         "new"
@@ -124,7 +125,7 @@ def _changes(
 
 
 def _recovered(
-    engine: Engine, run: ModelRun, previous: Previous | None, current: set[str]
+    engine: Engine, run: ModelRun, scope: Scope, previous: Previous | None, current: set[str]
 ) -> list[tuple[str, str, float, float]]:
     """Accounts on the last list that left it with their risk down: (id, name, before, now)."""
     if previous is None:
@@ -133,7 +134,7 @@ def _recovered(
     if not gone:
         return []
     with read_session(engine) as session:
-        found = queries.churn_risks(session=session, run=run, customer_ids=gone)
+        found = queries.churn_risks(session=session, run=run, scope=scope, customer_ids=gone)
     recovered = []
     for customer, risk_now in found:
         before = previous.entries[customer.customer_id].get("churn_risk") or 0.0

@@ -12,6 +12,7 @@ from crmbot.core.db import read_session
 from crmbot.core.privacy import mask_pii
 from crmbot.digests.base import INFLUENCERS, MAX_BUTTONS, Digest, masked
 from crmbot.digests.ledger import previous_digest
+from crmbot.queries.scope import EVERYONE
 from crmbot.reply import Button, Reply
 from crmbot.reply.format import MISSING
 from crmbot.reply.rows import INFLUENCER_DIGEST, display_name
@@ -29,7 +30,9 @@ def build_influencer_digest(
         run = runs.active_run(session=session)
         if run is None:
             return None
-        rows = queries.influencers(session=session, run=run, limit=settings.digest_size)
+        rows = queries.influencers(
+            session=session, run=run, scope=EVERYONE, limit=settings.digest_size
+        )
         regions = queries.community_regions(
             session=session,
             run=run,

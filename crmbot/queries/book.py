@@ -11,7 +11,7 @@ from sqlmodel import col
 
 from crmbot.core.models import Customer, CustomerScore, ModelRun
 from crmbot.queries.lists import ScoredCustomer, at_risk, top_value
-from crmbot.queries.scope import live, owned_by
+from crmbot.queries.scope import Scope, live
 from crmbot.runs import active_run
 
 
@@ -31,8 +31,9 @@ class Book:
 def owner_book(*, session: Session, owners: Sequence[str], limit: int = 5) -> Book:
     """The customers `owners` look after: counts, the most at risk and the most valuable."""
     run = active_run(session=session)
+    scope = Scope.book(owners)
     customers = session.execute(
-        select(func.count()).select_from(Customer).where(live(), owned_by(owners))
+        select(func.count()).select_from(Customer).where(scope.where(Customer))
     ).scalar_one()
     if run is None:
         return Book(list(owners), None, int(customers), [], [], 0.0, 0.0)
@@ -42,14 +43,14 @@ def owner_book(*, session: Session, owners: Sequence[str], limit: int = 5) -> Bo
             func.coalesce(func.sum(col(CustomerScore.value_at_risk)), 0.0),
         )
         .join(Customer, col(Customer.id) == col(CustomerScore.customer_pk))
-        .where(col(CustomerScore.run_id) == run.id, live(), owned_by(owners))
+        .where(col(CustomerScore.run_id) == run.id, scope.where(Customer))
     ).one()
     return Book(
         owners=list(owners),
         run=run,
         customers=int(customers),
-        at_risk=at_risk(session=session, run=run, limit=limit, owners=owners),
-        top_value=top_value(session=session, run=run, limit=limit, owners=owners),
+        at_risk=at_risk(session=session, run=run, scope=scope, limit=limit),
+        top_value=top_value(session=session, run=run, scope=scope, limit=limit),
         total_clv=float(total_clv or 0.0),
         value_at_risk=float(total_var or 0.0),
     )

@@ -1,7 +1,7 @@
 """The ranked lists: accounts at risk, top value, influencers, similar customers.
 
-Every list reads one run's scores (the caller passes the active run) joined to the live
-customers they belong to.
+Every list reads one run's scores (the caller passes the active run) joined to the
+customers they belong to, within the reader's `Scope` (live customers of their book).
 """
 
 from __future__ import annotations
@@ -16,24 +16,39 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from crmbot.core.models import Customer, CustomerScore, ModelRun
-from crmbot.queries.scope import live, owned_by
+from crmbot.queries.customers import run_facts
+from crmbot.queries.scope import Scope
 
 
 @dataclass(frozen=True)
 class ScoredCustomer:
     customer: Customer
     score: CustomerScore
+    # Whether the customer's churn risk is at least the typical customer's, so their
+    # reasons say what raises it (False: what keeps it low; None: not recorded).
+    raised: bool | None = None
 
 
-def _scored(session: Session, statement: Any) -> list[ScoredCustomer]:
-    return [ScoredCustomer(customer=c, score=s) for c, s in session.execute(statement).all()]
+def _scored(session: Session, statement: Any, run: ModelRun) -> list[ScoredCustomer]:
+    typical = run_facts(run).typical_risk
+    return [
+        ScoredCustomer(
+            customer=c,
+            score=s,
+            raised=None
+            if typical is None or s.churn_risk is None
+            else round(s.churn_risk, 4) >= round(typical, 4),
+        )
+        for c, s in session.execute(statement).all()
+    ]
 
 
-def _scores_of(run: ModelRun) -> Any:
+def _scores_of(run: ModelRun, scope: Scope) -> Any:
+    """The run's score rows of the customers `scope` may see."""
     return (
         select(Customer, CustomerScore)
         .join(CustomerScore, col(CustomerScore.customer_pk) == col(Customer.id))
-        .where(col(CustomerScore.run_id) == run.id, live())
+        .where(col(CustomerScore.run_id) == run.id, scope.where(Customer))
     )
 
 
@@ -41,16 +56,15 @@ def at_risk(
     *,
     session: Session,
     run: ModelRun,
+    scope: Scope,
     limit: int = 10,
     segment: str | None = None,
     region: str | None = None,
-    owners: Collection[str] | None = None,
 ) -> list[ScoredCustomer]:
     """The accounts most worth saving: ranked by value at risk (CLV x churn risk)."""
-    statement = _scores_of(run).where(
+    statement = _scores_of(run, scope).where(
         col(CustomerScore.value_at_risk).is_not(None),
         col(CustomerScore.value_at_risk) > 0,
-        owned_by(owners),
     )
     if segment is not None:
         statement = statement.where(col(CustomerScore.segment) == segment)
@@ -60,22 +74,22 @@ def at_risk(
         col(CustomerScore.value_at_risk).desc(),
         col(Customer.customer_id),
     ).limit(limit)
-    return _scored(session, statement)
+    return _scored(session, statement, run)
 
 
 def top_value(
     *,
     session: Session,
     run: ModelRun,
+    scope: Scope,
     limit: int = 10,
     segment: str | None = None,
-    owners: Collection[str] | None = None,
 ) -> list[ScoredCustomer]:
-    """The customers with the highest CLV (optionally in one segment or book).
+    """The customers `scope` may see with the highest CLV (optionally in one segment).
 
     Over the whole book only customers with a CLV count; within a segment everyone does,
     those without one (Prospects, who never bought) last, so a segment is never "empty"."""
-    statement = _scores_of(run).where(owned_by(owners))
+    statement = _scores_of(run, scope)
     if segment is None:
         statement = statement.where(col(CustomerScore.clv).is_not(None))
     else:
@@ -85,20 +99,21 @@ def top_value(
         col(CustomerScore.clv).desc(),
         col(Customer.customer_id),
     ).limit(limit)
-    return _scored(session, statement)
+    return _scored(session, statement, run)
 
 
 def influencers(
     *,
     session: Session,
     run: ModelRun,
+    scope: Scope,
     limit: int = 10,
     segment: str | None = None,
     region: str | None = None,
 ) -> list[ScoredCustomer]:
     """The customers whose referrals and purchases move others, by influence score,
     optionally of one segment and/or region (both matched without regard to case)."""
-    statement = _scores_of(run).where(
+    statement = _scores_of(run, scope).where(
         col(CustomerScore.influence).is_not(None), col(CustomerScore.influence) > 0
     )
     if segment:
@@ -108,7 +123,7 @@ def influencers(
     statement = statement.order_by(
         col(CustomerScore.influence).desc(), col(Customer.customer_id)
     ).limit(limit)
-    return _scored(session, statement)
+    return _scored(session, statement, run)
 
 
 def community_leaders(
@@ -159,9 +174,9 @@ def community_regions(
 
 
 def churn_risks(
-    *, session: Session, run: ModelRun, customer_ids: Sequence[str]
+    *, session: Session, run: ModelRun, scope: Scope, customer_ids: Sequence[str]
 ) -> list[tuple[Customer, float | None]]:
-    """Each live customer among `customer_ids` with their churn risk in the run."""
+    """Each customer among `customer_ids` that `scope` may see, with their churn risk."""
     if not customer_ids:
         return []
     return [
@@ -172,21 +187,21 @@ def churn_risks(
             .where(
                 col(CustomerScore.run_id) == run.id,
                 col(Customer.customer_id).in_(list(customer_ids)),
-                live(),
+                scope.where(Customer),
             )
         ).all()
     ]
 
 
 def similar_customers(
-    *, session: Session, run: ModelRun, customer: Customer, limit: int = 5
+    *, session: Session, run: ModelRun, scope: Scope, customer: Customer, limit: int = 5
 ) -> tuple[CustomerScore | None, list[ScoredCustomer]]:
-    """Customers who behave like `customer`: same cluster (or segment), nearest RFM scores,
-    then nearest CLV."""
+    """Customers `scope` may see who behave like `customer`: same cluster (or segment),
+    nearest RFM scores, then nearest CLV."""
     own = session.get(CustomerScore, (run.id, customer.id))
     if own is None:
         return None, []
-    statement = _scores_of(run).where(col(Customer.id) != customer.id)
+    statement = _scores_of(run, scope).where(col(Customer.id) != customer.id)
     if own.cluster is not None:
         statement = statement.where(col(CustomerScore.cluster) == own.cluster)
     else:
@@ -198,4 +213,4 @@ def similar_customers(
     )
     clv_gap = func.abs(func.coalesce(col(CustomerScore.clv), 0.0) - (own.clv or 0.0))
     statement = statement.order_by(distance, clv_gap, col(Customer.customer_id)).limit(limit)
-    return own, _scored(session, statement)
+    return own, _scored(session, statement, run)

@@ -1,4 +1,5 @@
-"""Segments: their sizes and value in a run, and how customers moved between them."""
+"""Segments: their sizes and value in a run, and how customers moved between them, counted
+over the customers a reader's `Scope` may see."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from crmbot.core.models import Customer, CustomerScore, ModelRun
-from crmbot.queries.scope import live
+from crmbot.queries.scope import Scope
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class SegmentSummary:
         return sum(row.customers for row in self.rows)
 
 
-def _previous_segment_counts(session: Session, run_id: int) -> dict[str, int]:
+def _previous_segment_counts(session: Session, run_id: int, scope: Scope) -> dict[str, int]:
     """Segment sizes in the model that was live when `run_id` was trained, as training
     recorded them per customer — the same source as the migrations, so the two agree."""
     return {
@@ -54,7 +55,7 @@ def _previous_segment_counts(session: Session, run_id: int) -> dict[str, int]:
             .join(Customer, col(Customer.id) == col(CustomerScore.customer_pk))
             .where(
                 col(CustomerScore.run_id) == run_id,
-                live(),
+                scope.where(Customer),
                 col(CustomerScore.previous_segment).is_not(None),
             )
             .group_by(col(CustomerScore.previous_segment))
@@ -63,10 +64,11 @@ def _previous_segment_counts(session: Session, run_id: int) -> dict[str, int]:
     }
 
 
-def segment_summary(*, session: Session, run: ModelRun) -> SegmentSummary:
-    """Segment sizes and value in the active run, and how customers moved since the last."""
+def segment_summary(*, session: Session, run: ModelRun, scope: Scope) -> SegmentSummary:
+    """Segment sizes and value in the active run, and how customers moved since the last,
+    over the customers `scope` may see."""
     assert run.id is not None
-    previous_counts: dict[str, int] | None = _previous_segment_counts(session, run.id)
+    previous_counts: dict[str, int] | None = _previous_segment_counts(session, run.id, scope)
     has_previous = bool(previous_counts)
     if not has_previous:
         previous_counts = None
@@ -80,7 +82,7 @@ def segment_summary(*, session: Session, run: ModelRun) -> SegmentSummary:
             func.coalesce(func.sum(col(CustomerScore.value_at_risk)), 0.0),
         )
         .join(Customer, col(Customer.id) == col(CustomerScore.customer_pk))
-        .where(col(CustomerScore.run_id) == run.id, live())
+        .where(col(CustomerScore.run_id) == run.id, scope.where(Customer))
         .group_by(col(CustomerScore.segment))
         .order_by(func.count().desc(), col(CustomerScore.segment))
     ).all():
@@ -103,7 +105,7 @@ def segment_summary(*, session: Session, run: ModelRun) -> SegmentSummary:
             .join(Customer, col(Customer.id) == col(CustomerScore.customer_pk))
             .where(
                 col(CustomerScore.run_id) == run.id,
-                live(),
+                scope.where(Customer),
                 col(CustomerScore.previous_segment).is_not(None),
                 col(CustomerScore.previous_segment) != col(CustomerScore.segment),
             )
@@ -138,8 +140,11 @@ def region_names(*, session: Session) -> list[str]:
     )
 
 
-def segment_flows(*, session: Session, run: ModelRun, segment: str) -> tuple[int, int]:
-    """How many customers moved into and out of `segment` since the previous run."""
+def segment_flows(
+    *, session: Session, run: ModelRun, scope: Scope, segment: str
+) -> tuple[int, int]:
+    """How many customers `scope` may see moved into and out of `segment` since the
+    previous run."""
 
     def moved(*conditions: Any) -> int:
         return int(
@@ -147,7 +152,7 @@ def segment_flows(*, session: Session, run: ModelRun, segment: str) -> tuple[int
                 select(func.count())
                 .select_from(CustomerScore)
                 .join(Customer, col(Customer.id) == col(CustomerScore.customer_pk))
-                .where(col(CustomerScore.run_id) == run.id, live(), *conditions)
+                .where(col(CustomerScore.run_id) == run.id, scope.where(Customer), *conditions)
             ).scalar_one()
         )
 

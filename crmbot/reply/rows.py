@@ -67,7 +67,14 @@ def owner_label(owner: str | None) -> str:
     return clip(owner, OWNER_CHARS)
 
 
-def top_reason(score: CustomerScore) -> str:
+# In an at-risk list, a customer whose risk is below the typical one is there for their
+# value; their reasons say what keeps the risk low, so none of them is shown as "why".
+BELOW_TYPICAL = "risk below typical; listed for its value"
+
+
+def top_reason(score: CustomerScore, raised: bool | None = None) -> str:
+    if raised is False:
+        return BELOW_TYPICAL
     return clip((score.churn_reasons or [MISSING])[0], REASON_CHARS)
 
 
@@ -86,7 +93,7 @@ def customer_cells(row: ScoredCustomer, rank: int | None = None) -> dict[str, st
         "CLV": money(score.clv),
         "Churn": percent(score.churn_risk),
         "At risk": money(score.value_at_risk),
-        "Top reason": top_reason(score),
+        "Top reason": top_reason(score, row.raised),
         "Last order": day(score.last_order_at),
         "RFM": rfm(score),
         "Influence": number(score.influence, 2),
@@ -127,6 +134,8 @@ def home_line(row: ScoredCustomer, *, with_risk: bool) -> str:
     line = f"{name} — {row.score.segment} · CLV {cells['CLV']}"
     if with_risk:
         line += f" · churn {cells['Churn']}"
-        if row.score.churn_reasons:
+        if row.raised is False:
+            line += f"\n{BELOW_TYPICAL}"
+        elif row.score.churn_reasons:
             line += f"\n{clip(row.score.churn_reasons[0], 120)}"
     return line

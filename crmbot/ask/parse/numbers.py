@@ -33,7 +33,7 @@ def parse_number(text: str) -> tuple[float, bool] | None:
 
 def count_of(word: str) -> int | None:
     """ "5" -> 5, "five" -> 5, "a" -> 1; None for any other word."""
-    if word.isdigit():
+    if word.isascii() and word.isdigit():
         return int(word)
     return NUMBER_WORDS.get(word)
 
