@@ -174,6 +174,9 @@ def settings(tmp_path: Path) -> Settings:
         slack_signing_secret="test-signing-secret",
         admin_users=["UADMIN"],
         chart_dir=str(tmp_path / "charts"),
+        # Tests send a user's commands in a batch and read the answers afterwards; the limit
+        # of one at a time per user (the default) has its own tests (test_bounded_work.py).
+        requests_per_user=50,
     )
 
 
@@ -210,6 +213,7 @@ def sample_company(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleC
         slack_signing_secret="test-signing-secret",
         admin_users=["UADMIN"],
         chart_dir=str(directory / "charts"),
+        requests_per_user=50,  # as in `settings`
     )
     run = train(engine, settings, truth.as_of)
     assert run.status == "succeeded", run.error

@@ -53,6 +53,10 @@ class Request:
     # (Slack: users.info email and handle), so "mine" matches customers whose `owner` is
     # the account manager's email or handle rather than their user id.
     user_aliases: tuple[str, ...] = ()
+    # True only when the request comes from the asker's own direct message with the bot
+    # (Slack: its Messages tab), as the transport established it: the one conversation
+    # CRMBOT_ALLOWED_CHANNELS does not have to list. A DM between people is not one.
+    in_bot_dm: bool = False
     # Delivers digests when a command sends one now (`/crm schedule run`); None without Slack.
     poster: Poster | None = None
 

@@ -78,7 +78,14 @@ def register(app: typer.Typer) -> None:
                 )
             else:
                 common.console.print(f"crmbot: serving Slack at http://{host}:{port}/slack/events")
-                serve_http(bolt_app, engine, host=host, port=port, log_level=settings.log_level)
+                serve_http(
+                    bolt_app,
+                    engine,
+                    host=host,
+                    port=port,
+                    log_level=settings.log_level,
+                    json_logs=settings.log_format == "json",
+                )
         finally:
             if running_scheduler is not None:
                 stop_scheduler(running_scheduler, wait=False)

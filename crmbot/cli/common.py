@@ -107,6 +107,10 @@ def setup_logging() -> None:
     current = settings()
     level = getattr(logging, current.log_level.upper(), logging.INFO)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if current.log_format == "json":
+        from crmbot.core.logs import use_json
+
+        use_json(logging.getLogger().handlers)
     # crmbot's own loggers speak at the configured level; libraries (matplotlib's font
     # cache, Alembic's migration chatter...) only when something is wrong, unless DEBUG asks
     # for everything. Their INFO lines otherwise land in the middle of a shell answer.

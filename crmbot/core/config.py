@@ -94,8 +94,15 @@ class Settings(BaseSettings):
     llm_model: str = "gpt-4o-mini"
     llm_timeout_seconds: float = Field(8.0, gt=0, le=120)
 
+    # Bounded work per request: each command's database statements end this many seconds
+    # after it started ("that took too long"; 0 = no limit; slow commands such as retrain
+    # are exempt), and each user has at most this many commands running at once.
+    statement_timeout_seconds: float = Field(15.0, ge=0, le=3600)
+    requests_per_user: int = Field(1, ge=1, le=50)
+
     chart_dir: str = "crmbot-charts"
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("admin_users", "allowed_users", "allowed_channels", mode="before")
     @classmethod

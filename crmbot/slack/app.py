@@ -46,10 +46,11 @@ from sqlalchemy.engine import Engine
 
 from crmbot.chat.dispatch import Dispatcher, parse
 from crmbot.chat.registry import find_command
-from crmbot.core import audit, claims, redact
+from crmbot.core import audit, claims, metrics, redact
 from crmbot.core.clock import utc_now
 from crmbot.core.config import Settings
 from crmbot.core.db import DatabaseUnavailable
+from crmbot.core.timeouts import StatementTimeout, statement_deadline
 from crmbot.reply import Reply
 from crmbot.slack import blocks
 from crmbot.slack.delivery import slack_poster
@@ -68,6 +69,8 @@ MIN_PROGRESS_INTERVAL_SECONDS = 2.0
 # with replicas, not threads.
 LISTENER_THREADS = 4
 HOME_VIEW = "app-home"
+# A claim that the database cannot record this fast is given up (the request still runs).
+CLAIM_SECONDS = 5.0
 
 
 class RequestLedger:
@@ -105,8 +108,9 @@ class RequestLedger:
             while len(self._seen) > self.max_entries:
                 self._seen.popitem(last=False)
         try:
-            first = claims.claim(self.engine, request_id, now=self.clock())
-        except DatabaseUnavailable:
+            with statement_deadline(CLAIM_SECONDS):
+                first = claims.claim(self.engine, request_id, now=self.clock())
+        except (DatabaseUnavailable, StatementTimeout):
             return True  # better to answer twice than to stay silent
         self._prune_now_and_then()
         return first
@@ -133,6 +137,7 @@ class UserDirectory:
         self.client = client
         self.ttl = ttl_seconds
         self._cache: dict[str, tuple[float, tuple[str, ...]]] = {}
+        self._bot_dms: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def aliases(self, user_id: str) -> tuple[str, ...]:
@@ -152,6 +157,24 @@ class UserDirectory:
         with self._lock:
             self._cache[user_id] = (now, found)
         return found
+
+    def bot_dm(self, user_id: str) -> str | None:
+        """The id of `user_id`'s direct message with the bot (conversations.open: the
+        same conversation every time), cached; None when Slack does not say."""
+        with self._lock:
+            known = self._bot_dms.get(user_id)
+        if known is not None:
+            return known
+        try:
+            channel = (self.client.conversations_open(users=user_id).get("channel") or {}).get("id")
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            log.info("conversations.open for %s failed: %s", user_id, exc)
+            return None
+        if not channel:
+            return None
+        with self._lock:
+            self._bot_dms[user_id] = str(channel)
+        return str(channel)
 
 
 def action_command_text(action_id: str, value: str) -> str:
@@ -203,8 +226,10 @@ class SlackBot:
 
     def ack_event(self, ack: Ack) -> None:
         ack()
+        metrics.ACKS.labels(kind="event").inc()
 
     def ack_command(self, ack: Ack, body: dict[str, Any]) -> None:
+        metrics.ACKS.labels(kind="command").inc()
         request, cmd = self.dispatcher.build_request(
             body.get("text") or "",
             user_id=body.get("user_id") or "",
@@ -283,6 +308,8 @@ class SlackBot:
             channel_id=channel_id,
             request_id=request_id,
             progress=outbox.progress,
+            # message.im events come only from the bot's own DMs.
+            in_bot_dm=direct,
         )
         outbox.deliver(reply)
 
@@ -404,6 +431,7 @@ class SlackBot:
         channel_id: str | None,
         request_id: str,
         progress: Callable[[str], None],
+        in_bot_dm: bool = False,
     ) -> Reply:
         try:
             return self.dispatcher.handle(
@@ -414,10 +442,19 @@ class SlackBot:
                 request_id=request_id,
                 progress=progress,
                 user_aliases=self.directory.aliases(user_id) if user_id else (),
+                in_bot_dm=in_bot_dm or self._is_bot_dm(user_id, channel_id),
             )
         except Exception:  # the dispatcher catches command errors; this is a last resort
             log.exception("request %s failed outside the command", request_id)
+            metrics.ERRORS.labels(kind="listener").inc()
             return Reply.error("Sorry, something failed on my side. The error is logged.")
+
+    def _is_bot_dm(self, user_id: str, channel_id: str | None) -> bool:
+        """Whether `channel_id` is the asker's DM with the bot rather than a DM between
+        people (both are D…; a slash command or a button can come from either)."""
+        if not user_id or not channel_id or not channel_id.startswith("D"):
+            return False
+        return self.directory.bot_dm(user_id) == channel_id
 
     # -- charts --------------------------------------------------------------------------
 

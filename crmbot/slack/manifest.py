@@ -21,7 +21,7 @@ BOT_SCOPES: dict[str, str] = {
     "chat:write": "replies, ephemeral answers, digests and DMs in conversations it is in",
     "app_mentions:read": "answering @crmbot in channels",
     "im:history": "answering direct messages (message.im events)",
-    "im:write": "opening the DM it sends charts and App Home answers to",
+    "im:write": "its DM with each user: charts, App Home answers, telling it from other DMs",
     "files:write": "uploading charts (segment sizes, order history)",
     "users:read": "looking up the asker, to match account owners",
     "users:read.email": "matching account owners recorded by email",

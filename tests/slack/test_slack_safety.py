@@ -72,17 +72,71 @@ def test_unlisted_users_are_denied_politely_and_audited(
     ]
 
 
-def test_channels_outside_the_allow_list_are_denied_but_dms_work(
+# With CRMBOT_ALLOWED_CHANNELS set: where a slash command from UAM1 runs. The fake Slack
+# gives each user's DM with the bot the id D + their id without the U (UAM1: DAM1).
+CONVERSATIONS = [
+    ("C0CRM", "a listed channel", "ok"),
+    ("C0RANDOM", "a channel not on the list", "denied"),
+    ("DAM1", "the asker's own DM with the bot", "ok"),
+    ("D0PEOPLE", "a DM between the asker and a colleague", "denied"),
+    ("G0GROUP", "a group DM not on the list", "denied"),
+    ("G0LISTED", "a group DM on the list", "ok"),
+]
+
+
+@pytest.mark.parametrize(("channel", "what", "outcome"), CONVERSATIONS)
+def test_the_channel_allow_list_covers_every_kind_of_conversation(
+    settings: Settings, crm: SmallCrm, slack: SlackFake, channel: str, what: str, outcome: str
+) -> None:
+    settings.allowed_channels = ["C0CRM", "G0LISTED"]
+    bot = make_bot(settings, crm.engine, slack)
+    _, path = bot.command("at-risk --share", channel=channel)
+    answer = text_of(bot.answer(path))
+    if outcome == "ok":
+        assert "accounts at risk" in answer, what
+    else:
+        assert "crmbot isn't enabled in this" in answer, what
+        assert "Grace Hopper" not in answer and "in_channel" not in json.dumps(bot.answers(path))
+    assert [(r.channel_id, r.outcome) for r in bot.audit_rows()] == [(channel, outcome)]
+
+
+def test_dm_events_buttons_and_admins_under_the_allow_list(
     settings: Settings, crm: SmallCrm, slack: SlackFake
 ) -> None:
     settings.allowed_channels = ["C0CRM"]
     bot = make_bot(settings, crm.engine, slack)
-    _, elsewhere = bot.command("at-risk", channel="C0RANDOM")
-    _, dm = bot.command("at-risk", channel="D0AM1")
-    assert "isn't enabled in this channel" in text_of(bot.answer(elsewhere))
-    assert "accounts at risk" in text_of(bot.answer(dm))
-    outcomes = {r.channel_id: r.outcome for r in bot.audit_rows()}
-    assert outcomes == {"C0RANDOM": "denied", "D0AM1": "ok"}
+
+    def posted(count: int) -> None:
+        bot.wait_for(lambda rs: [r for r in rs if r.method == "chat.postMessage"][count - 1 :])
+
+    # A message in the bot's DM (message.im: only ever the bot's own DMs) is answered.
+    bot.event(
+        {
+            "type": "message",
+            "channel_type": "im",
+            "user": "UAM1",
+            "channel": "DAM1",
+            "text": "at-risk",
+            "ts": "1.1",
+        }
+    )
+    posted(1)
+    # A button under an answer in a DM between people is that DM's request: refused.
+    _, clicked = bot.click("crm_why", "C002", channel_id="D0PEOPLE")
+    assert "crmbot isn't enabled in this" in text_of(bot.answer(clicked))
+    # A button on the App Home has no channel; its answer goes to the bot's DM.
+    bot.click("crm_why", "C002", from_home=True)
+    posted(2)
+    # Admins are not held to the list.
+    _, admin = bot.command("at-risk", user="UADMIN", channel="D0PEOPLE")
+    assert "accounts at risk" in text_of(bot.answer(admin))
+    outcomes = sorted((r.user_id, r.channel_id or "", r.outcome) for r in bot.audit_rows())
+    assert outcomes == [
+        ("UADMIN", "D0PEOPLE", "ok"),
+        ("UAM1", "", "ok"),
+        ("UAM1", "D0PEOPLE", "denied"),
+        ("UAM1", "DAM1", "ok"),
+    ]
 
 
 def test_admin_commands_need_the_admin_list(bot: Bot) -> None:
