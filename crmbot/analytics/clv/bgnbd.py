@@ -7,8 +7,9 @@ The predictions also serve the modified BG/NBD (`BgNbdParams.modified`, fitted i
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from scipy import linalg, special
@@ -157,26 +158,41 @@ def fit_bgnbd(
     x: np.ndarray, t_x: np.ndarray, T: np.ndarray, *, time_unit: str = "days"
 ) -> BgNbdParams:
     """Maximum-likelihood BG/NBD parameters for per-customer (x, t_x, T)."""
+    return fit_purchase_model("BG/NBD", BgNbdLikelihood, x, t_x, T, time_unit=time_unit)
+
+
+def fit_purchase_model(
+    model: str,
+    likelihood_type: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], Likelihood],
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,
+    *,
+    time_unit: str = "days",
+    modified: bool = False,
+) -> BgNbdParams:
+    """Maximum-likelihood parameters (r, alpha, a, b) of `model` (BG/NBD or its modified
+    form: the same four parameters, another likelihood) for per-customer (x, t_x, T)."""
     x = np.asarray(x, dtype=float)
     t_x = np.asarray(t_x, dtype=float)
     T = np.asarray(T, dtype=float)
     if len(x) == 0:
-        raise StageFailed("BG/NBD: no customer has a purchase yet")
+        raise StageFailed(f"{model}: no customer has a purchase yet")
     if not np.any(x > 0):
         raise StageFailed(
-            "BG/NBD: no customer has a repeat purchase (a second purchase day), so purchase "
+            f"{model}: no customer has a repeat purchase (a second purchase day), so purchase "
             "rates and drop-out cannot be estimated"
         )
     if np.any(x < 0) or np.any(t_x < 0) or np.any(t_x > T) or np.any((x > 0) & (t_x <= 0)):
         # A repeat purchase at t_x = 0 would make the likelihood unbounded.
         raise StageFailed(
-            "BG/NBD: inconsistent summary (negative counts, t_x > T, or repeat purchases "
+            f"{model}: inconsistent summary (negative counts, t_x > T, or repeat purchases "
             "with t_x = 0)"
         )
     # Work on times divided by their mean, so every parameter starts near 1.
     scale = float(np.mean(T)) if float(np.mean(T)) > 0 else 1.0
     (ux, ut, uT), weights = group_rows(x, t_x / scale, T / scale)
-    likelihood = BgNbdLikelihood(ux, ut, uT, weights)
+    likelihood = likelihood_type(ux, ut, uT, weights)
     # r and alpha growing together is the limit where every customer buys at the same rate,
     # a and b growing together the one where every customer has the same drop-out
     # probability, and a vanishing the one where nobody drops out: small or uniform books
@@ -185,7 +201,7 @@ def fit_bgnbd(
     log_params, result = minimise(
         likelihood.objective,
         np.zeros(4),
-        "BG/NBD",
+        model,
         may_diverge=frozenset({0, 1, 2, 3}),
         may_vanish=frozenset({2}),
     )
@@ -208,7 +224,16 @@ def fit_bgnbd(
         distinct_rows=int(len(weights)),
         iterations=int(result.nit),
         at_limit=tuple(limits),
+        modified=modified,
     )
+
+
+class Likelihood(Protocol):
+    """What the fit needs of a likelihood over grouped (x, t_x, T) rows."""
+
+    total_weight: float
+
+    def objective(self, log_params: np.ndarray) -> tuple[float, np.ndarray]: ...
 
 
 def bgnbd_log_likelihood(params: BgNbdParams, x: Any, t_x: Any, T: Any) -> float:

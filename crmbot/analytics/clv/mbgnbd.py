@@ -30,8 +30,7 @@ import numpy as np
 from scipy import special
 
 from crmbot.analytics.base import StageFailed
-from crmbot.analytics.clv.bgnbd import BgNbdParams, fit_bgnbd
-from crmbot.analytics.clv.fitting import LOG_BOUND, group_rows, minimise
+from crmbot.analytics.clv.bgnbd import BgNbdParams, fit_bgnbd, fit_purchase_model
 
 
 class MbgNbdLikelihood:
@@ -109,51 +108,8 @@ def fit_mbgnbd(
     x: np.ndarray, t_x: np.ndarray, T: np.ndarray, *, time_unit: str = "days"
 ) -> BgNbdParams:
     """Maximum-likelihood MBG/NBD parameters for per-customer (x, t_x, T)."""
-    x = np.asarray(x, dtype=float)
-    t_x = np.asarray(t_x, dtype=float)
-    T = np.asarray(T, dtype=float)
-    if len(x) == 0:
-        raise StageFailed("MBG/NBD: no customer has a purchase yet")
-    if not np.any(x > 0):
-        raise StageFailed(
-            "MBG/NBD: no customer has a repeat purchase (a second purchase day), so purchase "
-            "rates and drop-out cannot be estimated"
-        )
-    if np.any(x < 0) or np.any(t_x < 0) or np.any(t_x > T) or np.any((x > 0) & (t_x <= 0)):
-        raise StageFailed(
-            "MBG/NBD: inconsistent summary (negative counts, t_x > T, or repeat purchases "
-            "with t_x = 0)"
-        )
-    scale = float(np.mean(T)) if float(np.mean(T)) > 0 else 1.0
-    (ux, ut, uT), weights = group_rows(x, t_x / scale, T / scale)
-    likelihood = MbgNbdLikelihood(ux, ut, uT, weights)
-    # The same limits as BG/NBD's are meaningful (see `fit_bgnbd`).
-    log_params, result = minimise(
-        likelihood.objective,
-        np.zeros(4),
-        "MBG/NBD",
-        may_diverge=frozenset({0, 1, 2, 3}),
-        may_vanish=frozenset({2}),
-    )
-    r, alpha_scaled, a, b = np.exp(log_params)
-    limits = [
-        f"{name}{'->inf' if value > 0 else '->0'}"
-        for name, value in zip(("r", "alpha", "a", "b"), log_params, strict=True)
-        if abs(value) > LOG_BOUND - 1.0
-    ]
-    ll = -float(result.fun) * likelihood.total_weight - float(np.sum(x)) * math.log(scale)
-    return BgNbdParams(
-        r=float(r),
-        alpha=float(alpha_scaled * scale),
-        a=float(a),
-        b=float(b),
-        time_unit=time_unit,
-        log_likelihood=ll,
-        customers=int(len(x)),
-        distinct_rows=int(len(weights)),
-        iterations=int(result.nit),
-        at_limit=tuple(limits),
-        modified=True,
+    return fit_purchase_model(
+        "MBG/NBD", MbgNbdLikelihood, x, t_x, T, time_unit=time_unit, modified=True
     )
 
 
