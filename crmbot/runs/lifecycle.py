@@ -450,7 +450,9 @@ def activate(engine: Engine, run_id: int, *, clock: Clock = utc_now) -> ModelRun
     (that is what forcing a challenger means); a failed or still-running run may not.
     """
     with write_session(engine) as session:
-        run = session.get(ModelRun, run_id)
+        # Locked, so retention cannot mark this run for pruning between the check of its
+        # status below and the switch (its marking UPDATE waits, then sees the run is live).
+        run = session.get(ModelRun, run_id, with_for_update=True)
         if run is None:
             raise RunNotActivatable(f"there is no model run {run_id}; see `crmbot model list`")
         if run.status not in ("succeeded", "rejected"):
