@@ -33,183 +33,191 @@ SHOWN_REJECTIONS = 10
 EXIT_PARTIAL = 2  # some rows rejected, the rest imported
 
 
-def register(app: typer.Typer) -> None:
-    db_app = typer.Typer(
-        help="The database: upgrade its schema, show its revision, its size, reclaim room.",
-        no_args_is_help=True,
-    )
-    customers_app = typer.Typer(help="Customer records: erase one.", no_args_is_help=True)
-    app.add_typer(db_app, name="db")
-    app.add_typer(customers_app, name="customers")
+db_app = typer.Typer(
+    help="The database: upgrade its schema, show its revision, its size, reclaim room.",
+    no_args_is_help=True,
+)
+customers_app = typer.Typer(help="Customer records: erase one.", no_args_is_help=True)
 
-    @db_app.command("upgrade")
-    def db_upgrade() -> None:
-        """Bring the database schema up to date (Alembic upgrade to head)."""
-        engine = common.engine(migrate=False)
-        try:
-            before = current_revision(engine)
-            upgrade(engine)
-            after = current_revision(engine)
-        except DatabaseUnavailable as exc:
-            common.fail(f"{DatabaseUnavailable.user_message}\n({exc})")
-        if before == after:
-            common.console.print(f"database schema is up to date at revision {after}")
-        else:
-            common.console.print(
-                f"database schema upgraded from revision {before or '(empty)'} to {after}"
-            )
 
-    @db_app.command("current")
-    def db_current() -> None:
-        """Print the schema revision of the database (empty: not created yet)."""
-        engine = common.engine(migrate=False)
-        try:
-            revision = current_revision(engine)
-        except DatabaseUnavailable as exc:
-            common.fail(f"{DatabaseUnavailable.user_message}\n({exc})")
-        common.console.print(revision or "(no schema yet; run `crmbot db upgrade`)")
-
-    @db_app.command("stats")
-    def db_stats() -> None:
-        """Show rows and bytes per table, and rows per model run."""
-        from crmbot.core.storage import database_size, table_sizes
-        from crmbot.runs.retention import rows_per_run, runs_to_prune
-
-        engine = common.engine()
-        try:
-            tables = table_sizes(engine)
-            whole = database_size(engine)
-            per_run = rows_per_run(engine)
-            with read_session(engine) as session:
-                doomed = set(runs_to_prune(session, keep=common.settings().retain_runs))
-        except DatabaseUnavailable as exc:
-            common.fail(f"{DatabaseUnavailable.user_message}\n({exc})")
-        _print_stats(tables, whole, per_run, doomed)
-
-    @db_app.command("vacuum")
-    def db_vacuum() -> None:
-        """Reclaim the room deleted rows left: SQLite VACUUM (and auto_vacuum=INCREMENTAL
-        from then on), PostgreSQL VACUUM (ANALYZE), MariaDB OPTIMIZE TABLE."""
-        from crmbot.core.storage import database_size, vacuum
-
-        engine = common.engine()
-        try:
-            before = database_size(engine)
-            vacuum(engine)
-            after = database_size(engine)
-        except DatabaseUnavailable as exc:
-            common.fail(f"{DatabaseUnavailable.user_message}\n({exc})")
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database schema up to date (Alembic upgrade to head)."""
+    engine = common.engine(migrate=False)
+    try:
+        before = current_revision(engine)
+        upgrade(engine)
+        after = current_revision(engine)
+    except DatabaseUnavailable as exc:
+        common.fail(f"{DatabaseUnavailable.user_message}\n({exc})")
+    if before == after:
+        common.console.print(f"database schema is up to date at revision {after}")
+    else:
         common.console.print(
-            f"Vacuumed: {fmt.data_size(before.bytes)} before, {fmt.data_size(after.bytes)} "
-            f"after ({after.note}).",
-            highlight=False,
-            soft_wrap=True,
+            f"database schema upgraded from revision {before or '(empty)'} to {after}"
         )
 
-    @app.command("import")
-    def import_command(
-        kind: str = typer.Argument(..., help=f"What the file holds: {', '.join(KINDS)}."),
-        file: Path = typer.Argument(..., help="The CSV file, with a header line."),
-        strict: bool = typer.Option(
-            False,
-            "--strict",
-            help="Import nothing if any row is bad (default: import the "
-            "good rows, report the bad ones).",
-        ),
-        create_missing: bool = typer.Option(
-            False,
-            "--create-missing",
-            help="Create bare customers/products for ids no earlier import brought, instead "
-            "of rejecting the rows that name them.",
-        ),
-        mapping: list[str] = typer.Option(
-            [],
-            "--map",
-            metavar="OLD=NEW",
-            help="Rename a column of the file to a canonical one, e.g. "
-            "--map 'Client ID=customer_id'. Repeat for more.",
-        ),
-        report: Path = typer.Option(
-            None,
-            "--report",
-            metavar="FILE",
-            help="Write every rejected row (line, column, reason, value) to this CSV file. "
-            "Default: FILE.rejected.csv beside the input, when anything was rejected.",
-            show_default=False,
-        ),
-        today: str = typer.Option(
-            None,
-            "--today",
-            metavar="YYYY-MM-DD",
-            help="Reject dates after this day. Default: today.",
-            show_default=False,
-        ),
-    ) -> None:
-        """Import a CSV file of customers, products, orders, order-lines, tickets, feedback or
-        referrals. Exit status: 0 all imported, 2 some rows rejected, 1 nothing imported."""
-        column_map = _parse_mapping(mapping)
-        day = common.parse_day(today)
-        engine = common.engine()
-        with _progress_bar(file) as progress:
-            try:
-                result = import_file(
-                    engine,
-                    kind,
-                    file,
-                    strict=strict,
-                    create_missing=create_missing,
-                    column_map=column_map,
-                    report_path=report,
-                    progress=progress,
-                    today=day,
-                )
-            except UnknownKind as exc:
-                common.fail(str(exc))
-            except ReportUnwritable as exc:
-                common.fail(f"{exc}; nothing was imported")
-            except DatabaseUnavailable as exc:
-                common.fail(f"{DatabaseUnavailable.user_message}\n({exc})")
-        report_path = Path(result.report_file) if result.report_file else None
-        if report is None and (result.rejected or result.file_error):
-            report_path = _default_report_path(file)
-            try:
-                result.write_csv(report_path)
-            except OSError as exc:
-                common.err_console.print(f"could not write the report to {report_path}: {exc}")
-                report_path = None
-        _print_report(result, report_path)
-        if result.file_error or (strict and result.rejected):
-            raise typer.Exit(1)
-        if result.rejected:
-            raise typer.Exit(EXIT_PARTIAL)
 
-    @customers_app.command("erase")
-    def erase(
-        customer_id: str = typer.Argument(..., help="The customer's id (customer_id)."),
-        yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-        by: str = typer.Option(
-            None,
-            "--by",
-            help="Who asked for it, for the audit log. Default: your login.",
-            show_default=False,
-        ),
-    ) -> None:
-        """Erase a customer's personal data everywhere (keeps orders for the totals)."""
-        from crmbot.core.erasure import CustomerNotFound, erase_customer
+@db_app.command("current")
+def db_current() -> None:
+    """Print the schema revision of the database (empty: not created yet)."""
+    engine = common.engine(migrate=False)
+    try:
+        revision = current_revision(engine)
+    except DatabaseUnavailable as exc:
+        common.fail(f"{DatabaseUnavailable.user_message}\n({exc})")
+    common.console.print(revision or "(no schema yet; run `crmbot db upgrade`)")
 
-        if not yes and not typer.confirm(
-            f"Erase the personal data of customer {customer_id}? This cannot be undone."
-        ):
-            common.fail("nothing erased")
-        engine = common.engine()
-        requested_by = by or _login()
+
+@db_app.command("stats")
+def db_stats() -> None:
+    """Show rows and bytes per table, and rows per model run."""
+    from crmbot.core.storage import database_size, table_sizes
+    from crmbot.runs.retention import rows_per_run, runs_to_prune
+
+    engine = common.engine()
+    try:
+        tables = table_sizes(engine)
+        whole = database_size(engine)
+        per_run = rows_per_run(engine)
+        with read_session(engine) as session:
+            doomed = set(runs_to_prune(session, keep=common.settings().retain_runs))
+    except DatabaseUnavailable as exc:
+        common.fail(f"{DatabaseUnavailable.user_message}\n({exc})")
+    _print_stats(tables, whole, per_run, doomed)
+
+
+@db_app.command("vacuum")
+def db_vacuum() -> None:
+    """Reclaim the room deleted rows left: SQLite VACUUM (and auto_vacuum=INCREMENTAL
+    from then on), PostgreSQL VACUUM (ANALYZE), MariaDB OPTIMIZE TABLE."""
+    from crmbot.core.storage import database_size, vacuum
+
+    engine = common.engine()
+    try:
+        before = database_size(engine)
+        vacuum(engine)
+        after = database_size(engine)
+    except DatabaseUnavailable as exc:
+        common.fail(f"{DatabaseUnavailable.user_message}\n({exc})")
+    common.console.print(
+        f"Vacuumed: {fmt.data_size(before.bytes)} before, {fmt.data_size(after.bytes)} "
+        f"after ({after.note}).",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def import_command(
+    kind: str = typer.Argument(..., help=f"What the file holds: {', '.join(KINDS)}."),
+    file: Path = typer.Argument(..., help="The CSV file, with a header line."),
+    strict: bool = typer.Option(
+        False,
+        "--strict",
+        help="Import nothing if any row is bad (default: import the "
+        "good rows, report the bad ones).",
+    ),
+    create_missing: bool = typer.Option(
+        False,
+        "--create-missing",
+        help="Create bare customers/products for ids no earlier import brought, instead "
+        "of rejecting the rows that name them.",
+    ),
+    mapping: list[str] = typer.Option(
+        [],
+        "--map",
+        metavar="OLD=NEW",
+        help="Rename a column of the file to a canonical one, e.g. "
+        "--map 'Client ID=customer_id'. Repeat for more.",
+    ),
+    report: Path = typer.Option(
+        None,
+        "--report",
+        metavar="FILE",
+        help="Write every rejected row (line, column, reason, value) to this CSV file. "
+        "Default: FILE.rejected.csv beside the input, when anything was rejected.",
+        show_default=False,
+    ),
+    today: str = typer.Option(
+        None,
+        "--today",
+        metavar="YYYY-MM-DD",
+        help="Reject dates after this day. Default: today.",
+        show_default=False,
+    ),
+) -> None:
+    """Import a CSV file of customers, products, orders, order-lines, tickets, feedback or
+    referrals. Exit status: 0 all imported, 2 some rows rejected, 1 nothing imported."""
+    column_map = _parse_mapping(mapping)
+    day = common.parse_day(today)
+    engine = common.engine()
+    with _progress_bar(file) as progress:
         try:
-            result = erase_customer(engine, customer_id, requested_by=requested_by)
-        except CustomerNotFound as exc:
-            common.fail(f"{exc}; check the id with `crmbot shell` and `/crm customer ...`")
+            result = import_file(
+                engine,
+                kind,
+                file,
+                strict=strict,
+                create_missing=create_missing,
+                column_map=column_map,
+                report_path=report,
+                progress=progress,
+                today=day,
+            )
+        except UnknownKind as exc:
+            common.fail(str(exc))
+        except ReportUnwritable as exc:
+            common.fail(f"{exc}; nothing was imported")
         except DatabaseUnavailable as exc:
             common.fail(f"{DatabaseUnavailable.user_message}\n({exc})")
-        common.console.print(result.summary(), highlight=False, soft_wrap=True)
+    report_path = Path(result.report_file) if result.report_file else None
+    if report is None and (result.rejected or result.file_error):
+        report_path = _default_report_path(file)
+        try:
+            result.write_csv(report_path)
+        except OSError as exc:
+            common.err_console.print(f"could not write the report to {report_path}: {exc}")
+            report_path = None
+    _print_report(result, report_path)
+    if result.file_error or (strict and result.rejected):
+        raise typer.Exit(1)
+    if result.rejected:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@customers_app.command("erase")
+def erase(
+    customer_id: str = typer.Argument(..., help="The customer's id (customer_id)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    by: str = typer.Option(
+        None,
+        "--by",
+        help="Who asked for it, for the audit log. Default: your login.",
+        show_default=False,
+    ),
+) -> None:
+    """Erase a customer's personal data everywhere (keeps orders for the totals)."""
+    from crmbot.core.erasure import CustomerNotFound, erase_customer
+
+    if not yes and not typer.confirm(
+        f"Erase the personal data of customer {customer_id}? This cannot be undone."
+    ):
+        common.fail("nothing erased")
+    engine = common.engine()
+    requested_by = by or _login()
+    try:
+        result = erase_customer(engine, customer_id, requested_by=requested_by)
+    except CustomerNotFound as exc:
+        common.fail(f"{exc}; check the id with `crmbot shell` and `/crm customer ...`")
+    except DatabaseUnavailable as exc:
+        common.fail(f"{DatabaseUnavailable.user_message}\n({exc})")
+    common.console.print(result.summary(), highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")
+    app.add_typer(customers_app, name="customers")
+    app.command("import")(import_command)
 
 
 def _print_stats(

@@ -43,116 +43,114 @@ class Timings:
         self.steps[name] = time.perf_counter() - started
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("demo")
-    def demo(
-        customers: int = typer.Option(
-            3000, "--customers", min=10, help="How many customers the sample company has."
-        ),
-        seed: int = typer.Option(7, "--seed", help="Random seed: the same seed, the same company."),
-        as_of: str = typer.Option(
-            None,
-            "--as-of",
-            help="The company's last day (YYYY-MM-DD); it has two years of history before it. "
-            "Default: today.",
-            show_default=False,
-        ),
-        directory: Path = typer.Option(
-            Path("crmbot-demo"), "--dir", help="Where the CSV files are written."
-        ),
-        database_url: str = typer.Option(
-            None,
-            "--database-url",
-            help="Database to load into. Default: DATABASE_URL (sqlite:///crmbot.db).",
-            show_default=False,
-        ),
-        fresh: bool = typer.Option(
-            False,
-            "--fresh",
-            help="Empty the database first (drops and re-creates crmbot's tables).",
-        ),
-        train: bool = typer.Option(
-            True, "--train/--no-train", help="Train the models after loading."
-        ),
-        no_shell: bool = typer.Option(False, "--no-shell", help="Stop after loading and training."),
-        user: str = typer.Option("shell", "--user", help="Whom the chat shell acts as."),
-    ) -> None:
-        """Generate a sample company, import it, train the models and open the chat shell.
+def demo(
+    customers: int = typer.Option(
+        3000, "--customers", min=10, help="How many customers the sample company has."
+    ),
+    seed: int = typer.Option(7, "--seed", help="Random seed: the same seed, the same company."),
+    as_of: str = typer.Option(
+        None,
+        "--as-of",
+        help="The company's last day (YYYY-MM-DD); it has two years of history before it. "
+        "Default: today.",
+        show_default=False,
+    ),
+    directory: Path = typer.Option(
+        Path("crmbot-demo"), "--dir", help="Where the CSV files are written."
+    ),
+    database_url: str = typer.Option(
+        None,
+        "--database-url",
+        help="Database to load into. Default: DATABASE_URL (sqlite:///crmbot.db).",
+        show_default=False,
+    ),
+    fresh: bool = typer.Option(
+        False,
+        "--fresh",
+        help="Empty the database first (drops and re-creates crmbot's tables).",
+    ),
+    train: bool = typer.Option(True, "--train/--no-train", help="Train the models after loading."),
+    no_shell: bool = typer.Option(False, "--no-shell", help="Stop after loading and training."),
+    user: str = typer.Option("shell", "--user", help="Whom the chat shell acts as."),
+) -> None:
+    """Generate a sample company, import it, train the models and open the chat shell.
 
-        Re-running is safe: imports are idempotent, so the same company loads as "unchanged".
+    Re-running is safe: imports are idempotent, so the same company loads as "unchanged".
 
-        Piped input goes to the shell: echo "/crm help" | crmbot demo
-        """
-        day = common.parse_day(as_of)
-        # The import table below says what each file did; the per-file log lines repeat it.
-        logging.getLogger("crmbot.ingest").setLevel(logging.WARNING)
-        settings = common.settings()
-        if database_url:
-            settings = settings.model_copy(update={"database_url": database_url})
-        timings = Timings()
-        console = common.console
+    Piped input goes to the shell: echo "/crm help" | crmbot demo
+    """
+    day = common.parse_day(as_of)
+    # The import table below says what each file did; the per-file log lines repeat it.
+    logging.getLogger("crmbot.ingest").setLevel(logging.WARNING)
+    settings = common.settings()
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+    timings = Timings()
+    console = common.console
 
-        with common.progress_bar() as progress:
-            started = time.perf_counter()
-            task = progress.add_task(f"Generating {customers:,} customers", total=None)
-            truth = generate_company(directory, customers=customers, seed=seed, as_of=day)
-            progress.remove_task(task)
-            timings.measure("generate", started)
-        console.print(
-            f"Generated the sample company ({customers:,} customers, seed {seed}, "
-            f"two years up to {day.isoformat()}) in {directory}/ "
-            f"[dim]({timings.steps['generate']:.1f}s)[/dim]",
-            highlight=False,
-        )
-
-        engine = _open(settings.database_url, fresh=fresh)
-        _check_not_foreign(engine, directory, settings.database_url)
-        already = _customer_count(engine)
-        if already:
-            console.print(
-                f"The database already holds this sample company ({already:,} customers): "
-                "importing again only adds or changes what differs — imports are idempotent.",
-                highlight=False,
-            )
-
+    with common.progress_bar() as progress:
         started = time.perf_counter()
-        reports = _import(engine, directory)
-        timings.measure("import", started)
-        _print_imports(reports, timings.steps["import"])
-        if any(r.updated for r in reports.values()):
-            console.print(
-                "[yellow]note:[/yellow] some rows were updated in place (a different sample "
-                "company was loaded before); use --fresh for a clean copy.",
-                highlight=False,
-            )
-        if any(not r.ok for r in reports.values()):
-            raise common.fail(
-                "the sample company did not import cleanly (see the rejections above)"
-            )
+        task = progress.add_task(f"Generating {customers:,} customers", total=None)
+        truth = generate_company(directory, customers=customers, seed=seed, as_of=day)
+        progress.remove_task(task)
+        timings.measure("generate", started)
+    console.print(
+        f"Generated the sample company ({customers:,} customers, seed {seed}, "
+        f"two years up to {day.isoformat()}) in {directory}/ "
+        f"[dim]({timings.steps['generate']:.1f}s)[/dim]",
+        highlight=False,
+    )
 
-        if train:
-            started = time.perf_counter()
-            _train(engine, settings, day)
-            timings.measure("train", started)
-        _print_summary(truth, timings)
-
-        hub = truth.hub_customer_ids[0] if truth.hub_customer_ids else "1001"
+    engine = _open(settings.database_url, fresh=fresh)
+    _check_not_foreign(engine, directory, settings.database_url)
+    already = _customer_count(engine)
+    if already:
         console.print(
-            f"Try: /crm at-risk · /crm influencers · /crm customer {hub} · "
-            "/crm ask customers of @maria with no order in 60 days",
+            f"The database already holds this sample company ({already:,} customers): "
+            "importing again only adds or changes what differs — imports are idempotent.",
             highlight=False,
         )
-        if no_shell:
-            shell = "crmbot shell"
-            if database_url:
-                # Never the password: the line may end up in a terminal log or a screenshot.
-                shell = f"DATABASE_URL={shown_url(database_url)} crmbot shell"
-            console.print(f"Next: [bold]{shell}[/bold] and type /crm help", highlight=False)
-            return
-        from crmbot.chat.dispatch import Dispatcher
-        from crmbot.shell.repl import run_shell
 
-        run_shell(Dispatcher(engine, settings), user_id=user)
+    started = time.perf_counter()
+    reports = _import(engine, directory)
+    timings.measure("import", started)
+    _print_imports(reports, timings.steps["import"])
+    if any(r.updated for r in reports.values()):
+        console.print(
+            "[yellow]note:[/yellow] some rows were updated in place (a different sample "
+            "company was loaded before); use --fresh for a clean copy.",
+            highlight=False,
+        )
+    if any(not r.ok for r in reports.values()):
+        raise common.fail("the sample company did not import cleanly (see the rejections above)")
+
+    if train:
+        started = time.perf_counter()
+        _train(engine, settings, day)
+        timings.measure("train", started)
+    _print_summary(truth, timings)
+
+    hub = truth.hub_customer_ids[0] if truth.hub_customer_ids else "1001"
+    console.print(
+        f"Try: /crm at-risk · /crm influencers · /crm customer {hub} · "
+        "/crm ask customers of @maria with no order in 60 days",
+        highlight=False,
+    )
+    if no_shell:
+        shell = "crmbot shell"
+        if database_url:
+            # Never the password: the line may end up in a terminal log or a screenshot.
+            shell = f"DATABASE_URL={shown_url(database_url)} crmbot shell"
+        console.print(f"Next: [bold]{shell}[/bold] and type /crm help", highlight=False)
+        return
+    from crmbot.chat.dispatch import Dispatcher
+    from crmbot.shell.repl import run_shell
+
+    run_shell(Dispatcher(engine, settings), user_id=user)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
 
 
 def _open(url: str, *, fresh: bool) -> Engine:

@@ -100,43 +100,43 @@ def _render(influencers: list[Influencer], run: ModelRun, title: str) -> None:
     )
 
 
+def influencers(
+    count: int = typer.Argument(10, min=1, max=MAX_LISTED, help="How many to list."),
+    segment: str = typer.Option(
+        None, "--segment", help="Only this segment, e.g. Champions.", show_default=False
+    ),
+    region: str = typer.Option(
+        None, "--region", help="Only this region, e.g. EMEA.", show_default=False
+    ),
+) -> None:
+    """The customers whose referrals and purchases move others, and why."""
+    engine = common.engine()
+    try:
+        with read_session(engine) as session:
+            run = runs.active_run(session=session)
+            if run is None:
+                raise common.fail("no model is active yet; run `crmbot train` first")
+            _pick("segment", segment, queries.segment_names(session=session, run=run))
+            _pick("region", region, queries.region_names(session=session))
+            found = top_influencers(session, run=run, limit=count, segment=segment, region=region)
+    except DatabaseUnavailable as exc:
+        raise common.fail(f"{DatabaseUnavailable.user_message}\n({exc})") from None
+    except runs.RunUnreadable as unreadable:
+        raise common.fail(str(unreadable)) from None
+    if not found:
+        graph_params = (runs.run_json(run, "params") or {}).get("graph")
+        graph_params = graph_params if isinstance(graph_params, dict) else {}
+        why = graph_params.get("skipped_because")
+        scope = " in that segment/region" if segment or region else ""
+        common.console.print(
+            f"No customer{scope} has measurable influence in model run {run.id}"
+            + (f": {why}." if why else "."),
+            highlight=False,
+        )
+        return
+    where = " ".join(p for p in (segment, region) if p)
+    _render(found, run, f"Top {len(found)} influencers" + (f" — {where}" if where else ""))
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("influencers")
-    def influencers(
-        count: int = typer.Argument(10, min=1, max=MAX_LISTED, help="How many to list."),
-        segment: str = typer.Option(
-            None, "--segment", help="Only this segment, e.g. Champions.", show_default=False
-        ),
-        region: str = typer.Option(
-            None, "--region", help="Only this region, e.g. EMEA.", show_default=False
-        ),
-    ) -> None:
-        """The customers whose referrals and purchases move others, and why."""
-        engine = common.engine()
-        try:
-            with read_session(engine) as session:
-                run = runs.active_run(session=session)
-                if run is None:
-                    raise common.fail("no model is active yet; run `crmbot train` first")
-                _pick("segment", segment, queries.segment_names(session=session, run=run))
-                _pick("region", region, queries.region_names(session=session))
-                found = top_influencers(
-                    session, run=run, limit=count, segment=segment, region=region
-                )
-        except DatabaseUnavailable as exc:
-            raise common.fail(f"{DatabaseUnavailable.user_message}\n({exc})") from None
-        except runs.RunUnreadable as unreadable:
-            raise common.fail(str(unreadable)) from None
-        if not found:
-            graph_params = (runs.run_json(run, "params") or {}).get("graph")
-            graph_params = graph_params if isinstance(graph_params, dict) else {}
-            why = graph_params.get("skipped_because")
-            scope = " in that segment/region" if segment or region else ""
-            common.console.print(
-                f"No customer{scope} has measurable influence in model run {run.id}"
-                + (f": {why}." if why else "."),
-                highlight=False,
-            )
-            return
-        where = " ".join(p for p in (segment, region) if p)
-        _render(found, run, f"Top {len(found)} influencers" + (f" — {where}" if where else ""))
+    app.command("influencers")(influencers)

@@ -25,197 +25,203 @@ from crmbot.reply import format as fmt
 OWN_SECTIONS = ("features", "segments", "clusters", "clv", "churn", "recommend")
 
 
-def register(app: typer.Typer) -> None:
-    model_app = typer.Typer(
-        help="Inspect and switch model runs; pin the ones to keep.", no_args_is_help=True
+model_app = typer.Typer(
+    help="Inspect and switch model runs; pin the ones to keep.", no_args_is_help=True
+)
+scores_app = typer.Typer(help="Export the active run's scores.", no_args_is_help=True)
+
+
+def train(
+    as_of: str = typer.Option(
+        None,
+        "--as-of",
+        help="Train on data up to this day (YYYY-MM-DD); later rows are never read. "
+        "Default: today.",
+        show_default=False,
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Activate the new run even if it scores worse than the live one."
+    ),
+) -> None:
+    """Fit every model as of a day and make the new run live (one transaction)."""
+    day = common.parse_day(as_of)
+    engine = common.engine()
+    result = _train(engine, day, force)
+    _print_result(result)
+    if result.status == "failed":
+        raise typer.Exit(1)
+    if result.status == "rejected":
+        raise typer.Exit(2)
+
+
+@model_app.command("show")
+def show(
+    run: int = typer.Argument(None, help="A run id (default: the active run).", show_default=False),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """Show a model run: segments, clusters, CLV parameters and every model's metrics."""
+    engine = common.engine()
+    with _reading(engine) as session:
+        active_id = runs.active_run_id(session=session)
+        # By id, not `active_run`: a live run that cannot serve is still shown.
+        shown = active_id if run is None else run
+        model_run = None if shown is None else runs.get_run(session=session, run_id=shown)
+    if model_run is None:
+        if run is None:
+            raise common.fail("no model is active yet; run `crmbot train` first")
+        raise common.fail(f"there is no model run {run}; see `crmbot model list`")
+    document = run_document(model_run, active=model_run.id == active_id)
+    if as_json:
+        typer.echo(json.dumps(document, indent=2, sort_keys=False, default=str))
+        return
+    _print_run(document)
+
+
+@model_app.command("list")
+def list_runs(
+    limit: int = typer.Option(20, "--limit", min=1, help="How many runs, newest first."),
+) -> None:
+    """List model runs, newest first; the active one and pinned ones are marked."""
+    engine = common.engine()
+    with _reading(engine) as session:
+        listed = runs.list_runs(session=session, limit=limit)
+        active_id = runs.active_run_id(session=session)
+    if not listed:
+        common.console.print("No model runs yet; run `crmbot train`.")
+        return
+    table = Table(title="Model runs", title_justify="left")
+    for column in ("run", "as of", "status", "started (UTC)", "took", "customers", "note"):
+        table.add_column(column, justify="right" if column in ("run", "customers") else "left")
+    for model_run in listed:
+        flags = [
+            name
+            for name, on in (
+                ("active", model_run.id == active_id),
+                ("pinned", model_run.pinned),
+            )
+            if on
+        ]
+        marker = f" ({', '.join(flags)})" if flags else ""
+        table.add_row(
+            str(model_run.id),
+            str(model_run.as_of),  # the ISO date, or "unreadable"
+            f"{model_run.status}{marker}",
+            f"{model_run.started_at:%Y-%m-%d %H:%M}",
+            _took(model_run),
+            _customers(model_run),
+            fmt.clip(_note(model_run), 70),
+        )
+    common.console.print(table)
+
+
+@model_app.command("activate")
+def activate(run: int = typer.Argument(..., help="The run id to make live.")) -> None:
+    """Make an earlier (or a rejected) run the live one, e.g. to roll back."""
+    engine = common.engine()
+    try:
+        model_run = runs.activate(engine, run)
+    except runs.RunNotActivatable as exc:
+        raise common.fail(str(exc)) from None
+    except DatabaseUnavailable as exc:
+        raise common.fail(f"{DatabaseUnavailable.user_message}\n({exc})") from None
+    common.console.print(
+        f"Model run {model_run.id} (as of {model_run.as_of.isoformat()}) is now active.",
+        highlight=False,
     )
-    scores_app = typer.Typer(help="Export the active run's scores.", no_args_is_help=True)
+
+
+@model_app.command("pin")
+def pin(run: int = typer.Argument(..., help="The run id to keep.")) -> None:
+    """Keep a run however old it gets: pruning never deletes a pinned run."""
+    _pin(run, pinned=True)
+
+
+@model_app.command("unpin")
+def unpin(run: int = typer.Argument(..., help="The run id to stop keeping.")) -> None:
+    """Let pruning delete a run again once it is older than the runs kept."""
+    _pin(run, pinned=False)
+
+
+@model_app.command("prune")
+def prune(
+    keep: int = typer.Option(
+        None,
+        "--keep",
+        min=0,
+        help="Runs to keep besides the live and pinned ones. Default: CRMBOT_RETAIN_RUNS.",
+        show_default=False,
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Only list the runs that would be deleted."
+    ),
+) -> None:
+    """Delete the model runs retention does not keep, now (a retrain does it too)."""
+    from crmbot.runs.retention import prune_exclusively, runs_to_prune
+
+    settings = common.settings()
+    count = settings.retain_runs if keep is None else keep
+    engine = common.engine()
+    if dry_run:
+        with _reading(engine) as session:
+            doomed = runs_to_prune(session, keep=count)
+        common.console.print(
+            f"Would delete model runs {', '.join(map(str, doomed))} (keeping {count})."
+            if doomed
+            else f"Nothing to prune (keeping {count} runs besides the live and pinned ones).",
+            highlight=False,
+        )
+        return
+    try:
+        result = prune_exclusively(
+            engine, settings, keep=count, holder=runs.default_holder("crmbot model prune")
+        )
+    except runs.TrainingInProgress as busy:
+        raise common.fail(busy.user_message) from None
+    except DatabaseUnavailable as exc:
+        raise common.fail(f"{DatabaseUnavailable.user_message}\n({exc})") from None
+    if not result.pruned:
+        common.console.print(f"Nothing to prune (keeping {count} runs).", highlight=False)
+        return
+    rows = ", ".join(fmt.count(n, f"{name} row") for name, n in sorted(result.rows_deleted.items()))
+    common.console.print(
+        f"Pruned {fmt.count(len(result.pruned), 'model run')} "
+        f"({', '.join(map(str, result.pruned))}): {rows} deleted in {result.seconds:.1f}s"
+        + (
+            f"; {fmt.data_size(result.reclaimed_bytes)} given back to the file system."
+            if result.reclaimed_bytes
+            else "."
+        ),
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@scores_app.command("export")
+def export(
+    path: Path = typer.Argument(..., help="The CSV file to write."),
+    run: int = typer.Option(
+        None, "--run", help="A run id (default: the active run).", show_default=False
+    ),
+) -> None:
+    """Write one CSV row per customer of the active run (every score column)."""
+    engine = common.engine()
+    with _reading(engine) as session:
+        run_id = runs.active_run_id(session=session) if run is None else run
+        if run_id is None:
+            raise common.fail("no model is active yet; run `crmbot train` first")
+        if runs.get_run(session=session, run_id=run_id) is None:
+            raise common.fail(f"there is no model run {run_id}; see `crmbot model list`")
+        try:
+            rows = queries.export_scores(session=session, path=path, run_id=run_id)
+        except OSError as exc:
+            raise common.fail(f"cannot write {path}: {exc.strerror or exc}") from None
+    common.console.print(f"Wrote {rows:,} customers of run {run_id} to {path}.")
+
+
+def register(app: typer.Typer) -> None:
     app.add_typer(model_app, name="model")
     app.add_typer(scores_app, name="scores")
-
-    @app.command("train")
-    def train(
-        as_of: str = typer.Option(
-            None,
-            "--as-of",
-            help="Train on data up to this day (YYYY-MM-DD); later rows are never read. "
-            "Default: today.",
-            show_default=False,
-        ),
-        force: bool = typer.Option(
-            False, "--force", help="Activate the new run even if it scores worse than the live one."
-        ),
-    ) -> None:
-        """Fit every model as of a day and make the new run live (one transaction)."""
-        day = common.parse_day(as_of)
-        engine = common.engine()
-        result = _train(engine, day, force)
-        _print_result(result)
-        if result.status == "failed":
-            raise typer.Exit(1)
-        if result.status == "rejected":
-            raise typer.Exit(2)
-
-    @model_app.command("show")
-    def show(
-        run: int = typer.Argument(
-            None, help="A run id (default: the active run).", show_default=False
-        ),
-        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
-    ) -> None:
-        """Show a model run: segments, clusters, CLV parameters and every model's metrics."""
-        engine = common.engine()
-        with _reading(engine) as session:
-            active_id = runs.active_run_id(session=session)
-            # By id, not `active_run`: a live run that cannot serve is still shown.
-            shown = active_id if run is None else run
-            model_run = None if shown is None else runs.get_run(session=session, run_id=shown)
-        if model_run is None:
-            if run is None:
-                raise common.fail("no model is active yet; run `crmbot train` first")
-            raise common.fail(f"there is no model run {run}; see `crmbot model list`")
-        document = run_document(model_run, active=model_run.id == active_id)
-        if as_json:
-            typer.echo(json.dumps(document, indent=2, sort_keys=False, default=str))
-            return
-        _print_run(document)
-
-    @model_app.command("list")
-    def list_runs(
-        limit: int = typer.Option(20, "--limit", min=1, help="How many runs, newest first."),
-    ) -> None:
-        """List model runs, newest first; the active one and pinned ones are marked."""
-        engine = common.engine()
-        with _reading(engine) as session:
-            listed = runs.list_runs(session=session, limit=limit)
-            active_id = runs.active_run_id(session=session)
-        if not listed:
-            common.console.print("No model runs yet; run `crmbot train`.")
-            return
-        table = Table(title="Model runs", title_justify="left")
-        for column in ("run", "as of", "status", "started (UTC)", "took", "customers", "note"):
-            table.add_column(column, justify="right" if column in ("run", "customers") else "left")
-        for model_run in listed:
-            flags = [
-                name
-                for name, on in (
-                    ("active", model_run.id == active_id),
-                    ("pinned", model_run.pinned),
-                )
-                if on
-            ]
-            marker = f" ({', '.join(flags)})" if flags else ""
-            table.add_row(
-                str(model_run.id),
-                str(model_run.as_of),  # the ISO date, or "unreadable"
-                f"{model_run.status}{marker}",
-                f"{model_run.started_at:%Y-%m-%d %H:%M}",
-                _took(model_run),
-                _customers(model_run),
-                fmt.clip(_note(model_run), 70),
-            )
-        common.console.print(table)
-
-    @model_app.command("activate")
-    def activate(run: int = typer.Argument(..., help="The run id to make live.")) -> None:
-        """Make an earlier (or a rejected) run the live one, e.g. to roll back."""
-        engine = common.engine()
-        try:
-            model_run = runs.activate(engine, run)
-        except runs.RunNotActivatable as exc:
-            raise common.fail(str(exc)) from None
-        except DatabaseUnavailable as exc:
-            raise common.fail(f"{DatabaseUnavailable.user_message}\n({exc})") from None
-        common.console.print(
-            f"Model run {model_run.id} (as of {model_run.as_of.isoformat()}) is now active.",
-            highlight=False,
-        )
-
-    @model_app.command("pin")
-    def pin(run: int = typer.Argument(..., help="The run id to keep.")) -> None:
-        """Keep a run however old it gets: pruning never deletes a pinned run."""
-        _pin(run, pinned=True)
-
-    @model_app.command("unpin")
-    def unpin(run: int = typer.Argument(..., help="The run id to stop keeping.")) -> None:
-        """Let pruning delete a run again once it is older than the runs kept."""
-        _pin(run, pinned=False)
-
-    @model_app.command("prune")
-    def prune(
-        keep: int = typer.Option(
-            None,
-            "--keep",
-            min=0,
-            help="Runs to keep besides the live and pinned ones. Default: CRMBOT_RETAIN_RUNS.",
-            show_default=False,
-        ),
-        dry_run: bool = typer.Option(
-            False, "--dry-run", help="Only list the runs that would be deleted."
-        ),
-    ) -> None:
-        """Delete the model runs retention does not keep, now (a retrain does it too)."""
-        from crmbot.runs.retention import prune_exclusively, runs_to_prune
-
-        settings = common.settings()
-        count = settings.retain_runs if keep is None else keep
-        engine = common.engine()
-        if dry_run:
-            with _reading(engine) as session:
-                doomed = runs_to_prune(session, keep=count)
-            common.console.print(
-                f"Would delete model runs {', '.join(map(str, doomed))} (keeping {count})."
-                if doomed
-                else f"Nothing to prune (keeping {count} runs besides the live and pinned ones).",
-                highlight=False,
-            )
-            return
-        try:
-            result = prune_exclusively(
-                engine, settings, keep=count, holder=runs.default_holder("crmbot model prune")
-            )
-        except runs.TrainingInProgress as busy:
-            raise common.fail(busy.user_message) from None
-        except DatabaseUnavailable as exc:
-            raise common.fail(f"{DatabaseUnavailable.user_message}\n({exc})") from None
-        if not result.pruned:
-            common.console.print(f"Nothing to prune (keeping {count} runs).", highlight=False)
-            return
-        rows = ", ".join(
-            fmt.count(n, f"{name} row") for name, n in sorted(result.rows_deleted.items())
-        )
-        common.console.print(
-            f"Pruned {fmt.count(len(result.pruned), 'model run')} "
-            f"({', '.join(map(str, result.pruned))}): {rows} deleted in {result.seconds:.1f}s"
-            + (
-                f"; {fmt.data_size(result.reclaimed_bytes)} given back to the file system."
-                if result.reclaimed_bytes
-                else "."
-            ),
-            highlight=False,
-            soft_wrap=True,
-        )
-
-    @scores_app.command("export")
-    def export(
-        path: Path = typer.Argument(..., help="The CSV file to write."),
-        run: int = typer.Option(
-            None, "--run", help="A run id (default: the active run).", show_default=False
-        ),
-    ) -> None:
-        """Write one CSV row per customer of the active run (every score column)."""
-        engine = common.engine()
-        with _reading(engine) as session:
-            run_id = runs.active_run_id(session=session) if run is None else run
-            if run_id is None:
-                raise common.fail("no model is active yet; run `crmbot train` first")
-            if runs.get_run(session=session, run_id=run_id) is None:
-                raise common.fail(f"there is no model run {run_id}; see `crmbot model list`")
-            try:
-                rows = queries.export_scores(session=session, path=path, run_id=run_id)
-            except OSError as exc:
-                raise common.fail(f"cannot write {path}: {exc.strerror or exc}") from None
-        common.console.print(f"Wrote {rows:,} customers of run {run_id} to {path}.")
+    app.command("train")(train)
 
 
 def _pin(run: int, *, pinned: bool) -> None:

@@ -21,52 +21,51 @@ digest_app = typer.Typer(
 )
 
 
+def scheduler() -> None:
+    """Run the retraining and digest schedule alone, in the foreground.
+
+    For deployments with several bot replicas: run them with `crmbot run
+    --no-scheduler` and exactly one `crmbot scheduler`. Stops on Ctrl-C or SIGTERM,
+    letting a running job finish.
+    """
+    from crmbot.core.cron import CronError
+    from crmbot.scheduler import start_scheduler, stop_scheduler
+    from crmbot.slack.delivery import configured_poster
+
+    settings = common.settings()
+    engine = common.engine()
+    if not settings.slack_bot_token:
+        common.err_console.print(
+            "[yellow]warning:[/yellow] SLACK_BOT_TOKEN is not set: retraining runs, "
+            "but digests and admin notices cannot be posted."
+        )
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: stopping the scheduler", signum)
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        running = start_scheduler(settings, engine, configured_poster(engine, settings))
+    except (CronError, ValueError, KeyError) as exc:
+        common.fail(f"the schedule in the settings is not valid: {exc}")
+    for job in sorted(running.get_jobs(jobstore="default"), key=lambda j: j.id):
+        when = job.next_run_time.strftime("%Y-%m-%d %H:%M %Z") if job.next_run_time else "paused"
+        common.console.print(f"  {job.id:<18} next run {when}", highlight=False)
+    common.console.print(
+        f"crmbot scheduler running (time zone {settings.timezone}); Ctrl-C stops it."
+    )
+    while not stop.wait(1.0):
+        pass
+    stop_scheduler(running, wait=True)
+    common.console.print("crmbot scheduler stopped.")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(digest_app, name="digest")
-
-    @app.command("scheduler")
-    def scheduler() -> None:
-        """Run the retraining and digest schedule alone, in the foreground.
-
-        For deployments with several bot replicas: run them with `crmbot run
-        --no-scheduler` and exactly one `crmbot scheduler`. Stops on Ctrl-C or SIGTERM,
-        letting a running job finish.
-        """
-        from crmbot.core.cron import CronError
-        from crmbot.scheduler import start_scheduler, stop_scheduler
-        from crmbot.slack.delivery import configured_poster
-
-        settings = common.settings()
-        engine = common.engine()
-        if not settings.slack_bot_token:
-            common.err_console.print(
-                "[yellow]warning:[/yellow] SLACK_BOT_TOKEN is not set: retraining runs, "
-                "but digests and admin notices cannot be posted."
-            )
-        stop = threading.Event()
-
-        def request_stop(signum: int, _frame: FrameType | None) -> None:
-            log.info("signal %s: stopping the scheduler", signum)
-            stop.set()
-
-        signal.signal(signal.SIGINT, request_stop)
-        signal.signal(signal.SIGTERM, request_stop)
-        try:
-            running = start_scheduler(settings, engine, configured_poster(engine, settings))
-        except (CronError, ValueError, KeyError) as exc:
-            common.fail(f"the schedule in the settings is not valid: {exc}")
-        for job in sorted(running.get_jobs(jobstore="default"), key=lambda j: j.id):
-            when = (
-                job.next_run_time.strftime("%Y-%m-%d %H:%M %Z") if job.next_run_time else "paused"
-            )
-            common.console.print(f"  {job.id:<18} next run {when}", highlight=False)
-        common.console.print(
-            f"crmbot scheduler running (time zone {settings.timezone}); Ctrl-C stops it."
-        )
-        while not stop.wait(1.0):
-            pass
-        stop_scheduler(running, wait=True)
-        common.console.print("crmbot scheduler stopped.")
+    app.command("scheduler")(scheduler)
 
 
 @digest_app.command("send")
