@@ -21,9 +21,9 @@ from crmbot.core.config import Settings
 from crmbot.core.db import make_engine
 from crmbot.slack.app import build_app
 from crmbot.slack.http import EVENTS_PATH, MAX_BODY_BYTES, BackgroundServer
+from tests.support.http_serving import served_small_crm
 from tests.support.slack_fake import SlackFake
 from tests.support.slack_requests import command_body, signed_headers
-from tests.support.small_crm import seed
 
 SECRET = "test-signing-secret"
 FORM = "application/x-www-form-urlencoded"
@@ -104,15 +104,8 @@ GARBAGE: dict[str, tuple[str | bytes, dict[str, str], int]] = {
 
 @pytest.fixture
 def served(settings: Settings, tmp_path: Path) -> Iterator[tuple[BackgroundServer, SlackFake]]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'crm.db'}")
-    SQLModel.metadata.create_all(engine)
-    seed(engine)
-    with SlackFake() as slack:
-        client = WebClient(token=settings.slack_bot_token, base_url=slack.base_url)
-        app = build_app(settings, engine, client=client)
-        with BackgroundServer(app, engine) as server:
-            yield server, slack
-    engine.dispose()
+    with served_small_crm(settings, tmp_path) as (server, slack):
+        yield server, slack
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from crmbot.core.config import Settings
 from crmbot.core.db import make_engine, upgrade
 from crmbot.slack.app import build_app
 from crmbot.slack.http import EVENTS_PATH, BackgroundServer, serve_socket_mode
+from tests.support.http_serving import served_small_crm, wait_until_healthy
 from tests.support.slack_fake import Reply, SlackFake
 from tests.support.slack_requests import command_body, signed_headers
 from tests.support.small_crm import seed
@@ -62,15 +63,8 @@ def wait_for_path(slack: SlackFake, path: str, timeout: float = 15.0) -> dict[st
 
 @pytest.fixture
 def served(settings: Settings, tmp_path: Path) -> Iterator[tuple[BackgroundServer, SlackFake]]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'crm.db'}")
-    SQLModel.metadata.create_all(engine)
-    seed(engine)
-    with SlackFake() as slack:
-        client = WebClient(token=settings.slack_bot_token, base_url=slack.base_url)
-        app = build_app(settings, engine, client=client)
-        with BackgroundServer(app, engine) as server:
-            yield server, slack
-    engine.dispose()
+    with served_small_crm(settings, tmp_path) as (server, slack):
+        yield server, slack
 
 
 def test_a_signed_command_over_http(served: tuple[BackgroundServer, SlackFake]) -> None:
@@ -196,16 +190,7 @@ def test_crmbot_run_serves_slack_over_http(tmp_path: Path) -> None:
             text=True,
         )
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if get(f"http://127.0.0.1:{port}/healthz")[0] == 200:
-                        break
-                except OSError:
-                    pass
-                assert process.poll() is None, process.stdout.read()  # type: ignore[union-attr]
-                assert time.monotonic() < deadline, "crmbot run did not start"
-                time.sleep(0.1)
+            wait_until_healthy(process, port)
             body = command_body("why grace", response_url=f"{slack.url}/respond/run")
             status, _ = post(
                 f"http://127.0.0.1:{port}/slack/events", body, signed_headers(SECRET, body)

@@ -19,6 +19,7 @@ from crmbot.digests import send_digest
 from crmbot.runs import train
 from crmbot.slack.app import build_app
 from crmbot.slack.http import EVENTS_PATH, BackgroundServer
+from tests.support.http_serving import wait_until_healthy
 from tests.support.slack_fake import SlackFake
 from tests.support.slack_requests import command_body, signed_headers
 from tests.support.small_crm import seed
@@ -141,16 +142,7 @@ def test_crmbot_run_writes_json_logs(tmp_path: Path) -> None:
             text=True,
         )
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if get(f"http://127.0.0.1:{port}/healthz")[0] == 200:
-                        break
-                except OSError:
-                    pass
-                assert process.poll() is None, process.stderr.read()  # type: ignore[union-attr]
-                assert time.monotonic() < deadline, "crmbot run did not start"
-                time.sleep(0.1)
+            wait_until_healthy(process, port)
             body = command_body("customer C001", response_url=f"{slack.url}/respond/json")
             url = f"http://127.0.0.1:{port}{EVENTS_PATH}"
             assert post(url, body, signed_headers("wrong-secret", body))[0] == 401

@@ -9,7 +9,9 @@ Fake Slack:
 * `slack_requests`: the HTTP requests Slack sends (slash commands, events, button clicks),
   signed as Slack signs them;
 * `slack_bot`: the real Bolt app over a `SlackFake`, driven by signed requests and read
-  back from what the fake received (`tests/slack/`).
+  back from what the fake received (`tests/slack/`);
+* `http_serving`: that app behind the real HTTP server on loopback, and waiting for a
+  `crmbot run` child to answer /healthz.
 
 Networking:
 
