@@ -22,9 +22,9 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
 from crmbot.core import timeouts
+from crmbot.core.timeouts import SQLITE_BUSY_TIMEOUT_MS
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 class DatabaseUnavailable(RuntimeError):

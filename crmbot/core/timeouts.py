@@ -37,6 +37,8 @@ _DEADLINE: ContextVar[float | None] = ContextVar("crmbot_statement_deadline", de
 # SQLite calls the progress handler every this many virtual machine instructions (well
 # under a millisecond of work; a check costs a fraction of a microsecond).
 SQLITE_PROGRESS_STEPS = 10_000
+# How long a SQLite statement waits for another connection's write lock, outside a deadline.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
 # A database's own cancellation, told apart from other errors: PostgreSQL's SQLSTATE
 # query_canceled, MariaDB's "max_statement_time exceeded", SQLite's interrupt.
 _PG_QUERY_CANCELED = "57014"
@@ -133,8 +135,6 @@ def install(engine: Engine) -> None:
 
 
 def _sqlite_busy_ms() -> int:
-    from crmbot.core.db import SQLITE_BUSY_TIMEOUT_MS
-
     return SQLITE_BUSY_TIMEOUT_MS
 
 
