@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from scipy import linalg, special
@@ -62,7 +62,30 @@ class BgNbdParams:
         return asdict(self)
 
 
-class BgNbdLikelihood:
+class PurchaseLikelihood:
+    """What BG/NBD and MBG/NBD likelihoods share: the total log-likelihood, and the objective
+    the optimiser minimises (in log-parameters), both from the model's `_evaluate`."""
+
+    total_weight: float
+
+    def log_likelihood(self, r: float, alpha: float, a: float, b: float) -> float:
+        """Total (weighted) log-likelihood at the given parameters."""
+        value, _ = self._evaluate(np.array([r, alpha, a, b]), need_gradient=False)
+        return value
+
+    def objective(self, log_params: np.ndarray) -> tuple[float, np.ndarray]:
+        """(-mean LL, its gradient) at exp(log_params), for the optimiser."""
+        params = np.exp(log_params)
+        value, gradient = self._evaluate(params, need_gradient=True)
+        # d/d(log p) = p * d/dp
+        return -value / self.total_weight, -(gradient * params) / self.total_weight
+
+    def _evaluate(self, params: np.ndarray, *, need_gradient: bool) -> tuple[float, np.ndarray]:
+        """(total log-likelihood, its gradient in the parameters) at (r, alpha, a, b)."""
+        raise NotImplementedError
+
+
+class BgNbdLikelihood(PurchaseLikelihood):
     """Negative mean log-likelihood of BG/NBD and its gradient, in log-parameters.
 
     `x`, `t_x`, `T` are distinct rows and `weights` the number of customers with each.
@@ -88,18 +111,6 @@ class BgNbdLikelihood:
             weights=np.asarray(weights, dtype=float)[~buyers],
             minlength=len(self.zero_T),
         )
-
-    def log_likelihood(self, r: float, alpha: float, a: float, b: float) -> float:
-        """Total (weighted) log-likelihood at the given parameters."""
-        value, _ = self._evaluate(np.array([r, alpha, a, b]), need_gradient=False)
-        return value
-
-    def objective(self, log_params: np.ndarray) -> tuple[float, np.ndarray]:
-        """(-mean LL, its gradient) at exp(log_params), for the optimiser."""
-        params = np.exp(log_params)
-        value, gradient = self._evaluate(params, need_gradient=True)
-        # d/d(log p) = p * d/dp
-        return -value / self.total_weight, -(gradient * params) / self.total_weight
 
     def _evaluate(self, params: np.ndarray, *, need_gradient: bool) -> tuple[float, np.ndarray]:
         r, alpha, a, b = (float(v) for v in params)
@@ -163,7 +174,7 @@ def fit_bgnbd(
 
 def fit_purchase_model(
     model: str,
-    likelihood_type: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], Likelihood],
+    likelihood_type: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], PurchaseLikelihood],
     x: np.ndarray,
     t_x: np.ndarray,
     T: np.ndarray,
@@ -226,14 +237,6 @@ def fit_purchase_model(
         at_limit=tuple(limits),
         modified=modified,
     )
-
-
-class Likelihood(Protocol):
-    """What the fit needs of a likelihood over grouped (x, t_x, T) rows."""
-
-    total_weight: float
-
-    def objective(self, log_params: np.ndarray) -> tuple[float, np.ndarray]: ...
 
 
 def bgnbd_log_likelihood(params: BgNbdParams, x: Any, t_x: Any, T: Any) -> float:

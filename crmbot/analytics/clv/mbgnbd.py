@@ -30,10 +30,15 @@ import numpy as np
 from scipy import special
 
 from crmbot.analytics.base import StageFailed
-from crmbot.analytics.clv.bgnbd import BgNbdParams, fit_bgnbd, fit_purchase_model
+from crmbot.analytics.clv.bgnbd import (
+    BgNbdParams,
+    PurchaseLikelihood,
+    fit_bgnbd,
+    fit_purchase_model,
+)
 
 
-class MbgNbdLikelihood:
+class MbgNbdLikelihood(PurchaseLikelihood):
     """Negative mean log-likelihood of MBG/NBD and its gradient, in log-parameters.
 
     `x`, `t_x`, `T` are distinct rows and `weights` the number of customers with each.
@@ -48,17 +53,6 @@ class MbgNbdLikelihood:
         self.t_x = np.asarray(t_x, dtype=float)
         self.T = np.asarray(T, dtype=float)
         self.w = np.asarray(weights, dtype=float)
-
-    def log_likelihood(self, r: float, alpha: float, a: float, b: float) -> float:
-        """Total (weighted) log-likelihood at the given parameters."""
-        value, _ = self._evaluate(np.array([r, alpha, a, b]), need_gradient=False)
-        return value
-
-    def objective(self, log_params: np.ndarray) -> tuple[float, np.ndarray]:
-        """(-mean LL, its gradient) at exp(log_params), for the optimiser."""
-        params = np.exp(log_params)
-        value, gradient = self._evaluate(params, need_gradient=True)
-        return -value / self.total_weight, -(gradient * params) / self.total_weight
 
     def _evaluate(self, params: np.ndarray, *, need_gradient: bool) -> tuple[float, np.ndarray]:
         r, alpha, a, b = (float(v) for v in params)
