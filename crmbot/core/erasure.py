@@ -14,6 +14,9 @@ What goes, what stays, and why:
   pseudonym.
 * Orders, order lines and referrals stay: amounts and dates, no personal data.
 * Score rows of every model run go; training already leaves erased customers out.
+* Touches, follow-ups, follows, snoozes and alert records about the customer go whole
+  (`crmbot.actions`); other customers' touch and follow-up notes that mention the person
+  are rewritten like their tickets.
 * Audit and digest logs keep their rows, with the id, name, email and phone replaced by the
   pseudonym wherever they appear; ids inside model-run parameters and metrics are replaced
   too. An audit row about the person (its customer ids name them) also loses what was typed
@@ -48,14 +51,19 @@ from sqlalchemy.exc import DBAPIError
 from crmbot.core import name_index
 from crmbot.core.db import bulk_write_connection
 from crmbot.core.models import (
+    AlertDelivery,
     AuditLog,
     Customer,
     CustomerScore,
     DigestLog,
     ErasureLock,
     Feedback,
+    Follow,
+    FollowUp,
     ModelRun,
+    Snooze,
     Ticket,
+    Touch,
 )
 from crmbot.core.privacy import mask_pii
 
@@ -74,6 +82,10 @@ AUDIT = _table(AuditLog)
 DIGESTS = _table(DigestLog)
 RUNS = _table(ModelRun)
 GATE = _table(ErasureLock)
+TOUCHES = _table(Touch)
+FOLLOW_UPS = _table(FollowUp)
+# What was done about the customer (`crmbot.actions`): their rows go whole.
+ACTION_TABLES = (TOUCHES, FOLLOW_UPS, _table(Follow), _table(Snooze), _table(AlertDelivery))
 
 PSEUDONYM_PREFIX = "erased-"
 # Shorter texts (a first name like "Al") would match inside unrelated words.
@@ -91,7 +103,15 @@ _WORD = re.compile(r"[^\W\d_]{4,}")
 # rows died; the others' indexes hold no personal data. (Score rows hold none either: their
 # table, the largest by far, is left to autovacuum.)
 VACUUM_WITH_INDEXES = ("customer",)
-VACUUM_TABLES = ("ticket", "feedback", "audit_log", "digest_log", "model_run")
+VACUUM_TABLES = (
+    "ticket",
+    "feedback",
+    "audit_log",
+    "digest_log",
+    "model_run",
+    "touch",
+    "follow_up",
+)
 # How long the vacuum may wait for a lock (another vacuum, a migration) before giving up.
 VACUUM_LOCK_TIMEOUT = "5s"
 
@@ -115,6 +135,10 @@ class ErasureResult:
     # Whether the database let go of the old copies afterwards (SQLite: the WAL emptied;
     # PostgreSQL: the touched tables vacuumed); None where nothing is run (MariaDB).
     copies_released: bool | None = None
+    # Touches, follow-ups, follows, snoozes and alert records about them, deleted; and
+    # other customers' touch and follow-up notes that mentioned them, rewritten.
+    actions: int = 0
+    action_notes: int = 0
 
     def summary(self) -> str:
         if self.already_erased:
@@ -127,6 +151,12 @@ class ErasureResult:
                 f"{self.model_runs} model runs that named them, and {self.mentions} other "
                 "customers' tickets and survey comments that mentioned them"
             )
+            if self.actions or self.action_notes:
+                text += (
+                    f"; removed {self.actions} touches, follow-ups, follows, snoozes and "
+                    f"alert records about them, and rewrote {self.action_notes} other "
+                    "customers' touch and follow-up notes that mentioned them"
+                )
         if self.copies_released is False:
             text += (
                 "; the database could not release the old copies yet (another connection "
@@ -423,8 +453,27 @@ def _erase(
     )
     digest_rows = _rewrite(connection, DIGESTS, ["customer_ids", "summary", "error"], mentions)
     model_runs = _rewrite(connection, RUNS, ["params", "metrics"], mentions)
+    actions = sum(
+        connection.execute(delete(table).where(table.c.customer_pk == row.id)).rowcount
+        for table in ACTION_TABLES
+    )
+    action_notes = _rewrite(
+        connection, TOUCHES, ["note"], mentions, near=TOUCHES.c.customer_pk != row.id
+    ) + _rewrite(
+        connection, FOLLOW_UPS, ["note"], mentions, near=FOLLOW_UPS.c.customer_pk != row.id
+    )
     result = ErasureResult(
-        alias, False, tickets, feedback, scores, audit_rows, digest_rows, model_runs, others
+        alias,
+        False,
+        tickets,
+        feedback,
+        scores,
+        audit_rows,
+        digest_rows,
+        model_runs,
+        others,
+        actions=actions,
+        action_notes=action_notes,
     )
     _audit(connection, requested_by, transport, alias, moment, result.summary())
     return result

@@ -440,3 +440,91 @@ class RequestClaim(SQLModel, table=True):
 
     request_id: str = Field(primary_key=True, max_length=120)
     claimed_at: datetime = Field(sa_type=DateTime, index=True)
+
+
+# --- Acting on an account (`crmbot.actions`) ------------------------------------------------
+#
+# These point at the customer's surrogate key, as every other table does: it survives an
+# erasure (which pseudonymises `customer_id`), and the erasure deletes these rows. A run id
+# is a plain number, not a foreign key: retention prunes old runs, and what was done stays.
+
+TOUCH_KINDS = ("call", "email", "meeting", "note")
+TOUCH_OUTCOMES = ("reached", "no_answer", "saved", "lost", "false_alarm")
+
+
+class Touch(SQLModel, table=True):
+    """Something done about a customer: a call, an email, a meeting or a note, and how it
+    went. Written by `crmbot.actions.touches.log_touch`."""
+
+    __tablename__ = "touch"
+    __table_args__ = (Index("ix_touch_customer_created", "customer_pk", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_pk: int = Field(foreign_key="customer.id")
+    kind: str = Field(max_length=20)  # one of TOUCH_KINDS
+    note: str = Field(default="", sa_column=Column(Text, nullable=False))
+    outcome: str | None = Field(default=None, max_length=20)  # one of TOUCH_OUTCOMES
+    # A Slack user id, or the shell user's name.
+    author: str = Field(max_length=120)
+    created_at: datetime = Field(sa_type=DateTime, index=True)
+    # The live model run when it was logged: ties an outcome to the prediction it answered.
+    run_id: int | None = Field(default=None, index=True)
+
+
+class FollowUp(SQLModel, table=True):
+    """Something to do about a customer on a day, for someone. The scheduler sends it to
+    the assignee on the day, once (`sent_at`)."""
+
+    __tablename__ = "follow_up"
+    __table_args__ = (Index("ix_follow_up_due_sent", "due_on", "sent_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_pk: int = Field(foreign_key="customer.id", index=True)
+    assignee: str = Field(max_length=120, index=True)
+    due_on: date
+    note: str = Field(default="", sa_column=Column(Text, nullable=False))
+    created_by: str = Field(max_length=120)
+    created_at: datetime = Field(sa_type=DateTime)
+    done_at: datetime | None = Field(default=None, sa_type=DateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=DateTime)
+
+
+class Follow(SQLModel, table=True):
+    """A person who follows a customer: told when its risk changes."""
+
+    __tablename__ = "follow"
+
+    customer_pk: int = Field(
+        foreign_key="customer.id", primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
+    user_id: str = Field(primary_key=True, max_length=120, index=True)
+    created_at: datetime = Field(sa_type=DateTime)
+
+
+class Snooze(SQLModel, table=True):
+    """A customer left out of one person's digests and alerts until a day (exclusive)."""
+
+    __tablename__ = "snooze"
+
+    customer_pk: int = Field(
+        foreign_key="customer.id", primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
+    user_id: str = Field(primary_key=True, max_length=120)
+    until: date
+
+
+class AlertDelivery(SQLModel, table=True):
+    """An alert about a customer sent to one recipient for one model run: at most one each."""
+
+    __tablename__ = "alert_delivery"
+
+    run_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    customer_pk: int = Field(
+        foreign_key="customer.id",
+        primary_key=True,
+        index=True,
+        sa_column_kwargs={"autoincrement": False},
+    )
+    recipient: str = Field(primary_key=True, max_length=120)
+    sent_at: datetime = Field(sa_type=DateTime)
+    reason: str = Field(default="", max_length=200)
