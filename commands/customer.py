@@ -11,10 +11,14 @@ from crmbot.core.db import read_session
 from crmbot.core.models import CustomerScore
 from crmbot.queries import RunFacts
 from crmbot.reply import Button, Reply
-from crmbot.reply.card import churn_text, clv_text, last_order_text, since_text
+from crmbot.reply.card import churn_text, clv_text, last_order_text, since_text, touch_text
 from crmbot.reply.format import clip, day, money, number, percent
+from crmbot.reply.links import customer_url
+from crmbot.reply.people import owner_ref
 
 USAGE = "customer <id | email | name>"
+# A link button's action id: Slack reports the click, which runs nothing.
+OPEN_IN_CRM = "link_open_crm"
 
 
 @command("customer", usage=USAGE, aliases=("cust", "card"))
@@ -39,7 +43,7 @@ def render_card(card: queries.CustomerCard, request: Request) -> Reply:
     customer, score = card.customer, card.score
     fields: list[tuple[str, str]] = [
         ("Company", customer.company or "—"),
-        ("Owner", customer.owner or "—"),
+        ("Owner", owner_ref(customer.owner) if customer.owner else "—"),
         ("Region", customer.region or "—"),
         ("Email", customer.email or "—"),
         ("Phone", customer.phone or "—"),
@@ -59,6 +63,9 @@ def render_card(card: queries.CustomerCard, request: Request) -> Reply:
         fields.append(
             ("Since the model", f"{since} (after {day(card.run.as_of)}: not in the scores)")
         )
+    touched = touch_text(card.last_touch, request.today)
+    if touched is not None:
+        fields.append(("Last touch", touched))
     footer = ""
     if card.run is not None:
         footer = f"Model run {card.run.id}, data as of {card.run.as_of:%Y-%m-%d}."
@@ -71,11 +78,18 @@ def render_card(card: queries.CustomerCard, request: Request) -> Reply:
             Button("Similar customers", "crm_similar", customer.customer_id),
             Button("Order history", "crm_history", customer.customer_id),
             Button("Show at-risk", "crm_at_risk", ""),
+            *_crm_link(request, customer.customer_id),
         ],
         contains_pii=bool(customer.email or customer.phone),
         customer_ids=[customer.customer_id],
         footer=footer,
     )
+
+
+def _crm_link(request: Request, customer_id: str) -> list[Button]:
+    """ "Open in CRM", when CRMBOT_CUSTOMER_URL_TEMPLATE says where the CRM's page is."""
+    url = customer_url(request.settings.customer_url_template, customer_id)
+    return [Button("Open in CRM", OPEN_IN_CRM, customer_id, url=url)] if url else []
 
 
 def _score_fields(

@@ -213,3 +213,63 @@ def test_erasing_twice_or_an_unknown_customer(engine: Engine, tmp_path: Path) ->
     with engine.connect() as connection:
         commands = connection.execute(select(AuditLog.command)).scalars().all()
     assert commands == ["erase", "erase", "erase"]
+
+
+def test_erasure_removes_what_was_done_about_the_customer(
+    storage_engine: Engine, tmp_path: Path
+) -> None:
+    """Touches, follow-ups, follows, snoozes and alert records about the person go; other
+    customers' notes that mention them are rewritten; Bob's own rows stay."""
+    from crmbot.actions.alerts import claim_alert
+    from crmbot.actions.follows import follow, snooze
+    from crmbot.actions.followups import add_follow_up
+    from crmbot.actions.touches import log_touch
+    from crmbot.core.db import write_session
+    from crmbot.core.models import AlertDelivery, Follow, FollowUp, Snooze, Touch
+
+    load(storage_engine, tmp_path)
+    add_scores_and_logs(storage_engine)
+    with Session(storage_engine) as session:
+        pks = dict(session.execute(select(Customer.customer_id, Customer.id)).all())
+    ann, bob = pks["CUST-ANN"], pks["CUST-BOB"]
+    with write_session(storage_engine) as session:
+        for pk in (ann, bob):
+            log_touch(
+                session=session,
+                customer_pk=pk,
+                kind="call",
+                author="UAM1",
+                now=AT,
+                note="Annabel Lee asked for a call on +1 555 010 0199"
+                if pk == ann
+                else "Bob was referred by Annabel Lee",
+                outcome="reached",
+            )
+            add_follow_up(
+                session=session,
+                customer_pk=pk,
+                assignee="UAM1",
+                due_on=AT.date(),
+                created_by="UAM1",
+                now=AT,
+                note="mail annabel@example.com" if pk == ann else "ask Annabel Lee to vouch",
+            )
+            follow(session=session, customer_pk=pk, user_id="UAM1", now=AT)
+            snooze(session=session, customer_pk=pk, user_id="UAM1", days=3, as_of=AT.date())
+            claim_alert(session=session, run_id=1, customer_pk=pk, recipient="UAM1", now=AT)
+
+    result = erase_customer(storage_engine, "CUST-ANN", requested_by="UADMIN", at=AT)
+
+    assert (result.actions, result.action_notes) == (5, 2)
+    assert "removed 5 touches, follow-ups, follows, snoozes" in result.summary()
+    assert [text for text in PERSONAL if text in every_value(storage_engine)] == []
+    alias = pseudonym("CUST-ANN")
+    with Session(storage_engine) as session:
+        for model in (Touch, FollowUp, Follow, Snooze, AlertDelivery):
+            owners = session.execute(select(model.customer_pk)).scalars().all()  # type: ignore[attr-defined]
+            assert owners == [bob], model.__name__
+        notes = [
+            session.execute(select(Touch.note)).scalar_one(),
+            session.execute(select(FollowUp.note)).scalar_one(),
+        ]
+    assert notes == [f"Bob was referred by {alias}", f"ask {alias} to vouch"]

@@ -450,6 +450,14 @@ class RequestClaim(SQLModel, table=True):
 
 TOUCH_KINDS = ("call", "email", "meeting", "note")
 TOUCH_OUTCOMES = ("reached", "no_answer", "saved", "lost", "false_alarm")
+# How each outcome reads to a person.
+TOUCH_OUTCOME_WORDS = {
+    "reached": "reached",
+    "no_answer": "no answer",
+    "saved": "saved",
+    "lost": "lost",
+    "false_alarm": "not at risk — false alarm",
+}
 
 
 class Touch(SQLModel, table=True):

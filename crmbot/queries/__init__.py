@@ -12,8 +12,18 @@ session as a keyword (`session=`), like the rest of crmbot's storage functions.
     book        an account manager's own book (the App Home); owners
     export      a run's scores as a frame or a CSV file
     audit       the audit log as admins read it
+    actions     touches, follow-ups and followers (written by `crmbot.actions`)
 """
 
+from crmbot.queries.actions import (
+    FollowUpRow,
+    count_follow_ups,
+    follow_ups_for,
+    followed_by,
+    followers_of,
+    last_touch,
+    recent_touches,
+)
 from crmbot.queries.audit import audit_rows
 from crmbot.queries.book import Book, owner_book, owners_matching, owners_with_value_at_risk
 from crmbot.queries.customers import (
@@ -31,12 +41,14 @@ from crmbot.queries.customers import (
 )
 from crmbot.queries.export import EXPORT_LEADING_COLUMNS, export_scores, scores_frame
 from crmbot.queries.lists import (
+    LIST_EXPORT_COLUMNS,
     ScoredCustomer,
     at_risk,
     churn_risks,
     community_leaders,
     community_regions,
     influencers,
+    list_export_rows,
     similar_customers,
     top_value,
 )
@@ -55,6 +67,8 @@ __all__ = [
     "Candidate",
     "CustomerCard",
     "EXPORT_LEADING_COLUMNS",
+    "LIST_EXPORT_COLUMNS",
+    "FollowUpRow",
     "Lookup",
     "Migration",
     "RunFacts",
@@ -67,16 +81,23 @@ __all__ = [
     "churn_risks",
     "community_leaders",
     "community_regions",
+    "count_follow_ups",
     "customer_card",
     "customer_offers",
     "customers_by_ids",
     "export_scores",
     "find_customer",
+    "follow_ups_for",
+    "followed_by",
+    "followers_of",
     "influencers",
+    "last_touch",
+    "list_export_rows",
     "order_history",
     "owner_book",
     "owners_matching",
     "owners_with_value_at_risk",
+    "recent_touches",
     "region_names",
     "run_facts",
     "scores_frame",

@@ -12,8 +12,9 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from crmbot.core.models import Customer, CustomerScore, ModelRun, Order, RunOffer
+from crmbot.core.models import Customer, CustomerScore, ModelRun, Order, RunOffer, Touch
 from crmbot.queries import names as name_search
+from crmbot.queries.actions import last_touch
 from crmbot.queries.scope import live, owned_by
 
 # A fuzzy name match this good, and this far ahead of the next one, is taken as the answer.
@@ -230,6 +231,8 @@ class CustomerCard:
     offers: list[dict[str, Any]]
     since: SinceModel | None = None  # orders after the run's as_of (None: no run)
     facts: RunFacts = field(default_factory=RunFacts)
+    # What was last done about the customer (`crmbot.actions`), whatever the run's day.
+    last_touch: Touch | None = None
 
 
 def _record(value: Any) -> dict[str, Any]:
@@ -305,6 +308,9 @@ def customer_card(*, session: Session, customer: Customer, run: ModelRun | None)
         offers=offers,
         since=since,
         facts=run_facts(run),
+        last_touch=last_touch(session=session, customer_pk=customer.id)
+        if customer.id is not None
+        else None,
     )
 
 

@@ -6,9 +6,11 @@ Shared by the customer card (`/crm customer`) and `/crm why`.
 
 from __future__ import annotations
 
-from crmbot.core.models import CustomerScore
+from datetime import date
+
+from crmbot.core.models import TOUCH_OUTCOME_WORDS, CustomerScore, Touch
 from crmbot.queries import CustomerCard, RunFacts, SinceModel
-from crmbot.reply.format import count, day, money, number, percent
+from crmbot.reply.format import ago, count, day, money, number, percent
 
 # P(alive) and churn risk this far apart get a word that says why both are true.
 RECONCILE_P_ALIVE = 0.9
@@ -108,3 +110,14 @@ def since_text(since: SinceModel | None) -> str | None:
     if since.refunds:
         parts.append(count(since.refunds, "refund"))
     return "; ".join(parts)
+
+
+def touch_text(touch: Touch | None, today: date) -> str | None:
+    """'call by U123, 3 days ago — reached'; None when nothing was logged. The author is
+    as stored (a Slack user id or the shell user's name): a transport may show it by name."""
+    if touch is None:
+        return None
+    text = f"{touch.kind} by {touch.author}, {ago(touch.created_at, today)}"
+    if touch.outcome:
+        text += f" — {TOUCH_OUTCOME_WORDS.get(touch.outcome, touch.outcome)}"
+    return text

@@ -106,6 +106,21 @@ def day(value: date | datetime | None) -> str:
     return f"{value:%Y-%m-%d}"
 
 
+def ago(value: date | datetime | None, today: date) -> str:
+    """How long before `today` a day was: today · yesterday · 3 days ago · in 2 days."""
+    if value is None:
+        return MISSING
+    then = value.date() if isinstance(value, datetime) else value
+    days = (today - then).days
+    if days == 0:
+        return "today"
+    if days == 1:
+        return "yesterday"
+    if days < 0:
+        return "tomorrow" if days == -1 else f"in {count(-days, 'day')}"
+    return f"{count(days, 'day')} ago"
+
+
 def points(before: float, after: float) -> str:
     """A change in a probability as percentage points: ▲ 10 pts, ▼ 4 pts."""
     delta = (after - before) * 100

@@ -1,0 +1,39 @@
+"""The record that an alert about a customer went to a person: once per model run."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from crmbot.core.models import AlertDelivery
+
+
+def claim_alert(
+    *,
+    session: Session,
+    run_id: int,
+    customer_pk: int,
+    recipient: str,
+    now: datetime,
+    reason: str = "",
+) -> bool:
+    """Claim the alert about `customer_pk` for `recipient` under run `run_id`: True for the
+    first caller only (the primary key is the run, the customer and the recipient)."""
+    if session.get(AlertDelivery, (run_id, customer_pk, recipient)) is not None:
+        return False
+    try:
+        with session.begin_nested():
+            session.add(
+                AlertDelivery(
+                    run_id=run_id,
+                    customer_pk=customer_pk,
+                    recipient=recipient[:120],
+                    sent_at=now,
+                    reason=reason[:200],
+                )
+            )
+    except IntegrityError:
+        return False
+    return True
