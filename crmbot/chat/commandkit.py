@@ -6,14 +6,17 @@ formatted by `crmbot.reply.format`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
 from crmbot import queries
 from crmbot.chat.registry import Request
+from crmbot.core.clock import utc_now
 from crmbot.core.models import Customer
 from crmbot.queries.scope import Scope
 from crmbot.reply import Reply
@@ -120,3 +123,69 @@ def count_arg(args: Iterable[str], *, default: int, maximum: int) -> tuple[int, 
 
 def first(items: list[T]) -> T | None:
     return items[0] if items else None
+
+
+# --- What commands that act on an account share ---------------------------------------------
+
+_QUOTES = {'"': '"', "'": "'", "“": "”", "‘": "’"}
+_WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+_UNITS = {"day": 1, "days": 1, "d": 1, "week": 7, "weeks": 7, "w": 7}
+# How far ahead a follow-up may be set.
+MAX_DAYS_AHEAD = 3 * 365
+
+
+def request_now(request: Request) -> datetime:
+    """The moment a request is acted on (naive UTC), on the request's day: a test that
+    injects `today` gets touches and follow-ups stamped on that day."""
+    now = utc_now()
+    return now if now.date() == request.today else datetime.combine(request.today, now.time())
+
+
+def split_customer(text: str) -> tuple[str, str]:
+    """The customer a line starts with and the rest: the first word (an id, an email, one
+    name) or a quoted name ("Ada Lovelace" …)."""
+    text = text.strip()
+    if text[:1] in _QUOTES:
+        end = text.find(_QUOTES[text[0]], 1)
+        if end > 0:
+            return text[1:end].strip(), text[end + 1 :].strip()
+    word, _, rest = text.partition(" ")
+    return word, rest.strip()
+
+
+def parse_due(words: list[str], today: date) -> tuple[date, list[str]] | None:
+    """The day the words start with and the words after it, or None: 2026-07-10, today,
+    tomorrow, a weekday (the next one), "in 3 days", "in 2 weeks", "3d", "2w"."""
+    if not words:
+        return None
+    head = words[0].lower().rstrip(",")
+    match = re.fullmatch(r"(\d{1,4})\s*(d|w)", head)
+    if head == "in" and len(words) >= 3 and words[1].isascii() and words[1].isdigit():
+        unit = _UNITS.get(words[2].lower().rstrip(","))
+        if unit is None:
+            return None
+        return _ahead(today, int(words[1]) * unit), words[3:]
+    if match:
+        return _ahead(today, int(match.group(1)) * _UNITS[match.group(2)]), words[1:]
+    if head in ("today", "tomorrow"):
+        return today + timedelta(days=1 if head == "tomorrow" else 0), words[1:]
+    if head in _WEEKDAYS:
+        ahead = (_WEEKDAYS.index(head) - today.weekday() - 1) % 7 + 1
+        return today + timedelta(days=ahead), words[1:]
+    try:
+        return date.fromisoformat(head), words[1:]
+    except ValueError:
+        return None
+
+
+def _ahead(today: date, days: int) -> date:
+    return today + timedelta(days=min(days, MAX_DAYS_AHEAD))
+
+
+def mentioned_user(word: str) -> str:
+    """A user as typed: a Slack mention (<@U123|maria>) is its id; "@maria" is "maria"."""
+    word = word.strip()
+    found = re.fullmatch(r"<@([A-Z0-9]+)(?:\|[^>]*)?>", word)
+    if found:
+        return found.group(1)
+    return word.lstrip("@")

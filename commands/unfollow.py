@@ -1,0 +1,32 @@
+"""`/crm unfollow <customer>`: stop following a customer."""
+
+from __future__ import annotations
+
+from crmbot.actions.follows import unfollow
+from crmbot.chat.commandkit import Resolved, resolve_customer
+from crmbot.chat.registry import Request, command
+from crmbot.core.db import read_session, write_session
+from crmbot.reply import Reply
+from crmbot.reply.format import clip
+
+USAGE = "unfollow <id | email | name>"
+
+
+@command("unfollow", usage=USAGE, aliases=("unwatch",))
+def unfollow_command(request: Request) -> Reply:
+    """Stop following a customer (no more alerts about it, unless you own it)."""
+    with read_session(request.engine) as session:
+        found = resolve_customer(session, request, request.text, usage=USAGE)
+    if not isinstance(found, Resolved):
+        return found
+    customer = found.customer
+    assert customer.id is not None
+    with write_session(request.engine) as session:
+        gone = unfollow(session=session, customer_pk=customer.id, user_id=request.user_id)
+    name = clip(customer.name or customer.customer_id, 60)
+    text = (
+        f"You no longer follow *{name}* ({customer.customer_id})."
+        if gone
+        else f"You did not follow *{name}* ({customer.customer_id})."
+    )
+    return Reply(title="", text=text, customer_ids=[customer.customer_id])
