@@ -288,8 +288,8 @@ def test_question_becomes_structured_query(question: str, expected: StructuredQu
         ("what is the weather in paris", ("weather", "paris")),
         ("'; DROP TABLE customer; --", ("DROP", "TABLE")),
         ("<!channel> champions", ("!channel",)),
-        ("champions except those in EMEA", ("except",)),
-        ("customers who are not in EMEA", ("not",)),
+        ("champions except those in Narnia", ("except", "Narnia")),
+        ("customers who are not in narnia", ("not", "narnia")),
     ],
 )
 def test_words_it_cannot_place_are_reported(question: str, unplaced: tuple[str, ...]) -> None:

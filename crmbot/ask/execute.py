@@ -21,6 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from datetime import time as day_time
@@ -32,9 +33,11 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from crmbot import runs
+from crmbot.ask import areas
 from crmbot.ask.explain import format_value
 from crmbot.ask.parse import SEGMENT_NAMES, Vocabulary
 from crmbot.ask.query import (
+    COUNT_FIELDS,
     DEFAULT_LIST_LIMIT,
     DEFAULT_TOP_LIMIT,
     ENTITY_LABELS,
@@ -44,8 +47,9 @@ from crmbot.ask.query import (
     field_label,
 )
 from crmbot.core.db import read_session
-from crmbot.core.models import Customer, CustomerScore, ModelRun, Order, Referral
+from crmbot.core.models import Customer, CustomerScore, ModelRun, Order, Product, Referral
 from crmbot.queries.scope import Scope
+from crmbot.queries.vocabulary import distinct_values, run_clusters, segment_names
 
 # Above this many customers, names are looked up in the database instead of held in memory.
 MAX_VOCABULARY_CUSTOMERS = 50_000
@@ -78,6 +82,8 @@ class Answer:
     chart_values: list[float] = field(default_factory=list)
     customer_ids: list[str] = field(default_factory=list)
     note: str = ""
+    # The one number asked for, unformatted (for comparing two periods).
+    number: float | None = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -113,33 +119,43 @@ def load_vocabulary(engine: Engine, scope: Scope, *, clock: Any = time.monotonic
     return vocab
 
 
-def _distinct(session: Session, column: Any, *where: Any) -> tuple[str, ...]:
-    values = session.execute(select(column).where(column.is_not(None), *where).distinct()).scalars()
+def _distinct(session: Session, column: Any, *where: Any, seek: bool = False) -> tuple[str, ...]:
+    """The distinct names in `column`: one index seek each (`seek`, for an indexed column
+    whose rows mostly match `where`), or else read in one pass of the rows matching."""
+    if seek:
+        values: Any = distinct_values(session, column, *where)
+    else:
+        values = session.execute(select(column).where(column.is_not(None), *where).distinct())
+        values = values.scalars()
     return tuple(sorted({v.strip() for v in values if v and v.strip()}))
 
 
 def _read_vocabulary(session: Session, run_id: int | None, scope: Scope) -> Vocabulary:
     segments: tuple[str, ...] = SEGMENT_NAMES
     clusters: dict[int, str] = {}
-    if run_id is not None:
-        found = tuple(
-            s
-            for s in session.execute(
-                select(col(CustomerScore.segment))
-                .where(col(CustomerScore.run_id) == run_id)
+    run = session.get(ModelRun, run_id) if run_id is not None else None
+    if run is not None:
+        # The run's own record names its segments and clusters: no scan of its scores.
+        found = segment_names(session=session, run=run)
+        segments = tuple(dict.fromkeys([*SEGMENT_NAMES, *found]))
+        recorded = run_clusters(run)
+        for number, label in (
+            recorded.items()
+            if recorded is not None
+            else session.execute(
+                select(col(CustomerScore.cluster), col(CustomerScore.cluster_label))
+                .where(col(CustomerScore.run_id) == run_id, col(CustomerScore.cluster).is_not(None))
                 .distinct()
-            ).scalars()
-            if s
-        )
-        segments = tuple(dict.fromkeys([*SEGMENT_NAMES, *sorted(found)]))
-        for number, label in session.execute(
-            select(col(CustomerScore.cluster), col(CustomerScore.cluster_label))
-            .where(col(CustomerScore.run_id) == run_id, col(CustomerScore.cluster).is_not(None))
-            .distinct()
-        ).all():
+            ).all()
+        ):
             clusters[int(number)] = label or ""
     visible = scope.where(Customer)
-    count = session.execute(select(func.count()).select_from(Customer).where(visible)).scalar_one()
+    # Counted only as far as the limit: whether the names fit in memory, not how many.
+    count = session.execute(
+        select(func.count()).select_from(
+            select(col(Customer.id)).where(visible).limit(MAX_VOCABULARY_CUSTOMERS + 1).subquery()
+        )
+    ).scalar_one()
     customers: dict[str, str] = {}
     if count <= MAX_VOCABULARY_CUSTOMERS:
         for customer_id, name in session.execute(
@@ -149,11 +165,13 @@ def _read_vocabulary(session: Session, run_id: int | None, scope: Scope) -> Voca
     # Regions and owners name no customer; a company does, so only the visible ones.
     return Vocabulary(
         segments=segments,
-        regions=_distinct(session, col(Customer.region)),
-        companies=_distinct(session, col(Customer.company), visible),
-        owners=_distinct(session, col(Customer.owner)),
+        regions=_distinct(session, col(Customer.region), seek=True),
+        companies=_distinct(session, col(Customer.company), visible, seek=scope.is_everyone),
+        owners=_distinct(session, col(Customer.owner), seek=True),
         clusters=clusters,
         customers=customers,
+        products=_distinct(session, col(Product.name)),
+        categories=_distinct(session, col(Product.category)),
     )
 
 
@@ -161,30 +179,58 @@ def _read_vocabulary(session: Session, run_id: int | None, scope: Scope) -> Voca
 # Running a query
 
 
+# The rows an export asks for instead of a message's limit (set by `execute`).
+_ROW_LIMIT: ContextVar[int | None] = ContextVar("ask_row_limit", default=None)
+
+
 def _day_start(day: date) -> datetime:
     return datetime.combine(day, day_time.min)
 
 
-def execute(engine: Engine, query: StructuredQuery, *, scope: Scope) -> Answer:
-    """Answer `query` over the customers `scope` may see (`Scope.everyone()`: all)."""
+def execute(
+    engine: Engine, query: StructuredQuery, *, scope: Scope, row_limit: int | None = None
+) -> Answer:
+    """Answer `query` over the customers `scope` may see (`Scope.everyone()`: all).
+    `row_limit` replaces the limit of a message (an export: `crmbot.reply.export`)."""
     problems = query.problems()
     if problems:
         raise AskError("; ".join(problems).capitalize() + ".", outcome="usage")
+    limit_set = _ROW_LIMIT.set(row_limit)
+    try:
+        return _execute(engine, query, scope=scope)
+    finally:
+        _ROW_LIMIT.reset(limit_set)
+
+
+def _execute(engine: Engine, query: StructuredQuery, *, scope: Scope) -> Answer:
     with read_session(engine) as session:
         run = runs.active_run(session=session)
-        runner = _Runner(session, query, run, scope)
-        if query.entity == "customers":
-            return runner.customers()
-        if query.entity == "orders":
-            return runner.orders()
-        if query.entity == "referrals":
-            return runner.referrals()
-        if query.entity == "segment_moves":
-            return runner.segment_moves()
-        raise AskError("Next best products are answered by the customer card.", outcome="usage")
+        if query.compare_range is not None:
+            return areas.compare_periods(
+                lambda one: _answer(_Runner(session, one, run, scope)), query
+            )
+        return _answer(_Runner(session, query, run, scope))
+
+
+def _answer(runner: _Runner) -> Answer:
+    entity = runner.query.entity
+    if entity in areas.ENTITIES:
+        return areas.answer(runner)  # type: ignore[no-any-return]
+    if entity == "offer":
+        # The offers of one customer are the customer card's; these are a group's.
+        return areas.group_offers(runner)  # type: ignore[no-any-return]
+    if entity == "customers":
+        return runner.customers()
+    if entity == "orders":
+        return runner.orders()
+    if entity == "referrals":
+        return runner.referrals()
+    return runner.segment_moves()
 
 
 def _score_column(scores: Any, name: str) -> Any:
+    if name in COUNT_FIELDS:
+        return areas.count_column(scores, name)
     if name not in SCORE_FIELDS:
         raise AskError(f"I cannot sort or average by {name}.", outcome="usage")
     return getattr(scores, name)
@@ -219,7 +265,10 @@ class _Runner:
             q.segments
             or q.clusters
             or q.thresholds
-            or q.group_by in ("segment", "cluster")
+            or q.not_segments
+            or q.nps_categories
+            or q.bands
+            or q.group_by in ("segment", "cluster", "nps_category")
             or q.entity in ("customers", "segment_moves")
         )
 
@@ -254,7 +303,7 @@ class _Runner:
             for threshold in q.thresholds:
                 column = _score_column(scores, threshold.field)
                 clauses.append(_OPERATORS[threshold.op](column, threshold.value))
-        return clauses
+        return clauses + areas.customer_clauses(self, customer, scores)
 
     def date_clauses(self, column: Any, *, is_date: bool = False) -> list[Any]:
         date_range = self.query.date_range
@@ -279,13 +328,15 @@ class _Runner:
             "company": customer.company,
             "segment": scores.segment if scores is not None else None,
             "cluster": scores.cluster_label if scores is not None else None,
+            "nps_category": scores.nps_category if scores is not None else None,
         }
         if group not in columns:
             raise AskError(f"I cannot group these by {group}.", outcome="usage")
         return columns[group]
 
     def limit(self, default: int) -> int:
-        return min(self.query.limit or default, MAX_LIMIT)
+        exported = _ROW_LIMIT.get()
+        return exported if exported is not None else min(self.query.limit or default, MAX_LIMIT)
 
     def grouped(self, statement: Any, label: Any, value: Any, value_field: str) -> Answer:
         """Run a grouped statement whose columns are (label, rows, value)."""
@@ -350,7 +401,7 @@ class _Runner:
                 base(label, func.count(), value), label, value, q.measure or "count"
             )
         if q.metric == "count":
-            return Answer(found=found, value=f"{found:,}", value_label="customers")
+            return Answer(found=found, value=f"{found:,}", value_label="customers", number=found)
         if q.metric in ("sum", "avg"):
             assert q.measure is not None
             measure = _score_column(scores, q.measure)
@@ -360,6 +411,7 @@ class _Runner:
             return Answer(
                 found=found,
                 value=format_value(q.measure, result),
+                number=None if result is None else float(result),
                 value_label=f"{word} {field_label(q.measure)}",
             )
         return self.customer_list(base, customer, scores, found)
@@ -434,12 +486,14 @@ class _Runner:
             answer.found = found
             return answer
         if q.metric == "count":
-            return Answer(found=found, value=f"{found:,}", value_label="orders")
+            return Answer(found=found, value=f"{found:,}", value_label="orders", number=found)
         if q.metric in ("sum", "avg"):
             aggregate = func.avg(amount) if q.metric == "avg" else func.sum(amount)
             result = self.session.execute(base(aggregate)).scalar()
             label = "Average order value" if q.metric == "avg" else "Revenue"
-            return Answer(found=found, value=format_value("amount", result), value_label=label)
+            number = None if result is None else float(result)
+            value = format_value("amount", result)
+            return Answer(found=found, value=value, value_label=label, number=number)
         return self._orders_listed(base, customer, found)
 
     def _order_metric(self, amount: Any) -> Any:
@@ -553,7 +607,7 @@ class _Runner:
                 base(label, func.count(), func.count()), label, func.count(), "referrals"
             )
         if q.metric == "count":
-            return Answer(found=found, value=f"{found:,}", value_label="referrals")
+            return Answer(found=found, value=f"{found:,}", value_label="referrals", number=found)
         rows = self.session.execute(
             base(
                 col(Referral.referred_at),

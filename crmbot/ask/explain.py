@@ -14,6 +14,7 @@ from crmbot.ask.query import (
     GROUP_LABELS,
     MONEY_FIELDS,
     PROBABILITY_FIELDS,
+    Band,
     DateRange,
     StructuredQuery,
     Threshold,
@@ -40,6 +41,8 @@ def format_value(field_name: str | None, value: object) -> str:
         return money(number)
     if field_name == "recency_days":
         return f"{number:,.0f} days"
+    if field_name == "resolution_days":
+        return f"{number:,.1f} days"
     if field_name in ("satisfaction",):
         return f"{number:.0f}"
     if field_name in ("influence", "p_alive"):
@@ -58,6 +61,12 @@ def describe_threshold(threshold: Threshold) -> str:
         return f"last order {words[threshold.op]} {days} ago"
     if threshold.field == "orders_count" and threshold.op == "<=" and threshold.value == 0:
         return "no orders"
+    if threshold.field in ("tickets", "open_tickets"):
+        noun = field_label(threshold.field)
+        if threshold.op == "<=" and threshold.value == 0:
+            return f"no {noun}"
+        if threshold.op == ">=" and threshold.value == 1:
+            return f"has {noun}"
     value = format_value(threshold.field, threshold.value)
     return f"{field_label(threshold.field)} {threshold.op} {value}"
 
@@ -106,8 +115,12 @@ def describe(query: StructuredQuery) -> list[str]:
         parts.append(f"customer = {query.customer}")
     if query.customer_name:
         parts.append(f"customer = {query.customer_name}")
+    parts += _areas(query)
     parts += [describe_threshold(t) for t in query.thresholds]
-    if query.date_range is not None:
+    parts += [describe_band(b) for b in query.bands]
+    if query.date_range is not None and query.compare_range is not None:
+        parts.append(f"{describe_dates(query.date_range)} vs {describe_dates(query.compare_range)}")
+    elif query.date_range is not None:
         what = {
             "orders": "ordered",
             "referrals": "referred",
@@ -117,6 +130,12 @@ def describe(query: StructuredQuery) -> list[str]:
             what = "signed up" if query.date_field == "signed_up" else "ordered"
         if query.entity == "segment_moves":
             what = ""
+        if query.entity == "tickets":
+            what = "closed" if query.date_field == "closed" else "opened"
+        if query.entity == "feedback":
+            what = "answered"
+        if query.entity in ("products", "score_changes"):
+            what = "bought" if query.entity == "products" else "since"
         parts.append(describe_dates(query.date_range, what))
     measure = field_label(query.measure) if query.measure else ""
     if query.metric == "avg":
@@ -125,9 +144,16 @@ def describe(query: StructuredQuery) -> list[str]:
         parts.append(f"total {measure}".strip())
     elif query.metric == "count" and query.group_by:
         parts.append("count")
+    elif query.metric == "nps":
+        parts.append("NPS (promoters − detractors)")
     if query.group_by:
         direction = "highest first" if query.descending else "lowest first"
         parts.append(f"by {GROUP_LABELS[query.group_by]} ({direction})")
+    elif query.entity == "products" and query.metric == "list":
+        top = f"top {query.limit} " if query.limit else ""
+        ranked = "units" if query.sort == "units" else "revenue"
+        direction = "highest first" if query.descending else "lowest first"
+        parts.append(f"{top}by {ranked} ({direction})")
     elif query.metric == "list" and query.entity != "offer":
         if query.sort:
             direction = "highest first" if query.descending else "lowest first"
@@ -135,6 +161,40 @@ def describe(query: StructuredQuery) -> list[str]:
             parts.append(f"{top}by {field_label(query.sort)} ({direction})")
         elif query.limit:
             parts.append(f"top {query.limit}")
+    return parts
+
+
+def describe_band(band: Band) -> str:
+    where = "top" if band.top else "bottom"
+    return f"{field_label(band.field)} in the {where} {band.share:.0%} of customers"
+
+
+def _areas(query: StructuredQuery) -> list[str]:
+    """The parts only some kinds of rows have: exclusions, products, NPS categories, a
+    ticket's status, a score's change."""
+    parts: list[str] = []
+    for label, values in (
+        ("segment", query.not_segments),
+        ("region", query.not_regions),
+        ("owner", query.not_owners),
+        ("company", query.not_companies),
+    ):
+        if values:
+            parts.append(_names(label, values).replace(" = ", " ≠ ", 1))
+    if query.products:
+        verb = "product" if query.entity == "products" else "bought"
+        parts.append(_names(verb, query.products))
+    if query.categories:
+        verb = "category" if query.entity == "products" else "bought from category"
+        parts.append(_names(verb, query.categories))
+    if query.not_products:
+        parts.append(_names("never bought", query.not_products))
+    if query.nps_categories:
+        parts.append(_names("NPS", tuple(f"{c}s" for c in query.nps_categories)))
+    if query.status:
+        parts.append(f"status = {query.status}")
+    if query.change and query.measure:
+        parts.append(f"{field_label(query.measure)} went {query.change}")
     return parts
 
 

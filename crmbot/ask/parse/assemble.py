@@ -18,6 +18,9 @@ class ParseResult:
     unplaced: tuple[str, ...] = ()
     # Why an otherwise understood question cannot be answered ("say which customer").
     problems: tuple[str, ...] = ()
+    # The question belongs to another command (`/crm why`): the problem says which, and no
+    # language model is asked to read it instead.
+    redirect: bool = False
 
     @property
     def ok(self) -> bool:
@@ -49,6 +52,9 @@ def _query(state: ParseState) -> StructuredQuery:
     date_field = None
     if entity == "customers" and state.date_range is not None:
         date_field = state.date_field or "ordered"
+    if entity == "tickets" and state.date_range is not None:
+        date_field = "closed" if state.date_field == "closed" else "opened"
+    _measure_for(state, entity)
     metric, measure, sort = _metric_measure_sort(state, entity)
     return StructuredQuery(
         entity=entity,  # type: ignore[arg-type]
@@ -63,6 +69,18 @@ def _query(state: ParseState) -> StructuredQuery:
         customer=state.customer,
         customer_name=state.customer_name,
         thresholds=tuple(state.thresholds),
+        bands=tuple(state.bands),
+        not_segments=tuple(state.not_segments),
+        not_regions=tuple(state.not_regions),
+        not_owners=tuple(state.not_owners),
+        not_companies=tuple(state.not_companies),
+        products=tuple(state.products),
+        not_products=tuple(state.not_products),
+        categories=tuple(state.categories),
+        nps_categories=tuple(state.nps_categories),  # type: ignore[arg-type]
+        status=state.status,  # type: ignore[arg-type]
+        change=state.change,  # type: ignore[arg-type]
+        compare_range=state.compare_range,
         date_range=state.date_range,
         date_field=date_field,  # type: ignore[arg-type]
         group_by=state.group_by,  # type: ignore[arg-type]
@@ -74,16 +92,76 @@ def _query(state: ParseState) -> StructuredQuery:
 
 
 def _entity(state: ParseState) -> str:
-    """The rows asked about: what a rule said, else orders when order nouns were seen
-    ("orders last month") unless a verb asked who ordered ("who placed orders in May")."""
+    """The rows asked about: what a rule said; products when they are ranked or their
+    revenue or units asked for; survey answers for NPS, feedback, or NPS categories in a
+    date range; else orders when order nouns were seen ("orders last month") unless a verb
+    asked who ordered ("who placed orders in May"); else customers."""
+    named_products = bool(state.products or state.categories)
+    if state.group_by in ("product", "category") and state.entity in (None, "orders"):
+        return "products"
+    if state.product_rows and state.entity in (None, "orders"):
+        return "products"
+    if named_products and state.entity == "orders" and state.measure == "amount":
+        return "products"  # "revenue of the French Press"
     if state.entity is not None:
         return state.entity
-    return "orders" if state.weak_orders and state.date_field != "ordered" else "customers"
+    dated_answers = state.nps_categories and state.date_range is not None
+    if state.surveys or (dated_answers and state.date_field != "signed_up"):
+        return "feedback"
+    if state.weak_orders and state.date_field != "ordered" and not named_products:
+        return "orders"
+    return "customers"
+
+
+# What a survey answer's measure is called on a customer's score row, and back.
+_ANSWER_TO_SCORE = {"nps": "nps_latest", "csat": "csat_avg"}
+_SCORE_TO_ANSWER = {v: k for k, v in _ANSWER_TO_SCORE.items()}
+
+
+def _measure_for(state: ParseState, entity: str) -> None:
+    """NPS and CSAT are a customer's latest answer and average on their score row, and the
+    answers themselves for survey answers."""
+    if entity == "customers":
+        state.measure = _ANSWER_TO_SCORE.get(state.measure or "", state.measure)
+        state.sort = _ANSWER_TO_SCORE.get(state.sort or "", state.sort)
+    elif entity == "feedback":
+        state.measure = _SCORE_TO_ANSWER.get(state.measure or "", state.measure)
+        state.sort = None
+    elif entity == "products":
+        if state.measure not in ("amount", "units"):
+            state.measure = "amount" if state.measure is None else state.measure
+    elif entity == "tickets" and state.measure in ("tickets", "open_tickets"):
+        state.measure = None
 
 
 def _metric_measure_sort(state: ParseState, entity: str) -> tuple[str, str | None, str | None]:
     metric = state.metric or "list"
     measure, sort = state.measure, state.sort
+    if state.compare_range is not None and metric == "list":
+        # "orders this month vs last month": how many, or how much for amounts.
+        metric = "sum" if entity in ("orders", "products") and measure else "count"
+        if entity == "orders" and measure is None:
+            metric = "count"
+    if entity == "products":
+        by_units = measure == "units" or sort == "units"
+        measure = "units" if by_units else "amount"
+        if metric == "count" and state.measure == "units":
+            metric = "sum"
+        if state.group_by in ("product", "category") and metric in ("sum", "avg"):
+            metric = "list"
+        return metric, measure, "units" if by_units and metric == "list" else None
+    if entity == "score_changes":
+        if state.group_by and metric == "list":
+            metric = "count"
+        return metric, measure, None
+    if entity == "offer":
+        return metric, measure, None
+    if entity in ("tickets", "feedback"):
+        if state.group_by and metric == "list":
+            metric = "avg" if measure else "count"
+        if metric == "list":
+            measure = None
+        return metric, measure, None
     if entity == "orders" and (metric in ("sum", "avg") or measure is not None):
         measure = "amount"
         if metric == "list" and (state.group_by or state.measure == "amount"):

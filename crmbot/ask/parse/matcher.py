@@ -22,7 +22,7 @@ from crmbot.ask.parse.vocabulary import PROTECTED_WORDS, STOPWORDS, Vocabulary, 
 # Words in company names that say nothing about which company is meant.
 _GENERIC_NAME_WORDS = word_set(
     "inc ltd llc plc gmbh ag sa co corp corporation company group the and of holdings "
-    "limited partners international global solutions services"
+    "limited partners international global solutions services set kit pack box"
 )
 
 
@@ -173,6 +173,9 @@ def _entries(vocab: Vocabulary) -> list[Entry]:
     entries += [Entry("region", r, normalize_phrase(r)) for r in vocab.regions]
     entries += [Entry("owner", o, normalize_phrase(o)) for o in vocab.owners]
     entries += [Entry("company", c, normalize_phrase(c)) for c in vocab.companies]
+    entries += [Entry("product", p, normalize_phrase(p)) for p in vocab.products]
+    for category in vocab.categories:
+        entries += [Entry("category", category, alias) for alias in _aliases(category)]
     entries += [
         Entry("cluster", str(number), normalize_phrase(label))
         for number, label in vocab.clusters.items()
@@ -206,9 +209,15 @@ def _aliases(segment: str) -> set[str]:
 def _distinctive_words(entries: Iterable[Entry]) -> dict[str, list[Entry]]:
     by_word: dict[str, list[Entry]] = {}
     for entry in entries:
-        if entry.kind in ("company", "owner", "region") and " " in entry.phrase:
+        if entry.kind in ("company", "owner", "region", "product") and " " in entry.phrase:
             for word in entry.phrase.split():
-                if word not in _GENERIC_NAME_WORDS and word not in STOPWORDS and len(word) > 2:
+                if (
+                    word not in _GENERIC_NAME_WORDS
+                    and word not in STOPWORDS
+                    and len(word) > 2
+                    and word.isalpha()
+                    and not (entry.kind == "product" and word in RULE_KEYWORDS)
+                ):
                     by_word.setdefault(word, []).append(entry)
     return by_word
 

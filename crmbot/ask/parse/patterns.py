@@ -27,6 +27,7 @@ from crmbot.ask.query import (
     HIGH_SATISFACTION,
     LOW_CHURN_RISK,
     LOW_SATISFACTION,
+    Band,
     Threshold,
 )
 
@@ -332,6 +333,252 @@ CLUSTER = _rule(r"cluster (?:#|no |number )?(?P<n>\d+)")
 
 
 # ---------------------------------------------------------------------------------------
+# A question about one customer's reasons: answered by `/crm why`, never here.
+
+WHY = re.compile(
+    r"^(?:(?:but|so|and|ok|okay|hey) )?(?:why|how come|what s driving|whats driving"
+    r"|what is driving|explain why|reasons? (?:why|for))(?: |$)"
+)
+# The words that end the name in "why is <name> at risk".
+WHY_NAME_END = re.compile(
+    r"^(?:at|so|such|likely|churning|churned|churn|risky|unhappy|leaving|in|a|an|the|"
+    r"flagged|marked|listed|considered|going|about|to|on|with|still|now|currently|"
+    r"getting|becoming|more|less|high|low|not|no|and|or|has|have|had|been)$"
+)
+
+# ---------------------------------------------------------------------------------------
+# Two periods compared: "orders this month vs last month", "revenue month over month".
+
+_PERIOD_PHRASE = (
+    rf"(?:the )?(?:last|this|previous|past|current|same) {PERIOD_RX}(?: last year)?"
+    rf"|yesterday|today|q[1-4](?: \d{{4}})?|(?:{MONTH_RX})(?: \d{{4}})?|(?:19|20)\d{{2}}"
+)
+COMPARE_PERIODS = _rule(
+    rf"(?:in |during |for |over )?(?P<a>{_PERIOD_PHRASE})"
+    rf" (?:vs|versus|v|compared to|compared with|against|over|and|to)"
+    rf" (?:the )?(?P<b>{_PERIOD_PHRASE})"
+)
+OVER_PERIOD = _rule(r"(?P<p>week|month|quarter|year) over (?P=p)|(?P<abbr>wow|mom|qoq|yoy)")
+
+# ---------------------------------------------------------------------------------------
+# Scores that went up or down between runs: "churn risk up since last week".
+
+_SCORE_CHANGE_MEASURE = (
+    r"churn risk|risk of churn|churn probability|churn|risk|clv|ltv|lifetime value"
+    r"|customer lifetime value|satisfaction|csat|value at risk|probability alive"
+)
+_UP = (
+    r"up|increased|increasing|rose|risen|rising|grew|grown|growing|climbed|climbing|jumped"
+    r"|spiked|higher|worse|worsened|worsening"
+)
+_DOWN = (
+    r"down|decreased|decreasing|fell|fallen|falling|dropped|dropping|declined|declining"
+    r"|lower|improved|improving|better"
+)
+SCORE_CHANGE = [
+    _rule(
+        rf"(?P<m>{_SCORE_CHANGE_MEASURE})(?: score)?(?: (?:has|have|is|are|was|were|went|gone"
+        rf"|has gone|have gone|got|gotten))?(?: (?:gone|got))? (?P<dir>{_UP}|{_DOWN})"
+    ),
+    _rule(
+        rf"(?P<dir>rising|increasing|growing|climbing|worsening|falling|dropping|declining"
+        rf"|improving|higher|lower) (?P<m>{_SCORE_CHANGE_MEASURE})"
+    ),
+]
+
+# ---------------------------------------------------------------------------------------
+# Exclusions: "not in EMEA", "excluding champions", "bought X but not Y".
+
+NEGATION_WORDS = frozenset(
+    {"not", "excluding", "exclude", "except", "without", "outside", "non", "never", "but"}
+)
+# Words between a negation and the name it excludes.
+NEGATION_FILLERS = frozenset(
+    {
+        "in",
+        "the",
+        "from",
+        "of",
+        "any",
+        "a",
+        "an",
+        "segment",
+        "region",
+        "company",
+        "at",
+        "for",
+        "those",
+        "customers",
+        "accounts",
+        "clients",
+        "ones",
+        "who",
+        "that",
+        "are",
+        "is",
+        "anyone",
+        "anybody",
+        "buying",
+        "bought",
+        "buy",
+        "purchased",
+        "purchasing",
+        "ordered",
+        "ordering",
+        "owned",
+        "by",
+        "managed",
+        "handled",
+        "yet",
+        "ever",
+        "also",
+        "not",
+        "than",
+        "to",
+        "being",
+        "have",
+        "has",
+        "did",
+        "do",
+        "does",
+    }
+)
+# Two-word exclusions read as one: "other than", "apart from", "but not".
+NEGATION_PAIRS = frozenset(
+    {
+        ("other", "than"),
+        ("apart", "from"),
+        ("aside", "from"),
+        ("but", "not"),
+        ("havent", "bought"),
+        ("hasnt", "bought"),
+        ("didnt", "buy"),
+        ("dont", "buy"),
+    }
+)
+
+# ---------------------------------------------------------------------------------------
+# Support tickets
+
+_TICKET_NOUN = (
+    r"(?:support |helpdesk |help desk |service )?(?:tickets?|cases?|requests?)|complaints?"
+    r"|incidents?"
+)
+_OPEN = (
+    r"open|unresolved|outstanding|pending|unanswered|unsolved|active|live|"
+    r"still open|not closed|not yet closed|not resolved|not yet resolved|in progress|waiting"
+)
+_CLOSED = r"closed|resolved|solved|done|finished|completed|answered|fixed"
+_HAVE = (
+    r"with|having|has|have|had|that have|who have|who has|who had|that had|who raised"
+    r"|that raised|who opened|who filed|who logged|who submitted|raising|opening"
+)
+# "customers with the most open tickets": ranked by their tickets.
+TICKETS_MOST = _rule(
+    rf"(?:{_HAVE}|raised|opened|filed|logged) (?:the )?(?:most|highest number of|biggest number of"
+    rf"|largest number of|fewest|least)(?: (?P<state>{_OPEN}))? (?:{_TICKET_NOUN})"
+)
+# "customers with open tickets": at least one.
+TICKETS_ANY = _rule(
+    rf"(?:{_HAVE})(?: any| an| a| one or more| some)?(?: (?P<state>{_OPEN}))? (?:{_TICKET_NOUN})"
+    rf"(?: (?:still )?(?P<after>open|unresolved|outstanding|pending))?"
+)
+# "customers without tickets": none.
+TICKETS_NONE = _rule(
+    rf"(?:without|with no|with zero|having no|no|who have no|that have no|who never raised"
+    rf"|who never opened|that never raised|never raised|never opened|who have never raised)"
+    rf"(?: any| a)?(?: (?P<state>{_OPEN}))? (?:{_TICKET_NOUN})"
+)
+# "open tickets", "tickets still unresolved", "resolved cases"
+TICKETS_STATED = _rule(
+    rf"(?:(?P<before>{_OPEN}|{_CLOSED}) )?(?:{_TICKET_NOUN})"
+    rf"(?: (?:that are |which are |that were |which were |are |were |still |that |which )?"
+    rf"(?:still )?(?:(?P<after>{_OPEN}|{_CLOSED})|(?P<opened>opened|raised|created|submitted"
+    rf"|logged|filed|received|came in)))?"
+)
+OPEN_STATES = frozenset(re.sub(r"\s", " ", _OPEN).split("|"))
+# "how long do tickets take to close", "average time to resolve", "resolution time"
+TIME_TO_CLOSE = _rule(
+    r"how long (?:does it |do they |do tickets |do cases |does a ticket |does a case |it )?"
+    r"(?:take |takes )?(?:us )?(?:to )?(?:close|resolve|solve|fix|answer)"
+    r"(?: (?:a |the )?(?:tickets?|cases?|them|it))?"
+    r"|(?:average |avg |mean |typical |median )?(?:time|days|hours) (?:it takes )?to"
+    r" (?:close|resolve|solve|fix|resolution)(?: (?:a |the )?(?:tickets?|cases?))?"
+    r"|(?:average |avg |mean |typical )?(?:resolution|handling|closing|close) times?"
+    r"|time to (?:resolution|close)|days to close"
+)
+# Tickets have no priority here: said, not guessed.
+PRIORITY = _rule(r"priority|priorities|urgent|escalated|escalation|escalations|sla|severity|p[0-4]")
+
+# ---------------------------------------------------------------------------------------
+# Satisfaction: NPS categories, NPS itself, sentiment, "high CLV"
+
+NPS_CATEGORIES: list[tuple[re.Pattern[str], str]] = [
+    (_rule(r"(?:nps )?promoters?|advocates?|fans"), "promoter"),
+    (_rule(r"(?:nps )?passives?|neutrals?|passive customers"), "passive"),
+    (_rule(r"(?:nps )?detractors?|critics"), "detractor"),
+]
+# "what is our NPS", "net promoter score by region": the score itself.
+NPS = _rule(r"(?:our |the |overall )?(?:net promoter score|nps)(?: score)?")
+SURVEYS = _rule(
+    r"(?:survey|nps|csat|feedback) (?:answers|responses|results|replies|scores)|surveys?"
+    r"|feedback|responses|reviews"
+)
+SENTIMENT: list[tuple[re.Pattern[str], Threshold]] = [
+    (
+        _rule(r"(?:negative|bad|poor|low) sentiment|angry|frustrated|upset|annoyed|complaining"),
+        Threshold("sentiment", "<", 0.0),
+    ),
+    (_rule(r"(?:positive|good|high) sentiment"), Threshold("sentiment", ">", 0.0)),
+]
+# "high CLV", "low-value": a band of the run's customers, not a fixed number.
+BANDS: list[tuple[re.Pattern[str], Band]] = [
+    (
+        _rule(
+            r"(?:high|big|large|top)(?: customer)? (?:clv|ltv|lifetime value|value|customer value)"
+            r"|high value|high spend|high spending|big spenders?"
+        ),
+        Band("clv", True),
+    ),
+    (
+        _rule(
+            r"(?:low|small)(?: customer)? (?:clv|ltv|lifetime value|value|customer value)|low value"
+        ),
+        Band("clv", False),
+    ),
+    (_rule(r"(?:high|big|large) value at risk|lots of value at risk"), Band("value_at_risk", True)),
+]
+
+# ---------------------------------------------------------------------------------------
+# Products
+
+# "best sellers", "top selling products", "most popular products": products ranked.
+PRODUCT_ROWS = _rule(
+    r"(?:best|top|most popular|biggest|highest grossing|highest selling|most sold|most bought"
+    r"|worst|least popular|least sold|slowest)(?: selling)? (?:products|items|skus|lines)"
+    r"|best ?sellers|top sellers|worst sellers|bestsellers"
+    r"|(?:what|which products?|which items?) (?:sells?|sold) (?:the )?(?:best|most)"
+    r"|products|items|skus|catalogue|catalog"
+)
+UNITS = _rule(r"(?:how many )?(?:units|pieces|quantity|quantities|volume)(?: sold)?")
+SOLD = _rule(r"sold|sell|sells|selling|sales of")
+# "buyers of", "who bought", "customers who purchased": customers who bought a product.
+BOUGHT = _rule(
+    r"(?:who |that |which )?(?:have |has |had )?(?:bought|buy|buys|purchased|ordered|got)"
+    r"|buyers of|buyers|purchasers of|purchasers|owners of"
+)
+
+# ---------------------------------------------------------------------------------------
+# Superlatives said of customers without a number: "my best customers".
+
+BEST_CUSTOMERS: list[tuple[re.Pattern[str], str, bool]] = [
+    (_rule(r"best|most important|key accounts|vips?|top accounts|top clients"), "clv", True),
+    (_rule(r"biggest|largest|whales"), "total_spend", True),
+    (_rule(r"most loyal|most active|most regular|most engaged"), "orders_count", True),
+    (_rule(r"most at risk of churning|most likely to leave|in most danger"), "churn_risk", True),
+]
+
+# ---------------------------------------------------------------------------------------
 # Measures named without a number ("lifetime value of champions"); the one-word ones are
 # read word by word once names have had their turn.
 
@@ -342,6 +589,6 @@ LONG_MEASURE = _rule("|".join(re.escape(p) for p in sorted(LONG_MEASURES, key=le
 
 RULE_KEYWORDS: frozenset[str] = KEYWORDS | {
     word
-    for pattern in [*_RULE_PATTERNS, *OFFER]
+    for pattern in [*_RULE_PATTERNS, *OFFER, WHY]
     for word in re.findall(r"(?<![\\?])\b[a-z]{3,}\b", pattern.pattern)
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import date
 
-from crmbot.ask.parse import rules_answer, rules_filters, rules_subject
+from crmbot.ask.parse import rules_answer, rules_areas, rules_filters, rules_subject
 from crmbot.ask.parse.assemble import ParseResult, finish
 from crmbot.ask.parse.matcher import matcher_for
 from crmbot.ask.parse.state import ParseState
@@ -18,20 +18,30 @@ from crmbot.ask.parse.vocabulary import MAX_QUESTION_CHARS, Vocabulary
 
 _RULES: tuple[Callable[[Sentence, ParseState], None], ...] = (
     rules_subject.customer_ref,
+    rules_areas.score_changes,
     rules_subject.segment_moves,
+    rules_areas.compare_periods,
+    rules_areas.negation,
     rules_filters.thresholds,
     rules_filters.recency,
+    rules_areas.tickets,
+    rules_areas.satisfaction,
     rules_subject.referrals,
     rules_filters.owners,
     rules_filters.dates,
     rules_subject.orders,
+    rules_areas.product_words,
     rules_answer.grouping,
     rules_answer.ranking,
+    rules_areas.best_customers,
     rules_answer.metrics,
+    rules_areas.nps,
     rules_answer.long_measures,
     rules_filters.names,
+    rules_areas.bought,
     rules_answer.short_measures,
     rules_subject.entity_words,
+    rules_areas.framing,
 )
 
 
@@ -63,6 +73,10 @@ def parse_question(
     for token in tokens:
         if not token.low.startswith(("@", "!", "#")):
             token.low = matcher.correct(token.low)
+    # "why is Acme at risk": one customer's reasons are `/crm why`'s, never guessed here.
+    pointer = rules_areas.why(sentence)
+    if pointer is not None:
+        return ParseResult(None, (), (pointer,), redirect=True)
     if rules_subject.offer(sentence, state):
         return finish(sentence, state)
     for rule in _RULES:

@@ -328,6 +328,8 @@ def _name_at(sentence: Sentence, state: ParseState, start: int) -> int:
                 "region": state.regions,
                 "owner": state.owners,
                 "company": state.companies,
+                "product": state.products,
+                "category": state.categories,
             }.get(entry.kind)
             if target is not None:
                 state.add(target, [entry.value])

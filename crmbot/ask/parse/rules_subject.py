@@ -42,11 +42,65 @@ def offer(sentence: Sentence, state: ParseState) -> bool:
         ref = sentence.raw(ref_indices).lstrip("#")
         if not ref:
             return False
+        if _names_a_group(sentence, ref_indices, state.matcher):
+            # "what should we offer Champions in EMEA": the group's offers; the names are
+            # placed by the rules that follow.
+            state.entity = "offer"
+            sentence.consume(i for i in range(len(sentence.tokens)) if i not in ref_indices)
+            return False
         state.entity = "offer"
         state.customer, state.customer_name = state.matcher.customer(ref)
         sentence.consume(range(len(sentence.tokens)))
         return True
     return False
+
+
+# Words around the names of a group of customers ("the customers in the At risk segment").
+_GROUP_FILLERS = frozenset(
+    {
+        "customers",
+        "clients",
+        "accounts",
+        "the",
+        "our",
+        "segment",
+        "segments",
+        "in",
+        "of",
+        "all",
+        "who",
+        "are",
+        "region",
+        "from",
+        "with",
+        "those",
+        "people",
+        "and",
+        "or",
+    }
+)
+_GROUP_KINDS = ("segment", "region", "company", "owner", "cluster")
+
+
+def _names_a_group(sentence: Sentence, indices: list[int], matcher: Matcher) -> bool:
+    """Whether the words at `indices` name customers by segment, region, company or owner
+    (or "my customers") rather than one customer."""
+    words = [sentence.tokens[i].low for i in indices]
+    words = [w for w in words if w not in _GROUP_FILLERS]
+    if not words:
+        return False
+    start = 0
+    while start < len(words):
+        if words[start] in ("my", "mine") or words[start].startswith("@"):
+            start += 1
+            continue
+        for size in range(min(4, len(words) - start), 0, -1):
+            if matcher.best(" ".join(words[start : start + size]), _GROUP_KINDS):
+                start += size
+                break
+        else:
+            return False
+    return True
 
 
 def customer_ref(sentence: Sentence, state: ParseState) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from crmbot.ask.parse.matcher import Matcher
-from crmbot.ask.query import DateRange, Threshold
+from crmbot.ask.query import Band, DateRange, Threshold
 
 
 @dataclass
@@ -30,6 +30,23 @@ class ParseState:
     customer: str | None = None
     customer_name: str | None = None
     thresholds: list[Threshold] = field(default_factory=list)
+    bands: list[Band] = field(default_factory=list)
+    not_segments: list[str] = field(default_factory=list)
+    not_regions: list[str] = field(default_factory=list)
+    not_owners: list[str] = field(default_factory=list)
+    not_companies: list[str] = field(default_factory=list)
+    products: list[str] = field(default_factory=list)
+    not_products: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    nps_categories: list[str] = field(default_factory=list)
+    status: str | None = None
+    change: str | None = None
+    # Words that make named products the rows ("revenue", "units", "best sellers").
+    product_rows: bool = False
+    bought: bool = False
+    # A survey-answer question ("feedback", "NPS") rather than one about customers.
+    surveys: bool = False
+    compare_range: DateRange | None = None
     date_range: DateRange | None = None
     date_field: str | None = None
     group_by: str | None = None

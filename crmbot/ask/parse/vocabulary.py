@@ -37,6 +37,9 @@ class Vocabulary:
     # customer_id -> name; may be empty for very large books (names are then looked up
     # in the database when the query runs)
     customers: Mapping[str, str] = field(default_factory=dict)
+    # The catalogue: product names and their categories ("Descaler", "Machines").
+    products: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------
@@ -119,8 +122,22 @@ MEASURE_PHRASES: dict[str, str] = {
     "satisfaction score": "satisfaction",
     "customer satisfaction": "satisfaction",
     "satisfaction": "satisfaction",
-    "csat": "satisfaction",
     "happiness": "satisfaction",
+    "csat score": "csat_avg",
+    "average csat": "csat_avg",
+    "csat": "csat_avg",
+    "nps score": "nps_latest",
+    "net promoter score": "nps_latest",
+    "nps": "nps_latest",
+    "sentiment score": "sentiment",
+    "sentiment": "sentiment",
+    "support tickets": "tickets",
+    "tickets": "tickets",
+    "cases": "tickets",
+    "complaints": "tickets",
+    "open tickets": "open_tickets",
+    "unresolved tickets": "open_tickets",
+    "open cases": "open_tickets",
     "recency": "recency_days",
     "days since last order": "recency_days",
     "days since the last order": "recency_days",
@@ -223,6 +240,23 @@ DIMENSION_WORDS: dict[str, str] = {
     "monthly": "month",
     "referrer": "referrer",
     "referrers": "referrer",
+    "channel": "channel",
+    "channels": "channel",
+    "status": "status",
+    "state": "status",
+    "nps category": "nps_category",
+    "nps categories": "nps_category",
+    "nps group": "nps_category",
+    "nps groups": "nps_category",
+    "promoter category": "nps_category",
+    "product": "product",
+    "products": "product",
+    "item": "product",
+    "sku": "product",
+    "category": "category",
+    "categories": "category",
+    "product category": "category",
+    "product categories": "category",
 }
 DIMENSION_RX = "|".join(re.escape(p) for p in sorted(DIMENSION_WORDS, key=len, reverse=True))
 
@@ -283,6 +317,13 @@ KEYWORDS = frozenset(
         "last this previous past current quarter week month year yesterday today days weeks "
         "months years revenue sales turnover",
         "high low elevated poor good bad new signups",
+        "ticket tickets support case cases open unresolved outstanding pending closed resolved "
+        "solved complaints priority",
+        "promoter promoters passive passives detractor detractors nps csat sentiment "
+        "negative positive survey surveys feedback",
+        "product products units sold selling sellers bestsellers catalogue category",
+        "excluding except without outside never other apart versus compared against",
+        "why reasons increased decreased rose risen rising fell dropped improved worsened",
     ]
     for w in phrase.split()
 )

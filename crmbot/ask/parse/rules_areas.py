@@ -1,0 +1,417 @@
+"""Phrase rules for the areas beyond customers, orders and referrals — support tickets,
+satisfaction (NPS categories, NPS, sentiment, "high CLV"), products, scores that went up or
+down — and for the framings every area shares: exclusions ("not in EMEA", "bought X but not
+Y"), two periods compared ("this month vs last month"), "my best customers", "in the At
+risk segment", and questions about one customer's reasons, which `/crm why` answers."""
+
+from __future__ import annotations
+
+from crmbot.ask.parse.dates import resolve_date
+from crmbot.ask.parse.patterns import (
+    BANDS,
+    BEST_CUSTOMERS,
+    BOUGHT,
+    COMPARE_PERIODS,
+    NEGATION_FILLERS,
+    NEGATION_PAIRS,
+    NEGATION_WORDS,
+    NPS,
+    NPS_CATEGORIES,
+    OPEN_STATES,
+    OVER_PERIOD,
+    PRIORITY,
+    PRODUCT_ROWS,
+    SCORE_CHANGE,
+    SENTIMENT,
+    SOLD,
+    SURVEYS,
+    TICKETS_ANY,
+    TICKETS_MOST,
+    TICKETS_NONE,
+    TICKETS_STATED,
+    TIME_TO_CLOSE,
+    UNITS,
+    WHY,
+    WHY_NAME_END,
+)
+from crmbot.ask.parse.state import ParseState
+from crmbot.ask.parse.tokens import Sentence, echo_safe
+from crmbot.ask.parse.vocabulary import CUSTOMER_WORDS, STOPWORDS
+from crmbot.ask.query import DateRange, Threshold
+
+# ---------------------------------------------------------------------------------------
+# "why is Acme at risk": pointed to /crm why
+
+
+def why(sentence: Sentence) -> str | None:
+    """The pointer to `/crm why` for a question about reasons, or None."""
+    text, _spans = sentence.text()
+    match = WHY.match(text)
+    if match is None:
+        return None
+    words = [t for t in sentence.tokens if t.low not in ("'s",)]
+    # "why is Acme Corp at risk": the words after the verb, up to what is said of them.
+    name: list[str] = []
+    started = False
+    for token in words[1:]:
+        if not started:
+            if token.low in ("is", "are", "was", "did", "does", "has", "do", "customer"):
+                started = token.low != "customer" or started
+                continue
+            started = True
+        if WHY_NAME_END.match(token.low) or token.low in ("why", "driving"):
+            if name:
+                break
+            continue
+        name.append(echo_safe(token.raw))
+        if len(name) == 4:
+            break
+    who = " ".join(w for w in name if w) or "Acme"
+    return (
+        "I answer what, who and how many; the reasons behind one customer's scores are "
+        f"on their card: `/crm why {who}`"
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Scores up or down between runs; two periods compared
+
+_CHANGE_MEASURES = {
+    "churn risk": "churn_risk",
+    "risk of churn": "churn_risk",
+    "churn probability": "churn_risk",
+    "churn": "churn_risk",
+    "risk": "churn_risk",
+    "clv": "clv",
+    "ltv": "clv",
+    "lifetime value": "clv",
+    "customer lifetime value": "clv",
+    "satisfaction": "satisfaction",
+    "csat": "satisfaction",
+    "value at risk": "value_at_risk",
+    "probability alive": "p_alive",
+}
+_UP_WORDS = frozenset(
+    [
+        "up",
+        "increased",
+        "increasing",
+        "rose",
+        "risen",
+        "rising",
+        "grew",
+        "grown",
+        "growing",
+        "climbed",
+        "climbing",
+        "jumped",
+        "spiked",
+        "higher",
+    ]
+)
+# Said of a score where higher is worse (churn risk, value at risk) or better (the rest).
+_WORSE = frozenset({"worse", "worsened", "worsening"})
+_BETTER = frozenset({"better", "improved", "improving"})
+_HIGHER_IS_WORSE = frozenset({"churn_risk", "value_at_risk"})
+
+
+def score_changes(sentence: Sentence, state: ParseState) -> None:
+    """ "churn risk up since last week", "whose CLV dropped", "rising churn risk"."""
+    for pattern in SCORE_CHANGE:
+        found = sentence.first(pattern)
+        if found is None:
+            continue
+        match, indices = found
+        measure = _CHANGE_MEASURES[match.group("m")]
+        word = match.group("dir")
+        if word in _WORSE or word in _BETTER:
+            up = (word in _WORSE) == (measure in _HIGHER_IS_WORSE)
+        else:
+            up = word in _UP_WORDS
+        state.entity, state.measure = "score_changes", measure
+        state.change = "up" if up else "down"
+        sentence.consume(indices)
+        return
+
+
+def _range(text: str, state: ParseState) -> DateRange | None:
+    period = resolve_date(text.strip(), state.today)
+    if period is None:
+        return None
+    return DateRange(period.start, period.end, text.strip())
+
+
+def compare_periods(sentence: Sentence, state: ParseState) -> None:
+    """ "this month vs last month", "Q1 versus Q2", "month over month"."""
+    found = sentence.first(COMPARE_PERIODS)
+    if found is not None:
+        match, indices = found
+        first, second = _range(match.group("a"), state), _range(match.group("b"), state)
+        if first is not None and second is not None:
+            state.date_range, state.compare_range = first, second
+            sentence.consume(indices)
+            return
+    found = sentence.first(OVER_PERIOD)
+    if found is not None:
+        match, indices = found
+        abbreviations = {"wow": "week", "mom": "month", "qoq": "quarter", "yoy": "year"}
+        period = match.group("p") or abbreviations[match.group("abbr")]
+        first, second = _range(f"this {period}", state), _range(f"last {period}", state)
+        if first is not None and second is not None:
+            state.date_range, state.compare_range = first, second
+            sentence.consume(indices)
+
+
+# ---------------------------------------------------------------------------------------
+# Exclusions
+
+_EXCLUDED = {
+    "segment": "not_segments",
+    "region": "not_regions",
+    "owner": "not_owners",
+    "company": "not_companies",
+    "product": "not_products",
+}
+
+
+def negation(sentence: Sentence, state: ParseState) -> None:
+    """ "not in EMEA", "excluding champions and loyal", "bought X but not Y", "never bought
+    X", "other than @maria": each excluded name; a negation followed by no name is left
+    unplaced, so the question is refused rather than read without it."""
+    tokens = sentence.tokens
+    i = 0
+    while i < len(tokens):
+        if tokens[i].used:
+            i += 1
+            continue
+        pair = i + 1 < len(tokens) and (tokens[i].low, tokens[i + 1].low) in NEGATION_PAIRS
+        if not pair and (tokens[i].low not in NEGATION_WORDS or tokens[i].low == "but"):
+            i += 1
+            continue
+        taken, end = _excluded_names(sentence, state, i + (2 if pair else 1))
+        if taken:
+            sentence.consume([*range(i, i + (2 if pair else 1)), *taken])
+            i = end
+        else:
+            i += 1
+
+
+def _excluded_names(sentence: Sentence, state: ParseState, start: int) -> tuple[list[int], int]:
+    """The indices of the fillers and names excluded from `start` on, and where they end."""
+    tokens = sentence.tokens
+    taken: list[int] = []
+    j = start
+    while j < len(tokens):
+        k = j
+        while k < len(tokens) and not tokens[k].used and tokens[k].low in NEGATION_FILLERS:
+            k += 1
+        size = _excluded_name_at(sentence, state, k)
+        if not size:
+            break
+        taken += range(j, k + size)
+        j = k + size
+        if j < len(tokens) and tokens[j].low in ("or", "and", "nor") and not tokens[j].used:
+            if _excluded_name_at(sentence, state, j + 1, dry=True):
+                taken.append(j)
+                j += 1
+                continue
+            break
+    return taken, j
+
+
+def _excluded_name_at(sentence: Sentence, state: ParseState, start: int, dry: bool = False) -> int:
+    tokens = sentence.tokens
+    if start >= len(tokens) or tokens[start].used:
+        return 0
+    first = tokens[start].low
+    possessive = start + 1 < len(tokens) and tokens[start + 1].low == "'s"
+    if first.startswith("@") or possessive:
+        owners = state.matcher.owner(first, state.mentions)
+        if owners:
+            if not dry:
+                state.add(state.not_owners, owners)
+            return 2 if possessive else 1
+        return 0
+    for size in range(4, 0, -1):
+        window = tokens[start : start + size]
+        if len(window) < size or any(t.used for t in window):
+            continue
+        if window[-1].low in STOPWORDS or window[-1].low in CUSTOMER_WORDS:
+            continue
+        phrase = " ".join(t.low for t in window)
+        entries = [e for e in state.matcher.best(phrase) if e.kind in _EXCLUDED]
+        if entries:
+            if not dry:
+                for entry in entries:
+                    state.add(getattr(state, _EXCLUDED[entry.kind]), [entry.value])
+            return size
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# Support tickets
+
+
+def tickets(sentence: Sentence, state: ParseState) -> None:
+    """ "customers with the most open tickets", "customers with open tickets", "without
+    tickets", "unresolved tickets", "how long tickets take to close", "by priority"."""
+    found = sentence.first(PRIORITY)
+    if found is not None:
+        state.problems.append(
+            "tickets have no priority or SLA in this CRM; ask by channel, status, region, "
+            "segment or owner, e.g. `open tickets by channel`"
+        )
+        sentence.consume(found[1])
+    found = sentence.first(TICKETS_MOST)
+    if found is not None:
+        match, indices = found
+        state.sort = "open_tickets" if match.group("state") else "tickets"
+        state.descending = not any(sentence.tokens[i].low in ("fewest", "least") for i in indices)
+        sentence.consume(indices)
+    for pattern, op, value in ((TICKETS_NONE, "<=", 0.0), (TICKETS_ANY, ">=", 1.0)):
+        for match, indices in sentence.find(pattern):
+            groups = match.groupdict()
+            opened = bool(groups.get("state") or groups.get("after"))
+            field_name = "open_tickets" if opened else "tickets"
+            state.thresholds.append(Threshold(field_name, op, value))  # type: ignore[arg-type]
+            sentence.consume(indices)
+    found = sentence.first(TIME_TO_CLOSE)
+    if found is not None:
+        state.entity, state.measure = "tickets", "resolution_days"
+        state.metric = state.metric if state.metric in ("avg", "sum") else "avg"
+        sentence.consume(found[1])
+    for match, indices in sentence.find(TICKETS_STATED):
+        said = match.group("before") or match.group("after")
+        if said:
+            state.status = "open" if said in OPEN_STATES else "closed"
+            if state.status == "closed":
+                state.date_field = "closed"
+        if match.group("opened"):
+            state.date_field = "opened"
+        state.entity = "tickets"
+        sentence.consume(indices)
+
+
+# ---------------------------------------------------------------------------------------
+# Satisfaction
+
+
+def satisfaction(sentence: Sentence, state: ParseState) -> None:
+    """NPS categories ("detractors"), sentiment ("angry customers"), bands ("high CLV"),
+    and survey answers as the rows ("feedback last month")."""
+    for pattern, category in NPS_CATEGORIES:
+        for _match, indices in sentence.find(pattern):
+            state.add(state.nps_categories, [category])
+            sentence.consume(indices)
+    for pattern, threshold in SENTIMENT:
+        for _match, indices in sentence.find(pattern):
+            state.thresholds.append(threshold)
+            sentence.consume(indices)
+    for pattern, band in BANDS:
+        for _match, indices in sentence.find(pattern):
+            if band not in state.bands:
+                state.bands.append(band)
+            sentence.consume(indices)
+    found = sentence.first(SURVEYS)
+    if found is not None:
+        state.surveys = True
+        text = " ".join(sentence.tokens[i].low for i in found[1])
+        if "csat" in text:
+            state.measure = state.measure or "csat"
+        elif "nps" in text:
+            state.measure = state.measure or "nps"
+        sentence.consume(found[1])
+
+
+def nps(sentence: Sentence, state: ParseState) -> None:
+    """ "what is our NPS", "NPS by region": the net promoter score of survey answers —
+    unless an average or a total of the answers was asked for ("average NPS")."""
+    found = sentence.first(NPS)
+    if found is None:
+        return
+    if state.metric in ("avg", "sum"):
+        state.surveys = True
+        state.measure = state.measure or "nps"
+    else:
+        state.surveys = True
+        state.metric = "nps"
+    sentence.consume(found[1])
+
+
+# ---------------------------------------------------------------------------------------
+# Products
+
+
+def product_words(sentence: Sentence, state: ParseState) -> None:
+    """ "best sellers", "top products", "units sold": products are the rows."""
+    found = sentence.first(PRODUCT_ROWS)
+    if found is not None:
+        match, indices = found
+        state.product_rows = True
+        text = match.group(0)
+        if text.startswith(("worst", "least", "slowest")):
+            state.descending = False
+        if "popular" in text or "sold" in text or "bought" in text:
+            state.sort = state.sort or "units"
+        sentence.consume(indices)
+    found = sentence.first(UNITS)
+    if found is not None:
+        state.product_rows = True
+        state.measure = "units"
+        if "how many" in found[0].group(0):
+            state.metric = "sum"
+        sentence.consume(found[1])
+    for _match, indices in sentence.find(SOLD):
+        state.product_rows = True
+        sentence.consume(indices)
+
+
+def bought(sentence: Sentence, state: ParseState) -> None:
+    """ "who bought Descaler", "buyers of the French Press": once products are named."""
+    if not (state.products or state.categories or state.not_products):
+        return
+    for _match, indices in sentence.find(BOUGHT):
+        state.bought = True
+        sentence.consume(indices)
+
+
+# ---------------------------------------------------------------------------------------
+# "my best customers"; "in the At risk segment"
+
+
+def best_customers(sentence: Sentence, state: ParseState) -> None:
+    """ "best", "biggest", "most loyal" said of customers: ranked by CLV, spend, orders."""
+    for pattern, measure, descending in BEST_CUSTOMERS:
+        found = sentence.first(pattern)
+        if found is None:
+            continue
+        if state.sort is None and not state.group_by:
+            state.sort, state.descending = measure, descending
+        elif state.group_by:
+            state.measure = state.measure or measure
+        sentence.consume(found[1])
+
+
+_FRAMES = {
+    "segment": "segments",
+    "segments": "segments",
+    "region": "regions",
+    "regions": "regions",
+    "company": "companies",
+    "product": "products",
+    "products": "products",
+    "category": "categories",
+}
+
+
+def framing(sentence: Sentence, state: ParseState) -> None:
+    """ "the At risk segment", "in segment Champions", "the EMEA region": the kind of a name
+    that was placed."""
+    for i in sentence.unused():
+        word = sentence.tokens[i].low
+        target = _FRAMES.get(word)
+        if target is None:
+            continue
+        excluded = getattr(state, f"not_{target}", [])
+        if getattr(state, target) or excluded:
+            sentence.consume([i])
