@@ -9,8 +9,11 @@ from crmbot.chat.commandkit import no_model_reply
 from crmbot.chat.registry import Request, command
 from crmbot.core.db import read_session
 from crmbot.core.models import ModelRun, Unreadable
+from crmbot.core.timeouts import StatementTimeout
 from crmbot.reply import Reply, Table
 from crmbot.reply import format as fmt
+from crmbot.reply.backtest import said_and_was
+from crmbot.runs import backtest as backtests
 
 MAX_METRICS_PER_STAGE = 6
 STALE_AFTER_DAYS = 7
@@ -32,6 +35,7 @@ def model_command(request: Request) -> Reply:
         if run is None:
             return no_model_reply(request)
         recent = runs.list_runs(session=session, limit=5)
+    measured = _backtest(request)
     fields = [
         ("Run", str(run.id)),
         ("Data as of", _data_as_of(run, request)),
@@ -60,6 +64,8 @@ def model_command(request: Request) -> Reply:
     flag = _purchase_model_flag(metrics or {})
     if flag:
         fields.append(("CLV", flag))
+    if measured:
+        fields.append(("Backtest", measured))
     if isinstance(metrics, Unreadable):
         text = "The metrics are unreadable (the run's record is corrupt)."
     else:
@@ -77,6 +83,34 @@ def model_command(request: Request) -> Reply:
         ],
     )
     return Reply(title=f"Model run {run.id}", fields=fields, text=text, table=table)
+
+
+def _backtest(request: Request) -> str:
+    """What the newest run whose whole horizon is in the data said, and what happened ("the
+    run of <date> said X, reality was Y"); empty when no run has a future yet. Kept in that run's
+    record once measured (3 to 6 s at 85,000 customers on SQLite the first time, a lookup
+    after: see docs/models.md#backtest)."""
+    latest_order = backtests.latest_order_day(request.engine)
+    horizon = request.settings.churn_horizon_days
+    with read_session(request.engine) as session:
+        measured = backtests.latest_with_future(
+            session=session, latest_order=latest_order, default_horizon=horizon
+        )
+        if measured is not None:
+            session.expunge(measured)
+    if measured is None:
+        return ""
+    detail = f"`crmbot model backtest {measured.id}`"
+    try:
+        document = backtests.kept_backtest(request.engine, measured, default_horizon=horizon)
+    except backtests.NotBacktestable:
+        return ""
+    except StatementTimeout:
+        return (
+            f"the run of {measured.as_of:%Y-%m-%d} has a future in the data, but measuring it "
+            f"took too long here; {detail} measures it and keeps the figures for this command"
+        )
+    return said_and_was(document) + f" ({detail} for the detail)"
 
 
 def _data_as_of(run: ModelRun, request: Request) -> str:
@@ -120,7 +154,7 @@ def _purchase_model_flag(metrics: dict[str, Any]) -> str:
 def _metric_lines(metrics: dict[str, Any]) -> list[str]:
     lines = []
     for stage, values in metrics.items():
-        if not isinstance(values, dict):
+        if not isinstance(values, dict) or stage == backtests.KEPT:
             continue
         shown = [
             f"{name} {_metric(value)}"

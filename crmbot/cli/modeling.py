@@ -1,4 +1,4 @@
-"""`crmbot train`, `crmbot model show|list|activate|pin|unpin|prune` and
+"""`crmbot train`, `crmbot model show|list|activate|pin|unpin|prune|backtest` and
 `crmbot scores export`."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from crmbot.reply import format as fmt
 
 # The stages whose parameters and metrics `model show` explains itself; any other stage's
 # numbers are listed as they are.
-OWN_SECTIONS = ("features", "segments", "clusters", "clv", "churn", "recommend")
+OWN_SECTIONS = ("features", "segments", "clusters", "clv", "churn", "recommend", "backtest")
 
 
 model_app = typer.Typer(
@@ -194,6 +194,109 @@ def prune(
         highlight=False,
         soft_wrap=True,
     )
+
+
+@model_app.command("backtest")
+def backtest(
+    run: str = typer.Argument(
+        ...,
+        help="A run id, or `latest`: the newest run whose whole horizon is in the data.",
+        show_default=False,
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """Measure a past run against what really happened after its day: churn ROC AUC beside
+    recency and BG/NBD, calibration, purchases, each segment's real churn."""
+    from crmbot.runs import backtest as backtests
+
+    settings = common.settings()
+    engine = common.engine()
+    horizon = settings.churn_horizon_days
+    with _reading(engine) as session:
+        if run == "latest":
+            model_run = backtests.latest_with_future(
+                session=session,
+                latest_order=backtests.latest_order_day(engine),
+                default_horizon=horizon,
+            )
+            if model_run is None:
+                raise common.fail(
+                    "no run has its whole horizon in the data yet; see `crmbot model list`"
+                )
+        else:
+            if not run.isdigit():
+                raise common.fail(f"RUN is a run id or `latest`, not {run!r}")
+            model_run = runs.get_run(session=session, run_id=int(run))
+            if model_run is None:
+                raise common.fail(f"there is no model run {run}; see `crmbot model list`")
+        session.expunge(model_run)
+    try:
+        document = backtests.kept_backtest(engine, model_run, default_horizon=horizon)
+    except backtests.NotBacktestable as exc:
+        raise common.fail(str(exc)) from None
+    except DatabaseUnavailable as exc:
+        raise common.fail(f"{DatabaseUnavailable.user_message}\n({exc})") from None
+    if as_json:
+        typer.echo(json.dumps(document, indent=2, default=str))
+        return
+    _print_backtest(document)
+
+
+def _print_backtest(document: dict[str, Any]) -> None:
+    from crmbot.reply import backtest as words
+
+    console = common.console
+    future = document["future"]
+    window = future["window"]
+    console.print(
+        f"[bold]Backtest of model run {document['run']}[/bold] (as of {document['as_of']}, "
+        f"{document['status']}): the {future['horizon_days']} days after it, to "
+        f"{window['until']}; the book's latest order is of {future['latest_order'] or '—'}.",
+        highlight=False,
+    )
+    if not future["complete"]:
+        console.print(words.no_future(document), highlight=False)
+        return
+    churn = document.get("churn") or {}
+    console.print(
+        f"{fmt.count(document['customers'], 'customer')} known on {document['as_of']}, "
+        f"{fmt.number(document['buyers'], 0)} of them had bought.",
+        highlight=False,
+    )
+    console.print(words.said_and_was(document), highlight=False)
+    if churn.get("scored"):
+        header, rows = words.calibration_rows(churn)
+        _print_rows("Calibration: tenths of the customers by churn risk", header, rows)
+    header, rows = words.segment_rows(document)
+    _print_rows("Churn by segment (real, lowest first)", header, rows)
+    for key, what in (("purchases", "the run's purchase model"), ("clv_purchases", "stored")):
+        line = words.purchases_line(document.get(key), what)
+        if line:
+            console.print(line, highlight=False)
+
+
+def _print_kept_backtest(section: dict[str, Any] | None) -> None:
+    """The backtest kept in the run's record (`crmbot model backtest` has the detail)."""
+    if not section or not section.get("metrics"):
+        return
+    from crmbot.reply.backtest import said_and_was
+
+    common.console.print(
+        f"Backtest: {said_and_was(section['metrics'])} (`crmbot model backtest "
+        f"{section['metrics'].get('run')}` for the detail)",
+        highlight=False,
+    )
+
+
+def _print_rows(title: str, header: list[str], rows: list[list[str]]) -> None:
+    if not rows:
+        return
+    table = Table(title=title, title_justify="left")
+    for position, column in enumerate(header):
+        table.add_column(column, justify="left" if position == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    common.console.print(table)
 
 
 @scores_app.command("export")
@@ -410,6 +513,7 @@ def _print_run(document: dict[str, Any]) -> None:
         ("clv", _print_clv),
         ("churn", _print_churn),
         ("recommend", _print_rules),
+        ("backtest", _print_kept_backtest),
     ):
         _print_section(name, show, document.get(name))
     for name, section in document.items():
