@@ -44,6 +44,7 @@ class Request:
     settings: Settings
     transport: str = "shell"  # shell | slack
     share: bool = False  # --share: post in the channel (masked) instead of ephemerally
+    export: bool = False  # --csv: every row as a CSV file (`crmbot.reply.export`)
     is_admin: bool = False
     # The day "today" means; injected so replies are reproducible in tests.
     today: date = field(default_factory=lambda: datetime.now(UTC).date())
@@ -59,6 +60,9 @@ class Request:
     in_bot_dm: bool = False
     # Delivers digests when a command sends one now (`/crm schedule run`); None without Slack.
     poster: Poster | None = None
+    # Finds a channel's id from its name as typed ("#sales"), when the transport can
+    # (Slack: conversations.list, cached); None in the shell.
+    find_channel: Callable[[str], str | None] | None = None
 
 
 Handler = Callable[[Request], "Reply"]

@@ -16,6 +16,8 @@ class Button:
     action_id: str  # e.g. "crm_why"; the Slack transport routes it back to a command
     value: str = ""  # the command's arguments, e.g. the customer id
     style: Literal["primary", "danger"] | None = None
+    # A link button ("Open in CRM"): opens this address; the click runs no command.
+    url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class Item:
 
     text: str
     button: Button | None = None
+    # More buttons, shown in a row under the line (e.g. the account actions of an alert).
+    actions: tuple[Button, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,18 @@ class Section:
 
     title: str
     items: list[Item]
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file that goes with a reply: a CSV export the command wrote (`crmbot.reply.export`).
+    Slack uploads it (to the asker's DM with the bot, or the channel when shared) and
+    deletes it; the shell moves it beside its charts and prints the path."""
+
+    path: str
+    filename: str
+    title: str
+    rows: int
 
 
 @dataclass
@@ -70,6 +86,8 @@ class Reply:
     # ok | denied | error | not_found | usage
     outcome: str = "ok"
     footer: str = ""
+    # A file to send with the reply (an export); None for most replies.
+    attachment: Attachment | None = None
 
     @classmethod
     def error(cls, message: str, *, outcome: str = "error") -> Reply:

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from crmbot.core.models import Customer, CustomerScore
-from crmbot.core.privacy import mask_email
 from crmbot.queries import ScoredCustomer
 from crmbot.reply import Table
 from crmbot.reply.format import MISSING, clip, day, money, number, percent
+from crmbot.reply.people import owner_ref
 
 NAME_CHARS = 28
 SEGMENT_CHARS = 20
@@ -58,13 +58,10 @@ def customer_label(customer: Customer, limit: int = NAME_CHARS) -> str:
 
 
 def owner_label(owner: str | None) -> str:
-    """An account owner as a list shows it (an email masked: lists are often shared)."""
-    if not owner or not owner.strip():
-        return MISSING
-    owner = owner.strip()
-    if "@" in owner:
-        return mask_email(owner)
-    return clip(owner, OWNER_CHARS)
+    """An account owner as a list shows it: a reference each transport shows by name
+    (`crmbot.reply.people`); one nobody matches shows as stored, an email masked (lists
+    are often shared)."""
+    return owner_ref(owner)
 
 
 # In an at-risk list, a customer whose risk is below the typical one is there for their

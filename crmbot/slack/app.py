@@ -9,6 +9,8 @@
 * @mentions and DMs: the same commands; free text goes to `ask` when that command exists.
 * Buttons (`crm_why`, `crm_similar`, `crm_at_risk`, ...) run the command they name with
   the button's value as arguments, answered to the person who clicked.
+* Account buttons ("Log a touch", "Follow-up", "Follow", "Snooze 7 days"), their modals
+  and the "Look up a customer" shortcut: `crmbot.slack.acting`.
 * App Home: the account manager's own book — their at-risk accounts, top value, model
   freshness — published with views.publish when they open the tab.
 * Slack delivers again when it thinks a delivery failed (`X-Slack-Retry-Num`), and a
@@ -16,8 +18,25 @@
   claimed once in the database before anything runs (`crmbot.core.claims`), so a retried
   or replayed request never acts twice, also after a restart, and each duplicate skipped
   is audited with the outcome "duplicate".
-* Charts are drawn with matplotlib and uploaded with files_upload_v2: into the channel
-  when the reply is shared, else into the asker's DM with the bot.
+* Charts are drawn with matplotlib and uploaded with files_upload_v2 beside the reply
+  they belong to: into the channel (and thread) when the reply is shared, else into the
+  asker's DM with the bot. A chart Slack refuses (e.g. `not_in_channel`) is said to the
+  asker instead of being lost.
+* A CSV export (`--csv`, the "Export all N as CSV" button) is uploaded like a chart, to
+  the asker's DM with the bot unless shared, then deleted from the bot's disk.
+* Threads: a mention or DM inside a thread is answered in that thread; a top-level
+  mention is answered in a new thread under it; a button on a message in a conversation
+  (a digest, a shared card) answers in that message's thread. An answer only the asker
+  sees cannot open a thread (Slack shows an ephemeral message in a thread only once the
+  thread exists), so a short public note naming the asker opens it first.
+* People: account owners (a Slack user id or an email) are shown as mentions, and by
+  name in tables, through `crmbot.slack.people.SlackDirectory` (users.info,
+  users.lookupByEmail, cached with expiry); it also finds a channel typed as `#sales`.
+* Deep links: with CRMBOT_CUSTOMER_URL_TEMPLATE, a link to a customer's page pasted where
+  the bot is (`link_shared`) unfurls as the customer card, masked, through chat.unfurl.
+* Every Web API call and response_url answer goes through one retry policy
+  (`crmbot.slack.delivery.retrying_client`): 429 after Retry-After, 500/503 with back-off,
+  and a reply that may have landed is looked for before it is posted again.
 
 The app runs with `process_before_response=True`: the HTTP response is the `ack()`, sent
 before any database work, and everything slow happens in lazy listeners on a thread pool.
@@ -25,6 +44,7 @@ before any database work, and everything slow happens in lazy listeners on a thr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -52,13 +72,24 @@ from crmbot.core.config import Settings
 from crmbot.core.db import DatabaseUnavailable
 from crmbot.core.timeouts import StatementTimeout, statement_deadline
 from crmbot.reply import Reply
+from crmbot.reply.links import customer_id_in
+from crmbot.reply.people import owner_ref
 from crmbot.slack import blocks
-from crmbot.slack.delivery import slack_poster
+from crmbot.slack.acting import Acting
+from crmbot.slack.delivery import (
+    REPLY_EVENT,
+    RetryingWebClient,
+    retrying_client,
+    retrying_webhook,
+    slack_poster,
+)
+from crmbot.slack.people import SlackDirectory
 
 log = logging.getLogger(__name__)
 
 ACTION_PREFIX = "crm_"
 ACTION_PATTERN = re.compile(r"^crm_[a-z0-9_]+(\.\d+)?$")
+LINK_ACTION_PATTERN = re.compile(r"^link_[a-z0-9_]+(\.\d+)?$")
 LEADING_MENTION = re.compile(r"^\s*<@[A-Z0-9]+(\|[^>]*)?>[\s:,]*")
 # A response_url takes five answers in 30 minutes; progress may use three of them.
 MAX_PROGRESS_MESSAGES = 3
@@ -69,6 +100,8 @@ MIN_PROGRESS_INTERVAL_SECONDS = 2.0
 # with replicas, not threads.
 LISTENER_THREADS = 4
 HOME_VIEW = "app-home"
+# Links unfurled from one message at most (each runs a card lookup).
+MAX_UNFURLS = 5
 # A claim that the database cannot record this fast is given up (the request still runs).
 CLAIM_SECONDS = 5.0
 
@@ -129,54 +162,6 @@ class RequestLedger:
             log.info("pruned %d request claims older than %s", deleted, claims.KEEP_FOR)
 
 
-class UserDirectory:
-    """Slack user id -> the other names an account owner may be recorded under (email,
-    handle), from users.info, cached."""
-
-    def __init__(self, client: WebClient, *, ttl_seconds: float = 3600) -> None:
-        self.client = client
-        self.ttl = ttl_seconds
-        self._cache: dict[str, tuple[float, tuple[str, ...]]] = {}
-        self._bot_dms: dict[str, str] = {}
-        self._lock = threading.Lock()
-
-    def aliases(self, user_id: str) -> tuple[str, ...]:
-        now = time.monotonic()
-        with self._lock:
-            cached = self._cache.get(user_id)
-        if cached and now - cached[0] < self.ttl:
-            return cached[1]
-        found: tuple[str, ...] = ()
-        try:
-            user = self.client.users_info(user=user_id).get("user") or {}
-            email = (user.get("profile") or {}).get("email")
-            found = tuple(a for a in (email, user.get("name")) if a)
-        except (SlackApiError, SlackClientError, OSError) as exc:
-            # Without users:read(.email) the owner match falls back to the user id alone.
-            log.info("users.info for %s failed: %s", user_id, exc)
-        with self._lock:
-            self._cache[user_id] = (now, found)
-        return found
-
-    def bot_dm(self, user_id: str) -> str | None:
-        """The id of `user_id`'s direct message with the bot (conversations.open: the
-        same conversation every time), cached; None when Slack does not say."""
-        with self._lock:
-            known = self._bot_dms.get(user_id)
-        if known is not None:
-            return known
-        try:
-            channel = (self.client.conversations_open(users=user_id).get("channel") or {}).get("id")
-        except (SlackApiError, SlackClientError, OSError) as exc:
-            log.info("conversations.open for %s failed: %s", user_id, exc)
-            return None
-        if not channel:
-            return None
-        with self._lock:
-            self._bot_dms[user_id] = str(channel)
-        return str(channel)
-
-
 def action_command_text(action_id: str, value: str) -> str:
     """`crm_at_risk` + "EMEA" -> "at-risk EMEA"; a `.N` suffix (unique ids) is dropped."""
     base = action_id.split(".", 1)[0]
@@ -195,18 +180,21 @@ class SlackBot:
         self,
         settings: Settings,
         engine: Engine,
-        client: WebClient,
+        client: RetryingWebClient,
         *,
         today: Callable[[], date] | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.settings = settings
         self.today = today or (lambda: datetime.now(UTC).date())
+        # Naive UTC "now" of what people do (a touch's time, a follow-up's earliest day).
+        self.clock = clock or utc_now
         self.engine = engine
         self.client = client
         # `/crm schedule run` posts digests through the same Web API as the replies.
         self.dispatcher = Dispatcher(engine, settings, slack_poster(engine, settings, client))
         self.ledger = RequestLedger(engine)
-        self.directory = UserDirectory(client)
+        self.directory = SlackDirectory(client)
 
     # -- registration ----------------------------------------------------------------
 
@@ -221,6 +209,11 @@ class SlackBot:
         app.event("message")(self.ack_event)
         app.event("app_home_opened")(ack=self.ack_event, lazy=[self.publish_home])
         app.action(ACTION_PATTERN)(ack=self.ack_event, lazy=[self.answer_action])
+        # Log a touch, follow-up, follow, snooze; the "Look up a customer" shortcut.
+        Acting(self).register(app)
+        # A link button ("Open in CRM") opens its page; Slack reports the click all the same.
+        app.action(LINK_ACTION_PATTERN)(self.ack_event)
+        app.event("link_shared")(ack=self.ack_event, lazy=[self.unfurl_links])
 
     # -- acknowledgements (no database, no Web API: well inside 3 seconds) ---------------
 
@@ -295,12 +288,17 @@ class SlackBot:
                 request_id, request, text=text, user_id=user_id, channel_id=channel_id
             )
             return
+        # Inside a thread: answered there. A top-level mention: in a new thread under it.
+        # A top-level DM: in the DM itself.
+        in_thread = event.get("thread_ts")
         outbox = MessageOutbox(
             self,
             user_id=user_id,
             channel_id=channel_id,
             direct=direct,
-            thread_ts=event.get("thread_ts"),
+            thread_ts=in_thread or (None if direct else event.get("ts")),
+            thread_open=bool(in_thread),
+            request_id=request_id,
         )
         reply = self._run(
             text,
@@ -338,7 +336,22 @@ class SlackBot:
             )
             return
         outbox: Outbox
-        if respond is not None and respond.response_url:
+        thread = _message_thread(body)
+        if thread is not None and channel_id:
+            # A button on a message in a conversation (a digest row, a shared card):
+            # answered in that message's thread.
+            thread_ts, thread_open = thread
+            outbox = MessageOutbox(
+                self,
+                user_id=user_id,
+                channel_id=channel_id,
+                direct=channel_id.startswith("D"),
+                thread_ts=thread_ts,
+                thread_open=thread_open,
+                request_id=request_id,
+                respond=respond,
+            )
+        elif respond is not None and respond.response_url:
             outbox = ResponseOutbox(
                 self,
                 respond=respond,
@@ -347,7 +360,9 @@ class SlackBot:
                 replace_original=False,
             )
         else:  # a button on the App Home: answer in the user's DM with the bot
-            outbox = MessageOutbox(self, user_id=user_id, channel_id=None, direct=True)
+            outbox = MessageOutbox(
+                self, user_id=user_id, channel_id=None, direct=True, request_id=request_id
+            )
         # A button's answer is for the one who clicked, even under a shared message.
         reply = self._run(
             text,
@@ -386,7 +401,7 @@ class SlackBot:
             user_aliases=self.directory.aliases(user_id),
         )
         try:
-            self.client.views_publish(user_id=user_id, view=blocks.home(reply))
+            self.client.views_publish(user_id=user_id, view=blocks.home(reply, self.directory))
         except (SlackApiError, SlackClientError, OSError) as exc:
             log.warning("views.publish for %s failed: %s", user_id, exc)
 
@@ -443,6 +458,7 @@ class SlackBot:
                 progress=progress,
                 user_aliases=self.directory.aliases(user_id) if user_id else (),
                 in_bot_dm=in_bot_dm or self._is_bot_dm(user_id, channel_id),
+                find_channel=self.directory.channel_id,
             )
         except Exception:  # the dispatcher catches command errors; this is a last resort
             log.exception("request %s failed outside the command", request_id)
@@ -458,39 +474,159 @@ class SlackBot:
 
     # -- charts --------------------------------------------------------------------------
 
-    def upload_chart(self, reply: Reply, *, user_id: str, channel_id: str | None) -> None:
-        """Upload the reply's chart: in the channel when shared, else in the asker's DM."""
+    def upload_chart(
+        self,
+        reply: Reply,
+        *,
+        user_id: str,
+        channel_id: str | None,
+        thread_ts: str | None = None,
+    ) -> str | None:
+        """Upload the reply's chart beside it: in the channel (and thread) when shared,
+        else in the asker's DM (in its thread when asked in a DM thread). None when done
+        (or nothing to upload), else what went wrong, in words for the asker."""
         if reply.chart is None:
-            return
+            return None
         from crmbot.reply.charts import draw  # matplotlib only when a chart is asked for
 
+        in_dm = reply.private or not channel_id
         try:
-            if reply.private or not channel_id:
-                opened = self.client.conversations_open(users=user_id)
-                target = opened["channel"]["id"]
+            if in_dm:
+                target = self.directory.bot_dm(user_id)
+                if target is None:
+                    return "I couldn't open our direct message to send the chart."
+                if channel_id != target:
+                    thread_ts = None  # the thread is elsewhere; the chart goes to the DM
             else:
-                target = channel_id
+                target = str(channel_id)
             with tempfile.TemporaryDirectory(prefix="crmbot-chart-") as folder:
                 path = draw(reply.chart, Path(folder) / "chart.png")
                 self.client.files_upload_v2(
                     channel=target,
+                    thread_ts=thread_ts,
                     file=str(path),
                     filename="chart.png",
                     title=blocks.fit(reply.chart.title, 200),
                 )
         except (SlackApiError, SlackClientError, OSError, KeyError) as exc:
             log.warning("chart upload failed: %s", exc)
+            return _chart_problem(exc, in_dm=bool(in_dm))
+        return None
+
+    # -- link unfurls --------------------------------------------------------------------
+
+    def unfurl_links(
+        self, event: dict[str, Any], body: dict[str, Any], request: BoltRequest
+    ) -> None:
+        """Links to customers' pages in the company's CRM, pasted where the bot is, unfurl
+        as the customer card: run as the person who pasted (access, own book, audit) and
+        masked, since everyone in the conversation sees it."""
+        template = self.settings.customer_url_template
+        user_id = event.get("user") or ""
+        if not template or not user_id:
+            return
+        found = [
+            (str(link.get("url")), customer_id_in(template, str(link.get("url") or "")))
+            for link in event.get("links") or []
+        ]
+        links = [(url, customer) for url, customer in found if customer][:MAX_UNFURLS]
+        if not links:
+            return
+        request_id = _request_id("unfurl", body.get("event_id"), request)
+        channel_id = event.get("channel")
+        if not self.ledger.claim(request_id):
+            self._skip_duplicate(
+                request_id, request, text="customer", user_id=user_id, channel_id=channel_id
+            )
+            return
+        unfurls: dict[str, Any] = {}
+        for number, (url, customer_id) in enumerate(links):
+            reply = self._run(
+                f"customer {customer_id}",
+                user_id=user_id,
+                channel_id=channel_id,
+                request_id=f"{request_id}#{number}",
+                progress=lambda _message: None,
+            )
+            if reply.outcome != "ok":
+                continue  # unknown, outside the asker's book, or refused: no card
+            reply.private = False
+            unfurls[url] = {
+                "blocks": blocks.render_blocks(reply, shared=True, people=self.directory)
+            }
+        if not unfurls:
+            return
+        where: dict[str, Any] = (
+            {"unfurl_id": event["unfurl_id"], "source": event["source"]}
+            if event.get("unfurl_id") and event.get("source")
+            else {"channel": channel_id, "ts": event.get("message_ts")}
+        )
+        try:
+            self.client.chat_unfurl(unfurls=unfurls, **where)
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            log.warning("chat.unfurl failed: %s", exc)
+
+    def upload_attachment(self, reply: Reply, *, user_id: str, channel_id: str | None) -> bool:
+        """Upload the reply's file (a CSV export) like a chart: to the asker's DM with the
+        bot, or the channel when shared; the file is deleted either way. False when Slack
+        did not take it."""
+        attachment = reply.attachment
+        if attachment is None:
+            return True
+        path = Path(attachment.path)
+        try:
+            if reply.private or not channel_id:
+                target = self.directory.bot_dm(user_id)
+                if target is None:
+                    return False
+            else:
+                target = channel_id
+            self.client.files_upload_v2(
+                channel=target,
+                file=str(path),
+                filename=attachment.filename,
+                title=blocks.fit(attachment.title, 200),
+            )
+            return True
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            log.warning("file upload failed: %s", exc)
+            return False
+        finally:
+            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()  # the export's own temporary folder, now empty
 
 
 class Outbox:
     """Where a reply (and progress) goes; chooses masking from the reply's privacy."""
 
-    def __init__(self, bot: SlackBot, *, user_id: str, channel_id: str | None) -> None:
+    def __init__(
+        self, bot: SlackBot, *, user_id: str, channel_id: str | None, request_id: str = ""
+    ) -> None:
         self.bot = bot
         self.user_id = user_id
         self.channel_id = channel_id
+        self.request_id = request_id
         self._progress_sent = 0
         self._last_progress = 0.0
+        self._posts = 0
+
+    def message(self, reply: Reply, *, shared: bool) -> dict[str, Any]:
+        """`text` and `blocks`, owners resolved to Slack users."""
+        return blocks.message(reply, shared=shared, people=self.bot.directory)
+
+    def metadata(self) -> dict[str, Any]:
+        """chat.postMessage metadata naming this post, so that a retry after a lost answer
+        finds it in the conversation instead of posting it twice."""
+        if not self.request_id:
+            return {}
+        self._posts += 1
+        key = f"{self.request_id}#{self._posts}"
+        return {"metadata": {"event_type": REPLY_EVENT, "event_payload": {"reply": key}}}
+
+    def tell(self, text: str) -> None:
+        """A note for the asker alone (e.g. the chart could not be posted)."""
+        raise NotImplementedError
 
     def progress(self, message: str) -> None:
         now = time.monotonic()
@@ -503,6 +639,19 @@ class Outbox:
         self._last_progress = now
         self.send_progress(Reply(title="", text=f"⏳ {message}"))
 
+    def upload(self, reply: Reply, *, channel_id: str | None, thread_ts: str | None = None) -> None:
+        """The reply's chart and file; a chart Slack did not take is said to the asker, a
+        file in a DM."""
+        problem = self.bot.upload_chart(
+            reply, user_id=self.user_id, channel_id=channel_id, thread_ts=thread_ts
+        )
+        if problem:
+            self.tell(problem)
+        if not self.bot.upload_attachment(reply, user_id=self.user_id, channel_id=channel_id):
+            self._direct_message(
+                Reply.error("Slack did not take the CSV file. Ask again in a minute.")
+            )
+
     def send_progress(self, reply: Reply) -> None:
         raise NotImplementedError
 
@@ -513,7 +662,7 @@ class Outbox:
         """Last resort and App Home answers: a message in the user's DM with the bot."""
         try:
             self.bot.client.chat_postMessage(
-                channel=self.user_id, **blocks.message(reply, shared=False)
+                channel=self.user_id, **self.message(reply, shared=False), **self.metadata()
             )
         except (SlackApiError, SlackClientError, OSError) as exc:
             log.warning("could not reach %s by DM either: %s", self.user_id, exc)
@@ -537,14 +686,20 @@ class ResponseOutbox(Outbox):
 
     def _send(self, reply: Reply) -> bool:
         shared = not reply.private
-        payload = blocks.message(reply, shared=shared)
+        payload = self.message(reply, shared=shared)
+        answer: dict[str, Any] = {
+            "text": payload["text"],
+            "blocks": payload["blocks"],
+            "response_type": "in_channel" if shared else "ephemeral",
+        }
+        if self.replace_original is not None:
+            answer["replace_original"] = self.replace_original
+        url = self.respond.response_url
+        if not url:
+            return False
         try:
-            response = self.respond(
-                text=payload["text"],
-                blocks=payload["blocks"],
-                response_type="in_channel" if shared else "ephemeral",
-                replace_original=self.replace_original,
-            )
+            # Retried like every Web API call (429, 500/503); never after a lost answer.
+            response = retrying_webhook(url, self.bot.client.check).send_dict(answer)
         except (SlackClientError, OSError, ValueError) as exc:
             log.warning("respond failed: %s", exc)
             return False
@@ -556,15 +711,23 @@ class ResponseOutbox(Outbox):
     def send_progress(self, reply: Reply) -> None:
         self._send(reply)
 
+    def tell(self, text: str) -> None:
+        note = Reply(title="", text=text)
+        if not self._send(note):
+            self._direct_message(note)
+
     def deliver(self, reply: Reply) -> None:
         if not self._send(reply):
             # The response_url expired or was used up: fall back to a DM (masked if shared).
             self._direct_message(reply)
-        self.bot.upload_chart(reply, user_id=self.user_id, channel_id=self.channel_id)
+        self.upload(reply, channel_id=self.channel_id)
 
 
 class MessageOutbox(Outbox):
-    """Answers with the Web API (mentions, DMs, App Home buttons)."""
+    """Answers with the Web API (mentions, DMs, buttons on messages and the App Home), in
+    `thread_ts`'s thread when given. `thread_open` says whether that thread already has
+    replies: an ephemeral answer shows in a thread only then, so a private answer to a
+    message without replies first opens the thread with a public note naming the asker."""
 
     def __init__(
         self,
@@ -574,10 +737,30 @@ class MessageOutbox(Outbox):
         channel_id: str | None,
         direct: bool,
         thread_ts: str | None = None,
+        thread_open: bool = True,
+        request_id: str = "",
+        respond: Respond | None = None,
     ) -> None:
-        super().__init__(bot, user_id=user_id, channel_id=channel_id)
+        super().__init__(bot, user_id=user_id, channel_id=channel_id, request_id=request_id)
         self.direct = direct
         self.thread_ts = thread_ts
+        self.thread_open = thread_open or not thread_ts
+        self.respond = respond
+
+    def _open_thread(self) -> None:
+        """A public line that starts the thread, so the private answer can show in it."""
+        note = Reply(
+            title="",
+            text=f"Answered for {owner_ref(self.user_id)} in this thread, visible to them only.",
+            private=False,
+        )
+        self.bot.client.chat_postMessage(
+            channel=str(self.channel_id),
+            thread_ts=self.thread_ts,
+            **self.message(note, shared=True),
+            **self.metadata(),
+        )
+        self.thread_open = True
 
     def _send(self, reply: Reply) -> None:
         client = self.bot.client
@@ -586,33 +769,87 @@ class MessageOutbox(Outbox):
                 # Only the asker reads their DM with the bot: private, nothing to mask.
                 client.chat_postMessage(
                     channel=self.channel_id or self.user_id,
-                    **blocks.message(reply, shared=False),
+                    thread_ts=self.thread_ts,
+                    **self.message(reply, shared=False),
+                    **self.metadata(),
                 )
             elif reply.private:
+                if not self.thread_open:
+                    self._open_thread()
                 client.chat_postEphemeral(
                     channel=self.channel_id,
                     user=self.user_id,
                     thread_ts=self.thread_ts,
-                    **blocks.message(reply, shared=False),
+                    **self.message(reply, shared=False),
                 )
             else:
                 client.chat_postMessage(
                     channel=self.channel_id,
                     thread_ts=self.thread_ts,
-                    **blocks.message(reply, shared=True),
+                    **self.message(reply, shared=True),
+                    **self.metadata(),
                 )
-        except (SlackApiError, SlackClientError, OSError) as exc:
+                self.thread_open = True
+        except SlackApiError as exc:
             log.warning("posting the reply in %s failed: %s", self.channel_id, exc)
-            if not self.direct and self.channel_id:
-                self._direct_message(reply)
+            self._fall_back(reply)
+        except (SlackClientError, OSError) as exc:
+            # No answer at all: it may have landed, so it is not sent again elsewhere.
+            log.warning("posting the reply in %s: no answer from Slack: %s", self.channel_id, exc)
+
+    def _fall_back(self, reply: Reply) -> None:
+        """Slack refused the post (e.g. the bot is not in the channel): the response_url
+        when there is one, else the asker's DM."""
+        if self.respond is not None and self.respond.response_url:
+            through_url = ResponseOutbox(
+                self.bot,
+                respond=self.respond,
+                user_id=self.user_id,
+                channel_id=self.channel_id,
+                replace_original=False,
+            )
+            if through_url._send(reply):
+                return
+        if not self.direct and self.channel_id:
+            self._direct_message(reply)
 
     def send_progress(self, reply: Reply) -> None:
         self._send(reply)
 
+    def tell(self, text: str) -> None:
+        self._send(Reply(title="", text=text))
+
     def deliver(self, reply: Reply) -> None:
         self._send(reply)
-        channel = None if self.direct else self.channel_id
-        self.bot.upload_chart(reply, user_id=self.user_id, channel_id=channel)
+        self.upload(reply, channel_id=self.channel_id, thread_ts=self.thread_ts)
+
+
+def _message_thread(body: dict[str, Any]) -> tuple[str, bool] | None:
+    """For a button on a message that everyone in the conversation sees: the thread to
+    answer in (the message's own, or the thread it is in) and whether it already has
+    replies. None for a button on an ephemeral answer, a view or the App Home."""
+    container = body.get("container") or {}
+    if container.get("type") != "message" or container.get("is_ephemeral"):
+        return None
+    message = body.get("message") or {}
+    ts = container.get("thread_ts") or message.get("thread_ts") or container.get("message_ts")
+    if not ts:
+        return None
+    has_replies = bool(message.get("thread_ts") or message.get("reply_count"))
+    return str(ts), has_replies
+
+
+def _chart_problem(exc: Exception, *, in_dm: bool) -> str:
+    """Why a chart did not arrive, and what to do, for the asker."""
+    error = exc.response.get("error") if isinstance(exc, SlackApiError) else None
+    where = "in our direct message" if in_dm else "in this conversation"
+    if error in ("not_in_channel", "channel_not_found"):
+        return (
+            f"I couldn't post the chart {where}: I'm not a member of it. Invite me "
+            "(`/invite @crmbot`), or ask without --share to get the chart by direct message."
+        )
+    reason = f" (Slack said `{error}`)" if error else ""
+    return f"I couldn't post the chart {where}{reason}. The answer above is complete without it."
 
 
 def _is_direct_message(body: dict[str, Any]) -> bool:
@@ -645,6 +882,7 @@ def build_app(
     client: WebClient | None = None,
     *,
     today: Callable[[], date] | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> App:
     """A Bolt app answering crmbot's commands, events, buttons and App Home.
 
@@ -652,8 +890,11 @@ def build_app(
     default it uses SLACK_BOT_TOKEN and SLACK_API_BASE_URL. Raises `SlackRefused` when Slack
     rejects the token.
     """
-    if client is None:
-        client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_base_url)
+    # Every call on a user's behalf under the one retry policy (crmbot.slack.delivery).
+    client = retrying_client(
+        token=client.token if client is not None else settings.slack_bot_token,
+        base_url=client.base_url if client is not None else settings.slack_api_base_url,
+    )
     secrets = [
         settings.slack_bot_token,
         settings.slack_signing_secret,
@@ -667,7 +908,7 @@ def build_app(
         app = _bolt_app(settings, client, bolt_logger)
     except BoltError as exc:
         raise SlackRefused(str(exc)) from exc
-    SlackBot(settings, engine, client, today=today).register(app)
+    SlackBot(settings, engine, client, today=today, clock=clock).register(app)
     # Listener loggers are created while registering; scrub them too.
     redact.install(secrets)
     return app

@@ -5,7 +5,9 @@ here: at most 50 blocks, section text up to 3000 characters, at most 10 fields o
 2000 characters per section, headers up to 150, button labels up to 75. Every piece of text
 is escaped (`&`, `<`, `>`), so a customer named `<!channel>` or a user typing `<@U123>`
 is shown as text and never notifies anyone; a shared reply is also masked of emails and
-phone numbers.
+phone numbers. The one mention written on purpose is an account owner
+(`crmbot.reply.people.owner_ref`), resolved through the `People` directory given: a
+mention in text and fields, a name in tables, headers and button labels.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from crmbot.core.privacy import mask_pii
 from crmbot.reply import Button, Item, Reply, Section, Table
+from crmbot.reply.people import SLACK_USER_ID, People, name_of, replace, split, stored
 
 MAX_BLOCKS = 50
 MAX_HOME_BLOCKS = 100
@@ -24,6 +27,7 @@ MAX_FIELD_TEXT = 2000
 MAX_HEADER_TEXT = 150
 MAX_BUTTON_TEXT = 75
 MAX_BUTTON_VALUE = 2000
+MAX_BUTTON_URL = 3000
 MAX_ACTION_ID = 255
 MAX_ACTIONS = 25
 MAX_CONTEXT_TEXT = 2000
@@ -46,20 +50,44 @@ def fit(text: str, limit: int) -> str:
     amp = cut.rfind("&")
     if amp != -1 and ";" not in cut[amp:]:
         cut = cut[:amp]  # a half entity like "&am" would show as garbage
+    mention = cut.rfind("<")
+    if mention != -1 and ">" not in cut[mention:]:
+        cut = cut[:mention]  # nor would half a mention like "<@U12"
     return cut + ELLIPSIS
 
 
 class _Text:
-    """Prepares text for a message: masked when shared, then escaped."""
+    """Prepares text for a message: masked when shared, then escaped; account owners as
+    mentions (`__call__`, mrkdwn) or names (`names`, before plain text and tables)."""
 
-    def __init__(self, *, shared: bool) -> None:
+    def __init__(self, *, shared: bool, people: People | None = None) -> None:
         self.shared = shared
+        self.people = people
 
     def __call__(self, text: str | None) -> str:
-        text = text or ""
-        if self.shared:
-            text = mask_pii(text)
-        return escape(text)
+        out = []
+        for piece, is_owner in split(text or ""):
+            out.append(self._mention(piece) if is_owner else self._plain(piece))
+        return "".join(out)
+
+    def _plain(self, text: str) -> str:
+        return escape(mask_pii(text) if self.shared else text)
+
+    def _mention(self, owner: str) -> str:
+        person = self.people.person(owner) if self.people is not None else None
+        user_id = person.user_id if person is not None else None
+        if not user_id and SLACK_USER_ID.match(owner):
+            user_id = owner
+        if user_id and SLACK_USER_ID.match(user_id):
+            return f"<@{user_id}>"
+        return self._plain(stored(owner, in_list=False, shared=self.shared))
+
+    def names(self, text: str | None, *, in_list: bool = False) -> str:
+        """`text` with owners as names, not yet escaped (plain text, table cells)."""
+        return replace(
+            text or "",
+            lambda owner: name_of(owner, self.people, in_list=in_list, shared=self.shared),
+        )
 
 
 def _section(text: str) -> Block:
@@ -91,7 +119,8 @@ def _paragraph_sections(text: str, limit: int = MAX_SECTION_TEXT) -> list[Block]
 
 def _table_lines(table: Table, clean: _Text) -> list[str]:
     widths = [len(c) for c in table.columns]
-    rows = [[_cell(c) for c in row[: len(widths)]] for row in table.rows]
+    # Mentions do not render in a code block: owners are written by name.
+    rows = [[_cell(clean.names(c, in_list=True)) for c in row[: len(widths)]] for row in table.rows]
     for row in rows:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell))
@@ -153,7 +182,7 @@ def _buttons(buttons: Sequence[Button], clean: _Text) -> Block | None:
             "type": "button",
             "text": {
                 "type": "plain_text",
-                "text": fit(clean(button.label) or "Open", MAX_BUTTON_TEXT),
+                "text": fit(clean(clean.names(button.label)) or "Open", MAX_BUTTON_TEXT),
                 "emoji": True,
             },
             "action_id": action_id[:MAX_ACTION_ID],
@@ -161,15 +190,20 @@ def _buttons(buttons: Sequence[Button], clean: _Text) -> Block | None:
         }
         if button.style:
             element["style"] = button.style
+        if button.url:
+            element["url"] = button.url[:MAX_BUTTON_URL]
         elements.append(element)
     if not elements:
         return None
     return {"type": "actions", "elements": elements}
 
 
-def render_blocks(reply: Reply, *, shared: bool = False) -> list[Block]:
-    """The Block Kit blocks for `reply`; `shared` masks emails and phone numbers."""
-    clean = _Text(shared=shared or not reply.private)
+def render_blocks(
+    reply: Reply, *, shared: bool = False, people: People | None = None
+) -> list[Block]:
+    """The Block Kit blocks for `reply`; `shared` masks emails and phone numbers; `people`
+    resolves account owners to Slack users."""
+    clean = _Text(shared=shared or not reply.private, people=people)
     head: list[Block] = []
     if reply.title:
         head.append(
@@ -177,7 +211,10 @@ def render_blocks(reply: Reply, *, shared: bool = False) -> list[Block]:
                 "type": "header",
                 "text": {
                     "type": "plain_text",
-                    "text": fit(clean(" ".join(reply.title.split())) or " ", MAX_HEADER_TEXT),
+                    "text": fit(
+                        clean(clean.names(" ".join(reply.title.split()))) or " ",
+                        MAX_HEADER_TEXT,
+                    ),
                     "emoji": True,
                 },
             }
@@ -217,18 +254,18 @@ def render_blocks(reply: Reply, *, shared: bool = False) -> list[Block]:
     return blocks[:MAX_BLOCKS]
 
 
-def fallback_text(reply: Reply, *, shared: bool = False) -> str:
+def fallback_text(reply: Reply, *, shared: bool = False, people: People | None = None) -> str:
     """The plain `text` Slack shows in notifications and where blocks cannot render."""
-    clean = _Text(shared=shared or not reply.private)
+    clean = _Text(shared=shared or not reply.private, people=people)
     text = reply.title or reply.text or "crmbot"
-    return fit(clean(" ".join(text.split())), MAX_FALLBACK_TEXT)
+    return fit(clean(clean.names(" ".join(text.split()))), MAX_FALLBACK_TEXT)
 
 
-def message(reply: Reply, *, shared: bool = False) -> dict[str, Any]:
+def message(reply: Reply, *, shared: bool = False, people: People | None = None) -> dict[str, Any]:
     """`text` and `blocks` for chat.postMessage / chat.postEphemeral / respond()."""
     return {
-        "text": fallback_text(reply, shared=shared),
-        "blocks": render_blocks(reply, shared=shared),
+        "text": fallback_text(reply, shared=shared, people=people),
+        "blocks": render_blocks(reply, shared=shared, people=people),
     }
 
 
@@ -245,12 +282,16 @@ def _section_blocks(sections: Sequence[Section], clean: _Text) -> list[Block]:
                 assert actions is not None
                 block["accessory"] = actions["elements"][0]
             blocks.append(block)
+            row = _buttons(item.actions, clean)
+            if row is not None:
+                blocks.append(row)
     return blocks
 
 
-def home(reply: Reply) -> dict[str, Any]:
+def home(reply: Reply, people: People | None = None) -> dict[str, Any]:
     """The App Home view for a Reply (the registered `app-home` view, or why not)."""
     return home_view(
+        people=people,
         title=reply.title or "crmbot",
         sections=[
             (section.title, [(item.text, item.button) for item in section.items])
@@ -267,10 +308,11 @@ def home_view(
     sections: Sequence[tuple[str, Sequence[tuple[str, Button | None]]]],
     context: str,
     intro: str = "",
+    people: People | None = None,
 ) -> dict[str, Any]:
     """An App Home view: a header, a context line, then titled lists whose rows may each
     carry a button (e.g. "Why?"). Text is escaped like every message."""
-    clean = _Text(shared=False)
+    clean = _Text(shared=False, people=people)
     blocks: list[Block] = [
         {
             "type": "header",

@@ -13,7 +13,11 @@ a connection dropped *after* the message was accepted, slow answers.
 
 Every request is recorded (`slack.requests`, `slack.calls(method)`), so a test can also
 scan everything that was posted, e.g. for PII. Paths outside /api/ (Bolt's `response_url`,
-file upload URLs) are recorded and answered 200 "ok".
+file upload URLs) are recorded and answered 200 "ok", unless a test scripts answers for
+that path (`slack.script("/respond/3", Reply(429, headers={"Retry-After": "0"}))`).
+users.info / users.lookupByEmail answer from `user_emails` and `user_names`,
+conversations.list from `channels`, conversations.replies from the messages posted with
+a `thread_ts`.
 """
 
 from __future__ import annotations
@@ -73,8 +77,12 @@ class SlackFake:
     def __init__(self, *, bot_user_id: str = "UBOT", team_id: str = "T0001") -> None:
         self.bot_user_id = bot_user_id
         self.team_id = team_id
-        # What users.info answers as each user's email (unknown users: no email).
+        # What users.info answers as each user's email (unknown users: no email), and
+        # their display name; users.lookupByEmail finds a user by that email.
         self.user_emails: dict[str, str] = {}
+        self.user_names: dict[str, str] = {}
+        # conversations.list: channel id -> name (the bot is a member of each).
+        self.channels: dict[str, str] = {}
         self.requests: list[Recorded] = []
         self._scripts: dict[str, deque[Reply | Drop]] = defaultdict(deque)
         self._messages: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -170,6 +178,8 @@ class SlackFake:
                 "blocks": _maybe_json(params.get("blocks")),
                 "metadata": _maybe_json(params.get("metadata")),
             }
+            if params.get("thread_ts"):
+                message["thread_ts"] = str(params["thread_ts"])
             with self._lock:
                 self._messages[channel].append(message)
             if method == "chat.postEphemeral":
@@ -177,6 +187,17 @@ class SlackFake:
             return {"ok": True, "channel": channel, "ts": ts, "message": message}
         if method == "conversations.history":
             return self._history(params)
+        if method == "conversations.replies":
+            return self._replies(params)
+        if method == "conversations.list":
+            listed = [{"id": c, "name": n, "is_member": True} for c, n in self.channels.items()]
+            return {"ok": True, "channels": listed, "response_metadata": {"next_cursor": ""}}
+        if method == "users.lookupByEmail":
+            wanted = str(params.get("email", "")).lower()
+            for user, email in self.user_emails.items():
+                if email.lower() == wanted:
+                    return {"ok": True, "user": self._user(user)}
+            return {"ok": False, "error": "users_not_found"}
         if method == "conversations.open":
             users = str(params.get("users", "")).split(",")[0]
             return {"ok": True, "channel": {"id": self._dm_channel(users)}}
@@ -191,9 +212,7 @@ class SlackFake:
                 "bot_id": "B0001",
             }
         if method == "users.info":
-            user = str(params.get("user", ""))
-            email = self.user_emails.get(user, "")
-            return {"ok": True, "user": {"id": user, "profile": {"email": email}}}
+            return {"ok": True, "user": self._user(str(params.get("user", "")))}
         if method == "files.getUploadURLExternal":
             file_id = f"F{next(self._ts)}"
             return {"ok": True, "upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
@@ -204,6 +223,26 @@ class SlackFake:
         if method == "views.publish":
             return {"ok": True, "view": {"id": "V0001", "type": "home"}}
         return {"ok": True}
+
+    def _user(self, user: str) -> dict[str, Any]:
+        name = self.user_names.get(user, "")
+        profile = {"email": self.user_emails.get(user, ""), "display_name": name}
+        return {"id": user, "name": user.lower(), "real_name": name, "profile": profile}
+
+    def _replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A thread: its parent and the messages posted with its thread_ts."""
+        channel, ts = str(params.get("channel", "")), str(params.get("ts", ""))
+        with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        with self._lock:
+            found = [
+                dict(m)
+                for m in self._messages.get(channel, [])
+                if m["ts"] == ts or m.get("thread_ts") == ts
+            ]
+        if not with_metadata:
+            for message in found:
+                message.pop("metadata", None)
+        return {"ok": True, "messages": found, "has_more": False}
 
     @staticmethod
     def _dm_channel(user_id: str) -> str:
@@ -240,10 +279,16 @@ class SlackFake:
                 params: dict[str, Any] = {k: v[0] for k, v in parse_qs(parsed.query).items() if v}
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                params.update(_parse_body(raw, self.headers.get("Content-Type", "")))
+                if parsed.path.startswith("/upload/"):
+                    # A file's bytes (files_upload_v2 sends them with urllib's default
+                    # form content type): kept whole, as `_raw`, for tests to read.
+                    params["_raw"] = raw.decode("utf-8", errors="replace")
+                else:
+                    params.update(_parse_body(raw, self.headers.get("Content-Type", "")))
                 api = parsed.path.startswith("/api/")
                 method = parsed.path[len("/api/") :] if api else parsed.path
-                answer = fake._next_answer(method) if api else None
+                # A response_url (any path outside /api/) may be scripted by its path.
+                answer = fake._next_answer(method)
                 record = Recorded(
                     method=method,
                     path=parsed.path,
@@ -264,7 +309,7 @@ class SlackFake:
                     return
                 if answer is not None and answer.delay:
                     time.sleep(answer.delay)
-                if not api:
+                if not api and (answer is None or answer.status == 200):
                     record.answered = 200
                     self._send(200, b"ok", "text/plain", {})
                     return
