@@ -39,6 +39,7 @@ from crmbot.core.models import (
     RunOffer,
     Ticket,
 )
+from crmbot.queries.scope import live
 
 # Entities answered here rather than in `execute`.
 ENTITIES = frozenset({"tickets", "feedback", "products", "score_changes"})
@@ -98,7 +99,12 @@ def _band_clause(runner: Any, scores: Any, field_name: str, top: bool, share: fl
     """`field` at or beyond the cut-off that keeps `share` of the run's customers."""
     run_id = runner.run_id()
     column = getattr(CustomerScore, field_name)
-    present = [col(CustomerScore.run_id) == run_id, column.is_not(None)]
+    # Over every live customer of the run, whoever asks: the band means the same to all.
+    present = [
+        col(CustomerScore.run_id) == run_id,
+        column.is_not(None),
+        col(CustomerScore.customer_pk).in_(select(col(Customer.id)).where(live())),
+    ]
     total = runner.session.execute(select(func.count()).where(*present)).scalar_one()
     if not total:
         return false()
@@ -146,14 +152,23 @@ def _grouped_by_month(
         .order_by(year, month)
         .limit(runner.limit(base.MAX_GROUPS))
     ).all()
-    answer = base.Answer(columns=["Month", ENTITY_LABELS[runner.query.entity], _value_name(runner)])
+    counted = runner.query.metric == "count"
+    answer = base.Answer(columns=["Month", *_figure_columns(runner)])
     for y, m, count, figure in rows:
         label = f"{int(y):04d}-{int(m):02d}"
-        answer.rows.append([label, f"{count:,}", _shown(runner, field_name, figure)])
+        shown = _shown(runner, field_name, figure)
+        answer.rows.append([label, shown] if counted else [label, f"{count:,}", shown])
         answer.chart_labels.append(label)
         answer.chart_values.append(float(figure or 0))
         answer.found += int(count)
     return answer
+
+
+def _figure_columns(runner: Any) -> list[str]:
+    """A count is one column; an average or total comes with how many rows it is over."""
+    if runner.query.metric == "count":
+        return ["Count"]
+    return [ENTITY_LABELS[runner.query.entity], _value_name(runner)]
 
 
 def _value_name(runner: Any) -> str:
@@ -196,16 +211,14 @@ def _grouped(
         .limit(runner.limit(base.MAX_GROUPS))
     ).all()
     group_name = GROUP_LABELS.get(q.group_by or "", "")
+    counted = q.metric == "count"
     answer = base.Answer(
-        columns=[
-            group_name[:1].upper() + group_name[1:],
-            ENTITY_LABELS[q.entity],
-            _value_name(runner),
-        ]
+        columns=[group_name[:1].upper() + group_name[1:], *_figure_columns(runner)]
     )
     for group_label, count, figure in rows:
         name = str(group_label) if group_label not in (None, "") else "(none)"
-        answer.rows.append([name, f"{count:,}", _shown(runner, field_name, figure)])
+        shown = _shown(runner, field_name, figure)
+        answer.rows.append([name, shown] if counted else [name, f"{count:,}", shown])
         answer.chart_labels.append(name)
         answer.chart_values.append(float(figure or 0))
         answer.found += int(count)
@@ -535,14 +548,19 @@ def group_offers(runner: Any) -> Any:
         if keys:
             first[keys[0]] += 1
             offered.update(keys)
-    result = base.Answer(columns=["#", "Product", "First offer for", "Offered to"], found=customers)
+    # Rows are products: `found` counts them; the note says over how many customers.
+    result = base.Answer(
+        columns=["#", "Product", "First offer for", "Offered to"],
+        found=len(offered),
+        note=f"{customers:,} customers",
+    )
     ranked = sorted(offered, key=lambda k: (-first[k], -offered[k], k))
     for rank, key in enumerate(ranked[: runner.limit(DEFAULT_TOP_LIMIT)], start=1):
         result.rows.append([str(rank), key, f"{first[key]:,}", f"{offered[key]:,}"])
         result.chart_labels.append(key)
         result.chart_values.append(float(first[key]))
     if customers >= MAX_OFFER_CUSTOMERS:
-        result.note = f"the {MAX_OFFER_CUSTOMERS:,} most valuable"
+        result.note = f"the {MAX_OFFER_CUSTOMERS:,} most valuable customers"
     return result
 
 
@@ -573,7 +591,14 @@ def _offer_key(offer: Any, names: dict[int, str]) -> str:
 def _compared_run(runner: Any) -> Any:
     q: StructuredQuery = runner.query
     if q.date_range is not None and q.date_range.start is not None:
-        return runner.baseline_run(q.date_range.start)
+        try:
+            return runner.baseline_run(q.date_range.start)
+        except base.AskError:
+            raise base.AskError(
+                f"There is no model run from on or before {q.date_range.start.isoformat()} "
+                "to compare scores with. Ask without a date to compare with the run before "
+                "the live one."
+            ) from None
     run = runner.run
     earlier = runner.session.execute(
         select(ModelRun)
@@ -707,7 +732,8 @@ def _change_text(now: float | None, then: float | None) -> str:
     if now is None or then is None:
         return "–"
     difference = now - then
-    shown = f"{difference:+,.0f}" if abs(difference) >= 10 else f"{difference:+,.2f}"
+    whole = abs(difference) >= 10 or float(difference).is_integer()
+    shown = f"{difference:+,.0f}" if whole else f"{difference:+,.2f}"
     if then:
         return f"{shown} ({difference / abs(then):+.0%})"
     return shown

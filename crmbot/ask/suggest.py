@@ -29,6 +29,20 @@ EXAMPLES: tuple[str, ...] = (
     "how many new customers since March?",
     "total spend of Champions",
     "customers who ordered in the last 30 days",
+    "how many open tickets in EMEA?",
+    "average time to close tickets by channel",
+    "customers with more than 3 tickets",
+    "open tickets by status",
+    "what is our NPS by region?",
+    "how many detractors in the Champions segment?",
+    "unhappy customers with high CLV",
+    "top 5 products by revenue in Q2",
+    "who bought the Descaler but not the Milk Frother?",
+    "next best product for Champions",
+    "orders in June vs May",
+    "customers whose churn risk went up",
+    "champions not in EMEA",
+    "who are my best customers?",
 )
 
 

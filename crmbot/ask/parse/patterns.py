@@ -522,7 +522,7 @@ NPS_CATEGORIES: list[tuple[re.Pattern[str], str]] = [
 NPS = _rule(r"(?:our |the |overall )?(?:net promoter score|nps)(?: score)?")
 SURVEYS = _rule(
     r"(?:survey|nps|csat|feedback) (?:answers|responses|results|replies|scores)|surveys?"
-    r"|feedback|responses|reviews"
+    r"|feedback|responses|reviews|answered|responded|replied"
 )
 SENTIMENT: list[tuple[re.Pattern[str], Threshold]] = [
     (
