@@ -391,10 +391,13 @@ def test_the_sample_company_against_its_real_future(
     # recency alone does not: the run ranks the real future better than both baselines.
     assert churn["roc_auc"] > churn["baselines"]["recency"]["roc_auc"]
     assert churn["roc_auc"] > churn["baselines"]["bgnbd"]["roc_auc"]
-    # Calibrated: the real churn rises with the predicted, tenth by tenth, within noise.
-    real = [row["real_rate"] for row in churn["calibration"]]
-    assert real[-1] - real[0] > 0.6
-    assert abs(churn["predicted_rate"] - churn["real_rate"]) < 0.08
+    assert churn["predicted_rate"] == pytest.approx(buyers["risk"].mean(), abs=1e-4)
+    # The real churn of each tenth by risk, computed here: it rises from the lowest tenth
+    # to the highest.
+    ranked = np.argsort(buyers["risk"].to_numpy(), kind="stable")
+    tenths = [churned[part].mean() for part in np.array_split(ranked, 10)]
+    assert [row["real_rate"] for row in churn["calibration"]] == pytest.approx(tenths, abs=1e-4)
+    assert tenths[-1] - tenths[0] > 0.6
     # Among segments of 30 or more (a dozen customers' churn rate is noise), Champions
     # churn least.
     rates = {r["segment"]: r["real_rate"] for r in document["segments"] if r["customers"] >= 30}
@@ -414,29 +417,97 @@ def test_the_backtest_is_kept_in_the_run_until_the_orders_change(storage_engine:
 
     first = backtests.kept_backtest(storage_engine, run_of(old), default_horizon=HORIZON)
     kept = (run_of(old).metrics or {})["backtest"]
-    assert kept["fingerprint"][0] == 34  # the orders it was computed from
+    # The orders up to the horizon's end (not the one the day after), the highest id among
+    # them, and whether the CLV horizon had passed.
+    assert kept["fingerprint"] == [33, 34, False]
     assert {k: v for k, v in kept.items() if k != "fingerprint"} == first
     assert (run_of(old).metrics or {})["clv"]["purchase_model"] == {"model": "BG/NBD"}  # kept
-    # Read back as kept: a planted change to the kept figures shows through.
+    # Read back as kept: a planted change to the kept figures shows through, also after an
+    # order after the horizon, which changes none of them.
     with write_session(storage_engine) as session:
         run = session.get(ModelRun, old)
         assert run is not None and run.metrics is not None
         run.metrics = {**run.metrics, "backtest": {**kept, "buyers": 999}}
-    assert (
-        backtests.kept_backtest(storage_engine, run_of(old), default_horizon=HORIZON)["buyers"]
-        == 999
-    )
+    c000 = _pk(storage_engine, "C000")
+    _order(storage_engine, "AFTER", c000, at(date(2026, 7, 15)))
+    again = backtests.kept_backtest(storage_engine, run_of(old), default_horizon=HORIZON)
+    assert again["buyers"] == 999
+    assert again["future"]["latest_order"] == "2026-07-15"  # how far the book goes: today's
     # A late order in the horizon: computed again, C000 no longer churned.
-    c000 = run_of(old)
-    with write_session(storage_engine) as session:
-        pk = session.execute(
-            select(col(Customer.id)).where(col(Customer.customer_id) == "C000")
-        ).scalar_one()
-        session.add(
-            Order(order_id="LATE", customer_pk=pk, ordered_at=at(date(2026, 5, 1)), amount=5.0)
-        )
-    again = backtests.kept_backtest(storage_engine, c000, default_horizon=HORIZON)
+    _order(storage_engine, "LATE", c000, at(date(2026, 5, 1)))
+    again = backtests.kept_backtest(storage_engine, run_of(old), default_horizon=HORIZON)
     assert again["buyers"] == 10 and again["churn"]["churned"] == 3
+    assert (run_of(old).metrics or {})["backtest"]["fingerprint"] == [34, 36, False]
     # A run without a future is never kept.
     backtests.kept_backtest(storage_engine, run_of(new), default_horizon=HORIZON)
     assert "backtest" not in (run_of(new).metrics or {})
+
+
+def _pk(engine: Engine, customer_id: str) -> int:
+    with read_session(engine) as session:
+        return int(
+            session.execute(
+                select(col(Customer.id)).where(col(Customer.customer_id) == customer_id)
+            ).scalar_one()
+        )
+
+
+def _order(engine: Engine, order_id: str, pk: int, when: datetime) -> None:
+    with write_session(engine) as session:
+        session.add(Order(order_id=order_id, customer_pk=pk, ordered_at=when, amount=5.0))
+
+
+@pytest.mark.slow  # CDNOW loaded and trained through the pipeline (~15 s)
+def test_cdnow_backtest_matches_the_real_log(tmp_path: Path) -> None:
+    """CDNOW (the real log `lifetimes` ships) trained as of 1997-09-30: the backtest's
+    outcome and figures match the raw log's next 90 days, computed here from the file."""
+    from sklearn.metrics import roc_auc_score
+
+    from tests.test_real_book import cdnow_transactions, load_cdnow
+
+    raw = cdnow_transactions()
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    engine = connect(url)
+    load_cdnow(engine, raw)
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=url,
+        slack_bot_token="xoxb-test-token",
+        slack_signing_secret="test-signing-secret",
+        admin_users=["UADMIN"],
+        chart_dir=str(tmp_path / "charts"),
+    )
+    cutoff = date(1997, 9, 30)
+    result = train(engine, settings, cutoff)
+    assert result.status == "succeeded", result.error
+    with read_session(engine) as session:
+        run = session.get(ModelRun, result.run_id)
+        assert run is not None
+        session.expunge(run)
+        risk = pd.Series(
+            dict(
+                session.execute(
+                    select(col(Customer.customer_id), col(CustomerScore.churn_risk))
+                    .join(CustomerScore, col(CustomerScore.customer_pk) == col(Customer.id))
+                    .where(col(CustomerScore.run_id) == run.id)
+                ).all()
+            )
+        )
+    document = backtests.backtest_run(engine, run, default_horizon=HORIZON)
+    engine.dispose()
+
+    window = raw[
+        (raw["ordered_at"] > pd.Timestamp(cutoff))
+        & (raw["ordered_at"] <= pd.Timestamp(cutoff + timedelta(days=HORIZON)))
+        & (raw["dollar_value"] >= 0)
+    ]
+    came_back = set("CDNOW-" + window["customer_id"])
+    churned = ~risk.index.isin(came_back)
+    churn = document["churn"]
+    assert document["buyers"] == churn["scored"] == 23_570 == len(risk)
+    assert churn["churned"] == int(churned.sum())
+    assert churn["roc_auc"] == pytest.approx(roc_auc_score(churned, risk.to_numpy()), abs=1e-4)
+    days = window.drop_duplicates(["customer_id", "ordered_at"])
+    assert document["purchases"]["real"] == len(days)
+    for baseline in ("recency", "bgnbd"):
+        assert 0.7 < churn["baselines"][baseline]["roc_auc"] < 0.85

@@ -7,17 +7,20 @@ rows (six columns), each customer's purchase days up to the run's day (BG/NBD's 
 loaded one by one, so memory grows with the customers, not the orders, on SQLite,
 PostgreSQL and MariaDB alike.
 
-A backtest with a future takes a few seconds on a large book (3 to 6 s at 85,000
+A backtest with a future takes a few seconds on a large book (3 to 7 s at 100,000
 customers on SQLite, most of it each customer's purchase days up to the run's day), so
 `kept_backtest` keeps it in the measured run's own record (`metrics["backtest"]`, no
-schema change) with the orders it was computed from (`fingerprint`: how many there are,
-the highest id, the latest time); it is computed again once orders are added or removed
-(an import, an erasure). A run without a future yet is cheap and never kept.
+schema change) with a fingerprint of the orders it read (how many orders up to the end of
+its horizon, the highest id among them, and whether the CLV horizon had passed); it is
+computed again once an order in that range is added or removed (an import, an erasure),
+not for orders after it, which change nothing. A run without a future yet is cheap and
+never kept.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
@@ -69,26 +72,66 @@ def latest_order_day(engine: Engine) -> date | None:
         return _day(connection.execute(select(func.max(ORDERS.ordered_at))).scalar_one_or_none())
 
 
-def orders_fingerprint(engine: Engine) -> list[Any]:
-    """[orders, highest id, latest order time]: changes when orders are added or removed."""
+@dataclass(frozen=True)
+class _Plan:
+    """What a run's backtest reads: its day, its horizon, the book's latest order day, and
+    the CLV horizon's days when that has passed too."""
+
+    as_of: date
+    horizon: int
+    latest: date | None
+    clv_days: int | None
+
+    @property
+    def complete(self) -> bool:
+        return bool(future_status(self.as_of, self.horizon, self.latest)["complete"])
+
+    @property
+    def read_until(self) -> date:
+        return window_end(self.as_of, max(self.horizon, self.clv_days or 0))
+
+
+def _plan(engine: Engine, run: ModelRun, default_horizon: int) -> _Plan:
+    if isinstance(run.as_of, Unreadable) or run.id is None:
+        raise NotBacktestable(f"model run {run.id}'s day (as_of) is unreadable")
+    if run.status not in SCORED_STATUSES:
+        raise NotBacktestable(
+            f"model run {run.id} is {run.status}: only a succeeded or rejected run has scores"
+        )
+    latest = latest_order_day(engine)
+    clv_days = clv_horizon_days(run)
+    if clv_days is not None and (latest is None or latest < window_end(run.as_of, clv_days)):
+        clv_days = None
+    return _Plan(run.as_of, horizon_days(run, default_horizon), latest, clv_days)
+
+
+def orders_fingerprint(engine: Engine, until: date) -> list[Any]:
+    """[orders up to the end of `until`, the highest id among them]: changes when such an
+    order is added or removed."""
     with engine.connect() as connection:
-        count, highest, latest = connection.execute(
-            select(func.count(), func.max(ORDERS.id), func.max(ORDERS.ordered_at))
+        count, highest = connection.execute(
+            select(func.count(), func.max(ORDERS.id)).where(ORDERS.ordered_at < day_end(until))
         ).one()
-    return [int(count), highest, None if latest is None else str(latest)]
+    return [int(count), None if highest is None else int(highest)]
 
 
 def kept_backtest(engine: Engine, run: ModelRun, *, default_horizon: int) -> dict[str, Any]:
     """`backtest_run`, read from the run's record when it was kept for the same orders,
-    else computed and kept there (a run with a future only)."""
-    fingerprint = orders_fingerprint(engine)
+    else computed and kept there (a run with a future only); raises `NotBacktestable`."""
+    plan = _plan(engine, run, default_horizon)
+    if not plan.complete:
+        return _measure(engine, run, plan)
+    fingerprint = [*orders_fingerprint(engine, plan.read_until), plan.clv_days is not None]
     metrics = run_json(run, "metrics")
     kept = metrics.get(KEPT) if isinstance(metrics, dict) else None
     if isinstance(kept, dict) and kept.get("fingerprint") == fingerprint:
-        return {k: v for k, v in kept.items() if k != "fingerprint"}
-    document = backtest_run(engine, run, default_horizon=default_horizon)
-    if document["future"]["complete"]:
-        _keep(engine, run, document | {"fingerprint": fingerprint})
+        document = {k: v for k, v in kept.items() if k != "fingerprint"}
+        # The figures hold; how far the book goes is today's.
+        future = dict(document.get("future") or {})
+        future["latest_order"] = None if plan.latest is None else plan.latest.isoformat()
+        return document | {"future": future}
+    document = _measure(engine, run, plan)
+    _keep(engine, run, document | {"fingerprint": fingerprint})
     return document
 
 
@@ -141,39 +184,36 @@ def latest_with_future(
 
 def backtest_run(engine: Engine, run: ModelRun, *, default_horizon: int) -> dict[str, Any]:
     """The run against what happened after its day (`crmbot.analytics.backtest.backtest`),
-    with the run's id and status; raises `NotBacktestable`."""
-    if isinstance(run.as_of, Unreadable) or run.id is None:
-        raise NotBacktestable(f"model run {run.id}'s day (as_of) is unreadable")
-    if run.status not in SCORED_STATUSES:
-        raise NotBacktestable(
-            f"model run {run.id} is {run.status}: only a succeeded or rejected run has scores"
-        )
-    as_of, horizon = run.as_of, horizon_days(run, default_horizon)
-    latest = latest_order_day(engine)
+    with the run's id and status, computed now; raises `NotBacktestable`."""
+    return _measure(engine, run, _plan(engine, run, default_horizon))
+
+
+def _measure(engine: Engine, run: ModelRun, plan: _Plan) -> dict[str, Any]:
     head = {"run": run.id, "status": run.status}
-    if not future_status(as_of, horizon, latest)["complete"]:
+    as_of = plan.as_of
+    if not plan.complete or run.id is None:
         return head | backtest(
             pd.DataFrame(columns=SCORE_COLUMNS),
             pd.Series(dtype=float),
             as_of=as_of,
-            horizon_days=horizon,
-            latest_order=latest,
+            horizon_days=plan.horizon,
+            latest_order=plan.latest,
         )
     scores = _scores(engine, run.id)
     if scores.empty:
         raise NotBacktestable(f"model run {run.id} has no scores left (pruned?)")
     purchases = sql_purchase_rfm(engine, as_of, customers_on=as_of)
     scores = scores.join(purchases[PURCHASE_COLUMNS], how="left")
-    clv_days = clv_horizon_days(run)
     clv = None
-    if clv_days is not None and latest is not None and latest >= window_end(as_of, clv_days):
-        clv = (clv_days, purchase_days_between(engine, as_of, window_end(as_of, clv_days)))
+    if plan.clv_days is not None:
+        days = plan.clv_days
+        clv = (days, purchase_days_between(engine, as_of, window_end(as_of, days)))
     return head | backtest(
         scores,
-        purchase_days_between(engine, as_of, window_end(as_of, horizon)),
+        purchase_days_between(engine, as_of, window_end(as_of, plan.horizon)),
         as_of=as_of,
-        horizon_days=horizon,
-        latest_order=latest,
+        horizon_days=plan.horizon,
+        latest_order=plan.latest,
         model=purchase_model(
             (run_json(run, "params") or {}).get("clv"), (run_json(run, "metrics") or {}).get("clv")
         ),
