@@ -335,6 +335,13 @@ def test_cli_prints_the_report_and_json(cli_database: Engine) -> None:
     assert "No future yet: the run's 90-day horizon runs to 2026-09-28" in text
     assert "(0 days of 90 seen)" in text
 
+    # Kept in the run: `model show` prints it.
+    result = runner.invoke(app, ["model", "show", str(old)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "Backtest: The run of 2026-03-31 said 68% of its 10 buying customers" in text
+    assert f"(`crmbot model backtest {old}` for the detail)" in text
+
     for argument, message in (("99", "there is no model run 99"), ("soon", "run id or `latest`")):
         result = runner.invoke(app, ["model", "backtest", argument])
         assert result.exit_code == 1 and message in " ".join(result.output.split())
