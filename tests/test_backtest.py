@@ -342,7 +342,10 @@ def test_cli_prints_the_report_and_json(cli_database: Engine) -> None:
     assert "Backtest: The run of 2026-03-31 said 68% of its 10 buying customers" in text
     assert f"(`crmbot model backtest {old}` for the detail)" in text
 
-    for argument, message in (("99", "there is no model run 99"), ("soon", "run id or `latest`")):
+    for argument, message in (
+        ("99", "there is no model run 99"),
+        ("soon", "run id or `latest`"),
+    ):
         result = runner.invoke(app, ["model", "backtest", argument])
         assert result.exit_code == 1 and message in " ".join(result.output.split())
 
@@ -462,6 +465,17 @@ def _pk(engine: Engine, customer_id: str) -> int:
 def _order(engine: Engine, order_id: str, pk: int, when: datetime) -> None:
     with write_session(engine) as session:
         session.add(Order(order_id=order_id, customer_pk=pk, ordered_at=when, amount=5.0))
+
+
+def test_latest_without_any_run_with_a_future_says_how_to_get_one(cli_database: Engine) -> None:
+    accounts = book(3)
+    pks = add_customers(cli_database, accounts)
+    add_run(cli_database, accounts, pks, as_of=date(2026, 6, 30))
+    result = CliRunner().invoke(app, ["model", "backtest", "latest"])
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "no kept run has its whole 90-day horizon in the data yet" in text
+    assert "pin one (`crmbot model pin RUN`)" in text
 
 
 @pytest.mark.slow  # CDNOW loaded and trained through the pipeline (~15 s)

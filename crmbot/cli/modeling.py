@@ -221,7 +221,10 @@ def backtest(
             )
             if model_run is None:
                 raise common.fail(
-                    "no run has its whole horizon in the data yet; see `crmbot model list`"
+                    f"no kept run has its whole {horizon}-day horizon in the data yet (see "
+                    "`crmbot model list`); retention keeps the newest CRMBOT_RETAIN_RUNS runs, "
+                    "so pin one (`crmbot model pin RUN`) to backtest it once its horizon has "
+                    "passed"
                 )
         else:
             if not run.isdigit():
