@@ -11,6 +11,7 @@ from crmbot.core.db import read_session
 from crmbot.core.models import CustomerScore
 from crmbot.queries import RunFacts
 from crmbot.reply import Button, Reply
+from crmbot.reply.acting import account_buttons
 from crmbot.reply.card import churn_text, clv_text, last_order_text, since_text, touch_text
 from crmbot.reply.format import clip, day, money, number, percent
 from crmbot.reply.links import customer_url
@@ -36,10 +37,16 @@ def customer_command(request: Request) -> Reply:
         card = queries.customer_card(
             session=session, customer=found.customer, run=runs.active_run(session=session)
         )
-    return render_card(card, request)
+        assert found.customer.id is not None
+        following = request.user_id in queries.followers_of(
+            session=session, customer_pk=found.customer.id
+        )
+    return render_card(card, request, following=following)
 
 
-def render_card(card: queries.CustomerCard, request: Request) -> Reply:
+def render_card(
+    card: queries.CustomerCard, request: Request, *, following: bool = False
+) -> Reply:
     customer, score = card.customer, card.score
     fields: list[tuple[str, str]] = [
         ("Company", customer.company or "—"),
@@ -79,6 +86,8 @@ def render_card(card: queries.CustomerCard, request: Request) -> Reply:
             Button("Order history", "crm_history", customer.customer_id),
             Button("Show at-risk", "crm_at_risk", ""),
             *_crm_link(request, customer.customer_id),
+            # Log a touch, Follow-up, Follow / Unfollow, Snooze 7 days.
+            *account_buttons(customer.customer_id, following=following),
         ],
         contains_pii=bool(customer.email or customer.phone),
         customer_ids=[customer.customer_id],

@@ -11,15 +11,18 @@ from crmbot.chat.registry import Request, command
 from crmbot.core.clock import utc_now
 from crmbot.core.cron import CronError, parse_cron
 from crmbot.reply import Reply, Table
+from crmbot.reply.format import clip
 from crmbot.scheduler import SYNC_SECONDS, JobSchedule, JobSpec
 
 USAGE = (
     'schedule [set JOB "CRON" | channel JOB #channel | pause JOB | resume JOB | run JOB '
     "| reset JOB]"
 )
-JOB_NAMES = "retrain, at-risk, influencers"
+JOB_NAMES = "retrain, at-risk, influencers, notify"
 # Slack sends a channel picked from the menu as <#C0123|name>; an id may also be typed.
 CHANNEL_REFERENCE = re.compile(r"^<#([CG][A-Z0-9]+)(?:\|[^>]*)?>$|^([CG][A-Z0-9]{4,})$")
+# What Slack allows in a channel name: lower-case letters, digits, - and _, up to 80.
+CHANNEL_NAME = re.compile(r"^[\w-]{1,80}$")
 QUOTES = "\"'“”‘’"
 
 
@@ -32,7 +35,8 @@ def schedule_command(request: Request) -> Reply:
     in CRMBOT_TIMEZONE; weekdays 0-6 from Sunday, or mon-sun). `schedule channel at-risk
     #channel` moves a digest, `pause` / `resume` stop and restart a job, `run` runs it now
     (a digest already posted this period is not posted twice; a retrain never runs beside
-    another), `reset` returns a job to the settings. Jobs: retrain, at-risk, influencers.
+    another), `reset` returns a job to the settings. Jobs: retrain, at-risk, influencers,
+    notify (follow-ups due and alerts held by quiet hours; its channel gets the alerts too).
     Changes are kept in the database and reach the scheduler within a minute.
     """
     if not request.args or request.args[0].lower() in ("list", "ls", "show"):
@@ -106,17 +110,30 @@ def _set(request: Request, spec: JobSpec, cron: str) -> Reply:
     return _confirm(request, spec, f"now runs at `{cron}`", applied)
 
 
+def _channel_id(request: Request, typed: str) -> str | None:
+    """The channel id `typed` names: Slack's escaped `<#C0123|sales>`, an id, or a name
+    as typed (`#sales`, `sales`), found by the transport (`request.find_channel`)."""
+    match = CHANNEL_REFERENCE.match(typed)
+    if match is not None:
+        return match.group(1) or match.group(2)
+    name = typed.lstrip("#")
+    if request.find_channel is None or not CHANNEL_NAME.match(name):
+        return None
+    return request.find_channel(name)
+
+
 def _channel(request: Request, spec: JobSpec, rest: list[str]) -> Reply:
-    if spec.digest_kind is None:
+    if spec.channel_setting is None:
         return _usage(request, f"`{spec.job_id}` posts nothing, so it has no channel.")
-    match = CHANNEL_REFERENCE.match(rest[0].strip()) if len(rest) == 1 else None
-    if match is None:
+    channel = _channel_id(request, rest[0].strip()) if len(rest) == 1 else None
+    if channel is None:
+        typed = clip(rest[0], 40) if len(rest) == 1 else ""
+        known = f"I can't find a channel '{typed}' that I can see. " if typed else ""
         return _usage(
             request,
-            "Name the channel by picking it (#channel) or by its id (C0123ABCD, under the "
-            "channel's details).",
+            f"{known}Name the channel as you would in Slack (#sales), or by its id "
+            "(C0123ABCD, under the channel's details); a private channel needs me in it.",
         )
-    channel = match.group(1) or match.group(2)
     scheduler.save_override(
         request.engine, spec.job_id, by=request.user_id, now=utc_now(), channel=channel
     )
@@ -164,7 +181,8 @@ def _list(request: Request) -> Reply:
             [
                 schedule.job_id,
                 schedule.cron,
-                schedule.channel or ("—" if schedule.spec.digest_kind is None else "(none set)"),
+                schedule.channel
+                or ("—" if schedule.spec.channel_setting is None else "(none set)"),
                 "paused" if schedule.paused else "active",
                 _next_run(request, schedule),
                 changed,

@@ -66,7 +66,7 @@ def test_the_list_shows_every_job(db: Engine, admin_settings: Settings) -> None:
     assert reply.outcome == "ok"
     assert reply.table is not None
     rows = {row[0]: row for row in reply.table.rows}
-    assert set(rows) == {"retrain", "at-risk-digest", "influencer-digest"}
+    assert set(rows) == {"retrain", "at-risk-digest", "influencer-digest", "notify"}
     assert rows["retrain"][1:4] == ["0 2 * * *", "—", "active"]
     assert rows["at-risk-digest"][2] == "(none set)"
     assert rows["influencer-digest"][2] == "CINFL"

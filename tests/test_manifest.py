@@ -15,23 +15,35 @@ from sqlmodel import SQLModel
 
 from crmbot.core.config import Settings
 from crmbot.core.db import make_engine
+from crmbot.slack.acting import LOOKUP_SHORTCUT
 from crmbot.slack.app import build_app
 from crmbot.slack.manifest import BOT_EVENTS, BOT_SCOPES, build_manifest, manifest_yaml
 from tests.support.slack_fake import SlackFake
-from tests.support.slack_requests import action_body, command_body, event_body, signed_headers
+from tests.support.slack_requests import (
+    action_body,
+    command_body,
+    event_body,
+    shortcut_body,
+    signed_headers,
+)
 from tests.support.small_crm import seed
 
 # The scope each Web API method needs (Slack's method reference). None: no scope needed.
 METHOD_SCOPES: dict[str, str | None] = {
     "auth.test": None,
     "views.publish": None,
+    "views.open": None,
     "chat.postMessage": "chat:write",
     "chat.postEphemeral": "chat:write",
     "conversations.open": "im:write",
     "files.getUploadURLExternal": "files:write",
     "files.completeUploadExternal": "files:write",
     "users.info": "users:read",
+    "users.lookupByEmail": "users:read.email",
     "conversations.history": "channels:history",
+    "conversations.replies": "channels:history",
+    "conversations.list": "channels:read",
+    "chat.unfurl": "links:write",
 }
 # Scopes no Web API method needs but Slack requires for a feature.
 FEATURE_SCOPES = {
@@ -40,6 +52,8 @@ FEATURE_SCOPES = {
     "im:history": "message.im events",
     "users:read.email": "the email in users.info",
     "groups:history": "conversations.history in private channels",
+    "groups:read": "conversations.list of private channels",
+    "links:read": "link_shared events",
 }
 
 
@@ -54,6 +68,14 @@ def test_socket_mode_manifest(settings: Settings) -> None:
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
     assert manifest["oauth_config"]["scopes"]["bot"] == list(BOT_SCOPES)
     assert "user" not in manifest["oauth_config"]["scopes"]  # no user token
+    assert manifest["features"]["shortcuts"] == [
+        {
+            "name": "Look up a customer",
+            "type": "global",
+            "callback_id": LOOKUP_SHORTCUT,
+            "description": "Open a customer's card: churn risk, value, last touch",
+        }
+    ]
 
 
 def test_http_mode_manifest_points_every_request_at_one_url(settings: Settings) -> None:
@@ -86,6 +108,9 @@ def test_every_api_method_the_bot_calls_is_covered(settings: Settings, tmp_path:
     SQLModel.metadata.create_all(engine)
     seed(engine)
     secret = settings.slack_signing_secret
+    settings = settings.model_copy(
+        update={"customer_url_template": "https://crm.example.com/customers/{id}"}
+    )
     with SlackFake() as slack:
         client = WebClient(token=settings.slack_bot_token, base_url=slack.base_url)
         app = build_app(settings, engine, client=client)
@@ -127,8 +152,39 @@ def test_every_api_method_the_bot_calls_is_covered(settings: Settings, tmp_path:
             "application/json",
         )
         send(action_body("crm_why", "C002", channel_id=None))
+        # A channel typed by name, an owner known by email, a pasted link to the CRM.
+        send(
+            command_body("schedule channel at-risk #sales", user_id="UADMIN", response_url=respond)
+        )
+        send(command_body("customer C003", response_url=respond))
+        send(
+            event_body(
+                {
+                    "type": "link_shared",
+                    "user": "UAM1",
+                    "channel": "C1",
+                    "message_ts": "1.3",
+                    "links": [
+                        {
+                            "url": "https://crm.example.com/customers/C001",
+                            "domain": "crm.example.com",
+                        }
+                    ],
+                }
+            ),
+            "application/json",
+        )
+        send(shortcut_body(LOOKUP_SHORTCUT))
         deadline = time.monotonic() + 10
-        wanted = {"views.publish", "files.completeUploadExternal", "chat.postEphemeral"}
+        wanted = {
+            "views.publish",
+            "files.completeUploadExternal",
+            "chat.postEphemeral",
+            "views.open",
+            "chat.unfurl",
+            "conversations.list",
+            "users.lookupByEmail",
+        }
         while not wanted <= {r.method for r in slack.requests}:
             assert time.monotonic() < deadline, [r.method for r in slack.requests]
             time.sleep(0.02)

@@ -191,7 +191,7 @@ def test_jobs_persist_across_a_scheduler_restart(
 ) -> None:
     first = start(schedulers, sched_settings, storage_engine)
     jobs = {job.id: job for job in first.get_jobs(jobstore="default")}
-    assert set(jobs) == {"retrain", "at-risk-digest", "influencer-digest"}
+    assert set(jobs) == {"retrain", "at-risk-digest", "influencer-digest", "notify"}
     berlin = ZoneInfo("Europe/Berlin")
     for job in jobs.values():
         assert job.trigger.timezone == berlin  # every trigger carries the zone explicitly
@@ -207,7 +207,7 @@ def test_jobs_persist_across_a_scheduler_restart(
     second = start(schedulers, sched_settings, storage_engine)
     after = {job.id: job.next_run_time for job in second.get_jobs(jobstore="default")}
     assert after == before
-    assert stored_job_rows(storage_engine) == 3
+    assert stored_job_rows(storage_engine) == len(JOBS)
 
 
 def test_admin_overrides_are_applied_on_start(
@@ -518,7 +518,7 @@ def test_crmbot_scheduler_runs_in_the_foreground_and_stops_on_sigterm(
     assert "retrain            next run" in output and "03:15 CE" in output
     assert "crmbot scheduler stopped." in output
     engine = make_engine(url)
-    assert stored_job_rows(engine) == 3
+    assert stored_job_rows(engine) == len(JOBS)
     engine.dispose()
 
 

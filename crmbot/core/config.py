@@ -58,6 +58,10 @@ class Settings(BaseSettings):
         "https://slack.com/api/", validation_alias=_env("SLACK_API_BASE_URL")
     )
     slash_command: str = "/crm"
+    # The customer's page in the company's own CRM, "{id}" standing for the customer id
+    # (e.g. https://crm.example.com/customers/{id}): an "Open in CRM" button on the card,
+    # and such links pasted in Slack unfurl as a masked card. Empty: neither.
+    customer_url_template: str = ""
 
     admin_users: CsvList = Field(default_factory=list)
     allowed_users: CsvList = Field(default_factory=list)
@@ -74,6 +78,20 @@ class Settings(BaseSettings):
     digest_dm_owners: bool = False
     digest_size: int = Field(10, ge=1, le=40)
     training_lock_lease_seconds: int = Field(3600, ge=30)
+    # Alerts on change, after each retrain goes live (`crmbot.digests.alerts`): an account
+    # whose churn risk rose by this many percentage points (0 = never for a rise alone),
+    # reached the threshold from below, or moved into one of the segments, is sent by DM to
+    # its owner and followers, once per run; optionally also to a channel (masked).
+    alert_rise_points: int = Field(15, ge=0, le=100)
+    alert_risk_threshold: float = Field(0.7, gt=0, le=1)
+    alert_segments: CsvList = Field(default_factory=lambda: ["At risk", "Can't lose them"])
+    alert_channel: str = ""
+    # "20-08": no alert or follow-up DM from 20:00 to 08:00 in CRMBOT_TIMEZONE (held, sent
+    # after); empty = any hour. At most this many accounts detailed per person per day.
+    alert_quiet_hours: str = ""
+    alert_daily_cap: int = Field(10, ge=1, le=100)
+    # When follow-ups due today, and alerts held by quiet hours, are sent.
+    notify_cron: str = "*/15 * * * *"
     # Model runs kept besides the live one and any pinned; older runs are pruned after each
     # successful retrain (`crmbot.runs.retention`). 0 keeps every run.
     retain_runs: int = Field(14, ge=0)
@@ -104,7 +122,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
 
-    @field_validator("admin_users", "allowed_users", "allowed_channels", mode="before")
+    @field_validator(
+        "admin_users", "allowed_users", "allowed_channels", "alert_segments", mode="before"
+    )
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
@@ -124,7 +144,26 @@ class Settings(BaseSettings):
             ) from None
         return value
 
-    @field_validator("retrain_cron", "at_risk_digest_cron", "influencer_digest_cron")
+    @field_validator("customer_url_template")
+    @classmethod
+    def _customer_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and (
+            value.count("{id}") != 1 or not value.startswith(("https://", "http://"))
+        ):
+            raise ValueError(
+                f"'{value}' is not a customer URL template; write the page's address with "
+                "{id} where the customer id goes, e.g. https://crm.example.com/customers/{id}"
+            )
+        return value
+
+    @field_validator("alert_quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str) -> str:
+        quiet_hours(value)  # a ValueError says how to write them
+        return value.strip()
+
+    @field_validator("retrain_cron", "at_risk_digest_cron", "influencer_digest_cron", "notify_cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
         from crmbot.core.cron import parse_cron
@@ -147,6 +186,34 @@ class Settings(BaseSettings):
             if value.strip().lower() in PLACEHOLDER_SECRETS:
                 problems.append(f"{name} is empty or still the placeholder from .env.example")
         return problems
+
+
+def quiet_hours(text: str) -> tuple[int, int] | None:
+    """ "20-08" as (20, 8): quiet from 20:00 up to 08:00 (across midnight when the start is
+    later than the end); None for "" (never quiet). Raises ValueError for anything else."""
+    text = text.strip()
+    if not text:
+        return None
+    start, dash, end = text.partition("-")
+    if (
+        not dash
+        or not (start.strip().isdigit() and end.strip().isdigit())
+        or not (0 <= int(start) <= 23 and 0 <= int(end) <= 23)
+        or int(start) == int(end)
+    ):
+        raise ValueError(
+            f"'{text}' is not quiet hours; write START-END in whole hours, e.g. 20-08 "
+            "(20:00 to 08:00), or leave it empty"
+        )
+    return int(start), int(end)
+
+
+def is_quiet(hour: int, hours: tuple[int, int] | None) -> bool:
+    """Whether `hour` (0-23, local) falls in the quiet hours."""
+    if hours is None:
+        return False
+    start, end = hours
+    return start <= hour < end if start < end else hour >= start or hour < end
 
 
 @lru_cache(maxsize=1)

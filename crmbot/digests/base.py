@@ -116,3 +116,9 @@ class Poster(Protocol):
     def post_notice(self, channel: str, text: str) -> None:
         """A one-line notice (the admin channel's), masked of PII; raises when it cannot."""
         ...
+
+    def post_message(self, channel: str, reply: Reply, *, key: str, shared: bool) -> str:
+        """One message (an alert, a follow-up reminder) to a channel or a user's DM with
+        the bot (`channel` a user id), carrying `key` so a retry never posts it twice;
+        `shared` masks it. Its id (Slack: ts); raises when it could not be posted."""
+        ...

@@ -6,6 +6,8 @@ Jobs live in APScheduler's `SQLAlchemyJobStore`, in the same database as everyth
     retrain             CRMBOT_RETRAIN_CRON           (default 02:00 daily)
     at-risk-digest      CRMBOT_AT_RISK_DIGEST_CRON    -> CRMBOT_AT_RISK_CHANNEL
     influencer-digest   CRMBOT_INFLUENCER_DIGEST_CRON -> CRMBOT_INFLUENCER_CHANNEL
+    notify              CRMBOT_NOTIFY_CRON            (follow-ups due, alerts held;
+                                                       alerts also -> CRMBOT_ALERT_CHANNEL)
 
 Every trigger is a `CronTrigger` in the configured time zone (CRMBOT_TIMEZONE). Jobs are
 added with `replace_existing=True` on every start, so a restart neither loses nor
@@ -71,6 +73,7 @@ from crmbot.scheduler.work import (
     at_risk_digest_job,
     influencer_digest_job,
     notify_admins,
+    notify_job,
     retrain_job,
     run_digest,
     run_job_now,
@@ -103,6 +106,7 @@ __all__ = [
     "latest_fire_time",
     "next_run_time",
     "notify_admins",
+    "notify_job",
     "reset_override",
     "retrain_job",
     "run_digest",

@@ -53,6 +53,15 @@ JOBS: dict[str, JobSpec] = {
             "influencer_channel",
             digests.INFLUENCERS,
         ),
+        # Follow-ups due today and alerts held by quiet hours; CRMBOT_ALERT_CHANNEL (or
+        # `/crm schedule channel notify #x`) also gets each run's alerts.
+        JobSpec(
+            "notify",
+            "Follow-ups due and held alerts",
+            "crmbot.scheduler:notify_job",
+            "notify_cron",
+            "alert_channel",
+        ),
     )
 }
 JOB_ALIASES = {
@@ -63,6 +72,9 @@ JOB_ALIASES = {
     "risk": "at-risk-digest",
     "influencers": "influencer-digest",
     "influencer": "influencer-digest",
+    "follow-ups": "notify",
+    "followups": "notify",
+    "alerts": "notify",
 }
 
 

@@ -15,6 +15,7 @@ from crmbot.core.clock import utc_now
 from crmbot.core.config import Settings
 from crmbot.core.cron import parse_cron
 from crmbot.core.db import read_session
+from crmbot.digests import direct
 from crmbot.runs import default_holder
 from crmbot.scheduler.jobs import JOBS, effective_schedule, latest_fire_time
 from crmbot.scheduler.runtime import (
@@ -101,7 +102,54 @@ def run_retrain(runtime: SchedulerRuntime, *, scheduled: bool = True) -> JobResu
         return JobResult("retrain", "ok", message)
     message = f"Retrain as of {as_of:%Y-%m-%d} succeeded: run {result.run_id} is live."
     log.info(message)
+    if result.activated:
+        message += " " + _send_alerts(runtime)
     return JobResult("retrain", "ok", message)
+
+
+def _send_alerts(runtime: SchedulerRuntime) -> str:
+    """The new run's alerts, at once (the `notify` job sends what quiet hours held, and
+    what a retrain outside the scheduler made live). A failure here never fails the
+    retrain: it is reported, and the next `notify` round tries again."""
+    schedule = effective_schedule(runtime.engine, runtime.settings, "notify")
+    try:
+        report = direct.send_alerts(
+            runtime.engine,
+            runtime.settings,
+            runtime.poster,
+            clock=runtime.clock,
+            channel=schedule.channel or "",
+        )
+    except Exception as exc:
+        log.exception("alerts after the retrain failed")
+        notify_admins(runtime, f":warning: Alerts after the retrain failed: {exc}")
+        return f"Alerts failed: {exc}"
+    if not report.ok:
+        notify_admins(runtime, f":warning: {report.describe()}")
+    return report.describe()
+
+
+def run_notify(runtime: SchedulerRuntime) -> JobResult:
+    """Follow-ups due today to their assignees, and the live run's alerts not sent yet
+    (held by quiet hours, or made live outside the scheduler), each once."""
+    schedule = effective_schedule(runtime.engine, runtime.settings, "notify")
+    follow_ups = direct.send_follow_ups(
+        runtime.engine, runtime.settings, runtime.poster, clock=runtime.clock
+    )
+    alerts = direct.send_alerts(
+        runtime.engine,
+        runtime.settings,
+        runtime.poster,
+        clock=runtime.clock,
+        channel=schedule.channel or "",
+    )
+    message = f"{follow_ups.describe()} {alerts.describe()}"
+    if not (follow_ups.ok and alerts.ok):
+        log.error(message)
+        notify_admins(runtime, f":warning: {message}")
+        return JobResult("notify", "failed", message)
+    log.info(message)
+    return JobResult("notify", "ok", message)
 
 
 def _latest_slot(engine: Engine, settings: Settings, now: datetime) -> datetime | None:
@@ -184,6 +232,11 @@ def influencer_digest_job() -> str:
     )
 
 
+def notify_job() -> str:
+    """Follow-ups due and held alerts (the `notify` job)."""
+    return _guarded("notify", run_notify)
+
+
 def run_job_now(
     job_id: str,
     engine: Engine,
@@ -212,6 +265,8 @@ def run_job_now(
         clock=clock,
         holder=default_holder(f"{job_id} run by {requested_by}"),
     )
+    if spec.job_id == "notify":
+        return run_notify(runtime)
     if spec.digest_kind is None:
         return run_retrain(runtime, scheduled=False)
     return run_digest(runtime, spec.digest_kind, job_id)

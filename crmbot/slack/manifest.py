@@ -13,22 +13,29 @@ import yaml
 
 from crmbot.chat.registry import Command, load_commands
 from crmbot.core.config import Settings
+from crmbot.reply.links import unfurl_domain
+from crmbot.slack.acting import LOOKUP_SHORTCUT
 
 # Every bot scope crmbot asks for, and why. Nothing else: no channel reading, no user
 # tokens, no admin scopes.
 BOT_SCOPES: dict[str, str] = {
-    "commands": "the slash command",
-    "chat:write": "replies, ephemeral answers, digests and DMs in conversations it is in",
+    "commands": "the slash command and the 'Look up a customer' shortcut",
+    "chat:write": "replies, ephemeral answers, digests, alerts and follow-up DMs",
     "app_mentions:read": "answering @crmbot in channels",
     "im:history": "answering direct messages (message.im events)",
     "im:write": "its DM with each user: charts, App Home answers, telling it from other DMs",
     "files:write": "uploading charts (segment sizes, order history)",
-    "users:read": "looking up the asker, to match account owners",
-    "users:read.email": "matching account owners recorded by email",
-    "channels:history": "digests check what they already posted, so a retry never repeats",
+    "users:read": "account owners and the asker by name (users.info)",
+    "users:read.email": "account owners recorded by email (users.lookupByEmail)",
+    "channels:history": "digests and replies check what they already posted, so a retry never "
+    "repeats",
     "groups:history": "the same check when a digest channel is private",
+    "channels:read": "finding a channel typed as #name (/crm schedule channel)",
+    "groups:read": "the same for a private channel the bot is in",
+    "links:read": "seeing links to your CRM pasted where the bot is (link_shared)",
+    "links:write": "unfurling them as a masked customer card (chat.unfurl)",
 }
-BOT_EVENTS = ["app_home_opened", "app_mention", "message.im"]
+BOT_EVENTS = ["app_home_opened", "app_mention", "link_shared", "message.im"]
 DESCRIPTION = "Customer value, churn risk and influence, answered in Slack."
 LONG_DESCRIPTION = (
     "crmbot keeps your customers, orders, tickets, surveys and referrals in SQL, learns from "
@@ -74,6 +81,9 @@ def build_manifest(
         "should_escape": False,
     }
     event_subscriptions: dict[str, Any] = {"bot_events": list(BOT_EVENTS)}
+    # Links to the company's CRM unfurl as customer cards (CRMBOT_CUSTOMER_URL_TEMPLATE).
+    domain = unfurl_domain(settings.customer_url_template)
+    unfurl: dict[str, Any] = {"unfurl_domains": [domain]} if domain else {}
     interactivity: dict[str, Any] = {"is_enabled": True}
     if not socket_mode:
         if not request_url:
@@ -95,7 +105,17 @@ def build_manifest(
                 "messages_tab_read_only_enabled": False,
             },
             "bot_user": {"display_name": name, "always_online": True},
+            # From Slack's shortcut menu anywhere: opens the lookup form (crmbot.slack.acting).
+            "shortcuts": [
+                {
+                    "name": "Look up a customer",
+                    "type": "global",
+                    "callback_id": LOOKUP_SHORTCUT,
+                    "description": "Open a customer's card: churn risk, value, last touch",
+                }
+            ],
             "slash_commands": [slash],
+            **unfurl,
         },
         "oauth_config": {"scopes": {"bot": list(BOT_SCOPES)}},
         "settings": {

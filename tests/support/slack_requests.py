@@ -86,6 +86,9 @@ def action_body(
     channel_id: str | None = "C0CRM",
     response_url: str | None = None,
     trigger_id: str | None = None,
+    message_ts: str | None = None,
+    thread_ts: str | None = None,
+    reply_count: int = 0,
 ) -> str:
     payload: dict[str, Any] = {
         "type": "block_actions",
@@ -107,9 +110,58 @@ def action_body(
     if channel_id is not None:
         payload["channel"] = {"id": channel_id, "name": "crm"}
         payload["container"] = {"type": "message", "channel_id": channel_id}
+        if message_ts is not None:
+            payload["container"]["message_ts"] = message_ts
+            payload["message"] = {"type": "message", "ts": message_ts}
+            if reply_count:
+                payload["message"].update(thread_ts=message_ts, reply_count=reply_count)
+        if thread_ts is not None:  # the message is itself a reply in a thread
+            payload["container"]["thread_ts"] = thread_ts
+            payload.setdefault("message", {"type": "message"})["thread_ts"] = thread_ts
     else:
         payload["container"] = {"type": "view", "view_id": "V0001"}
         payload["view"] = {"id": "V0001", "type": "home"}
     if response_url is not None:
         payload["response_url"] = response_url
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def view_submission_body(
+    view: dict[str, Any], values: dict[str, dict[str, Any]], *, user_id: str = "UAM1"
+) -> str:
+    """A modal's submission: `view` as views.open sent it (callback id, private metadata)
+    with an id, and `values` as Slack reports them, by block id (each element's action id
+    is "value"), e.g. {"kind": {"type": "static_select", "selected_option": {"value": "call"}}}."""
+    submitted = {
+        "id": view.get("id") or f"V{next(_ids):06d}",
+        "type": "modal",
+        "callback_id": view.get("callback_id"),
+        "private_metadata": view.get("private_metadata", ""),
+        "state": {"values": {block: {"value": element} for block, element in values.items()}},
+        "hash": f"{next(_ids)}.hash",
+    }
+    payload = {
+        "type": "view_submission",
+        "team": {"id": TEAM_ID, "domain": "fake"},
+        "user": {"id": user_id, "team_id": TEAM_ID},
+        "api_app_id": "A0001",
+        "token": "legacy-verification-token-value",
+        "trigger_id": f"{next(_ids)}.{TEAM_ID}.trigger",
+        "view": submitted,
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def shortcut_body(callback_id: str, *, user_id: str = "UAM1") -> str:
+    """A global shortcut, as Slack sends it when someone picks it from the shortcut menu."""
+    payload = {
+        "type": "shortcut",
+        "team": {"id": TEAM_ID, "domain": "fake"},
+        "user": {"id": user_id, "team_id": TEAM_ID},
+        "api_app_id": "A0001",
+        "token": "legacy-verification-token-value",
+        "callback_id": callback_id,
+        "trigger_id": f"{next(_ids)}.{TEAM_ID}.trigger",
+        "action_ts": f"{time.time():.6f}",
+    }
     return urlencode({"payload": json.dumps(payload)})

@@ -1,0 +1,93 @@
+"""What changed for each customer between two model runs: the alerts' read side.
+
+A run that went live is compared with the run that was live before it (recorded in its
+params as `previous_run_id`): whose churn risk rose by at least some points, crossed a
+threshold, or who moved into a watched segment. Both runs' rows are read by id, so this
+is the one reader of scores that looks at a run other than the live one — the one that
+was live until this run replaced it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session, aliased
+from sqlmodel import col
+
+from crmbot.core.models import Customer, CustomerScore
+from crmbot.queries.scope import Scope
+
+
+@dataclass(frozen=True)
+class RiskChange:
+    """One customer's scores in the new run beside the previous one's (None: not scored)."""
+
+    customer: Customer
+    risk: float
+    risk_before: float | None
+    segment: str | None
+    segment_before: str | None
+    reasons: list[str]
+    value_at_risk: float | None
+
+
+def risk_changes(
+    *,
+    session: Session,
+    run_id: int,
+    previous_run_id: int,
+    rise: float,
+    threshold: float,
+    segments: Collection[str],
+) -> list[RiskChange]:
+    """Live customers whose churn risk in run `run_id` is at least `rise` above run
+    `previous_run_id`'s, reached `threshold` from below it (or from not being scored), or
+    whose segment became one of `segments`; most value at risk first."""
+    new = aliased(CustomerScore)
+    old = aliased(CustomerScore)
+    conditions = [
+        and_(
+            col(old.churn_risk).is_not(None),
+            col(new.churn_risk) >= col(old.churn_risk) + rise,
+        ),
+        and_(
+            col(new.churn_risk) >= threshold,
+            or_(col(old.churn_risk).is_(None), col(old.churn_risk) < threshold),
+        ),
+    ]
+    if segments:
+        conditions.append(
+            and_(
+                col(new.segment).in_(list(segments)),
+                or_(col(old.segment).is_(None), col(old.segment).not_in(list(segments))),
+            )
+        )
+    statement = (
+        select(Customer, new, old)
+        .join(new, col(new.customer_pk) == col(Customer.id))
+        .outerjoin(
+            old,
+            and_(col(old.customer_pk) == col(Customer.id), col(old.run_id) == previous_run_id),
+        )
+        .where(
+            col(new.run_id) == run_id,
+            col(new.churn_risk).is_not(None),
+            Scope.everyone().where(Customer),
+            or_(*conditions),
+        )
+        .order_by(col(new.value_at_risk).desc(), col(Customer.customer_id))
+    )
+    return [
+        RiskChange(
+            customer=customer,
+            risk=float(score.churn_risk or 0.0),
+            risk_before=None if before is None else before.churn_risk,
+            segment=score.segment,
+            segment_before=None if before is None else before.segment,
+            reasons=list(score.churn_reasons or []),
+            value_at_risk=score.value_at_risk,
+        )
+        for customer, score, before in session.execute(statement).all()
+    ]

@@ -1,0 +1,220 @@
+"""Alerts on change and follow-up reminders, sent once (`crmbot.digests.direct`), through
+the real Slack poster against the local Web API fake, on SQLite, PostgreSQL and MariaDB.
+
+The small CRM's live run replaced the previous one: Grace Hopper (C002, owner UAM1) moved
+from Loyal into At risk, Alan Turing (C003, owner maria@crm.example: no Slack user) from
+Champions into Can't lose them. Nothing else changed enough to alert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pytest
+from slack_sdk import WebClient
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+from sqlmodel import col
+
+from crmbot.actions.follows import follow, snooze
+from crmbot.actions.followups import add_follow_up
+from crmbot.core.config import Settings
+from crmbot.core.db import read_session, write_session
+from crmbot.core.models import AlertDelivery, FollowUp, ModelRun
+from crmbot.digests.direct import ALERT_WINDOW, send_alerts, send_follow_ups
+from crmbot.slack.delivery import SlackPoster, slack_poster
+from tests.support.slack_bot import text_of
+from tests.support.slack_fake import Reply, SlackFake
+from tests.support.small_crm import SmallCrm, seed
+
+NOW = datetime(2026, 7, 1, 10, 0)  # an hour and a bit after the live run went live
+REFUSED = Reply(200, {"ok": False, "error": "not_allowed_token_type"})
+
+
+@pytest.fixture
+def crm(storage_engine: Engine) -> SmallCrm:
+    crm = seed(storage_engine)
+    with write_session(storage_engine) as session:
+        session.execute(
+            update(ModelRun)
+            .where(col(ModelRun.id) == crm.run_id)
+            .values(params={"run": {"previous_run_id": crm.previous_run_id}})
+        )
+    return crm
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackFake]:
+    with SlackFake() as fake:
+        yield fake
+
+
+@pytest.fixture
+def poster(crm: SmallCrm, settings: Settings, slack: SlackFake) -> SlackPoster:
+    client = WebClient(token=settings.slack_bot_token, base_url=slack.base_url)
+    return slack_poster(crm.engine, settings, client, retries=0)
+
+
+def _dm(slack: SlackFake, user: str) -> list[dict[str, Any]]:
+    return slack.messages(f"D{user[1:]}")
+
+
+def _act(crm: SmallCrm, write: Any) -> None:
+    with write_session(crm.engine) as session:
+        write(session)
+
+
+def _claims(crm: SmallCrm) -> set[tuple[int, int, str]]:
+    with read_session(crm.engine) as session:
+        rows = session.execute(select(AlertDelivery)).scalars().all()
+    return {(row.run_id, row.customer_pk, row.recipient) for row in rows}
+
+
+def test_the_owner_and_followers_each_get_one_message_per_run(
+    crm: SmallCrm, settings: Settings, slack: SlackFake, poster: SlackPoster
+) -> None:
+    _act(crm, lambda s: follow(session=s, customer_pk=crm.pks["C003"], user_id="UAM2", now=NOW))
+    _act(crm, lambda s: follow(session=s, customer_pk=crm.pks["C002"], user_id="UAM2", now=NOW))
+    report = send_alerts(crm.engine, settings, poster, clock=lambda: NOW)
+    assert (report.messages, report.items, report.failed) == (2, 3, [])
+    [owner] = _dm(slack, "UAM1")
+    assert "Grace Hopper (C002)" in text_of(owner) and "C003" not in text_of(owner)
+    assert "moved into At risk (from Loyal)" in text_of(owner)
+    [follower] = _dm(slack, "UAM2")
+    text = text_of(follower)
+    # Both accounts, most value at risk first, each with its buttons; UAM2 follows both.
+    assert text.index("Alan Turing") < text.index("Grace Hopper")
+    assert "moved into Can't lose them (from Champions)" in text
+    assert text.count('"act_touch"') == 2 and text.count('"act_unfollow"') == 2
+    assert '"act_follow"' not in text and text_of(owner).count('"act_follow"') == 1
+    assert _claims(crm) == {
+        (crm.run_id, crm.pks["C002"], "UAM1"),
+        (crm.run_id, crm.pks["C002"], "UAM2"),
+        (crm.run_id, crm.pks["C003"], "UAM2"),
+    }
+    # The next round (the notify job, a second scheduler) sends nothing more.
+    again = send_alerts(crm.engine, settings, poster, clock=lambda: NOW + timedelta(hours=1))
+    assert again.messages == 0 and len(slack.messages()) == 2
+    # A run that went live too long ago is not alerted at all.
+    with write_session(crm.engine) as session:
+        session.execute(update(ModelRun).values(activated_at=NOW - ALERT_WINDOW * 2))
+        session.execute(AlertDelivery.__table__.delete())
+    assert send_alerts(crm.engine, settings, poster, clock=lambda: NOW).messages == 0
+
+
+def test_a_snoozed_account_is_left_out_for_that_person_only(
+    crm: SmallCrm, settings: Settings, slack: SlackFake, poster: SlackPoster
+) -> None:
+    _act(crm, lambda s: follow(session=s, customer_pk=crm.pks["C002"], user_id="UAM2", now=NOW))
+    _act(
+        crm,
+        lambda s: snooze(
+            session=s, customer_pk=crm.pks["C002"], user_id="UAM2", days=7, as_of=NOW.date()
+        ),
+    )
+    report = send_alerts(crm.engine, settings, poster, clock=lambda: NOW)
+    assert report.messages == 1
+    assert len(_dm(slack, "UAM1")) == 1 and not _dm(slack, "UAM2")
+
+
+def test_quiet_hours_hold_alerts_and_follow_ups_until_they_end(
+    crm: SmallCrm, settings: Settings, slack: SlackFake, poster: SlackPoster
+) -> None:
+    settings = settings.model_copy(
+        update={"alert_quiet_hours": "20-08", "timezone": "Europe/Berlin"}
+    )
+    _act(
+        crm,
+        lambda s: add_follow_up(
+            session=s,
+            customer_pk=crm.pks["C001"],
+            assignee="UAM1",
+            due_on=date(2026, 7, 1),
+            created_by="UAM2",
+            now=NOW - timedelta(days=1),
+        ),
+    )
+    night = datetime(2026, 7, 1, 4, 30)  # 06:30 in Berlin
+    held = send_alerts(crm.engine, settings, poster, clock=lambda: night)
+    reminders = send_follow_ups(crm.engine, settings, poster, clock=lambda: night)
+    assert (held.held, reminders.held) == (1, 1) and not slack.messages() and not _claims(crm)
+    morning = datetime(2026, 7, 1, 6, 5)  # 08:05 in Berlin
+    assert send_alerts(crm.engine, settings, poster, clock=lambda: morning).messages == 1
+    assert send_follow_ups(crm.engine, settings, poster, clock=lambda: morning).messages == 1
+    assert len(_dm(slack, "UAM1")) == 2
+
+
+def test_beyond_the_daily_cap_the_rest_is_counted_and_never_sent_later(
+    crm: SmallCrm, settings: Settings, slack: SlackFake, poster: SlackPoster
+) -> None:
+    settings = settings.model_copy(update={"alert_daily_cap": 1})
+    for cid in ("C002", "C003"):
+        _act(
+            crm, lambda s, c=cid: follow(session=s, customer_pk=crm.pks[c], user_id="UAM2", now=NOW)
+        )
+    send_alerts(crm.engine, settings, poster, clock=lambda: NOW)
+    [message] = _dm(slack, "UAM2")
+    text = text_of(message)
+    assert "Alan Turing" in text and "Grace Hopper" not in text
+    assert "…and 1 more — see `/crm at-risk mine`" in text
+    assert "Churn risk changed on 2 of your accounts" in text
+    assert send_alerts(crm.engine, settings, poster, clock=lambda: NOW).messages == 0
+    assert len(_dm(slack, "UAM2")) == 1
+
+
+def test_a_refused_post_gives_its_claims_back_and_the_next_round_sends_it(
+    crm: SmallCrm, settings: Settings, slack: SlackFake, poster: SlackPoster
+) -> None:
+    slack.script("chat.postMessage", REFUSED)
+    failed = send_alerts(crm.engine, settings, poster, clock=lambda: NOW)
+    assert failed.messages == 0 and failed.failed and not _claims(crm)
+    assert send_alerts(crm.engine, settings, poster, clock=lambda: NOW).messages == 1
+    assert len(_dm(slack, "UAM1")) == 1
+
+
+def test_a_follow_up_goes_once_on_its_day_and_a_refused_one_next_round(
+    crm: SmallCrm, settings: Settings, slack: SlackFake, poster: SlackPoster
+) -> None:
+    _act(
+        crm,
+        lambda s: add_follow_up(
+            session=s,
+            customer_pk=crm.pks["C002"],
+            assignee="UAM1",
+            due_on=date(2026, 7, 2),
+            created_by="UAM2",
+            now=NOW,
+            note="Ask about the renewal",
+        ),
+    )
+    the_day_before = send_follow_ups(crm.engine, settings, poster, clock=lambda: NOW)
+    assert the_day_before.messages == 0
+    on_the_day = NOW + timedelta(days=1)
+    slack.script("chat.postMessage", REFUSED)
+    refused = send_follow_ups(crm.engine, settings, poster, clock=lambda: on_the_day)
+    assert refused.failed and not slack.messages()
+    with read_session(crm.engine) as session:
+        assert session.execute(select(FollowUp)).scalar_one().sent_at is None
+    for _ in range(2):
+        send_follow_ups(crm.engine, settings, poster, clock=lambda: on_the_day)
+    [reminder] = _dm(slack, "UAM1")
+    assert "Follow-up due today: Grace Hopper (C002)" in text_of(reminder)
+    assert "Ask about the renewal" in text_of(reminder)
+
+
+def test_the_alert_channel_gets_each_run_once_masked(
+    crm: SmallCrm, settings: Settings, slack: SlackFake, poster: SlackPoster
+) -> None:
+    report = send_alerts(crm.engine, settings, poster, clock=lambda: NOW, channel="CALERTS")
+    assert report.messages == 2  # the owner's DM and the channel
+    [posted] = slack.messages("CALERTS")
+    text = text_of(posted)
+    assert "Churn risk changed on 2 accounts" in text
+    assert '"act_touch"' not in text  # a channel gets "Why?", acting is personal
+    assert "@" not in text.replace("<@", "")  # no email, even of an owner
+    assert (
+        send_alerts(crm.engine, settings, poster, clock=lambda: NOW, channel="CALERTS").messages
+        == 0
+    )
