@@ -24,6 +24,7 @@ from crmbot.core.config import Settings
 from crmbot.core.db import DatabaseUnavailable, connect, make_engine, shown_url
 from crmbot.core.models import Customer, Feedback, Order, Ticket
 from crmbot.demo import FILES, DemoTruth, generate_company, load_demo
+from crmbot.demo.touches import past_run_day, plant_touches
 from crmbot.ingest import ImportReport
 
 # Tables whose natural ids tell whether a database holds only this sample company.
@@ -126,11 +127,18 @@ def demo(
 
     if train:
         started = time.perf_counter()
-        _train(engine, settings, day)
+        # First the run of three months ago, whose at-risk list the account managers
+        # worked: its whole horizon is in the data, so `/crm model` can say what came of
+        # the touches. Then today's run, live whatever the comparison with it says.
+        past = _train(engine, settings, past_run_day(day))
+        _plant(engine, directory, past.run_id if past.status == "succeeded" else None)
+        _train(engine, settings, day, force=True)
         timings.measure("train", started)
+    else:
+        _plant(engine, directory, None)
     _print_summary(truth, timings)
 
-    hub = truth.hub_customer_ids[0] if truth.hub_customer_ids else "1001"
+    hub = truth.hub_customer_ids[0] if truth.hub_customer_ids else "123"
     console.print(
         f"Try: /crm at-risk · /crm influencers · /crm customer {hub} · "
         "/crm ask customers of @maria with no order in 60 days",
@@ -240,7 +248,19 @@ def _print_imports(reports: dict[str, ImportReport], seconds: float) -> None:
                 )
 
 
-def _train(engine: Engine, settings: Settings, as_of: date) -> None:
+def _plant(engine: Engine, directory: Path, run_id: int | None) -> None:
+    planted = plant_touches(engine, directory, run_id=run_id)
+    if planted:
+        common.console.print(
+            f"Logged {planted:,} touches the account managers made (calls, emails, meetings) "
+            "and how they went.",
+            highlight=False,
+        )
+
+
+def _train(
+    engine: Engine, settings: Settings, as_of: date, *, force: bool = False
+) -> runs.RunResult:
     with common.progress_bar() as progress:
         task = progress.add_task("Training", total=None)
 
@@ -252,7 +272,7 @@ def _train(engine: Engine, settings: Settings, as_of: date) -> None:
                 total=event.total,
             )
 
-        result = runs.train(engine, settings, as_of, progress=on_stage)
+        result = runs.train(engine, settings, as_of, force=force, progress=on_stage)
     seconds = result.timings.get("total", 0.0)
     if result.status == "succeeded":
         common.console.print(
@@ -265,6 +285,7 @@ def _train(engine: Engine, settings: Settings, as_of: date) -> None:
             f"{result.error}. The data is loaded; fix the cause and run `crmbot train`.",
             highlight=False,
         )
+    return result
 
 
 def _print_summary(truth: DemoTruth, timings: Timings) -> None:

@@ -1,5 +1,6 @@
 """The customers: who they are, where, which company, which account manager, when they
-signed up. Customer ids are numbers given in sign-up order, starting at 1001.
+signed up. Customer ids are numbers given in sign-up order, starting at 101, so that the
+example everyone quotes, `/crm customer 123`, names a customer.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pandas as pd
 
 from crmbot.demo import catalog
 
-FIRST_CUSTOMER_NUMBER = 1001
+FIRST_CUSTOMER_NUMBER = 101
 FREE_MAIL_DOMAINS = np.array(["mail.example", "post.example", "inbox.example"])
 
 

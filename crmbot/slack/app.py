@@ -337,15 +337,15 @@ class SlackBot:
             return
         outbox: Outbox
         thread = _message_thread(body)
-        if thread is not None and channel_id:
-            # A button on a message in a conversation (a digest row, a shared card):
-            # answered in that message's thread.
+        if thread is not None and channel_id and not channel_id.startswith("D"):
+            # A button on a message in a channel (a digest row, a shared card): answered
+            # in that message's thread. (In a DM the answer stays beside the message.)
             thread_ts, thread_open = thread
             outbox = MessageOutbox(
                 self,
                 user_id=user_id,
                 channel_id=channel_id,
-                direct=channel_id.startswith("D"),
+                direct=False,
                 thread_ts=thread_ts,
                 thread_open=thread_open,
                 request_id=request_id,
