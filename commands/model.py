@@ -28,7 +28,9 @@ def model_command(request: Request) -> Reply:
     Shows what every answer is based on — the run id, the date its data stops, when it went
     live — the headline metrics of each model (churn ROC AUC, lift, …), and the last few
     runs with their status, so a failed or rejected retrain is visible. A run whose record
-    is corrupt is shown with the values that cannot be read marked "unreadable".
+    is corrupt is shown with the values that cannot be read marked "unreadable". Once the
+    whole horizon after an earlier run's day is in the data, a Backtest line says what that
+    run predicted and what happened (`crmbot model backtest` has the detail).
     """
     with read_session(request.engine) as session:
         # Not `active_run`: this command must show a live run even when it cannot serve.
