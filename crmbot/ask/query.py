@@ -300,7 +300,7 @@ class StructuredQuery:
             found.append("say what to add up or average, e.g. `average CLV of Champions`")
         found += self._measure_problems()
         if self.group_by is not None and self.group_by not in ENTITY_GROUPS[self.entity]:
-            possible = ", ".join(ENTITY_GROUPS[self.entity]) or "nothing"
+            possible = ", ".join(GROUP_LABELS[g] for g in ENTITY_GROUPS[self.entity]) or "nothing"
             found.append(
                 f"{ENTITY_LABELS[self.entity].lower()} can be grouped by {possible}, "
                 f"not by {GROUP_LABELS[self.group_by]}"

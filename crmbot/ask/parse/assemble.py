@@ -145,8 +145,9 @@ def _metric_measure_sort(state: ParseState, entity: str) -> tuple[str, str | Non
     if entity == "products":
         by_units = measure == "units" or sort == "units"
         measure = "units" if by_units else "amount"
-        if metric == "count" and state.measure == "units":
-            metric = "sum"
+        if metric == "count" and (state.measure == "units" or state.products):
+            # "how many units of X", "how many descalers did we sell": units, not products.
+            metric, measure, by_units = "sum", "units", True
         if state.group_by in ("product", "category") and metric in ("sum", "avg"):
             metric = "list"
         return metric, measure, "units" if by_units and metric == "list" else None

@@ -60,6 +60,10 @@ OFFER = [
         r"|upsell|cross sell|what to offer|what to sell)"
         r" (?:for|to) (?P<ref>.+)$"
     ),
+    re.compile(
+        r"^(?:what|which products?|which items?) to (?:offer|sell|pitch|recommend|upsell)"
+        r"(?: to| for)? (?P<ref>.+)$"
+    ),
 ]
 # "customer 123", "account #C-42"
 CUSTOMER_REF = _rule(
@@ -142,11 +146,16 @@ QUALITATIVE: list[tuple[re.Pattern[str], Threshold]] = [
         Threshold("churn_risk", "<", LOW_CHURN_RISK),
     ),
     (
-        _rule(r"(?:low|poor|bad) (?:satisfaction|csat)|unhappy|dissatisfied|unsatisfied"),
+        _rule(
+            r"(?:low|poor|bad) (?:satisfaction|csat)"
+            r"|(?<!most )(?<!least )(?:unhappy|dissatisfied|unsatisfied)"
+        ),
         Threshold("satisfaction", "<", LOW_SATISFACTION),
     ),
     (
-        _rule(r"(?:high|good|great) (?:satisfaction|csat)|happy|satisfied"),
+        _rule(
+            r"(?:high|good|great) (?:satisfaction|csat)|(?<!most )(?<!least )(?:happy|satisfied)"
+        ),
         Threshold("satisfaction", ">=", HIGH_SATISFACTION),
     ),
 ]
@@ -390,7 +399,22 @@ SCORE_CHANGE = [
 # Exclusions: "not in EMEA", "excluding champions", "bought X but not Y".
 
 NEGATION_WORDS = frozenset(
-    {"not", "excluding", "exclude", "except", "without", "outside", "non", "never", "but"}
+    {
+        "not",
+        "excluding",
+        "exclude",
+        "except",
+        "without",
+        "outside",
+        "non",
+        "never",
+        "but",
+        "arent",
+        "isnt",
+        "werent",
+        "wasnt",
+        "besides",
+    }
 )
 # Words between a negation and the name it excludes.
 NEGATION_FILLERS = frozenset(
@@ -454,6 +478,10 @@ NEGATION_PAIRS = frozenset(
         ("hasnt", "bought"),
         ("didnt", "buy"),
         ("dont", "buy"),
+        ("but", "never"),
+        ("but", "without"),
+        ("but", "excluding"),
+        ("but", "except"),
     }
 )
 
@@ -478,9 +506,16 @@ TICKETS_MOST = _rule(
     rf"(?:{_HAVE}|raised|opened|filed|logged) (?:the )?(?:most|highest number of|biggest number of"
     rf"|largest number of|fewest|least)(?: (?P<state>{_OPEN}))? (?:{_TICKET_NOUN})"
 )
-# "customers with open tickets": at least one.
+# "customers ranked by their tickets"
+TICKETS_BY = _rule(
+    rf"by (?:their |the )?(?:number of |count of |amount of )?(?:(?P<state>{_OPEN}) )?"
+    rf"(?:{_TICKET_NOUN})"
+)
+# "customers with open tickets", "champions with high churn risk and open tickets": one or
+# more.
 TICKETS_ANY = _rule(
-    rf"(?:{_HAVE})(?: any| an| a| one or more| some)?(?: (?P<state>{_OPEN}))? (?:{_TICKET_NOUN})"
+    rf"(?:{_HAVE}|and(?= (?:any |some )?(?:{_OPEN}) ))(?: any| an| a| one or more| some)?"
+    rf"(?: (?P<state>{_OPEN}))? (?:{_TICKET_NOUN})"
     rf"(?: (?:still )?(?P<after>open|unresolved|outstanding|pending))?"
 )
 # "customers without tickets": none.
@@ -514,7 +549,7 @@ PRIORITY = _rule(r"priority|priorities|urgent|escalated|escalation|escalations|s
 # Satisfaction: NPS categories, NPS itself, sentiment, "high CLV"
 
 NPS_CATEGORIES: list[tuple[re.Pattern[str], str]] = [
-    (_rule(r"(?:nps )?promoters?|advocates?|fans"), "promoter"),
+    (_rule(r"(?<!net )(?:nps )?promoters?(?! score)|advocates?|fans"), "promoter"),
     (_rule(r"(?:nps )?passives?|neutrals?|passive customers"), "passive"),
     (_rule(r"(?:nps )?detractors?|critics"), "detractor"),
 ]

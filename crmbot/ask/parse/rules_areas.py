@@ -26,6 +26,7 @@ from crmbot.ask.parse.patterns import (
     SOLD,
     SURVEYS,
     TICKETS_ANY,
+    TICKETS_BY,
     TICKETS_MOST,
     TICKETS_NONE,
     TICKETS_STATED,
@@ -42,6 +43,28 @@ from crmbot.ask.query import DateRange, Threshold
 # ---------------------------------------------------------------------------------------
 # "why is Acme at risk": pointed to /crm why
 
+# Words of a "why" question that are never part of the customer's name.
+_NOT_NAMES = frozenset(
+    {
+        "'s",
+        "is",
+        "are",
+        "was",
+        "were",
+        "did",
+        "does",
+        "has",
+        "have",
+        "do",
+        "customer",
+        "client",
+        "account",
+        "our",
+        "my",
+        "the",
+    }
+)
+
 
 def why(sentence: Sentence) -> str | None:
     """The pointer to `/crm why` for a question about reasons, or None."""
@@ -49,16 +72,11 @@ def why(sentence: Sentence) -> str | None:
     match = WHY.match(text)
     if match is None:
         return None
-    words = [t for t in sentence.tokens if t.low not in ("'s",)]
+    skip = len(match.group(0).split())
+    words = [t for t in sentence.tokens[skip:] if t.low not in _NOT_NAMES]
     # "why is Acme Corp at risk": the words after the verb, up to what is said of them.
     name: list[str] = []
-    started = False
-    for token in words[1:]:
-        if not started:
-            if token.low in ("is", "are", "was", "did", "does", "has", "do", "customer"):
-                started = token.low != "customer" or started
-                continue
-            started = True
+    for token in words:
         if WHY_NAME_END.match(token.low) or token.low in ("why", "driving"):
             if name:
                 break
@@ -197,29 +215,31 @@ def negation(sentence: Sentence, state: ParseState) -> None:
 
 
 def _excluded_names(sentence: Sentence, state: ParseState, start: int) -> tuple[list[int], int]:
-    """The indices of the fillers and names excluded from `start` on, and where they end."""
+    """The indices of the fillers and names excluded from `start` on, and where they end:
+    one name after any fillers ("not in the EMEA"), then more joined by "or", "and",
+    "nor" ("excluding champions and loyal")."""
     tokens = sentence.tokens
-    taken: list[int] = []
-    j = start
-    while j < len(tokens):
-        k = j
-        while k < len(tokens) and not tokens[k].used and tokens[k].low in NEGATION_FILLERS:
-            k += 1
+    k = start
+    size = 0
+    while k < len(tokens) and not tokens[k].used:
         size = _excluded_name_at(sentence, state, k)
-        if not size:
+        if size or tokens[k].low not in NEGATION_FILLERS:
             break
-        taken += range(j, k + size)
-        j = k + size
-        if j < len(tokens) and tokens[j].low in ("or", "and", "nor") and not tokens[j].used:
-            if _excluded_name_at(sentence, state, j + 1, dry=True):
-                taken.append(j)
-                j += 1
-                continue
+        k += 1
+    if not size:
+        return [], start
+    taken = list(range(start, k + size))
+    j = k + size
+    while j + 1 < len(tokens) and tokens[j].low in ("or", "and", "nor") and not tokens[j].used:
+        more = _excluded_name_at(sentence, state, j + 1)
+        if not more:
             break
+        taken += range(j, j + 1 + more)
+        j += 1 + more
     return taken, j
 
 
-def _excluded_name_at(sentence: Sentence, state: ParseState, start: int, dry: bool = False) -> int:
+def _excluded_name_at(sentence: Sentence, state: ParseState, start: int) -> int:
     tokens = sentence.tokens
     if start >= len(tokens) or tokens[start].used:
         return 0
@@ -228,8 +248,7 @@ def _excluded_name_at(sentence: Sentence, state: ParseState, start: int, dry: bo
     if first.startswith("@") or possessive:
         owners = state.matcher.owner(first, state.mentions)
         if owners:
-            if not dry:
-                state.add(state.not_owners, owners)
+            state.add(state.not_owners, owners)
             return 2 if possessive else 1
         return 0
     for size in range(4, 0, -1):
@@ -241,9 +260,8 @@ def _excluded_name_at(sentence: Sentence, state: ParseState, start: int, dry: bo
         phrase = " ".join(t.low for t in window)
         entries = [e for e in state.matcher.best(phrase) if e.kind in _EXCLUDED]
         if entries:
-            if not dry:
-                for entry in entries:
-                    state.add(getattr(state, _EXCLUDED[entry.kind]), [entry.value])
+            for entry in entries:
+                state.add(getattr(state, _EXCLUDED[entry.kind]), [entry.value])
             return size
     return 0
 
@@ -262,6 +280,11 @@ def tickets(sentence: Sentence, state: ParseState) -> None:
             "segment or owner, e.g. `open tickets by channel`"
         )
         sentence.consume(found[1])
+    found = sentence.first(TICKETS_BY)
+    if found is not None and state.group_by is None:
+        match, indices = found
+        state.sort = "open_tickets" if match.group("state") else "tickets"
+        sentence.consume(indices)
     found = sentence.first(TICKETS_MOST)
     if found is not None:
         match, indices = found
@@ -290,6 +313,26 @@ def tickets(sentence: Sentence, state: ParseState) -> None:
             state.date_field = "opened"
         state.entity = "tickets"
         sentence.consume(indices)
+    if state.entity == "tickets":
+        _opening_verb(sentence, state)
+
+
+_AUXILIARIES = frozenset({"did", "do", "does", "have", "has", "had"})
+_OPENING_VERBS = frozenset(
+    {"open", "opened", "raise", "raised", "file", "filed", "log", "logged", "submit", "submitted"}
+)
+
+
+def _opening_verb(sentence: Sentence, state: ParseState) -> None:
+    """ "how many tickets did champions open": a verb after an auxiliary, not a state."""
+    tokens = sentence.tokens
+    asked = False
+    for i in sentence.unused():
+        if tokens[i].low in _AUXILIARIES:
+            asked = True
+        elif asked and tokens[i].low in _OPENING_VERBS:
+            state.date_field = state.date_field or "opened"
+            sentence.consume([i])
 
 
 # ---------------------------------------------------------------------------------------
@@ -315,6 +358,7 @@ def satisfaction(sentence: Sentence, state: ParseState) -> None:
     found = sentence.first(SURVEYS)
     if found is not None:
         state.surveys = True
+        state.entity = state.entity or "feedback"
         text = " ".join(sentence.tokens[i].low for i in found[1])
         if "csat" in text:
             state.measure = state.measure or "csat"
@@ -330,11 +374,11 @@ def nps(sentence: Sentence, state: ParseState) -> None:
     if found is None:
         return
     if state.metric in ("avg", "sum"):
-        state.surveys = True
         state.measure = state.measure or "nps"
     else:
-        state.surveys = True
         state.metric = "nps"
+    state.surveys = True
+    state.entity = state.entity or "feedback"
     sentence.consume(found[1])
 
 
@@ -351,7 +395,9 @@ def product_words(sentence: Sentence, state: ParseState) -> None:
         text = match.group(0)
         if text.startswith(("worst", "least", "slowest")):
             state.descending = False
-        if "popular" in text or "sold" in text or "bought" in text:
+        if text.startswith("top "):
+            state.limit = state.limit or 10
+        if any(w in text for w in ("popular", "sold", "bought", "selling", "seller")):
             state.sort = state.sort or "units"
         sentence.consume(indices)
     found = sentence.first(UNITS)

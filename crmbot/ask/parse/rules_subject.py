@@ -42,11 +42,12 @@ def offer(sentence: Sentence, state: ParseState) -> bool:
         ref = sentence.raw(ref_indices).lstrip("#")
         if not ref:
             return False
-        if _names_a_group(sentence, ref_indices, state.matcher):
+        said = sentence.group_indices(match, "ref")
+        if _names_a_group(sentence, said, state.matcher):
             # "what should we offer Champions in EMEA": the group's offers; the names are
             # placed by the rules that follow.
             state.entity = "offer"
-            sentence.consume(i for i in range(len(sentence.tokens)) if i not in ref_indices)
+            sentence.consume(i for i in range(len(sentence.tokens)) if i not in said)
             return False
         state.entity = "offer"
         state.customer, state.customer_name = state.matcher.customer(ref)
@@ -83,24 +84,20 @@ _GROUP_KINDS = ("segment", "region", "company", "owner", "cluster")
 
 
 def _names_a_group(sentence: Sentence, indices: list[int], matcher: Matcher) -> bool:
-    """Whether the words at `indices` name customers by segment, region, company or owner
-    (or "my customers") rather than one customer."""
+    """Whether the words at `indices` begin with a segment, region, company or owner (or
+    "my customers"): a group of customers rather than one customer."""
     words = [sentence.tokens[i].low for i in indices]
     words = [w for w in words if w not in _GROUP_FILLERS]
     if not words:
         return False
-    start = 0
-    while start < len(words):
-        if words[start] in ("my", "mine") or words[start].startswith("@"):
-            start += 1
-            continue
-        for size in range(min(4, len(words) - start), 0, -1):
-            if matcher.best(" ".join(words[start : start + size]), _GROUP_KINDS):
-                start += size
-                break
-        else:
-            return False
-    return True
+    if words[0] in ("my", "mine") or words[0].startswith("@"):
+        return True
+    # The words begin with a group's name; what follows ("in EMEA", "by region") is read
+    # by the rules like any other question.
+    return any(
+        matcher.best(" ".join(words[:size]), _GROUP_KINDS)
+        for size in range(min(4, len(words)), 0, -1)
+    )
 
 
 def customer_ref(sentence: Sentence, state: ParseState) -> None:

@@ -124,6 +124,7 @@ def _plain_text(text: str, mentions: dict[str, str]) -> str:
     text = re.sub(r"(?<=\d)-(?=\d)", "\x04", text)  # 2026-03-15
     text = re.sub(r"'s\b", " 's", text)  # maria's -> maria 's
     text = re.sub(r"(?<=\w)'(?=\w)", "", text)  # can't -> cant
+    text = re.sub(r"(?<=\d)\+", " or more", text)  # 3+ tickets
     text = re.sub(r"(?<=\d)\s+%", "%", text)
     text = re.sub(r"([$€£])\s+(?=\d)", r"\1", text)
     text = re.sub(r"[^\w\s$€£%@#!<>=\x01\x02\x03\x04']", " ", text)

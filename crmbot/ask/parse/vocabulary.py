@@ -131,6 +131,8 @@ MEASURE_PHRASES: dict[str, str] = {
     "nps": "nps_latest",
     "sentiment score": "sentiment",
     "sentiment": "sentiment",
+    "number of tickets": "tickets",
+    "number of open tickets": "open_tickets",
     "support tickets": "tickets",
     "tickets": "tickets",
     "cases": "tickets",
@@ -322,7 +324,8 @@ KEYWORDS = frozenset(
         "promoter promoters passive passives detractor detractors nps csat sentiment "
         "negative positive survey surveys feedback",
         "product products units sold selling sellers bestsellers catalogue category",
-        "excluding except without outside never other apart versus compared against",
+        "excluding except without outside never other apart versus compared against "
+        "arent isnt werent wasnt besides havent hasnt didnt dont",
         "why reasons increased decreased rose risen rising fell dropped improved worsened",
     ]
     for w in phrase.split()
