@@ -18,6 +18,7 @@ from crmbot.cli.main import app
 from crmbot.core.db import connect
 from crmbot.core.models import Customer, ModelRun, Order, OrderLine, Referral
 from crmbot.demo import FILES, DemoTruth, generate_company, load_demo
+from crmbot.demo.touches import past_run_day
 
 AS_OF = date(2026, 6, 30)
 
@@ -399,7 +400,10 @@ def test_cli_demo_generates_imports_and_trains_without_a_shell(
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(Customer)).scalar_one() == 300
         runs = connection.execute(select(ModelRun.as_of)).scalars().all()
-    assert runs == [AS_OF]
+    # The run of three months before, whose at-risk list the planted touches worked, then
+    # the company's last day.
+    assert runs == [past_run_day(AS_OF), AS_OF]
+    assert "touches the account managers made" in result.output
     engine.dispose()
 
     # Running it again is safe and says so.

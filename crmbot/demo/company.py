@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,20 @@ from crmbot.demo.orders import Catalog, Sales, make_sales
 from crmbot.demo.people import make_people
 from crmbot.demo.referrals import Referrals, make_referrals
 from crmbot.demo.support import make_feedback, make_tickets
+from crmbot.demo.touches import (
+    TOUCH_FILE,
+    continue_saved,
+    plan_touches,
+    touches_frame,
+    with_orders,
+)
 
 PERIOD_DAYS = 730  # two years before as_of
 CHURN_HORIZON_DAYS = 90
 TRUTH_FILE = "truth.json"
+# The touches draw from a random stream of their own, so the rest of the company is the
+# same with or without them.
+TOUCH_STREAM = 18
 # Import kinds in dependency order, with their file names.
 FILES: dict[str, str] = {
     "customers": "customers.csv",
@@ -55,6 +65,9 @@ class DemoTruth:
     churning_customer_ids: list[str]
     referral_cycles: list[list[str]]
     row_counts: dict[str, int] = field(default_factory=dict)
+    # Touches planted (touches.csv), and the customers a touch kept buying.
+    touches: int = 0
+    saved_customer_ids: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -98,6 +111,13 @@ def generate_company(
     life = make_lifecycles(rng, people.signup_t)
     products = Catalog.standard()
     sales = make_sales(rng, life, products, start=np.datetime64(start_day), period_days=period)
+    owner = people.frame["owner"].to_numpy(dtype=str)
+    touch_rng = np.random.default_rng([seed, TOUCH_STREAM])
+    plan = plan_touches(touch_rng, life, sales, owner, period)
+    extra, stops = continue_saved(
+        touch_rng, life, plan, products, start=np.datetime64(start_day), period_days=period
+    )
+    sales = with_orders(sales, extra)
     tickets = make_tickets(rng, life, people.signup_t, period)
     feedback = make_feedback(rng, life, period)
     referrals = make_referrals(rng, life, people.signup_t, people.region, period)
@@ -120,8 +140,15 @@ def generate_company(
         row_counts[kind] = len(frame)
         del frame
 
-    truth = _truth(as_of, seed, customers, life, sales, referrals, ids, start_day, period)
+    touches = touches_frame(plan, ids, owner, _timestamps(start, plan.t))
+    touches.to_csv(out / TOUCH_FILE, index=False)
+
+    # Saved customers stop later than their story first said.
+    lived = replace(life, churn_t=stops)
+    truth = _truth(as_of, seed, customers, lived, sales, referrals, ids, start_day, period)
     truth.row_counts = row_counts
+    truth.touches = len(touches)
+    truth.saved_customer_ids = [str(ids[c]) for c in np.unique(plan.saved)]
     (out / TRUTH_FILE).write_text(json.dumps(truth.to_dict(), indent=2) + "\n", "utf-8")
     return truth
 
