@@ -23,8 +23,10 @@ from crmbot.chat.commandkit import (
     resolve_customer,
 )
 from crmbot.chat.registry import Request, command
+from crmbot.core.clock import utc_now
 from crmbot.core.db import read_session
 from crmbot.reply import Button, Chart, Reply, Table
+from crmbot.reply.export import MAX_EXPORT_ROWS, export_button, exported_text, write_csv
 from crmbot.reply.format import clip, percent
 
 USAGE = "ask <question in your own words>"
@@ -45,6 +47,7 @@ def ask_command(request: Request) -> Reply:
     • `ask what should I offer customer 123?`
     Every answer starts with how the question was understood, e.g. "Customers · segment =
     Champions · region = EMEA · churn risk > 50% · 12 found", so a misreading shows at once.
+    A list longer than a message comes with "Export all N as CSV" (`--csv` does the same).
     """
     question = " ".join(request.text.split())
     prefix = request.settings.slash_command
@@ -62,19 +65,54 @@ def ask_command(request: Request) -> Reply:
     parsed = parse_question(question, vocab, today=request.today, askers=owner_identities(request))
     query = parsed.query if parsed.ok else None
     via = ""
-    if query is None and request.settings.llm_url:
+    if query is None and request.settings.llm_url and not parsed.redirect:
         query, via = _ask_language_model(request, question, vocab), "language model"
     if query is None:
         return Reply.usage(
             not_understood(question, parsed.unplaced, parsed.problems, prefix=prefix)
         )
-    if query.entity == "offer":
+    if query.entity == "offer" and (query.customer or query.customer_name):
         return _offer_reply(request, query)
     try:
-        answer = execute(request.engine, query, scope=scope)
+        answer = execute(
+            request.engine,
+            query,
+            scope=scope,
+            row_limit=MAX_EXPORT_ROWS if request.export else None,
+        )
     except AskError as error:
         return Reply.error(error.message, outcome=error.outcome)
-    return _answer_reply(query, answer, via=via)
+    if request.export:
+        return _export_reply(request, query, answer, via=via)
+    reply = _answer_reply(query, answer, via=via)
+    if answer.rows and not query.group_by and len(answer.rows) < answer.found:
+        reply.buttons.append(export_button("crm_ask", question, answer.found))
+    return reply
+
+
+def _export_reply(request: Request, query: StructuredQuery, answer: Answer, *, via: str) -> Reply:
+    """Every row of the answer (up to the export's limit) as a CSV file."""
+    understood = explanation(query, answer.found, note=answer.note)
+    if not answer.rows:
+        return Reply(
+            title=_title(query),
+            text=f"{understood}\nNo rows to export: the answer is one number or nothing.",
+            footer=f"Read by the {via}." if via else "",
+        )
+    attachment = write_csv(
+        title=_title(query),
+        columns=answer.columns,
+        rows=answer.rows,
+        shared=request.share,
+        stamp=utc_now().strftime("%Y%m%d-%H%M%S-%f"),
+    )
+    found = answer.found if not query.group_by else len(answer.rows)
+    return Reply(
+        title=_title(query),
+        text=f"{understood}\n{exported_text(attachment, found, shared=request.share)}",
+        attachment=attachment,
+        footer=f"Read by the {via}." if via else "",
+    )
 
 
 def _ask_language_model(

@@ -14,10 +14,12 @@ from crmbot.chat.commandkit import (
     usage_reply,
 )
 from crmbot.chat.registry import Request, command
+from crmbot.core.clock import utc_now
 from crmbot.core.db import read_session
 from crmbot.core.models import ModelRun
 from crmbot.queries.scope import Scope
 from crmbot.reply import Button, Reply
+from crmbot.reply.export import MAX_EXPORT_ROWS, export_button, exported_text, write_csv
 from crmbot.reply.format import clip, money
 from crmbot.reply.rows import AT_RISK_LIST
 from crmbot.reply.rows import table as rows_table
@@ -33,6 +35,8 @@ def at_risk_command(request: Request) -> Reply:
 
     Narrow it to a segment (`at-risk 20 "Can't lose them"`), a region (`at-risk EMEA`)
     or your own book (`at-risk mine`). Each row carries the top reason for the risk.
+    `--csv` (or the list's "Export all as CSV" button) sends every account at risk, with
+    contact details, as a CSV file.
     """
     count, words = count_arg(request.args, default=DEFAULT_COUNT, maximum=MAX_COUNT)
     filter_text = " ".join(words)
@@ -59,6 +63,8 @@ def at_risk_command(request: Request) -> Reply:
                     f"'{clip(filter_text, 40)}' is not a segment or region I know (known: {hint}).",
                 )
             described = f"segment {segment}" if segment else f"region {region}"
+        if request.export:
+            return _export(request, session, run, scope, described, segment, region)
         rows = queries.at_risk(
             session=session, run=run, scope=scope, limit=count, segment=segment, region=region
         )
@@ -78,12 +84,48 @@ def at_risk_command(request: Request) -> Reply:
         )
         for row in rows[:3]
     ]
+    if len(rows) == count:  # a full list: more may be at risk than a message shows
+        buttons.append(export_button("crm_at_risk", filter_text))
     return Reply(
         title=f"Top {len(rows)} accounts at risk — {described}",
         text=f"Value at risk in this list: *{money(total)}* (CLV × churn risk).",
         table=table,
         buttons=buttons,
         customer_ids=[row.customer.customer_id for row in rows],
+        footer=f"Model run {run.id}, data as of {run.as_of:%Y-%m-%d}.",
+    )
+
+
+def _export(
+    request: Request,
+    session: Session,
+    run: ModelRun,
+    scope: Scope,
+    described: str,
+    segment: str | None,
+    region: str | None,
+) -> Reply:
+    """Every account at risk the list would show, as a CSV file."""
+    found, rows = queries.list_export_rows(
+        session=session,
+        run=run,
+        scope=scope,
+        kind="at_risk",
+        limit=MAX_EXPORT_ROWS,
+        segment=segment,
+        region=region,
+    )
+    attachment = write_csv(
+        title=f"Accounts at risk — {described}",
+        columns=queries.LIST_EXPORT_COLUMNS,
+        rows=rows,
+        shared=request.share,
+        stamp=utc_now().strftime("%Y%m%d-%H%M%S-%f"),
+    )
+    return Reply(
+        title=f"Accounts at risk — {described}",
+        text=exported_text(attachment, found, shared=request.share),
+        attachment=attachment,
         footer=f"Model run {run.id}, data as of {run.as_of:%Y-%m-%d}.",
     )
 

@@ -50,6 +50,13 @@ class ParsedText:
     args: list[str]
     text: str
     share: bool
+    export: bool = False
+
+
+# Flags any command takes: --share (post in the channel, masked), --csv (every row as a
+# CSV file, `crmbot.reply.export`).
+SHARE_FLAG = "--share"
+EXPORT_FLAG = "--csv"
 
 
 def parse(text: str, slash_command: str = "/crm") -> ParsedText:
@@ -57,17 +64,17 @@ def parse(text: str, slash_command: str = "/crm") -> ParsedText:
     text = text.strip()
     if text.lower().startswith(slash_command.lower()):
         text = text[len(slash_command) :].strip()
-    share = False
     words = _split(text)
-    if "--share" in words:
-        share = True
-        words = [w for w in words if w != "--share"]
-        text = " ".join(text.replace("--share", " ").split())
+    flags = {flag for flag in (SHARE_FLAG, EXPORT_FLAG) if flag in words}
+    for flag in flags:
+        words = [w for w in words if w != flag]
+        text = " ".join(text.replace(flag, " ").split())
+    share, export = SHARE_FLAG in flags, EXPORT_FLAG in flags
     if not words:
-        return ParsedText(command="help", args=[], text="", share=share)
+        return ParsedText(command="help", args=[], text="", share=share, export=export)
     name = words[0].lower()
     rest = text[len(text.split(maxsplit=1)[0]) :].strip() if text else ""
-    return ParsedText(command=name, args=words[1:], text=rest, share=share)
+    return ParsedText(command=name, args=words[1:], text=rest, share=share, export=export)
 
 
 def _split(text: str) -> list[str]:
@@ -138,6 +145,7 @@ class Dispatcher:
             settings=self.settings,
             transport=transport,
             share=parsed.share,
+            export=parsed.export,
             is_admin=self.settings.is_admin(user_id),
             poster=self.poster,
             **extra,  # type: ignore[arg-type]
@@ -300,7 +308,7 @@ class Dispatcher:
                     user_id=request.user_id,
                     channel_id=request.channel_id,
                     command=command_name,
-                    arguments=request.text,
+                    arguments=f"{request.text} {EXPORT_FLAG}" if request.export else request.text,
                     outcome=reply.outcome,
                     customer_ids=reply.customer_ids,
                     detail=reply.text[:200] if reply.outcome != "ok" else None,

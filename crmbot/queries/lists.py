@@ -7,9 +7,9 @@ customers they belong to, within the reader's `Scope` (live customers of their b
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -62,7 +62,12 @@ def at_risk(
     region: str | None = None,
 ) -> list[ScoredCustomer]:
     """The accounts most worth saving: ranked by value at risk (CLV x churn risk)."""
-    statement = _scores_of(run, scope).where(
+    statement = _at_risk_statement(_scores_of(run, scope), segment=segment, region=region)
+    return _scored(session, statement.limit(limit), run)
+
+
+def _at_risk_statement(statement: Any, *, segment: str | None, region: str | None) -> Any:
+    statement = statement.where(
         col(CustomerScore.value_at_risk).is_not(None),
         col(CustomerScore.value_at_risk) > 0,
     )
@@ -70,11 +75,10 @@ def at_risk(
         statement = statement.where(col(CustomerScore.segment) == segment)
     if region is not None:
         statement = statement.where(func.lower(col(Customer.region)) == region.lower())
-    statement = statement.order_by(
+    return statement.order_by(
         col(CustomerScore.value_at_risk).desc(),
         col(Customer.customer_id),
-    ).limit(limit)
-    return _scored(session, statement, run)
+    )
 
 
 def top_value(
@@ -89,17 +93,96 @@ def top_value(
 
     Over the whole book only customers with a CLV count; within a segment everyone does,
     those without one (Prospects, who never bought) last, so a segment is never "empty"."""
-    statement = _scores_of(run, scope)
+    statement = _top_value_statement(_scores_of(run, scope), segment=segment)
+    return _scored(session, statement.limit(limit), run)
+
+
+def _top_value_statement(statement: Any, *, segment: str | None) -> Any:
     if segment is None:
         statement = statement.where(col(CustomerScore.clv).is_not(None))
     else:
         statement = statement.where(col(CustomerScore.segment) == segment)
-    statement = statement.order_by(
+    return statement.order_by(
         col(CustomerScore.clv).is_(None),
         col(CustomerScore.clv).desc(),
         col(Customer.customer_id),
-    ).limit(limit)
-    return _scored(session, statement, run)
+    )
+
+
+# The columns of a list exported as CSV (`crmbot.reply.export`), in order: the contact
+# details the message leaves out, and the scores as numbers.
+LIST_EXPORT_COLUMNS = (
+    "Customer",
+    "Name",
+    "Email",
+    "Phone",
+    "Company",
+    "Region",
+    "Owner",
+    "Segment",
+    "CLV",
+    "Churn risk",
+    "Value at risk",
+    "Reasons",
+)
+# Rows fetched from the database at a time while an export streams.
+EXPORT_BATCH = 5_000
+
+
+def list_export_rows(
+    *,
+    session: Session,
+    run: ModelRun,
+    scope: Scope,
+    kind: Literal["at_risk", "top_value"],
+    limit: int,
+    segment: str | None = None,
+    region: str | None = None,
+) -> tuple[int, Iterator[tuple[Any, ...]]]:
+    """The rows of the at-risk list (`at_risk`) or of the most valuable customers
+    (`top_value`), in the same order, as `LIST_EXPORT_COLUMNS`: how many match, and at most
+    `limit` of them, streamed in batches (a million customers' list never sits in memory)."""
+    columns = (
+        col(Customer.customer_id),
+        col(Customer.name),
+        col(Customer.email),
+        col(Customer.phone),
+        col(Customer.company),
+        col(Customer.region),
+        col(Customer.owner),
+        col(CustomerScore.segment),
+        col(CustomerScore.clv),
+        col(CustomerScore.churn_risk),
+        col(CustomerScore.value_at_risk),
+        col(CustomerScore.churn_reasons),
+    )
+    base = (
+        select(*columns)
+        .select_from(Customer)
+        .join(CustomerScore, col(CustomerScore.customer_pk) == col(Customer.id))
+        .where(col(CustomerScore.run_id) == run.id, scope.where(Customer))
+    )
+    if kind == "at_risk":
+        statement = _at_risk_statement(base, segment=segment, region=region)
+    else:
+        statement = _top_value_statement(base, segment=segment)
+    found = int(
+        session.execute(
+            select(func.count()).select_from(statement.order_by(None).subquery())
+        ).scalar_one()
+    )
+    result = session.execute(statement.limit(limit), execution_options={"yield_per": EXPORT_BATCH})
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for row in result:
+            *values, reasons = row
+            yield (*[_rounded(v) for v in values], "; ".join(reasons or []))
+
+    return found, rows()
+
+
+def _rounded(value: Any) -> Any:
+    return round(value, 4) if isinstance(value, float) else value
 
 
 def influencers(

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from crmbot.core.models import Customer, CustomerScore, ModelRun
+from crmbot.queries import vocabulary
 from crmbot.queries.scope import Scope
 
 
@@ -121,23 +122,13 @@ def segment_summary(*, session: Session, run: ModelRun, scope: Scope) -> Segment
 
 
 def segment_names(*, session: Session, run: ModelRun) -> list[str]:
-    return sorted(
-        s
-        for (s,) in session.execute(
-            select(col(CustomerScore.segment)).where(col(CustomerScore.run_id) == run.id).distinct()
-        ).all()
-        if s
-    )
+    """The segments of `run`, from its record (`crmbot.queries.vocabulary`)."""
+    return vocabulary.segment_names(session=session, run=run)
 
 
 def region_names(*, session: Session) -> list[str]:
-    return sorted(
-        r
-        for (r,) in session.execute(
-            select(col(Customer.region)).where(col(Customer.region).is_not(None)).distinct()
-        ).all()
-        if r
-    )
+    """Every region customers are in, one index seek each (`crmbot.queries.vocabulary`)."""
+    return sorted(r for r in vocabulary.distinct_values(session, col(Customer.region)) if r)
 
 
 def segment_flows(

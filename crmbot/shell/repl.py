@@ -6,7 +6,9 @@ request; piped input makes it scriptable: `echo "/crm help" | crmbot shell`.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import shutil
 import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -59,7 +61,15 @@ class Shell:
             stamp = self.clock().strftime("%Y%m%d-%H%M%S-%f")
             slug = re.sub(r"[^a-z0-9]+", "-", reply.chart.title.lower()).strip("-")[:40]
             chart_path = draw(reply.chart, self.chart_dir / f"{slug or 'chart'}-{stamp}.png")
-        return render(reply, chart_path=chart_path)
+        file_path = None
+        if reply.attachment is not None:
+            # An export is written to a temporary folder; it is kept beside the charts.
+            source = Path(reply.attachment.path)
+            self.chart_dir.mkdir(parents=True, exist_ok=True)
+            file_path = Path(shutil.move(source, self.chart_dir / reply.attachment.filename))
+            with contextlib.suppress(OSError):
+                source.parent.rmdir()
+        return render(reply, chart_path=chart_path, file_path=file_path)
 
     def loop(self, lines: Iterable[str], out: TextIO, *, interactive: bool) -> None:
         if interactive:

@@ -86,6 +86,7 @@ def render(
         parts.append(
             "\n".join(f"{label.ljust(width)} : {_plain(value)}" for label, value in reply.fields)
         )
+    sections = []
     for section in reply.sections:
         lines = [section.title]
         for item in section.items:
@@ -94,9 +95,11 @@ def render(
             lines.append(f"  • {text}{button}")
             if item.actions:
                 lines.append("    " + " ".join(f"[{b.label}]" for b in item.actions))
-        parts.append("\n".join(lines))
+        sections.append("\n".join(lines))
     if reply.table:
         parts.append(render_table(reply.table.columns, reply.table.rows))
+    # Under a table, the sections are about its rows: they follow it (as in Slack).
+    parts += sections
     if chart_path is not None:
         parts.append(f"[chart saved to {chart_path}]")
     if file_path is not None:
