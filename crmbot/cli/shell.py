@@ -16,10 +16,15 @@ def shell(
     from crmbot.chat.dispatch import Dispatcher
     from crmbot.shell.repl import run_shell
     from crmbot.slack.delivery import configured_poster
+    from crmbot.slack.people import configured_directory
 
     engine = common.engine()
     settings = common.settings()
-    run_shell(Dispatcher(engine, settings, configured_poster(engine, settings)), user_id=user)
+    run_shell(
+        Dispatcher(engine, settings, configured_poster(engine, settings)),
+        user_id=user,
+        people=configured_directory(settings),
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -18,6 +18,7 @@ from typing import TextIO
 from crmbot.chat.dispatch import Dispatcher
 from crmbot.reply import Reply
 from crmbot.reply.charts import draw
+from crmbot.reply.people import People
 from crmbot.shell.text import render
 
 PROMPT = "crm> "
@@ -32,11 +33,14 @@ class Shell:
         user_id: str = "shell",
         chart_dir: Path | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        people: People | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.user_id = user_id
         self.chart_dir = chart_dir or Path(dispatcher.settings.chart_dir)
         self.clock = clock
+        # Account owners by name (Slack's directory, when the CLI has a bot token).
+        self.people = people
 
     def ask(self, line: str, progress: Callable[[str], None] | None = None) -> str:
         """Run one line as the shell user; the rendered reply. Slow commands (retrain)
@@ -69,7 +73,7 @@ class Shell:
             file_path = Path(shutil.move(source, self.chart_dir / reply.attachment.filename))
             with contextlib.suppress(OSError):
                 source.parent.rmdir()
-        return render(reply, chart_path=chart_path, file_path=file_path)
+        return render(reply, chart_path=chart_path, file_path=file_path, people=self.people)
 
     def loop(self, lines: Iterable[str], out: TextIO, *, interactive: bool) -> None:
         if interactive:
@@ -97,10 +101,11 @@ def run_shell(
     user_id: str = "shell",
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
+    people: People | None = None,
 ) -> None:
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
-    shell = Shell(dispatcher, user_id=user_id)
+    shell = Shell(dispatcher, user_id=user_id, people=people)
     interactive = stdin.isatty()
     if interactive:
 

@@ -27,8 +27,7 @@ BOT_SCOPES: dict[str, str] = {
     "files:write": "uploading charts (segment sizes, order history)",
     "users:read": "account owners and the asker by name (users.info)",
     "users:read.email": "account owners recorded by email (users.lookupByEmail)",
-    "channels:history": "digests and replies check what they already posted, so a retry never "
-    "repeats",
+    "channels:history": "a retry first looks for the digest or reply it would repeat",
     "groups:history": "the same check when a digest channel is private",
     "channels:read": "finding a channel typed as #name (/crm schedule channel)",
     "groups:read": "the same for a private channel the bot is in",

@@ -26,6 +26,7 @@ from typing import Generic, TypeVar
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from crmbot.core.config import Settings
 from crmbot.reply.people import SLACK_USER_ID, Person
 
 log = logging.getLogger(__name__)
@@ -212,3 +213,15 @@ def _name(user: dict) -> str:
         if candidate:
             return str(candidate)
     return ""
+
+
+def configured_directory(settings: Settings) -> SlackDirectory | None:
+    """The directory SLACK_BOT_TOKEN gives (the shell's owners by name), or None when no
+    token is set; its calls go through the one retry policy."""
+    if not settings.slack_bot_token:
+        return None
+    from crmbot.slack.delivery import retrying_client
+
+    return SlackDirectory(
+        retrying_client(token=settings.slack_bot_token, base_url=settings.slack_api_base_url)
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -395,3 +396,45 @@ def test_schedule_channel_says_when_no_channel_has_that_name(bot: Bot) -> None:
     bot.slack.channels.update({"C0SALES": "sales"})
     _, path = bot.command("schedule channel at-risk #nowhere", user="UADMIN")
     assert "can't find a channel '#nowhere'" in text_of(bot.answer(path))
+
+
+def test_the_shell_shows_owners_by_name_through_the_directory(
+    bot: Bot, settings: Settings, tmp_path: Path
+) -> None:
+    from crmbot.chat.dispatch import Dispatcher
+    from crmbot.shell.repl import Shell
+    from crmbot.slack.people import SlackDirectory
+
+    bot.slack.user_emails["UMARIA"] = "maria@crm.example"
+    bot.slack.user_names.update({"UMARIA": "Maria Garcia", "UAM1": "Ann Moss"})
+    directory = SlackDirectory(WebClient(token="xoxb-test", base_url=bot.slack.base_url))
+    named = Shell(
+        Dispatcher(bot.engine, settings), user_id="UADMIN", chart_dir=tmp_path, people=directory
+    )
+    assert "Owner             : Ann Moss" in named.ask("customer C001")
+    assert "Owner             : Maria Garcia" in named.ask("customer C003")
+    # Without a directory (no bot token), the owner as stored.
+    plain = Shell(Dispatcher(bot.engine, settings), user_id="UADMIN", chart_dir=tmp_path)
+    text = plain.ask("customer C003")
+    assert "Owner             : maria@crm.example" in text and "\u2063" not in text
+
+
+def test_the_digest_names_owners_in_its_table(bot: Bot, settings: Settings) -> None:
+    bot.slack.user_names.update({"UAM1": "Ann Moss", "UAM2": "Bo Li"})
+    poster = slack_poster(
+        bot.engine, settings, WebClient(token="xoxb-test", base_url=bot.slack.base_url)
+    )
+    digest = build_at_risk_digest(bot.engine, settings, channel="C0CRM", period="2026-07-04")
+    assert digest is not None
+    assert poster.post_digest(digest, channel="C0CRM").status == "posted"
+    table = text_of(bot.slack.messages("C0CRM")[0])
+    assert "Ann Moss" in table and "UAM1" not in table
+    assert "m•••@c•••" in table  # maria@crm.example: unknown to Slack, masked in a channel
+
+
+def test_customer_123_exists_on_the_sample_company(sample_company: Any) -> None:
+    with SlackFake() as slack:
+        bot = make_bot(sample_company.settings, sample_company.engine, slack)
+        _, path = bot.command("customer 123", user="UADMIN")
+        text = text_of(bot.answer(path))
+    assert "(123)" in text and "No customer" not in text
