@@ -65,7 +65,7 @@ def ask_command(request: Request) -> Reply:
     parsed = parse_question(question, vocab, today=request.today, askers=owner_identities(request))
     query = parsed.query if parsed.ok else None
     via = ""
-    if query is None and request.settings.llm_url and not parsed.redirect:
+    if query is None and request.settings.llm_url and not parsed.final:
         query, via = _ask_language_model(request, question, vocab), "language model"
     if query is None:
         return Reply.usage(
@@ -85,7 +85,11 @@ def ask_command(request: Request) -> Reply:
     if request.export:
         return _export_reply(request, query, answer, via=via)
     reply = _answer_reply(query, answer, via=via)
-    if answer.rows and not query.group_by and len(answer.rows) < answer.found:
+    if (
+        answer.rows
+        and not (query.group_by or query.compare_range)
+        and len(answer.rows) < answer.found
+    ):
         reply.buttons.append(export_button("crm_ask", question, answer.found))
     return reply
 
@@ -147,7 +151,8 @@ def _answer_reply(query: StructuredQuery, answer: Answer, *, via: str) -> Reply:
         label = answer.value_label[:1].upper() + answer.value_label[1:]
         lines.append(f"{label}: *{answer.value}*")
     shown = len(answer.rows)
-    if answer.rows and not query.group_by and shown < answer.found:
+    # Grouped answers and two periods compared count the rows behind their figures.
+    if answer.rows and not (query.group_by or query.compare_range) and shown < answer.found:
         lines.append(f"Showing the first {shown:,} of {answer.found:,}.")
     if not answer.rows and answer.value is None:
         lines.append("Nothing matches. Loosen a filter or check the names above.")

@@ -198,3 +198,23 @@ def test_ask_without_a_working_model_still_explains(
     )
     assert reply.outcome == "usage"
     assert "I couldn't place “old”, “world”" in reply.text
+
+
+def test_what_the_rules_know_never_goes_to_the_model(
+    engine: Engine, settings: Settings, fake_llm: tuple[str, FakeCompletions]
+) -> None:
+    url, fake = fake_llm
+    fake.content = json.dumps({"entity": "tickets", "metric": "count"})
+    dispatcher = _dispatcher(engine, settings, url)
+    why = dispatcher.handle("/crm ask why is Ada Lovelace at risk?", user_id="U1", today=TODAY)
+    assert why.outcome == "usage"
+    assert "`/crm why Ada Lovelace`" in why.text
+    priority = dispatcher.handle("/crm ask tickets by priority", user_id="U1", today=TODAY)
+    assert priority.outcome == "usage" and "no priority" in priority.text
+    assert fake.requests == []
+    # A group's next best products are answered here, not by one customer's card.
+    offers = dispatcher.handle(
+        "/crm ask next best product for champions", user_id="U1", today=TODAY
+    )
+    assert offers.outcome == "ok"
+    assert offers.text.startswith("Next best products · segment = Champions · 2 customers")

@@ -134,8 +134,10 @@ def describe(query: StructuredQuery) -> list[str]:
             what = "closed" if query.date_field == "closed" else "opened"
         if query.entity == "feedback":
             what = "answered"
-        if query.entity in ("products", "score_changes"):
-            what = "bought" if query.entity == "products" else "since"
+        if query.entity == "products":
+            what = "bought"
+        if query.entity == "score_changes":
+            what = ""
         parts.append(describe_dates(query.date_range, what))
     measure = field_label(query.measure) if query.measure else ""
     if query.metric == "avg":

@@ -32,7 +32,7 @@ EXAMPLES: tuple[str, ...] = (
     "how many open tickets in EMEA?",
     "average time to close tickets by channel",
     "customers with more than 3 tickets",
-    "open tickets by status",
+    "tickets by status",
     "what is our NPS by region?",
     "how many detractors in the Champions segment?",
     "unhappy customers with high CLV",

@@ -18,9 +18,10 @@ class ParseResult:
     unplaced: tuple[str, ...] = ()
     # Why an otherwise understood question cannot be answered ("say which customer").
     problems: tuple[str, ...] = ()
-    # The question belongs to another command (`/crm why`): the problem says which, and no
-    # language model is asked to read it instead.
-    redirect: bool = False
+    # The rules know this cannot be answered here — it is another command's (`/crm why`)
+    # or about what the CRM does not hold (a ticket's priority): the problem says so, and
+    # no language model is asked to read it instead.
+    final: bool = False
 
     @property
     def ok(self) -> bool:
@@ -34,7 +35,7 @@ def finish(sentence: Sentence, state: ParseState) -> ParseResult:
     nothing_asked = query == StructuredQuery() and not unplaced
     if nothing_asked and not any(t.low in CUSTOMER_WORDS for t in sentence.tokens):
         problems += ("ask about customers, orders or referrals",)
-    return ParseResult(query, unplaced, problems)
+    return ParseResult(query, unplaced, problems, final=state.final)
 
 
 def _unplaced(sentence: Sentence) -> tuple[str, ...]:

@@ -76,7 +76,7 @@ def parse_question(
     # "why is Acme at risk": one customer's reasons are `/crm why`'s, never guessed here.
     pointer = rules_areas.why(sentence)
     if pointer is not None:
-        return ParseResult(None, (), (pointer,), redirect=True)
+        return ParseResult(None, (), (pointer,), final=True)
     if rules_subject.offer(sentence, state):
         return finish(sentence, state)
     for rule in _RULES:

@@ -279,6 +279,7 @@ def tickets(sentence: Sentence, state: ParseState) -> None:
             "tickets have no priority or SLA in this CRM; ask by channel, status, region, "
             "segment or owner, e.g. `open tickets by channel`"
         )
+        state.final = True
         sentence.consume(found[1])
     found = sentence.first(TICKETS_BY)
     if found is not None and state.group_by is None:

@@ -55,6 +55,8 @@ class ParseState:
     limit: int | None = None
     chart: bool = False
     problems: list[str] = field(default_factory=list)
+    # A problem the rules are sure of (see `ParseResult.final`).
+    final: bool = False
 
     @staticmethod
     def add(values: list[str], new: Iterable[str]) -> None:
