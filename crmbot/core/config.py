@@ -148,9 +148,7 @@ class Settings(BaseSettings):
     @classmethod
     def _customer_url(cls, value: str) -> str:
         value = value.strip()
-        if value and (
-            value.count("{id}") != 1 or not value.startswith(("https://", "http://"))
-        ):
+        if value and (value.count("{id}") != 1 or not value.startswith(("https://", "http://"))):
             raise ValueError(
                 f"'{value}' is not a customer URL template; write the page's address with "
                 "{id} where the customer id goes, e.g. https://crm.example.com/customers/{id}"

@@ -74,10 +74,10 @@ class _Text:
         return escape(mask_pii(text) if self.shared else text)
 
     def _mention(self, owner: str) -> str:
+        if SLACK_USER_ID.match(owner):
+            return f"<@{owner}>"  # Slack shows the name; nothing to look up
         person = self.people.person(owner) if self.people is not None else None
         user_id = person.user_id if person is not None else None
-        if not user_id and SLACK_USER_ID.match(owner):
-            user_id = owner
         if user_id and SLACK_USER_ID.match(user_id):
             return f"<@{user_id}>"
         return self._plain(stored(owner, in_list=False, shared=self.shared))
@@ -225,14 +225,20 @@ def render_blocks(
     for start in range(0, len(reply.fields), MAX_FIELDS):
         fields = [_field(label, value, clean) for label, value in reply.fields[start:][:MAX_FIELDS]]
         body.append({"type": "section", "fields": fields})
-    body += _section_blocks(reply.sections, clean)
+    sections = _section_blocks(reply.sections, clean)
+    # Under a table, the sections are about its rows (the buttons that act on them): they
+    # follow it.
+    with_table = reply.table is not None and bool(reply.table.columns)
+    under_table = sections[: MAX_BLOCKS // 2] if with_table else []
+    if not with_table:
+        body += sections
     tail: list[Block] = []
     actions = _buttons(reply.buttons, clean)
     if actions is not None:
         tail.append(actions)
     footer = clean(reply.footer)
     # Room for the header, the buttons, the footer and a "rows left out" note.
-    budget = MAX_BLOCKS - len(head) - len(tail) - 2
+    budget = MAX_BLOCKS - len(head) - len(tail) - 2 - len(under_table)
     if len(body) > budget:
         body = body[: budget - 1] + [_section(fit("(reply cut to fit in one Slack message)", 80))]
     if reply.table is not None and reply.table.columns:
@@ -241,6 +247,7 @@ def render_blocks(
         if left_out:
             note = f"{left_out} more rows not shown; ask for fewer (e.g. a smaller N)."
             footer = f"{note} {footer}".strip()
+    body += under_table
     if footer:
         tail.append(
             {

@@ -182,9 +182,7 @@ class _CheckedConnectionRetry(_UnlessLanded, ConnectionErrorRetryHandler):
     """Retries dropped connections and timeouts — unless the post already landed, or the
     call is one that cannot be looked for (UNREPEATABLE, or a response_url answer)."""
 
-    def __init__(
-        self, check: DeliveryCheck, *, repeat_unknown: bool = True, **kwargs: Any
-    ) -> None:
+    def __init__(self, check: DeliveryCheck, *, repeat_unknown: bool = True, **kwargs: Any) -> None:
         super().__init__(
             error_types=[URLError, ConnectionResetError, RemoteDisconnected, TimeoutError],
             **kwargs,
