@@ -19,9 +19,10 @@ from crmbot.core.db import read_session
 from crmbot.core.models import ModelRun
 from crmbot.queries.scope import Scope
 from crmbot.reply import Button, Reply
+from crmbot.reply.acting import act_on_rows
 from crmbot.reply.export import MAX_EXPORT_ROWS, export_button, exported_text, write_csv
 from crmbot.reply.format import clip, money
-from crmbot.reply.rows import AT_RISK_LIST
+from crmbot.reply.rows import AT_RISK_LIST, customer_label
 from crmbot.reply.rows import table as rows_table
 
 USAGE = "at-risk [N] [segment | region | mine]"
@@ -91,6 +92,8 @@ def at_risk_command(request: Request) -> Reply:
         text=f"Value at risk in this list: *{money(total)}* (CLV × churn risk).",
         table=table,
         buttons=buttons,
+        # The first rows' "Log a touch", "Follow-up", "Follow", "Snooze 7 days".
+        sections=act_on_rows([(r.customer.customer_id, customer_label(r.customer)) for r in rows]),
         customer_ids=[row.customer.customer_id for row in rows],
         footer=f"Model run {run.id}, data as of {run.as_of:%Y-%m-%d}.",
     )

@@ -218,3 +218,28 @@ def test_the_alert_channel_gets_each_run_once_masked(
         send_alerts(crm.engine, settings, poster, clock=lambda: NOW, channel="CALERTS").messages
         == 0
     )
+
+
+def test_an_owners_digest_dm_leaves_out_what_they_snoozed(
+    crm: SmallCrm, settings: Settings
+) -> None:
+    from crmbot.digests import build_at_risk_digest
+
+    def listed() -> list[str]:
+        digest = build_at_risk_digest(
+            crm.engine, settings, channel="UAM1", period="2026-07-01", owner="UAM1"
+        )
+        assert digest is not None
+        return digest.customer_ids
+
+    assert "C002" in listed()
+    _act(
+        crm,
+        lambda s: snooze(
+            session=s, customer_pk=crm.pks["C002"], user_id="UAM1", days=7, as_of=date(2026, 7, 1)
+        ),
+    )
+    assert "C002" not in listed() and listed()
+    # The channel's digest is everyone's: a snooze is personal.
+    everyone = build_at_risk_digest(crm.engine, settings, channel="C1", period="2026-07-01")
+    assert everyone is not None and "C002" in everyone.customer_ids

@@ -113,7 +113,12 @@ def test_at_risk_digest_lists_the_top_accounts_with_reason_and_why_buttons(
     [message] = slack.messages(CHANNEL)
     assert message["blocks"][0]["type"] == "header"
     actions = [b for b in message["blocks"] if b["type"] == "actions"]
-    assert [e["value"] for e in actions[0]["elements"]] == ["C000", "C001", "C002", "C003"]
+    # Each row's "Log a touch", "Follow-up", "Follow", "Snooze 7 days", then the "Why?"s.
+    assert [[e["action_id"] for e in a["elements"]] for a in actions[:-1]] == [
+        ["act_touch", "act_follow_up", "act_follow", "act_snooze"]
+    ] * 4
+    assert [a["elements"][0]["value"] for a in actions[:-1]] == ["C000", "C001", "C002", "C003"]
+    assert [e["value"] for e in actions[-1]["elements"]] == ["C000", "C001", "C002", "C003"]
     assert message["metadata"]["event_payload"]["digest"] == digest_key(
         AT_RISK, CHANNEL, "2026-06-29"
     )

@@ -3,11 +3,13 @@ since the last digest in the same place (new on the list, risk up, recovered).""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
 from crmbot import queries, runs
+from crmbot.actions.follows import snoozed_customers
 from crmbot.core.db import read_session
 from crmbot.core.models import ModelRun
 from crmbot.core.privacy import mask_pii
@@ -15,8 +17,9 @@ from crmbot.digests.base import AT_RISK, AT_RISK_DM, MAX_BUTTONS, Digest, masked
 from crmbot.digests.ledger import Previous, previous_digest
 from crmbot.queries.scope import EVERYONE, Scope
 from crmbot.reply import Button, Reply
+from crmbot.reply.acting import act_on_rows
 from crmbot.reply.format import money, percent, points
-from crmbot.reply.rows import AT_RISK_DIGEST, display_name
+from crmbot.reply.rows import AT_RISK_DIGEST, customer_label, display_name
 from crmbot.reply.rows import table as rows_table
 
 if TYPE_CHECKING:
@@ -45,7 +48,16 @@ def build_at_risk_digest(
         run = runs.active_run(session=session)
         if run is None:
             return None
-        rows = queries.at_risk(session=session, run=run, scope=scope, limit=settings.digest_size)
+        # An owner's snoozed accounts are left out of their DM (`crmbot.actions.follows`).
+        snoozed = (
+            snoozed_customers(session=session, user_id=owner, as_of=_day(period))
+            if owner
+            else set()
+        )
+        rows = queries.at_risk(
+            session=session, run=run, scope=scope, limit=settings.digest_size + len(snoozed)
+        )
+        rows = [row for row in rows if row.customer.id not in snoozed][: settings.digest_size]
     previous = previous_digest(engine, kind, channel, period)
     current_ids = [row.customer.customer_id for row in rows]
     new_ids, risk_up = _changes(rows, previous)
@@ -79,6 +91,11 @@ def build_at_risk_digest(
             Button(f"Why? {display_name(row.customer)}", "crm_why", row.customer.customer_id)
             for row in rows[:MAX_BUTTONS]
         ],
+        # Log a touch, follow-up, follow, snooze for the first rows (personal: a form or
+        # an answer only the clicker sees, also under a channel's digest).
+        sections=act_on_rows(
+            [(row.customer.customer_id, customer_label(row.customer)) for row in rows]
+        ),
         private=False,
         customer_ids=current_ids,
         footer=(
@@ -105,6 +122,15 @@ def build_at_risk_digest(
         },
     }
     return Digest(kind, period, reply, summary, current_ids)
+
+
+def _day(period: str) -> date:
+    """The day a daily digest's period names (its ISO date). A period typed otherwise
+    (`crmbot digest send --period`) gives the earliest day: every snooze counts."""
+    try:
+        return date.fromisoformat(period)
+    except ValueError:
+        return date.min
 
 
 def _changes(

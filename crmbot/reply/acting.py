@@ -10,7 +10,7 @@ and, for a snooze, the number of days after a space.
 
 from __future__ import annotations
 
-from crmbot.reply import Button
+from crmbot.reply import Button, Item, Section
 
 ACTION_PREFIX = "act_"
 LOG_TOUCH = "act_touch"
@@ -45,3 +45,13 @@ def snooze_value(value: str) -> tuple[str, int]:
     if customer_id and days.isascii() and days.isdigit():
         return customer_id, max(1, min(int(days), 365))
     return value.strip(), SNOOZE_DAYS
+
+
+ROWS_TO_ACT_ON = 5
+
+
+def act_on_rows(rows: list[tuple[str, str]], *, limit: int = ROWS_TO_ACT_ON) -> list[Section]:
+    """Under a list (the at-risk list, a digest): its first rows, (customer id, label)
+    each, with the buttons that act on them; [] for no rows."""
+    items = [Item(f"*{label}*", actions=tuple(account_buttons(cid))) for cid, label in rows[:limit]]
+    return [Section("Act on one", items)] if items else []
