@@ -22,7 +22,7 @@ from crmbot import runs
 from crmbot.cli import common
 from crmbot.core.config import Settings
 from crmbot.core.db import DatabaseUnavailable, connect, make_engine, shown_url
-from crmbot.core.models import Customer, Feedback, Order, Ticket
+from crmbot.core.models import Customer, Feedback, ModelRun, Order, Ticket
 from crmbot.demo import FILES, DemoTruth, generate_company, load_demo
 from crmbot.demo.touches import past_run_day, plant_touches
 from crmbot.ingest import ImportReport
@@ -130,8 +130,7 @@ def demo(
         # First the run of three months ago, whose at-risk list the account managers
         # worked: its whole horizon is in the data, so `/crm model` can say what came of
         # the touches. Then today's run, live whatever the comparison with it says.
-        past = _train(engine, settings, past_run_day(day))
-        _plant(engine, directory, past.run_id if past.status == "succeeded" else None)
+        _plant(engine, directory, _past_run(engine, settings, past_run_day(day)))
         _train(engine, settings, day, force=True)
         timings.measure("train", started)
     else:
@@ -246,6 +245,21 @@ def _print_imports(reports: dict[str, ImportReport], seconds: float) -> None:
                     f"  line {rejection.line}, {rejection.column}: {rejection.reason}",
                     highlight=False,
                 )
+
+
+def _past_run(engine: Engine, settings: Settings, day: date) -> int | None:
+    """The run as of `day`: the one a previous `crmbot demo` trained, or a new one."""
+    with engine.connect() as connection:
+        trained = connection.execute(
+            select(ModelRun.id)  # type: ignore[call-overload]
+            .where(ModelRun.as_of == day, ModelRun.status == "succeeded")
+            .order_by(ModelRun.id)
+            .limit(1)
+        ).scalar_one_or_none()
+    if trained is not None:
+        return int(trained)
+    past = _train(engine, settings, day)
+    return past.run_id if past.status == "succeeded" else None
 
 
 def _plant(engine: Engine, directory: Path, run_id: int | None) -> None:
