@@ -34,7 +34,7 @@ USAGE = "ask <question in your own words>"
 
 @command("ask", usage=USAGE, aliases=("q", "question"))
 def ask_command(request: Request) -> Reply:
-    """Ask about customers, orders and referrals in your own words.
+    """Ask about customers, orders, tickets, satisfaction and products in your own words.
 
     For example:
     • `ask which champions in EMEA have churn risk over 50%?`

@@ -34,7 +34,7 @@ def finish(sentence: Sentence, state: ParseState) -> ParseResult:
     problems = tuple(state.problems) + tuple(query.problems())
     nothing_asked = query == StructuredQuery() and not unplaced
     if nothing_asked and not any(t.low in CUSTOMER_WORDS for t in sentence.tokens):
-        problems += ("ask about customers, orders or referrals",)
+        problems += ("ask about customers, orders, tickets, satisfaction or products",)
     return ParseResult(query, unplaced, problems, final=state.final)
 
 
