@@ -218,3 +218,23 @@ def test_what_the_rules_know_never_goes_to_the_model(
     )
     assert offers.outcome == "ok"
     assert offers.text.startswith("Next best products · segment = Champions · 2 customers")
+
+
+def test_the_model_fills_the_new_fields_with_the_crm_names(
+    fake_llm: tuple[str, FakeCompletions],
+) -> None:
+    url, fake = fake_llm
+    vocab = Vocabulary(regions=("EMEA", "APAC"), products=("Descaler", "Milk Frother"))
+    fake.content = json.dumps(
+        {"products": ["descaler"], "not_products": ["milk frother"], "not_regions": ["emea"]}
+    )
+    query = translate("hmm", vocab, today=TODAY, url=url, model="m")
+    assert (query.products, query.not_products, query.not_regions) == (
+        ("Descaler",),
+        ("Milk Frother",),
+        ("EMEA",),
+    )
+    assert "Descaler, Milk Frother" in fake.requests[0]["messages"][0]["content"]
+    fake.content = json.dumps({"products": ["unicorn blender"]})
+    with pytest.raises(LLMUnavailable, match="no product “unicorn blender”"):
+        translate("hmm", vocab, today=TODAY, url=url, model="m")

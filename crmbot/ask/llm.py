@@ -36,8 +36,16 @@ the given JSON schema exactly. Answer with that JSON object only: no prose, no S
 Entities: "customers" (scores of each customer), "orders" (purchases; measure "amount"),
 "referrals" (who referred whom; group_by "referrer" ranks referrers), "segment_moves"
 (customers whose segment changed; "segments" = where they are now, "from_segments" =
-where they were), "offer" (next best products for one customer; set "customer").
-Metrics: "list", "count", "sum", "avg" (sum/avg need "measure").
+where they were), "offer" (next best products for one customer with "customer", or for
+a group with filters), "tickets" (support tickets; "status" open/closed; measure
+"resolution_days"), "feedback" (survey answers; measures "nps", "csat"; metric "nps" is
+promoters minus detractors), "products" (order lines by product; measure "amount" or
+"units"), "score_changes" ("measure" went "change" up/down since the date range's start).
+Customers may be filtered by "products" bought, "not_products" never bought, "categories",
+"nps_categories" (promoter/passive/detractor), "not_segments", "not_regions", "not_owners",
+"not_companies", and "bands" ({{"field": "clv", "top": true, "share": 0.25}} = high CLV).
+"compare_range" answers the count/sum/avg again for a second period.
+Metrics: "list", "count", "sum", "avg" (sum/avg need "measure"), "nps".
 Probabilities (churn_risk, p_alive) are fractions 0-1; satisfaction is 0-100; recency_days is
 days since the last order ("no order in 60 days" = recency_days > 60); money is plain numbers.
 Dates are ISO (YYYY-MM-DD); "end" is the first day NOT included. Today is {today}.
@@ -46,6 +54,8 @@ segments: {segments}
 regions: {regions}
 owners: {owners}
 companies (some): {companies}
+products: {products}
+product categories: {categories}
 If the question cannot be expressed with this schema, answer {{"entity": "customers",
 "metric": "list", "limit": 0}}.
 """
@@ -87,6 +97,8 @@ def request_body(question: str, vocab: Vocabulary, *, today: date, model: str) -
         regions=_names(vocab.regions),
         owners=_names(vocab.owners),
         companies=_names(vocab.companies),
+        products=_names(vocab.products),
+        categories=_names(vocab.categories),
     )
     return {
         "model": model,

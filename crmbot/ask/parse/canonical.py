@@ -41,6 +41,13 @@ def canonicalize(query: StructuredQuery, vocab: Vocabulary) -> tuple[StructuredQ
         regions=mapped(query.regions, "region"),
         owners=mapped(query.owners, "owner"),
         companies=mapped(query.companies, "company"),
+        not_segments=mapped(query.not_segments, "segment"),
+        not_regions=mapped(query.not_regions, "region"),
+        not_owners=mapped(query.not_owners, "owner"),
+        not_companies=mapped(query.not_companies, "company"),
+        products=mapped(query.products, "product"),
+        not_products=mapped(query.not_products, "product"),
+        categories=mapped(query.categories, "category"),
         customer=customer,
         customer_name=customer_name,
     )
