@@ -243,3 +243,14 @@ def test_an_owners_digest_dm_leaves_out_what_they_snoozed(
     # The channel's digest is everyone's: a snooze is personal.
     everyone = build_at_risk_digest(crm.engine, settings, channel="C1", period="2026-07-01")
     assert everyone is not None and "C002" in everyone.customer_ids
+
+
+def test_an_owner_stored_by_email_is_found_through_the_workspace(
+    crm: SmallCrm, settings: Settings, slack: SlackFake, poster: SlackPoster
+) -> None:
+    slack.user_emails["UMARIA"] = "maria@crm.example"  # users.lookupByEmail finds her
+    report = send_alerts(crm.engine, settings, poster, clock=lambda: NOW)
+    assert report.messages == 2
+    [maria] = _dm(slack, "UMARIA")
+    assert "Alan Turing (C003)" in text_of(maria) and "C002" not in text_of(maria)
+    assert (crm.run_id, crm.pks["C003"], "UMARIA") in _claims(crm)

@@ -122,3 +122,8 @@ class Poster(Protocol):
         the bot (`channel` a user id), carrying `key` so a retry never posts it twice;
         `shared` masks it. Its id (Slack: ts); raises when it could not be posted."""
         ...
+
+    def user_for(self, owner: str) -> str | None:
+        """The chat user to message for an account owner or assignee as stored (a user
+        id, an email); None when it names nobody the workspace knows."""
+        ...

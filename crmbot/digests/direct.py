@@ -4,16 +4,16 @@ Both are claimed in the database *before* they are posted, and the claim is give
 when the post fails, so the next round tries again:
 
 * **Alerts** (`send_alerts`): for the live run, if it went live within `ALERT_WINDOW` and
-  replaced another, every account `crmbot.digests.alerts` finds is told to its owner (when
-  the owner is a Slack user) and to its followers, one message per person per run. Each
-  (run, customer, person) is claimed as an `AlertDelivery` row first
-  (`crmbot.actions.alerts.claim_alert`: exactly one claimer); a post that fails deletes
-  the rows it claimed. A person's snoozed accounts are left out. In quiet hours
-  (CRMBOT_ALERT_QUIET_HOURS) nothing is claimed: the alerts wait for the next round
-  after them (the `notify` job). A person gets at most CRMBOT_ALERT_DAILY_CAP accounts
-  detailed per day; the others are claimed as counted only ("and 12 more", reason
-  starting with `more:`), so they are not sent again later. CRMBOT_ALERT_CHANNEL also
-  gets each run's alerts, masked, once.
+  replaced another, every account `crmbot.digests.alerts` finds is told to its owner (a
+  Slack user id, or an email the workspace knows: `Poster.user_for`) and to its
+  followers, one message per person per run. Each (run, customer, person) is claimed
+  as an `AlertDelivery` row first (`crmbot.actions.alerts.claim_alert`: exactly one
+  claimer); a post that fails deletes the rows it claimed. A person's snoozed accounts
+  are left out. In quiet hours (CRMBOT_ALERT_QUIET_HOURS) nothing is claimed: the alerts
+  wait for the next round after them (the `notify` job). A person gets at most
+  CRMBOT_ALERT_DAILY_CAP accounts detailed per day; the others are claimed as counted
+  only ("and 12 more", reason starting with `more:`), so they are not sent again later.
+  CRMBOT_ALERT_CHANNEL also gets each run's alerts, masked, once.
 * **Follow-up reminders** (`send_follow_ups`): each follow-up due on or before today goes
   to its assignee once: `mark_sent` claims it (a conditional UPDATE one caller wins) and
   is committed, then the DM is posted; when Slack refuses it after the poster's retries,
@@ -53,7 +53,7 @@ from crmbot.digests.alerts import (
     build_alert,
     previous_run_id,
 )
-from crmbot.digests.base import Poster, local_day, looks_like_slack_user
+from crmbot.digests.base import Poster, local_day
 from crmbot.digests.follow_ups import build_follow_up_reminder
 from crmbot.queries.changes import risk_changes
 
@@ -67,12 +67,6 @@ MORE = "more: "
 Clock = Callable[[], datetime]
 # An account owner or assignee as stored -> the Slack user to DM, or None.
 Resolve = Callable[[str], str | None]
-
-
-def slack_user(owner: str) -> str | None:
-    """The owner as a Slack user id when it is one; None for a name or an email."""
-    owner = (owner or "").strip()
-    return owner if looks_like_slack_user(owner) else None
 
 
 @dataclass
@@ -124,11 +118,12 @@ def send_alerts(
     poster: Poster | None,
     *,
     clock: Clock = utc_now,
-    resolve: Resolve = slack_user,
+    resolve: Resolve | None = None,
     channel: str | None = None,
 ) -> SendReport:
     """Send the live run's alerts not sent yet (see the module docstring). `channel`
-    replaces CRMBOT_ALERT_CHANNEL."""
+    replaces CRMBOT_ALERT_CHANNEL; `resolve` finds the Slack user an owner names (default:
+    the poster's, which looks an email up)."""
     report = SendReport("Alerts")
     now = clock()
     today = local_day(now, settings.timezone)
@@ -171,9 +166,10 @@ def send_alerts(
     if poster is None:
         report.skipped.append("no poster (SLACK_BOT_TOKEN is not set)")
         return report
+    find = resolve or poster.user_for
     people: dict[str, list[AccountAlert]] = {}
     for alert in alerts:
-        owner = resolve(alert.change.customer.owner or "")
+        owner = find(alert.change.customer.owner or "") if alert.change.customer.owner else None
         for person in dict.fromkeys([*([owner] if owner else []), *followers[alert.customer_pk]]):
             people.setdefault(person, []).append(alert)
     quiet = _quiet_now(settings, now)
@@ -319,10 +315,10 @@ def send_follow_ups(
     poster: Poster | None,
     *,
     clock: Clock = utc_now,
-    resolve: Resolve = slack_user,
+    resolve: Resolve | None = None,
 ) -> SendReport:
     """DM each follow-up due on or before today to its assignee, once (see the module
-    docstring)."""
+    docstring); `resolve` as for `send_alerts`."""
     report = SendReport("Follow-up reminders")
     now = clock()
     today = local_day(now, settings.timezone)
@@ -338,9 +334,10 @@ def send_follow_ups(
         return report
     # Whole seconds: MariaDB keeps no fraction, and the release compares the claim's time.
     claimed_at = now.replace(microsecond=0)
+    find = resolve or poster.user_for
     for follow_up in due:
         assert follow_up.id is not None
-        user = resolve(follow_up.assignee)
+        user = find(follow_up.assignee)
         if user is None:
             report.skipped.append(
                 f"follow-up {follow_up.id}: '{follow_up.assignee}' is no Slack user"

@@ -242,7 +242,7 @@ class SlackPoster:
         after a 5xx or a dropped connection first looks whether it landed (as digests do);
         `channel` may be a user id (their DM with the bot). Raises when Slack refuses it
         after the retries; the caller's claim decides whether it is tried again."""
-        rendered = slack_message(reply, shared=shared)
+        rendered = slack_message(reply, shared=shared, people=self.people)
         response = self.client.chat_postMessage(
             channel=channel,
             text=rendered["text"],
@@ -252,6 +252,15 @@ class SlackPoster:
             unfurl_media=False,
         )
         return str(response.get("ts"))
+
+    def user_for(self, owner: str) -> str | None:
+        """The Slack user to DM for an owner or assignee as stored: a user id as it is, an
+        email through users.lookupByEmail (cached); None when it names nobody."""
+        owner = (owner or "").strip()
+        if looks_like_slack_user(owner):
+            return owner
+        person = self.people.person(owner) if self.people is not None and owner else None
+        return person.user_id if person is not None else None
 
     def post_digest(self, digest: Digest, *, channel: str, clock: Clock = utc_now) -> DigestOutcome:
         """Post `digest` to `channel` unless this (kind, channel, period) was posted already."""
