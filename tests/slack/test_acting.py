@@ -155,3 +155,42 @@ def test_a_form_opened_too_late_says_so(bot: Bot) -> None:
     bot.slack.script("views.open", Reply(200, {"ok": False, "error": "expired_trigger_id"}))
     _send(bot, action_body(LOG_TOUCH, "C002", channel_id=None))
     _posted(bot, "The form did not open in time")
+
+
+def test_the_app_home_lists_your_follow_ups_due_and_to_come(bot: Bot, crm: SmallCrm) -> None:
+    from datetime import datetime, timedelta
+
+    from crmbot.actions.followups import add_follow_up
+    from crmbot.core.db import write_session
+    from tests.support.small_crm import TODAY
+
+    with write_session(bot.engine) as session:
+        for cid, due in (("C002", TODAY - timedelta(days=2)), ("C001", TODAY), ("C007", TODAY)):
+            add_follow_up(
+                session=session,
+                customer_pk=crm.pks[cid],
+                assignee="UAM1",
+                due_on=due,
+                created_by="UAM2",
+                now=datetime(2026, 6, 30),
+                note=f"call {cid}",
+            )
+        add_follow_up(
+            session=session,
+            customer_pk=crm.pks["C010"],
+            assignee="UAM1",
+            due_on=TODAY + timedelta(days=5),
+            created_by="UAM1",
+            now=datetime(2026, 6, 30),
+        )
+    bot.event({"type": "app_home_opened", "user": "UAM1", "tab": "home"})
+    [published] = bot.wait_for(lambda rs: [r for r in rs if r.method == "views.publish"])
+    home = json.dumps(published.params["view"], ensure_ascii=False)
+    assert home.index("Your follow-ups") < home.index("Most at risk")
+    assert "Grace Hopper* (C002) · overdue since 2026-07-01 — call C002" in home
+    assert "(C001) · due today — call C001" in home
+    assert (
+        "1 more follow-up to come" in home
+        and "Margaret Hamilton" not in home.split("Most at risk")[0]
+    )
+    assert home.count('"act_touch"') == 3
