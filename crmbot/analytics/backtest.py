@@ -9,7 +9,9 @@ against it:
 * churn: ROC AUC of the run's risk against the real outcome, beside the same AUC of two
   baselines computed from what the run knew — recency (days since the last purchase day)
   and BG/NBD (the run's own purchase model's P(no purchase in the horizon) at each
-  customer's repeat purchases, t_x and T on day D) — and the predicted against the real
+  customer's history on day D: repeat purchase days x and the days since the last, t_x,
+  from the run's stored frequency and recency, and the days since the first purchase day,
+  T) — and the predicted against the real
   churn rate, overall, per tenth of the customers ranked by risk (calibration), per RFM
   segment and for the top of the run's at-risk list (`AT_RISK_TOP` accounts by value at
   risk);
@@ -49,7 +51,8 @@ from crmbot.analytics.clv.bgnbd import (
 AT_RISK_TOP = 100
 DECILES = 10
 # The columns `backtest` reads of the run's scores (index customer_pk): what the run
-# stored, plus BG/NBD's inputs on the run's day (repeat_purchases, t_x_days, age_days).
+# stored, plus `age_days`, the days from the customer's first purchase day to the run's day
+# (BG/NBD's T; x and t_x come from the stored frequency and recency).
 SCORE_COLUMNS = [
     "churn_risk",
     "recency_days",
@@ -58,7 +61,7 @@ SCORE_COLUMNS = [
     "value_at_risk",
     "expected_purchases",
 ]
-PURCHASE_COLUMNS = ["repeat_purchases", "t_x_days", "age_days"]
+PURCHASE_COLUMNS = ["age_days"]
 
 
 def window_end(as_of: date, horizon_days: int) -> date:
@@ -140,6 +143,20 @@ def backtest(
     return document
 
 
+def bgnbd_inputs(scores: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, t_x, T) on the run's day: repeat purchase days (stored frequency - 1), days from
+    the first to the last purchase day (T - stored recency) and from the first to the run's
+    day (`age_days`). NaN where unknown, and where they contradict each other (a last
+    purchase before the first: orders changed since the run), so no prediction is made."""
+    frequency = pd.to_numeric(scores["frequency"], errors="coerce").to_numpy(dtype=float)
+    recency = pd.to_numeric(scores["recency_days"], errors="coerce").to_numpy(dtype=float)
+    age = pd.to_numeric(scores["age_days"], errors="coerce").to_numpy(dtype=float)
+    x = np.maximum(frequency - 1.0, 0.0)
+    t_x = age - recency
+    consistent = (t_x >= 0) & ((x > 0) | (t_x == 0))
+    return x, np.where(consistent, t_x, np.nan), np.where(consistent, age, np.nan)
+
+
 def _auc(churned: np.ndarray, score: np.ndarray) -> float | None:
     """ROC AUC of `score` ranking the churned above the rest; None with one outcome only."""
     usable = np.isfinite(score)
@@ -169,13 +186,7 @@ def _churn(
         "recency": {"roc_auc": _auc(y, recency)},
     }
     if model is not None and set(PURCHASE_COLUMNS) <= set(frame.columns):
-        quiet = probability_no_purchase(
-            model,
-            horizon_days,
-            frame["repeat_purchases"].to_numpy(dtype=float),
-            frame["t_x_days"].to_numpy(dtype=float),
-            frame["age_days"].to_numpy(dtype=float),
-        )
+        quiet = probability_no_purchase(model, horizon_days, *bgnbd_inputs(frame))
         baselines["bgnbd"] = {
             "model": model.name,
             "roc_auc": _auc(y, quiet),
@@ -268,13 +279,7 @@ def _purchases(
     ones, per customer who had bought by the run's day."""
     if model is None or not set(PURCHASE_COLUMNS) <= set(buyers.columns):
         return {"horizon_days": horizon_days, "note": "the run recorded no purchase model"}
-    expected = conditional_expected_purchases(
-        model,
-        horizon_days,
-        buyers["repeat_purchases"].to_numpy(dtype=float),
-        buyers["t_x_days"].to_numpy(dtype=float),
-        buyers["age_days"].to_numpy(dtype=float),
-    )
+    expected = conditional_expected_purchases(model, horizon_days, *bgnbd_inputs(buyers))
     usable = np.isfinite(expected)
     return {
         "horizon_days": horizon_days,

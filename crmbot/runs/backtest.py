@@ -2,13 +2,14 @@
 measured by `crmbot.analytics.backtest`.
 
 Everything is read grouped by the database, one row per customer at most: the run's score
-rows (six columns), each customer's purchase days up to the run's day (BG/NBD's inputs,
-`sql_purchase_rfm`) and the distinct purchase days in the horizon after it. No order is
+rows (six columns), each customer's first purchase up to the run's day (with the stored
+frequency and recency, BG/NBD's inputs) and the distinct purchase days in the horizon after
+it. No order is
 loaded one by one, so memory grows with the customers, not the orders, on SQLite,
 PostgreSQL and MariaDB alike.
 
 A backtest with a future takes a few seconds on a large book (3 to 7 s at 100,000
-customers on SQLite, most of it each customer's purchase days up to the run's day), so
+customers on SQLite, most of it each customer's first purchase), so
 `kept_backtest` keeps it in the measured run's own record (`metrics["backtest"]`, no
 schema change) with a fingerprint of the orders it read (how many orders up to the end of
 its horizon, the highest id among them, and whether the CLV horizon had passed); it is
@@ -30,16 +31,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from crmbot.analytics.backtest import (
-    PURCHASE_COLUMNS,
     SCORE_COLUMNS,
     backtest,
     future_status,
     purchase_model,
     window_end,
 )
-from crmbot.analytics.source.frames import day_end
+from crmbot.analytics.source.frames import day_end, days_since_epoch
 from crmbot.analytics.source.loading import read_frame
-from crmbot.analytics.source.sql_summary import day_number, sql_purchase_rfm
+from crmbot.analytics.source.sql_summary import day_number
 from crmbot.core.db import write_session
 from crmbot.core.models import CustomerScore, ModelRun, Order, Unreadable
 from crmbot.runs.lifecycle import list_runs, run_json
@@ -202,8 +202,7 @@ def _measure(engine: Engine, run: ModelRun, plan: _Plan) -> dict[str, Any]:
     scores = _scores(engine, run.id)
     if scores.empty:
         raise NotBacktestable(f"model run {run.id} has no scores left (pruned?)")
-    purchases = sql_purchase_rfm(engine, as_of, customers_on=as_of)
-    scores = scores.join(purchases[PURCHASE_COLUMNS], how="left")
+    scores["age_days"] = first_purchase_age(engine, as_of).reindex(scores.index)
     clv = None
     if plan.clv_days is not None:
         days = plan.clv_days
@@ -227,6 +226,23 @@ def _scores(engine: Engine, run_id: int) -> pd.DataFrame:
     )
     frame = read_frame(engine, statement, ["customer_pk", *SCORE_COLUMNS])
     return frame.set_index("customer_pk")
+
+
+def first_purchase_age(engine: Engine, as_of: date) -> pd.Series:
+    """Days from each customer's first purchase day (an order of amount >= 0) to `as_of`,
+    for the customers with one by then: BG/NBD's T. The earliest day per customer, grouped
+    by the database (0.5 s at 100,000 customers on PostgreSQL, where counting each one's
+    purchase days as well took 2.2 s)."""
+    statement = (
+        select(ORDERS.customer_pk, func.min(day_number(ORDERS.ordered_at)))
+        .where(ORDERS.ordered_at < day_end(as_of), ORDERS.amount >= 0)
+        .group_by(ORDERS.customer_pk)
+    )
+    frame = read_frame(engine, statement, ["customer_pk", "first"])
+    return pd.Series(
+        days_since_epoch(as_of) - frame["first"].to_numpy(dtype=float),
+        index=pd.Index(frame["customer_pk"].to_numpy(dtype="int64"), name="customer_pk"),
+    )
 
 
 def purchase_days_between(engine: Engine, after: date, until: date) -> pd.Series:
