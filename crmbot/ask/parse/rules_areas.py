@@ -35,6 +35,7 @@ from crmbot.ask.parse.patterns import (
     WHY,
     WHY_NAME_END,
 )
+from crmbot.ask.parse.rules_filters import product_context
 from crmbot.ask.parse.state import ParseState
 from crmbot.ask.parse.tokens import Sentence, echo_safe
 from crmbot.ask.parse.vocabulary import CUSTOMER_WORDS, STOPWORDS
@@ -190,6 +191,7 @@ _EXCLUDED = {
     "company": "not_companies",
     "product": "not_products",
 }
+_EXCLUDED_NOT_PRODUCTS = {k: v for k, v in _EXCLUDED.items() if k != "product"}
 
 
 def negation(sentence: Sentence, state: ParseState) -> None:
@@ -258,7 +260,8 @@ def _excluded_name_at(sentence: Sentence, state: ParseState, start: int) -> int:
         if window[-1].low in STOPWORDS or window[-1].low in CUSTOMER_WORDS:
             continue
         phrase = " ".join(t.low for t in window)
-        entries = [e for e in state.matcher.best(phrase) if e.kind in _EXCLUDED]
+        kinds = _EXCLUDED if product_context(sentence, state) else _EXCLUDED_NOT_PRODUCTS
+        entries = [e for e in state.matcher.best(phrase) if e.kind in kinds]
         if entries:
             for entry in entries:
                 state.add(getattr(state, _EXCLUDED[entry.kind]), [entry.value])

@@ -41,6 +41,7 @@ from crmbot.ask.parse.vocabulary import (
     MEASURE_PHRASES,
     OPERATOR_PHRASES,
     STOPWORDS,
+    word_set,
 )
 from crmbot.ask.query import DateRange, Threshold
 
@@ -320,6 +321,9 @@ def _name_at(sentence: Sentence, state: ParseState, start: int) -> int:
             continue
         phrase = " ".join(t.low.lstrip("@") for t in window)
         entries = state.matcher.best(phrase)
+        if not product_context(sentence, state):
+            # "customers in the water" is not about the Water Filter Cartridge.
+            entries = [e for e in entries if e.kind not in ("product", "category")]
         if not entries:
             continue
         for entry in entries:
@@ -337,6 +341,19 @@ def _name_at(sentence: Sentence, state: ParseState, start: int) -> int:
                 state.clusters.append(int(entry.value))
         return size
     return 0
+
+
+# Words that make a question about what was bought, so that product and category names are
+# read in it: "customers who bought Descaler", "revenue of the French Press".
+PURCHASE_WORDS = word_set(
+    "bought buy buys buying purchased purchase purchases buyers purchasers ordered sold sell "
+    "sells selling sales revenue units product products items category categories"
+)
+
+
+def product_context(sentence: Sentence, state: ParseState) -> bool:
+    """Whether product and category names may be read in this question."""
+    return state.product_rows or any(t.low in PURCHASE_WORDS for t in sentence.tokens)
 
 
 def _customer_by_name(sentence: Sentence, state: ParseState) -> None:

@@ -223,6 +223,8 @@ def orders(sentence: Sentence, state: ParseState) -> None:
     # Bare order nouns: which rows are asked about is settled once every rule has run.
     for i in sentence.unused():
         if sentence.tokens[i].low in ORDER_NOUNS:
+            if i > 0 and sentence.tokens[i - 1].low in ("most", "fewest", "least"):
+                continue  # "the most orders": a ranking, read by `rules_answer`
             state.weak_orders = True
             sentence.consume([i])
     for i in sentence.unused():
