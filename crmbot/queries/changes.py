@@ -24,7 +24,7 @@ from crmbot.queries.scope import Scope
 class RiskChange:
     """One customer's scores in the new run beside the previous one's (None: not scored)."""
 
-    customer: Customer
+    customer: Customer  # id, customer_id, name, company and owner only (not from a session)
     risk: float
     risk_before: float | None
     segment: str | None
@@ -64,8 +64,23 @@ def risk_changes(
                 or_(col(old.segment).is_(None), col(old.segment).not_in(list(segments))),
             )
         )
+    # Only the columns an alert reads: a run's score row has dozens (and whole entities
+    # would cost ~0.3 ms each to build, for thousands of rows after a big change).
     statement = (
-        select(Customer, new, old)
+        select(
+            col(Customer.id),
+            col(Customer.customer_id),
+            col(Customer.name),
+            col(Customer.company),
+            col(Customer.owner),
+            col(new.churn_risk),
+            col(old.churn_risk),
+            col(new.segment),
+            col(old.segment),
+            col(new.churn_reasons),
+            col(new.value_at_risk),
+        )
+        .select_from(Customer)
         .join(new, col(new.customer_pk) == col(Customer.id))
         .outerjoin(
             old,
@@ -81,13 +96,27 @@ def risk_changes(
     )
     return [
         RiskChange(
-            customer=customer,
-            risk=float(score.churn_risk or 0.0),
-            risk_before=None if before is None else before.churn_risk,
-            segment=score.segment,
-            segment_before=None if before is None else before.segment,
-            reasons=list(score.churn_reasons or []),
-            value_at_risk=score.value_at_risk,
+            customer=Customer.model_construct(
+                id=pk, customer_id=cid, name=name, company=company, owner=owner
+            ),
+            risk=float(risk or 0.0),
+            risk_before=before,
+            segment=segment,
+            segment_before=segment_before,
+            reasons=list(reasons or []),
+            value_at_risk=value_at_risk,
         )
-        for customer, score, before in session.execute(statement).all()
+        for (
+            pk,
+            cid,
+            name,
+            company,
+            owner,
+            risk,
+            before,
+            segment,
+            segment_before,
+            reasons,
+            value_at_risk,
+        ) in session.execute(statement).all()
     ]
