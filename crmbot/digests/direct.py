@@ -38,7 +38,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from crmbot import queries, runs
+from crmbot import runs
 from crmbot.actions.alerts import claim_alert
 from crmbot.actions.follows import snoozed_customers
 from crmbot.actions.followups import due_follow_ups, mark_sent, release_sent
@@ -55,7 +55,7 @@ from crmbot.digests.alerts import (
 )
 from crmbot.digests.base import Poster, local_day
 from crmbot.digests.follow_ups import build_follow_up_reminder
-from crmbot.queries.changes import risk_changes
+from crmbot.queries.changes import followers_by_customer, risk_changes
 
 log = logging.getLogger(__name__)
 
@@ -152,10 +152,10 @@ def send_alerts(
         )
         if not alerts:
             return report
-        followers = {
-            alert.customer_pk: queries.followers_of(session=session, customer_pk=alert.customer_pk)
-            for alert in alerts
-        }
+        followed = followers_by_customer(
+            session=session, customer_pks=[alert.customer_pk for alert in alerts]
+        )
+        followers = {alert.customer_pk: followed.get(alert.customer_pk, []) for alert in alerts}
         done = set(
             session.execute(
                 select(col(AlertDelivery.customer_pk), col(AlertDelivery.recipient)).where(
