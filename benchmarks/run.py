@@ -51,7 +51,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.run_bot import child_slack, measure_commands, measure_digests, measure_http
+from benchmarks.run_bot import (
+    child_slack,
+    measure_commands,
+    measure_digests,
+    measure_http,
+    measure_mix,
+)
 from benchmarks.run_common import AS_OF, child, log, sqlite_url
 from benchmarks.run_data import child_generate, child_import
 from benchmarks.run_machine import child_reference, machine
@@ -233,6 +239,50 @@ def postgres_version(url: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------
+# The mix of issue #19 on an existing database
+
+MIX_TARGETS_MS = {"ask": 300.0, "at-risk <segment>": 10.0, "customer <misspelt name>": 300.0}
+
+
+def run_mix(args: argparse.Namespace) -> None:
+    """`--mix URL`: the issue's mix on a database built and trained beforehand (e.g. by
+    `crmbot demo --customers 1000000 --no-shell`); `--code DIR` runs another checkout."""
+    if args.code:
+        sys.path.insert(0, str(args.code.resolve()))
+    import crmbot
+
+    code = str(Path(crmbot.__file__).resolve().parent.parent)
+    log(f"mix on {args.mix}: crmbot from {code}, {args.requests} requests of each kind")
+    results = measure_mix(args.mix, args.requests)
+    record = {
+        "command": " ".join(["python", "-m", "benchmarks.run", *sys.argv[1:]]),
+        "code": code,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": machine(),
+        "mix": results,
+    }
+    args.out.write_text(json.dumps(record, indent=2, default=str))
+    lines = [
+        f"crmbot from {code}",
+        "| measure | p50 ms | p99 ms | max ms | n | target | verdict |",
+        "|---|---:|---:|---:|---:|---|---|",
+    ]
+    for kind, figures in results.items():
+        target = MIX_TARGETS_MS.get(kind)
+        verdict = "" if target is None else ("met" if figures["p99_ms"] <= target else "NOT met")
+        lines.append(
+            f"| {kind} | {figures['p50_ms']:.1f} | {figures['p99_ms']:.1f} | "
+            f"{figures['max_ms']:.1f} | {figures['count']} | "
+            f"{f'p99 <= {target:.0f} ms' if target else ''} | {verdict} |"
+        )
+    print("\n".join(lines))
+    for kind, figures in results.items():
+        print(f"{kind}: outcomes {figures['outcomes']}; slowest {figures['slowest']}")
+    if args.markdown:
+        args.markdown.write_text("\n".join(lines) + "\n")
+
+
+# ---------------------------------------------------------------------------------------
 # The command line
 
 
@@ -261,6 +311,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=100_000,
         help="check the SQL summary equals the pandas one up to this size",
     )
+    parser.add_argument(
+        "--mix",
+        metavar="DATABASE_URL",
+        help="only time the issue's mix (ask with typos, at-risk <segment|region>, customer "
+        "<misspelt name>) on this trained database, --requests of each",
+    )
+    parser.add_argument(
+        "--code",
+        type=Path,
+        help="with --mix: run another checkout's crmbot (its directory goes first on the path)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-args", help=argparse.SUPPRESS)
     parser.add_argument("--child-result", help=argparse.SUPPRESS)
@@ -273,6 +334,10 @@ def main() -> None:
     if args.child:
         outcome = CHILDREN[args.child](json.loads(args.child_args))
         Path(args.child_result).write_text(json.dumps(outcome, default=str))
+        return
+
+    if args.mix:
+        run_mix(args)
         return
 
     sizes = [int(s.replace("_", "")) for s in args.customers.split(",") if s.strip()]

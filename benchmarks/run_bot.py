@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from benchmarks.lookup_bench import misspell
 from benchmarks.run_common import (
     BENCH_USER,
     BOT_TOKEN,
@@ -57,6 +58,94 @@ ASK_QUESTIONS = [
     "total spend of Champions",
     "how many orders last month?",
 ]
+
+
+# The mix of `--mix` (`measure_mix`): what account managers type, typos included. "{name}"
+# is a customer's name with one typo per word (`misspell`), a different customer each time.
+MIX_ASK = [
+    *ASK_QUESTIONS,
+    "how many customers are in the At risk segment?",
+    "customers in APAC with churn risk over 70%",
+    "average order value of Hibernating customers",
+    "top 10 custmers by CLV in EMAE",
+    "chapmions in LATAM with churn risk over 50%",
+    "what should I offer {name}",
+    "what should I offer {name}?",
+]
+MIX_AT_RISK_SEGMENT = [
+    "at-risk Champions",
+    "at-risk At risk",
+    "at-risk cant lose",
+    "at-risk hibernating",
+    "at-risk 20 Loyal",
+    "at-risk need attention",
+]
+MIX_AT_RISK_REGION = ["at-risk EMEA", "at-risk apac", "at-risk 20 LATAM", "at-risk NA"]
+
+
+def sample_names(engine: Any, count: int, seed: int = SEED) -> list[str]:
+    """Names of `count` customers picked at random (by surrogate id), as stored."""
+    from sqlalchemy import func, select
+
+    from crmbot.core.models import Customer
+
+    with engine.connect() as connection:
+        highest = connection.execute(select(func.max(Customer.id))).scalar_one()
+        rng = random.Random(seed + 1)
+        pks = {rng.randint(1, highest) for _ in range(count * 2)}
+        names = connection.execute(
+            select(Customer.name).where(Customer.id.in_(pks), Customer.name.is_not(None))  # type: ignore[union-attr]
+        ).scalars()
+        return [name for name in names if name][:count]
+
+
+def measure_mix(url: str, requests: int, seed: int = SEED) -> dict[str, Any]:
+    """Server-side latency of the issue's mix through the Dispatcher, `requests` of each
+    kind: `/crm ask` over MIX_ASK (misspelt names and words included), `/crm at-risk
+    <segment>`, `/crm at-risk <region>`, `/crm customer <misspelt name>`. The kinds take
+    turns request by request, so a slow stretch of the machine falls on all of them."""
+    from crmbot.chat.dispatch import Dispatcher
+    from crmbot.core.db import make_engine
+
+    engine = make_engine(url)
+    dispatcher = Dispatcher(engine, settings_for(url))
+    rng = random.Random(seed)
+    names = sample_names(engine, requests * 2, seed)
+    typed = iter([misspell(name, rng) for name in names] * 2)
+    texts: dict[str, list[str]] = {"ask": [], "at-risk <segment>": [], "at-risk <region>": []}
+    texts["customer <misspelt name>"] = []
+    for number in range(requests):
+        question = MIX_ASK[number % len(MIX_ASK)]
+        texts["ask"].append("ask " + question.replace("{name}", next(typed)))
+        texts["at-risk <segment>"].append(MIX_AT_RISK_SEGMENT[number % len(MIX_AT_RISK_SEGMENT)])
+        texts["at-risk <region>"].append(MIX_AT_RISK_REGION[number % len(MIX_AT_RISK_REGION)])
+        texts["customer <misspelt name>"].append(f"customer {next(typed)}")
+    # Warm up: the first call of each loads the registry, the vocabularies and caches.
+    for variants in texts.values():
+        dispatcher.handle(variants[0], user_id=BENCH_USER, channel_id="CBENCH")
+    samples: dict[str, list[float]] = {kind: [] for kind in texts}
+    outcomes: dict[str, dict[str, int]] = {kind: {} for kind in texts}
+    slowest: dict[str, tuple[float, str]] = {kind: (0.0, "") for kind in texts}
+    for number in range(requests):
+        for kind, variants in texts.items():
+            text = variants[number]
+            started = time.perf_counter()
+            reply = dispatcher.handle(text, user_id=BENCH_USER, channel_id="CBENCH")
+            took = time.perf_counter() - started
+            samples[kind].append(took)
+            outcomes[kind][reply.outcome] = outcomes[kind].get(reply.outcome, 0) + 1
+            if took > slowest[kind][0]:
+                slowest[kind] = (took, text)
+    engine.dispose()
+    results = {
+        kind: {
+            **percentiles(samples[kind]),
+            "outcomes": outcomes[kind],
+            "slowest": f"{slowest[kind][0] * 1000:.0f} ms: {slowest[kind][1]}",
+        }
+        for kind in texts
+    }
+    return results
 
 
 def measure_commands(url: str, requests: int, ask_requests: int | None = None) -> dict[str, Any]:

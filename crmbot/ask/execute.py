@@ -179,6 +179,15 @@ def _read_vocabulary(session: Session, run_id: int | None, scope: Scope) -> Voca
 # Running a query
 
 
+# A run's score rows are read in the order of the table's key (run, customer), which is the
+# order training wrote them in, by a condition that is always true (`customer_pk > 0`: ids
+# start at 1). Without it SQLite, which keeps no statistics on the table, reads a run's
+# rows through whichever (run_id, ...) index it meets first, e.g. by value at risk: in
+# random order, 6 to 15 s for a million customers instead of 0.4 to 1 s.
+_IN_KEY_ORDER = "customer_pk > 0"
+# Score columns with a (run_id, column) index: a list sorted by one walks it instead.
+_INDEXED_SCORES = frozenset({"clv", "value_at_risk", "influence"})
+
 # The rows an export asks for instead of a message's limit (set by `execute`).
 _ROW_LIMIT: ContextVar[int | None] = ContextVar("ask_row_limit", default=None)
 
@@ -301,6 +310,11 @@ class _Runner:
             if q.clusters:
                 clauses.append(scores.cluster.in_(list(q.clusters)))
             for threshold in q.thresholds:
+                if threshold.field in COUNT_FIELDS:  # tickets: counted once, not per row
+                    clauses.append(
+                        areas.count_clause(scores, threshold.field, threshold.op, threshold.value)
+                    )
+                    continue
                 column = _score_column(scores, threshold.field)
                 clauses.append(_OPERATORS[threshold.op](column, threshold.value))
         return clauses + areas.customer_clauses(self, customer, scores)
@@ -385,11 +399,12 @@ class _Runner:
             )
         joined = and_(scores.customer_pk == customer.id, scores.run_id == run_id)
 
-        def base(*columns: Any) -> Any:
-            return select(*columns).select_from(customer).join(scores, joined).where(*clauses)
+        def base(*columns: Any, in_key_order: bool = True) -> Any:
+            # `customer_pk > 0` is always true: see _IN_KEY_ORDER.
+            on = and_(joined, scores.customer_pk > 0) if in_key_order else joined
+            return select(*columns).select_from(customer).join(scores, on).where(*clauses)
 
-        found = self.session.execute(base(func.count())).scalar_one()
-        if q.group_by:
+        if q.group_by:  # each group is counted: no count of its own
             label = self.group_column(customer, scores)
             measure = _score_column(scores, q.measure) if q.measure else None
             value = (
@@ -400,13 +415,12 @@ class _Runner:
             return self.grouped(
                 base(label, func.count(), value), label, value, q.measure or "count"
             )
-        if q.metric == "count":
-            return Answer(found=found, value=f"{found:,}", value_label="customers", number=found)
         if q.metric in ("sum", "avg"):
             assert q.measure is not None
             measure = _score_column(scores, q.measure)
             aggregate = func.avg(measure) if q.metric == "avg" else func.sum(measure)
-            result = self.session.execute(base(aggregate)).scalar()
+            # One pass for both the rows counted and the figure.
+            found, result = self.session.execute(base(func.count(), aggregate)).one()
             word = "Average" if q.metric == "avg" else "Total"
             return Answer(
                 found=found,
@@ -414,9 +428,12 @@ class _Runner:
                 number=None if result is None else float(result),
                 value_label=f"{word} {field_label(q.measure)}",
             )
-        return self.customer_list(base, customer, scores, found)
+        if q.metric == "count":
+            found = self.session.execute(base(func.count())).scalar_one()
+            return Answer(found=found, value=f"{found:,}", value_label="customers", number=found)
+        return self.customer_list(base, customer, scores)
 
-    def customer_list(self, base: Any, customer: Any, scores: Any, found: int) -> Answer:
+    def customer_list(self, base: Any, customer: Any, scores: Any) -> Answer:
         q = self.query
         sort_field = q.sort
         descending = q.descending
@@ -438,9 +455,36 @@ class _Runner:
         ]
         order = sort_column.desc() if descending else sort_column.asc()
         limit = self.limit(DEFAULT_TOP_LIMIT if q.limit else DEFAULT_LIST_LIMIT)
-        rows = self.session.execute(
-            base(*columns).order_by(sort_column.is_(None), order, customer.customer_id).limit(limit)
-        ).all()
+        if sort_field in _INDEXED_SCORES:
+            # Rows with a value first, in the order of the sort column's index: the LIMIT
+            # stops after a few rows instead of sorting them all. Rows without one (no CLV
+            # yet) follow, read only when the list is not full; and only a full list needs
+            # the rows counted.
+            rows = self.session.execute(
+                base(*columns, in_key_order=False)
+                .where(sort_column.is_not(None))
+                .order_by(order, customer.customer_id)
+                .limit(limit)
+            ).all()
+            if len(rows) < limit:
+                rows += self.session.execute(
+                    base(*columns)
+                    .where(sort_column.is_(None))
+                    .order_by(customer.customer_id)
+                    .limit(limit - len(rows))
+                ).all()
+            found = len(rows)
+            if found == limit:
+                found = self.session.execute(base(func.count())).scalar_one()
+        else:
+            # Every matching row is read to sort them anyway: counted in the same pass.
+            counted = self.session.execute(
+                base(*columns, func.count().over())
+                .order_by(sort_column.is_(None), order, customer.customer_id)
+                .limit(limit)
+            ).all()
+            found = int(counted[0][-1]) if counted else 0
+            rows = [row[:-1] for row in counted]
         answer = Answer(
             columns=["Customer", "Name", "Segment", "Region", "Owner"]
             + [field_label(f).capitalize() if f != "clv" else "CLV" for f in shown],
