@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import and_, case, exists, false, func, literal_column, not_, or_, select
+from sqlalchemy import and_, case, false, func, literal_column, not_, or_, select
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
@@ -86,13 +86,19 @@ def customer_clauses(runner: Any, customer: Any, scores: Any | None) -> list[Any
 
 
 def _bought(customer: Any, product_clause: Any, *more: Any) -> Any:
-    """The customer placed a purchase with a line of a product `product_clause` keeps."""
-    return exists(
-        select(col(OrderLine.id))
+    """The customer placed a purchase with a line of a product `product_clause` keeps.
+
+    A semi-join (`id IN (buyers)`): the buyers are found once from the product's lines,
+    instead of the lines being searched again for every customer."""
+    # The products first, so the lines are found through their product's index.
+    products = select(col(Product.id)).where(product_clause)
+    buyers = (
+        select(col(Order.customer_pk))
+        .select_from(OrderLine)
         .join(Order, col(Order.id) == col(OrderLine.order_pk))
-        .join(Product, col(Product.id) == col(OrderLine.product_pk))
-        .where(col(Order.customer_pk) == customer.id, col(Order.amount) > 0, product_clause, *more)
+        .where(col(OrderLine.product_pk).in_(products), col(Order.amount) > 0, *more)
     )
+    return customer.id.in_(buyers)
 
 
 def _band_clause(runner: Any, scores: Any, field_name: str, top: bool, share: float) -> Any:
@@ -118,6 +124,30 @@ def _band_clause(runner: Any, scores: Any, field_name: str, top: bool, share: fl
     ).scalar()
     mine = getattr(scores, field_name)
     return mine >= cut if top else mine <= cut
+
+
+def count_clause(scores: Any, name: str, op: str, value: float) -> Any:
+    """`name` (tickets, open tickets) `op` `value` for the customer of `scores`, as a
+    semi-join over the tickets grouped once by customer. When a customer with none
+    qualifies ("no tickets", "fewer than 2"), it is the customers *not* among those whose
+    count fails."""
+    count = func.count()
+    compare = _COMPARE[op]
+    tickets = select(col(Ticket.customer_pk)).select_from(Ticket)
+    if name == "open_tickets":
+        tickets = tickets.where(col(Ticket.closed_at).is_(None))
+    tickets = tickets.group_by(col(Ticket.customer_pk))
+    if compare(0, value):
+        return scores.customer_pk.not_in(tickets.having(not_(compare(count, value))))
+    return scores.customer_pk.in_(tickets.having(compare(count, value)))
+
+
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+}
 
 
 def count_column(scores: Any, name: str) -> Any:
