@@ -10,6 +10,8 @@
   over it.
 * `sample_company` (session): the demo's sample company (~800 customers) imported into a
   SQLite file and trained as of its as_of; `.engine`, `.truth`, `.as_of`, `.settings`.
+* `cdnow_book` (session): the real CDNOW log (`benchmarks.real_books`) in a SQLite file,
+  trained as of 1997-09-30 with the real months after held out; `.engine`, `.as_of`, `.run`.
 """
 
 from __future__ import annotations
@@ -225,6 +227,45 @@ def sample_company(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleC
         directory=directory / "csv",
         run=run,
     )
+    engine.dispose()
+
+
+@dataclass
+class RealBook:
+    """A real public book trained as of `as_of`: what `cdnow_book` yields."""
+
+    engine: Engine
+    as_of: date
+    settings: Settings
+    run: Any  # crmbot.runs.RunResult of the training run
+
+
+CDNOW_AS_OF = date(1997, 9, 30)
+
+
+@pytest.fixture(scope="session")
+def cdnow_book(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealBook]:
+    """CDNOW's 23,570 customers trained as of 1997-09-30 through the real pipeline, once per
+    test session (about 6 s). Read-only for tests: it is shared."""
+    from benchmarks.real_books import cdnow_transactions, load_cdnow
+    from crmbot.runs import train
+
+    directory = tmp_path_factory.mktemp("cdnow")
+    url = f"sqlite:///{directory / 'crm.db'}"
+    engine = make_engine(url)
+    SQLModel.metadata.create_all(engine)
+    load_cdnow(engine, cdnow_transactions())
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=url,
+        slack_bot_token="xoxb-test-token",
+        slack_signing_secret="test-signing-secret",
+        admin_users=["UADMIN"],
+        chart_dir=str(directory / "charts"),
+    )
+    run = train(engine, settings, CDNOW_AS_OF)
+    assert run.status == "succeeded", run.error
+    yield RealBook(engine=engine, as_of=CDNOW_AS_OF, settings=settings, run=run)
     engine.dispose()
 
 

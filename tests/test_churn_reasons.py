@@ -1,6 +1,7 @@
-"""Every churn reason the sample company gets is a reason: it compares unequal figures,
-counts in the right number, is built on a figure the customer has, and points the way of
-the customer's verdict."""
+"""Every churn reason the sample company and the real CDNOW book (`cdnow_book`: 23,570 real
+customers, most of whom bought once) get is a reason: it compares unequal figures, counts
+in the right number, is built on a figure the customer has, and points the way of the
+customer's verdict."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ COMPARISONS = [
     re.compile(r"^no order for ([\d,]+) days?.* \(typical customer: ([\d,]+) days?\)$"),
     re.compile(r"^last order ([\d,]+) days? ago \(typical customer: ([\d,]+) days? ago\)$"),
     re.compile(r"^customer for (.+) \(typical customer: (.+)\)$"),
+    re.compile(r"^orders every ([\d,]+) days on average \(typical customer: every ([\d,]+) days\)"),
     re.compile(r"^spends ([\d.,]+) per purchase day \(typical customer: ([\d.,]+)\)$"),
     re.compile(r"^([\d.]+) purchase days? a month in the last 90 days, (?:down|up) from ([\d.]+)"),
     re.compile(r"^purchase pattern: (?:only )?(.+) chance .* \(typical customer: (.+)\)$"),
@@ -46,13 +48,15 @@ UNDEFINED = re.compile(
 )
 
 
-@pytest.fixture(scope="module")
-def reasons_with_facts(sample_company: Any) -> list[tuple[int, str, pd.Series, bool]]:
-    """(customer, reason, the customer's summary and scores, raised?) for every reason."""
-    with read_session(sample_company.engine) as session:
+@pytest.fixture(scope="module", params=["sample_company", "cdnow_book"])
+def reasons_with_facts(request: pytest.FixtureRequest) -> list[tuple[int, str, pd.Series, bool]]:
+    """(customer, reason, the customer's summary and scores, raised?) for every reason of
+    the book (the sample company, then CDNOW)."""
+    book: Any = request.getfixturevalue(request.param)
+    with read_session(book.engine) as session:
         scores = queries.scores_frame(session=session)
-    summary = customer_summary(load_training_data(sample_company.engine, sample_company.as_of))
-    typical_risk = sample_company.run.metrics["churn"]["typical_risk"]
+    summary = customer_summary(load_training_data(book.engine, book.as_of))
+    typical_risk = book.run.metrics["churn"]["typical_risk"]
     answers = scores[["csat_latest", "nps_latest", "sentiment", "segment", "churn_risk"]]
     facts = summary.drop(columns=answers.columns, errors="ignore").join(answers, how="inner")
     rows = []
@@ -63,7 +67,7 @@ def reasons_with_facts(sample_company: Any) -> list[tuple[int, str, pd.Series, b
     return rows
 
 
-def test_the_sample_company_has_reasons_both_ways(
+def test_the_book_has_reasons_both_ways(
     reasons_with_facts: list[tuple[int, str, pd.Series, bool]],
 ) -> None:
     raised = {pk for pk, _, _, up in reasons_with_facts if up}
@@ -88,7 +92,9 @@ def test_no_reason_compares_equal_figures(
         else:
             # The rest compare with the customer's own past or name their segment.
             assert re.match(r"spend (down|up) [1-9]\d*% |\w[\w' ]* segment: ", text), (pk, text)
-    assert compared > 0.9 * len(reasons_with_facts)
+    # Most reasons compare two figures; on CDNOW a fifth name the segment (most of its
+    # customers are one-time buyers who went quiet: "Lost segment: ...").
+    assert compared > 0.75 * len(reasons_with_facts)
 
 
 def test_no_reason_gets_its_plural_wrong(

@@ -154,8 +154,8 @@ def _train_churn_model(
     validation, y_val = _validation_snapshot(sample, cutoffs[0], horizon_days, seed, hashed)
     training, overlap = _training_snapshots(sample, cutoffs, horizon_days, seed, hashed, say)
     x_train, y_train = _training_rows(training, seed)
-    method = calibration_method(len(y_val))
-    fitted = _fit_and_compare(x_train, y_train, validation, y_val, method, seed, say)
+    fitted = _fit_and_compare(x_train, y_train, validation, y_val, seed, say)
+    method = calibration_method(len(y_val), fitted.chosen)
 
     calibrator = calibrate(fitted.validation_score, y_val, method)
     # The average customer: the mean for the linear model (coef * (x - mean)), the
@@ -314,16 +314,19 @@ def _fit_and_compare(
     y_train: np.ndarray,
     validation: Snapshot,
     y_val: np.ndarray,
-    method: str,
     seed: int,
     say: Callable[[str], None],
 ) -> _Comparison:
-    """Fit both candidates and both baselines; keep the candidate `choose_model` picks."""
+    """Fit both candidates and both baselines; keep the candidate `choose_model` picks.
+    Each is calibrated for its metrics as it would be if chosen (`calibration_method`)."""
     x_val = validation.features
 
-    def fit_and_score(columns: list[str], estimator: Any) -> tuple[Any, np.ndarray, dict[str, Any]]:
+    def fit_and_score(
+        columns: list[str], estimator: Any, kind: str
+    ) -> tuple[Any, np.ndarray, dict[str, Any]]:
         fitted = estimator.fit(x_train[columns], y_train)
         score = fitted.decision_function(x_val[columns])
+        method = calibration_method(len(y_val), kind)
         probability = cross_fitted_probabilities(score, y_val, method, seed)
         return fitted, score, evaluate(y_val, score, probability)
 
@@ -332,12 +335,15 @@ def _fit_and_compare(
     scores: dict[str, np.ndarray] = {}
     for name, estimator in candidate_models(seed).items():
         say(f"fitting {name}")
-        fitted_models[name], scores[name], candidates[name] = fit_and_score(FEATURES, estimator)
+        fitted_models[name], scores[name], candidates[name] = fit_and_score(
+            FEATURES, estimator, name
+        )
     chosen = choose_model(candidates)
 
     baselines: dict[str, dict[str, Any]] = {}
     for name, columns in BASELINES.items():
-        _fitted, _score, baselines[name] = fit_and_score(columns, baseline_model())
+        # Each baseline is a logistic regression on its column(s).
+        _fitted, _score, baselines[name] = fit_and_score(columns, baseline_model(), "logistic")
     bgnbd_raw = validation.facts["p_no_purchase"].to_numpy(dtype=float)
     if np.isfinite(bgnbd_raw).all():
         baselines["bgnbd"]["brier_uncalibrated"] = round(
