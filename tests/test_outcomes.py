@@ -56,6 +56,17 @@ def test_touched_are_compared_with_untouched_of_the_same_risk() -> None:
     assert bands[0.9]["untouched_churn"] == 1.0
 
 
+def test_a_risk_on_a_band_edge_falls_in_the_band_it_starts() -> None:
+    rows = [
+        (0.6, True, True, None, None),
+        (0.7, False, False, None, None),
+        (0.5, False, True, None, None),
+    ]
+    bands = {band["from"]: band for band in compare_touched(accounts(rows))["bands"]}
+    assert (bands[0.5]["touched"], bands[0.5]["untouched"]) == (0, 1)
+    assert (bands[0.6]["touched"], bands[0.7]["untouched"]) == (1, 1)
+
+
 def test_nothing_to_compare_without_untouched_accounts_of_the_same_risk() -> None:
     result = compare_touched(
         accounts([(0.6, True, True, None, None), (0.95, False, True, None, None)])

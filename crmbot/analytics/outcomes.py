@@ -62,7 +62,10 @@ def compare_touched(
     frame["churned"] = frame["churned"].astype(bool)
     top = 1.0 - from_risk
     bands = max(1, int(round(top / band_width)))
-    position = np.floor((frame["churn_risk"].to_numpy(dtype=float) - from_risk) / band_width)
+    # A hair added so that a risk on a band's edge (0.6) falls in the band it starts, not in
+    # the one below by a rounding error ((0.6 - 0.5) / 0.1 = 0.9999…).
+    offset = (frame["churn_risk"].to_numpy(dtype=float) - from_risk) / band_width
+    position = np.floor(offset + 1e-9)
     frame["band"] = np.clip(position, 0, bands - 1).astype(int)
     touched, untouched = frame[frame["touched"]], frame[~frame["touched"]]
     rows = []
