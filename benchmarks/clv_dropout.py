@@ -22,13 +22,12 @@ repeat purchases, from simulated customers), and the share of lapsed repeat cust
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import optimize
 
+from benchmarks.real_books import cdnow_transactions, lifetimes_dataset
 from crmbot.analytics.clv import (
     BgNbdLikelihood,
     BgNbdParams,
@@ -44,15 +43,8 @@ from crmbot.analytics.clv import (
 CDNOW_DROPOUT = (0.793, 2.426)  # Fader, Hardie & Lee 2005, a and b
 
 
-def _datasets() -> Path:
-    spec = importlib.util.find_spec("lifetimes")
-    if spec is None or spec.origin is None:
-        raise SystemExit("lifetimes is not installed: pip install -e '.[dev]'")
-    return Path(spec.origin).parent / "datasets"
-
-
 def donations() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    frame = pd.read_csv(_datasets() / "donations.csv")
+    frame = pd.read_csv(lifetimes_dataset("donations.csv"))
     weights = frame["weights"].to_numpy()
     return tuple(  # type: ignore[return-value]
         np.repeat(frame[column].to_numpy(float), weights)
@@ -63,16 +55,9 @@ def donations() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def cdnow(as_of: str, until: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x, t_x, T) in days as of `as_of`, and each customer's repeat purchase days after it
     up to `until`."""
-    raw = pd.read_csv(
-        _datasets() / "CDNOW_master.txt",
-        sep=r"\s+",
-        header=None,
-        names=["customer", "date", "cds", "value"],
-        skiprows=1,
-        dtype={"customer": str, "date": str},
-    )
-    raw["date"] = pd.to_datetime(raw["date"], format="%Y%m%d")
-    days = raw.drop_duplicates(["customer", "date"])
+    raw = cdnow_transactions()
+    days = raw[["customer_id", "ordered_at"]].drop_duplicates()
+    days.columns = pd.Index(["customer", "date"])
     cut, end = pd.Timestamp(as_of), pd.Timestamp(until)
     before = days[days["date"] <= cut].groupby("customer")["date"]
     first, last, count = before.min(), before.max(), before.size()

@@ -30,19 +30,22 @@ Models: a regularised (L2) logistic regression on standardised features and a
 HistGradientBoostingClassifier are fitted on the training snapshots; boosting is kept when
 its ROC AUC on the validation snapshot beats the logistic model's by at least
 `BOOSTING_MIN_GAIN` (0.005), else the logistic model, whose reasons are exact and cheap.
-Its probabilities are then calibrated on the
-validation snapshot (Platt's sigmoid, or isotonic regression from 5,000 rows up) with the
-model itself frozen. Why there: churn base rates drift with season and the economy, and the
-latest labelled window is the nearest to today; the ranking was learned from older windows,
-and only the mapping from score to probability is taken from the newest one. The Brier
-score and calibration figures reported are cross-fitted — each half of the validation
-snapshot is calibrated on the other half — so they are not measured on the rows that were
-used to calibrate.
+Its probabilities are then calibrated on the validation snapshot with the model itself
+frozen: Platt's sigmoid for the logistic model, which keeps its ranking (isotonic
+regression, a step function, tied thousands of risks on the real CDNOW book), and for
+boosting isotonic regression from 5,000 rows up. Why there: churn base rates drift with
+season and the economy, and the latest labelled window is the nearest to today; the
+ranking was learned from older windows, and only the mapping from score to probability is
+taken from the newest one. The Brier score and calibration figures reported are
+cross-fitted — each half of the validation snapshot is calibrated on the other half — so
+they are not measured on the rows that were used to calibrate.
 
 Two baselines get exactly the same treatment (fitted on the training snapshots, calibrated
 on validation): recency alone, and BG/NBD's P(no purchase in the horizon) alone. Every run
 records ROC AUC, PR AUC, Brier (beside the base rate's Brier), lift in the top decile and
-mean predicted vs observed churn for the model and both baselines.
+mean predicted vs observed churn for the model and both baselines. How the stored risk
+ranks the real future of a real book, beside logistic regression on RFM, BG/NBD and
+recency, is measured by `python -m benchmarks.churn_real` (docs/models.md).
 
 Reasons: each feature group's contribution to the customer's log-odds, measured against a
 reference customer — for the logistic model coef * (x - mean) (exact), for gradient
