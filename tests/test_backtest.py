@@ -34,7 +34,7 @@ from crmbot.core.db import connect, read_session, write_session
 from crmbot.core.models import Customer, CustomerScore, ModelRun, Order
 from crmbot.runs import backtest as backtests
 from crmbot.runs import train
-from tests.conftest import SampleCompany, copy_of_sample
+from tests.conftest import RealBook, SampleCompany, copy_of_sample
 from tests.support.scored_data import add_customers, add_run, book
 from tests.support.small_crm import ChatBot
 
@@ -475,3 +475,45 @@ def test_latest_without_any_run_with_a_future_says_how_to_get_one(cli_database: 
     text = " ".join(result.output.split())
     assert "no kept run has its whole 90-day horizon in the data yet" in text
     assert "pin one (`crmbot model pin RUN`)" in text
+
+
+@pytest.mark.slow  # the shared CDNOW book, trained once per session (~6 s)
+def test_cdnow_backtest_matches_the_real_log(cdnow_book: RealBook) -> None:
+    """CDNOW (the real log `lifetimes` ships) trained as of 1997-09-30: the backtest's
+    outcome and figures match the raw log's next 90 days, computed here from the file."""
+    from sklearn.metrics import roc_auc_score
+
+    from benchmarks.real_books import cdnow_transactions
+
+    engine, cutoff = cdnow_book.engine, cdnow_book.as_of
+    with read_session(engine) as session:
+        run = session.get(ModelRun, cdnow_book.run.run_id)
+        assert run is not None
+        session.expunge(run)
+        risk = pd.Series(
+            dict(
+                session.execute(
+                    select(col(Customer.customer_id), col(CustomerScore.churn_risk))
+                    .join(CustomerScore, col(CustomerScore.customer_pk) == col(Customer.id))
+                    .where(col(CustomerScore.run_id) == run.id)
+                ).all()
+            )
+        )
+    document = backtests.backtest_run(engine, run, default_horizon=HORIZON)  # writes nothing
+
+    raw = cdnow_transactions()
+    window = raw[
+        (raw["ordered_at"] > pd.Timestamp(cutoff))
+        & (raw["ordered_at"] <= pd.Timestamp(cutoff + timedelta(days=HORIZON)))
+        & (raw["dollar_value"] >= 0)
+    ]
+    came_back = set("CDNOW-" + window["customer_id"])
+    churned = ~risk.index.isin(came_back)
+    churn = document["churn"]
+    assert document["buyers"] == churn["scored"] == 23_570 == len(risk)
+    assert churn["churned"] == int(churned.sum())
+    assert churn["roc_auc"] == pytest.approx(roc_auc_score(churned, risk.to_numpy()), abs=1e-4)
+    days = window.drop_duplicates(["customer_id", "ordered_at"])
+    assert document["purchases"]["real"] == len(days)
+    for baseline in ("recency", "bgnbd"):
+        assert 0.7 < churn["baselines"][baseline]["roc_auc"] < 0.85
