@@ -209,3 +209,46 @@ def test_segments_come_from_the_runs_record_or_else_its_scores(crm: SmallCrm) ->
         assert run is not None
         assert segment_names(session=session, run=run) == ["Champions", "New"]
         assert run_clusters(run) == {0: "frequent buyers"}
+
+
+def test_a_segments_accounts_at_risk_come_from_the_runs_ranking(
+    crm: SmallCrm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import datetime
+
+    from crmbot.queries import lists
+    from crmbot.queries.scope import Scope
+
+    def listed(segment: str, limit: int) -> list[str]:
+        with read_session(crm.engine) as session:
+            run = session.get(ModelRun, crm.run_id)
+            assert run is not None
+            rows = lists.at_risk(
+                session=session, run=run, scope=Scope.everyone(), limit=limit, segment=segment
+            )
+            return [row.customer.customer_id for row in rows]
+
+    def in_full(segment: str, limit: int) -> list[str]:
+        with read_session(crm.engine) as session:
+            statement = lists._at_risk_statement(
+                lists._scores_of(session.get(ModelRun, crm.run_id), Scope.everyone()),  # type: ignore[arg-type]
+                segment=segment,
+                region=None,
+            )
+            return [c.customer_id for c, _s in session.execute(statement.limit(limit)).all()]
+
+    for segment in ("At risk", "Champions", "Can't lose them", "Prospects", "Nowhere"):
+        for limit in (1, 2, 5):
+            assert listed(segment, limit) == in_full(segment, limit)
+    # A ranking cut short (here at one account) whose first account was erased since:
+    # the list is read in full instead of coming up short.
+    monkeypatch.setattr(lists, "TOP_OF_SEGMENT", 1)
+    lists._segment_tops.clear()
+    first = listed("At risk", 1)
+    with write_session(crm.engine) as session:
+        session.execute(
+            update(Customer)
+            .where(col(Customer.customer_id) == first[0])
+            .values(erased_at=datetime(2026, 7, 2))
+        )
+    assert listed("At risk", 1) == in_full("At risk", 1) != first
