@@ -106,6 +106,9 @@ def _touch_outcomes(request: Request) -> list[tuple[str, str]]:
         document = outcomes.touch_outcomes(request.engine, past, default_horizon=horizon)
     except outcomes.NotMeasurable:
         return []
+    except StatementTimeout:
+        text = f"run {past.id}'s at-risk list was acted on, but measuring it took too long here"
+        return [("Touched vs not", text)]
     fields = [("Touched vs not", touched_text(document))]
     alarms = false_alarm_text(document)
     if alarms:
