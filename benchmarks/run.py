@@ -277,7 +277,10 @@ def run_mix(args: argparse.Namespace) -> None:
         )
     print("\n".join(lines))
     for kind, figures in results.items():
-        print(f"{kind}: outcomes {figures['outcomes']}; slowest {figures['slowest']}")
+        print(
+            f"{kind}: outcomes {figures['outcomes']}; slowest {figures['slowest']}; "
+            f"first call of each text (ms): {figures.get('first_call_ms')}"
+        )
     if args.markdown:
         args.markdown.write_text("\n".join(lines) + "\n")
 
