@@ -55,6 +55,8 @@ def test_tickets_open_closed_time_to_close_and_groups(crm: Engine) -> None:
     assert first_column(ask(crm, "tickets closed in june")) == ["T5", "T1"]
     assert first_column(ask(crm, "tickets opened in may")) == ["T4"]
     assert ask(crm, "open tickets of Ada Lovelace").found == 2
+    assert first_column(ask(crm, "email tickets")) == ["T3", "T1"]
+    assert ask(crm, "how many tickets did we close in june").value == "2"
 
 
 def test_customers_by_their_tickets(crm: Engine) -> None:
@@ -161,6 +163,7 @@ def test_score_changes_between_runs(crm: Engine) -> None:
     assert "as of 2026-06-20" in up.note
     assert ask(crm, "churn risk up since last week").customer_ids == ["C1", "C4"]
     assert ask(crm, "how many customers have falling churn risk").value == "1"
+    assert ask(crm, "who got riskier").customer_ids == ["C1", "C4"]
     with pytest.raises(AskError, match="no model run from on or before 2026-01-01"):
         ask(crm, "churn risk up since january")
 
@@ -183,6 +186,8 @@ def test_two_periods_compared(crm: Engine) -> None:
     assert [row[1] for row in revenue.rows] == ["1,050", "700"]
     assert revenue.value == "+350 (+50%)"
     assert ask(crm, "tickets in june vs may").value == "+3 (+300%)"
+    before = ask(crm, "revenue in june compared with the month before")
+    assert [row[1] for row in before.rows] == ["1,050", "700"]
 
 
 def test_own_book_covers_the_new_rows(crm: Engine) -> None:

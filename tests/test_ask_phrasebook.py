@@ -173,6 +173,19 @@ TICKETS: list[tuple[str, StructuredQuery]] = [
     ),
     ("Tickets per channel", TK(metric="count", group_by="channel")),
     (
+        "how many tickets did we close last week",
+        TK(metric="count", status="closed", date_field="closed", date_range=LAST_WEEK),
+    ),
+    (
+        "what's the resolution time for phone tickets",
+        TIME_TO_CLOSE.with_changes(channels=("phone",)),
+    ),
+    (
+        "open phone tickets in EMEA",
+        TK(status="open", channels=("phone",), regions=("EMEA",)),
+    ),
+    ("how many unresolved email tickets", OPEN_COUNT.with_changes(channels=("email",))),
+    (
         "champions with high churn risk and open tickets",
         Q(
             segments=("Champions",),
@@ -256,6 +269,10 @@ SATISFACTION: list[tuple[str, StructuredQuery]] = [
         Q(nps_categories=("promoter",), regions=("APAC",), thresholds=(T("churn_risk", "<", 0.2),)),
     ),
     ("NPS by month", NPS.with_changes(group_by="month")),
+    (
+        "what's the average csat this quarter",
+        FB(metric="avg", measure="csat", date_range=THIS_QUARTER),
+    ),
 ]
 
 PRODUCTS: list[tuple[str, StructuredQuery]] = [
@@ -320,6 +337,11 @@ PRODUCTS: list[tuple[str, StructuredQuery]] = [
     ("what should I offer customer 123?", OFFER(customer="123")),
     ("what could we sell to Ada Lovelace", OFFER(customer="C0001")),
     ("what to offer my customers", OFFER(owners=("maria",))),
+    ("upsell opportunities for champions", OFFER(segments=("Champions",))),
+    (
+        "top selling product last month",
+        P(measure="units", sort="units", limit=10, date_range=LAST_MONTH),
+    ),
     (
         "who bought descaler in EMEA last month",
         Q(products=("Descaler",), regions=("EMEA",), date_range=LAST_MONTH, date_field="ordered"),
@@ -361,6 +383,8 @@ MOVES_AND_CHANGES: list[tuple[str, StructuredQuery]] = [
     ("customers whose churn risk got worse", CHURN_UP),
     ("churn risk up by region", CHURN_UP.with_changes(metric="count", group_by="region")),
     ("clv went down for champions", SC("clv", "down", segments=("Champions",))),
+    ("who got riskier since last week", CHURN_UP.with_changes(date_range=SINCE_LAST_WEEK)),
+    ("customers who became happier", SC("satisfaction", "up")),
 ]
 
 EXCLUSIONS: list[tuple[str, StructuredQuery]] = [
@@ -487,6 +511,31 @@ PERIODS: list[tuple[str, StructuredQuery]] = [
         ORD(metric="sum", measure="amount", date_range=THIS_YEAR, compare_range=LAST_YEAR),
     ),
     (
+        "orders last month compared with the month before",
+        ORD(
+            metric="count",
+            date_range=LAST_MONTH,
+            compare_range=D(date(2026, 4, 1), date(2026, 5, 1), "month before"),
+        ),
+    ),
+    (
+        "revenue this year vs last",
+        ORD(
+            metric="sum",
+            measure="amount",
+            date_range=THIS_YEAR,
+            compare_range=D(date(2025, 1, 1), date(2026, 1, 1), "last"),
+        ),
+    ),
+    (
+        "compare may and june orders",
+        ORD(metric="count", date_range=MAY("may"), compare_range=JUNE("june")),
+    ),
+    (
+        "orders between march and may",
+        ORD(date_range=D(date(2026, 3, 1), date(2026, 6, 1), "between march and may")),
+    ),
+    (
         "emea revenue this month vs last month",
         ORD(
             metric="sum",
@@ -607,6 +656,7 @@ REFUSED: list[tuple[str, str]] = [
     ("champions except", "except"),
     ("customers without", "without"),
     ("whose churn risk went up by more than 10 points", "points"),
+    ("which customers bought both descaler and milk frother", "both"),
     ("orders this month vs the moon", "moon"),
     # Shapes the rows do not have.
     ("NPS by product", "not by product"),

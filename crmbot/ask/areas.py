@@ -286,6 +286,8 @@ def _tickets(runner: Any) -> Any:
     customer: Any = aliased(Customer, name="c")
     scores: Any = aliased(CustomerScore, name="s") if runner.needs_scores() else None
     clauses = [*runner.customer_filters(customer, scores)]
+    if q.channels:
+        clauses.append(func.lower(col(Ticket.channel)).in_(list(q.channels)))
     if q.status == "open":
         clauses.append(col(Ticket.closed_at).is_(None))
     elif q.status == "closed" or q.measure == "resolution_days":

@@ -195,6 +195,8 @@ def _areas(query: StructuredQuery) -> list[str]:
         parts.append(_names("NPS", tuple(f"{c}s" for c in query.nps_categories)))
     if query.status:
         parts.append(f"status = {query.status}")
+    if query.channels:
+        parts.append(_names("channel", query.channels))
     if query.change and query.measure:
         parts.append(f"{field_label(query.measure)} went {query.change}")
     return parts

@@ -279,6 +279,8 @@ class StructuredQuery:
     categories: tuple[str, ...] = ()
     nps_categories: tuple[NpsCategory, ...] = ()
     status: TicketStatus | None = None
+    # Tickets by the channel they came in through ("phone tickets"), lower case.
+    channels: tuple[str, ...] = ()
     change: Change | None = None
     date_range: DateRange | None = None
     # The period a count, total or average is compared with ("vs last month").
@@ -305,6 +307,8 @@ class StructuredQuery:
                 f"{ENTITY_LABELS[self.entity].lower()} can be grouped by {possible}, "
                 f"not by {GROUP_LABELS[self.group_by]}"
             )
+        if self.channels and self.entity != "tickets":
+            found.append("a channel is said of tickets: `phone tickets last month`")
         if self.status is not None and self.entity != "tickets":
             found.append("open and closed are said of tickets: `open tickets in EMEA`")
         if self.change is not None and self.entity != "score_changes":

@@ -80,6 +80,7 @@ def _query(state: ParseState) -> StructuredQuery:
         categories=tuple(state.categories),
         nps_categories=tuple(state.nps_categories),  # type: ignore[arg-type]
         status=state.status,  # type: ignore[arg-type]
+        channels=tuple(state.channels),
         change=state.change,  # type: ignore[arg-type]
         compare_range=state.compare_range,
         date_range=state.date_range,
@@ -106,8 +107,12 @@ def _entity(state: ParseState) -> str:
         return "products"  # "revenue of the French Press"
     if state.entity is not None:
         return state.entity
-    dated_answers = state.nps_categories and state.date_range is not None
-    if state.surveys or (dated_answers and state.date_field != "signed_up"):
+    dated = state.date_range is not None and state.date_field is None
+    # "detractors last month", "average CSAT this quarter": the answers given then.
+    dated_answers = dated and (
+        state.nps_categories or state.measure in ("csat_avg", "nps_latest", "csat", "nps")
+    )
+    if state.surveys or dated_answers:
         return "feedback"
     if state.weak_orders and state.date_field != "ordered" and not named_products:
         return "orders"

@@ -57,6 +57,7 @@ OFFER = [
     re.compile(
         r"^(?:(?:the )?next best (?:products?|offers?)|next (?:products?|offers?)"
         r"|recommended products?|product recommendations?|recommendations?|offers?"
+        r"|(?:upsell|up sell|cross sell|sales) (?:opportunities|ideas|options)"
         r"|upsell|cross sell|what to offer|what to sell)"
         r" (?:for|to) (?P<ref>.+)$"
     ),
@@ -362,10 +363,16 @@ _PERIOD_PHRASE = (
     rf"(?:the )?(?:last|this|previous|past|current|same) {PERIOD_RX}(?: last year)?"
     rf"|yesterday|today|q[1-4](?: \d{{4}})?|(?:{MONTH_RX})(?: \d{{4}})?|(?:19|20)\d{{2}}"
 )
+# The period before the first one: "vs last", "compared with the month before".
+_PERIOD_BEFORE = (
+    rf"(?:the )?(?:{PERIOD_RX}) before|(?:the )?previous(?: one| {PERIOD_RX})?"
+    r"|the one before|last(?: one)?|before"
+)
 COMPARE_PERIODS = _rule(
-    rf"(?:in |during |for |over )?(?P<a>{_PERIOD_PHRASE})"
-    rf" (?:vs|versus|v|compared to|compared with|against|over|and|to)"
-    rf" (?:the )?(?P<b>{_PERIOD_PHRASE})"
+    rf"(?:(?P<compare>compare|comparing) )?(?:in |during |for |over )?(?P<a>{_PERIOD_PHRASE})"
+    rf" (?:vs|versus|v|compared to|compared with|against|over"
+    rf"|(?(compare)(?:and|to|with)|(?!)))"
+    rf" (?:the )?(?:(?P<b>{_PERIOD_PHRASE})|(?P<before>{_PERIOD_BEFORE}))"
 )
 OVER_PERIOD = _rule(r"(?P<p>week|month|quarter|year) over (?P=p)|(?P<abbr>wow|mom|qoq|yoy)")
 
@@ -383,6 +390,25 @@ _UP = (
 _DOWN = (
     r"down|decreased|decreasing|fell|fallen|falling|dropped|dropping|declined|declining"
     r"|lower|improved|improving|better"
+)
+# "who got riskier since last week": (measure, up) for each comparative.
+COMPARATIVES: dict[str, tuple[str, bool]] = {
+    "riskier": ("churn_risk", True),
+    "more risky": ("churn_risk", True),
+    "more at risk": ("churn_risk", True),
+    "less risky": ("churn_risk", False),
+    "safer": ("churn_risk", False),
+    "happier": ("satisfaction", True),
+    "more satisfied": ("satisfaction", True),
+    "unhappier": ("satisfaction", False),
+    "less happy": ("satisfaction", False),
+    "less satisfied": ("satisfaction", False),
+    "more valuable": ("clv", True),
+    "less valuable": ("clv", False),
+}
+GOT_COMPARATIVE = _rule(
+    r"(?:got|gotten|became|become|becoming|getting|grown|grew|turned)"
+    r" (?P<c>" + "|".join(sorted(COMPARATIVES, key=len, reverse=True)) + ")"
 )
 SCORE_CHANGE = [
     _rule(
@@ -526,7 +552,8 @@ TICKETS_NONE = _rule(
 )
 # "open tickets", "tickets still unresolved", "resolved cases"
 TICKETS_STATED = _rule(
-    rf"(?:(?P<before>{_OPEN}|{_CLOSED}) )?(?:{_TICKET_NOUN})"
+    rf"(?:(?P<before>{_OPEN}|{_CLOSED}) )?(?:(?P<channel>email|chat|phone|web|social) )?"
+    rf"(?:{_TICKET_NOUN})"
     rf"(?: (?:that are |which are |that were |which were |are |were |still |that |which )?"
     rf"(?:still )?(?:(?P<after>{_OPEN}|{_CLOSED})|(?P<opened>opened|raised|created|submitted"
     rf"|logged|filed|received|came in)))?"
@@ -590,7 +617,7 @@ BANDS: list[tuple[re.Pattern[str], Band]] = [
 # "best sellers", "top selling products", "most popular products": products ranked.
 PRODUCT_ROWS = _rule(
     r"(?:best|top|most popular|biggest|highest grossing|highest selling|most sold|most bought"
-    r"|worst|least popular|least sold|slowest)(?: selling)? (?:products|items|skus|lines)"
+    r"|worst|least popular|least sold|slowest)(?: selling)? (?:products?|items?|skus?|lines)"
     r"|best ?sellers|top sellers|worst sellers|bestsellers"
     r"|(?:what|which products?|which items?) (?:sells?|sold) (?:the )?(?:best|most)"
     r"|products|items|skus|catalogue|catalog"

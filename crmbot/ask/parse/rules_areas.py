@@ -6,12 +6,17 @@ risk segment", and questions about one customer's reasons, which `/crm why` answ
 
 from __future__ import annotations
 
-from crmbot.ask.parse.dates import resolve_date
+import re
+from datetime import timedelta
+
+from crmbot.ask.parse.dates import add_months, resolve_date
 from crmbot.ask.parse.patterns import (
     BANDS,
     BEST_CUSTOMERS,
     BOUGHT,
+    COMPARATIVES,
     COMPARE_PERIODS,
+    GOT_COMPARATIVE,
     NEGATION_FILLERS,
     NEGATION_PAIRS,
     NEGATION_WORDS,
@@ -38,7 +43,7 @@ from crmbot.ask.parse.patterns import (
 from crmbot.ask.parse.rules_filters import product_context
 from crmbot.ask.parse.state import ParseState
 from crmbot.ask.parse.tokens import Sentence, echo_safe
-from crmbot.ask.parse.vocabulary import CUSTOMER_WORDS, STOPWORDS
+from crmbot.ask.parse.vocabulary import CUSTOMER_WORDS, MONTHS, STOPWORDS
 from crmbot.ask.query import DateRange, Threshold
 
 # ---------------------------------------------------------------------------------------
@@ -135,7 +140,16 @@ _HIGHER_IS_WORSE = frozenset({"churn_risk", "value_at_risk"})
 
 
 def score_changes(sentence: Sentence, state: ParseState) -> None:
-    """ "churn risk up since last week", "whose CLV dropped", "rising churn risk"."""
+    """ "churn risk up since last week", "whose CLV dropped", "rising churn risk", "who got
+    riskier"."""
+    found = sentence.first(GOT_COMPARATIVE)
+    if found is not None:
+        match, indices = found
+        measure, up = COMPARATIVES[match.group("c")]
+        state.entity, state.measure = "score_changes", measure
+        state.change = "up" if up else "down"
+        sentence.consume(indices)
+        return
     for pattern in SCORE_CHANGE:
         found = sentence.first(pattern)
         if found is None:
@@ -160,12 +174,36 @@ def _range(text: str, state: ParseState) -> DateRange | None:
     return DateRange(period.start, period.end, text.strip())
 
 
+def _before(first: DateRange, said: str) -> DateRange | None:
+    """The period of the same length just before `first` ("vs last", "the month before")."""
+    if first.start is None:
+        return None
+    text = f"{first.label} {said}"
+    start = first.start
+    if "week" in text:
+        earlier = start - timedelta(days=7)
+    elif "quarter" in text or re.search(r"\bq[1-4]\b", text):
+        earlier = add_months(start, -3)
+    elif "month" in text or any(m in text.split() for m in MONTHS):
+        earlier = add_months(start, -1)
+    elif "year" in text or re.search(r"\b(?:19|20)\d{2}\b", text):
+        earlier = start.replace(year=start.year - 1)
+    else:
+        return None
+    return DateRange(earlier, start, said)
+
+
 def compare_periods(sentence: Sentence, state: ParseState) -> None:
-    """ "this month vs last month", "Q1 versus Q2", "month over month"."""
+    """ "this month vs last month", "Q1 versus Q2", "compare May and June", "this year vs
+    last", "last month compared with the month before", "month over month"."""
     found = sentence.first(COMPARE_PERIODS)
     if found is not None:
         match, indices = found
-        first, second = _range(match.group("a"), state), _range(match.group("b"), state)
+        first = _range(match.group("a"), state)
+        if match.group("b"):
+            second = _range(match.group("b"), state)
+        else:
+            second = _before(first, match.group("before")) if first else None
         if first is not None and second is not None:
             state.date_range, state.compare_range = first, second
             sentence.consume(indices)
@@ -315,20 +353,46 @@ def tickets(sentence: Sentence, state: ParseState) -> None:
                 state.date_field = "closed"
         if match.group("opened"):
             state.date_field = "opened"
+        if match.group("channel"):
+            state.add(state.channels, [_CHANNELS[match.group("channel")]])
         state.entity = "tickets"
         sentence.consume(indices)
     if state.entity == "tickets":
         _opening_verb(sentence, state)
+        for i in sentence.unused():
+            channel = _CHANNELS.get(sentence.tokens[i].low)
+            if channel is not None:
+                state.add(state.channels, [channel])
+                sentence.consume([i])
+
+
+# How a ticket came in, as the words say it -> as the CRM spells it.
+_CHANNELS = {
+    "email": "email",
+    "emails": "email",
+    "mail": "email",
+    "chat": "chat",
+    "chats": "chat",
+    "phone": "phone",
+    "call": "phone",
+    "calls": "phone",
+    "web": "web",
+    "social": "social",
+}
 
 
 _AUXILIARIES = frozenset({"did", "do", "does", "have", "has", "had"})
 _OPENING_VERBS = frozenset(
     {"open", "opened", "raise", "raised", "file", "filed", "log", "logged", "submit", "submitted"}
 )
+_CLOSING_VERBS = frozenset(
+    {"close", "closed", "resolve", "resolved", "solve", "solved", "fix", "fixed"}
+)
 
 
 def _opening_verb(sentence: Sentence, state: ParseState) -> None:
-    """ "how many tickets did champions open": a verb after an auxiliary, not a state."""
+    """ "how many tickets did champions open", "did we close": a verb after an auxiliary,
+    not a state."""
     tokens = sentence.tokens
     asked = False
     for i in sentence.unused():
@@ -336,6 +400,9 @@ def _opening_verb(sentence: Sentence, state: ParseState) -> None:
             asked = True
         elif asked and tokens[i].low in _OPENING_VERBS:
             state.date_field = state.date_field or "opened"
+            sentence.consume([i])
+        elif asked and tokens[i].low in _CLOSING_VERBS:
+            state.status, state.date_field = "closed", "closed"
             sentence.consume([i])
 
 

@@ -40,6 +40,7 @@ class ParseState:
     categories: list[str] = field(default_factory=list)
     nps_categories: list[str] = field(default_factory=list)
     status: str | None = None
+    channels: list[str] = field(default_factory=list)
     change: str | None = None
     # Words that make named products the rows ("revenue", "units", "best sellers").
     product_rows: bool = False
