@@ -37,10 +37,11 @@ Entities: "customers" (scores of each customer), "orders" (purchases; measure "a
 "referrals" (who referred whom; group_by "referrer" ranks referrers), "segment_moves"
 (customers whose segment changed; "segments" = where they are now, "from_segments" =
 where they were), "offer" (next best products for one customer with "customer", or for
-a group with filters), "tickets" (support tickets; "status" open/closed; measure
-"resolution_days"), "feedback" (survey answers; measures "nps", "csat"; metric "nps" is
-promoters minus detractors), "products" (order lines by product; measure "amount" or
-"units"), "score_changes" ("measure" went "change" up/down since the date range's start).
+a group with filters), "tickets" (support tickets; "status" open/closed; "channels" in
+lower case; measure "resolution_days"), "feedback" (survey answers; measures "nps",
+"csat"; metric "nps" is promoters minus detractors), "products" (order lines by product;
+measure "amount" or "units"), "score_changes" ("measure" went "change" up/down since the
+date range's start).
 Customers may be filtered by "products" bought, "not_products" never bought, "categories",
 "nps_categories" (promoter/passive/detractor), "not_segments", "not_regions", "not_owners",
 "not_companies", and "bands" ({{"field": "clv", "top": true, "share": 0.25}} = high CLV).
