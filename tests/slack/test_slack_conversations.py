@@ -287,6 +287,24 @@ def test_a_pasted_link_unfurls_as_a_masked_card(bot3: Bot) -> None:
     assert "Ada Lovelace" in card and not contains_pii(card)
 
 
+def test_a_link_still_in_the_message_composer_unfurls_by_its_unfurl_id(bot3: Bot) -> None:
+    link = {"url": "https://crm.example.com/customers/C002", "domain": "crm.example.com"}
+    bot3.event(
+        {
+            "type": "link_shared",
+            "user": "UAM1",
+            "channel": "COMPOSER",
+            "message_ts": "UU1",
+            "unfurl_id": "Uxyz.abc",
+            "source": "composer",
+            "links": [link],
+        }
+    )
+    unfurl = calls(bot3, "chat.unfurl")[0].params
+    assert unfurl["unfurl_id"] == "Uxyz.abc" and unfurl["source"] == "composer"
+    assert "channel" not in unfurl and "Grace Hopper" in json.dumps(unfurl)
+
+
 def test_a_link_outside_the_pasters_book_does_not_unfurl(
     storage_engine: Engine, settings: Settings, slack: SlackFake
 ) -> None:
