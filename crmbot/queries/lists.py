@@ -67,10 +67,12 @@ def at_risk(
     if segment is not None and region is None and scope.is_everyone and limit <= TOP_OF_SEGMENT:
         # A segment's first accounts, among the few the run ranks first in it.
         ranked = segment_top(session=session, run=run, segment=segment)
-        statement = _at_risk_statement(
-            _scores_of(run, scope).where(col(CustomerScore.customer_pk).in_(ranked)),
-            segment=segment,
-            region=None,
+        # Read by key, then sorted: `+ 0` keeps the value-at-risk index (which would be
+        # walked for its order) out of it.
+        statement = (
+            _scores_of(run, scope)
+            .where(col(Customer.id).in_(ranked))
+            .order_by((col(CustomerScore.value_at_risk) + 0).desc(), col(Customer.customer_id))
         )
         rows = _scored(session, statement.limit(limit), run) if ranked else []
         if len(rows) == limit or len(ranked) < TOP_OF_SEGMENT:
