@@ -30,6 +30,16 @@ def test_the_card_has_every_part(bot: ChatBot) -> None:
         "crm_similar",
         "crm_history",
         "crm_at_risk",
+        "act_touch",
+        "act_follow_up",
+        "act_follow",
+        "act_snooze",
+    ]
+    assert [b.label for b in reply.buttons][4:] == [
+        "Log a touch",
+        "Follow-up",
+        "Follow",
+        "Snooze 7 days",
     ]
 
 
@@ -106,3 +116,19 @@ def test_no_model_yet_says_how_to_get_one(
     bot = ChatBot(engine, settings, tmp_path)
     reply = bot.reply("why C001")
     assert reply.outcome == "not_found" and "No model has been trained yet" in reply.text
+
+
+def test_the_card_offers_unfollow_to_a_follower(bot: ChatBot, crm: SmallCrm) -> None:
+    from datetime import datetime
+
+    from crmbot.actions.follows import follow
+    from crmbot.core.db import write_session
+
+    with write_session(crm.engine) as session:
+        follow(
+            session=session, customer_pk=crm.pks["C002"], user_id="UAM1", now=datetime(2026, 7, 1)
+        )
+    mine = [b.label for b in bot.reply("customer C002").buttons]
+    theirs = [b.label for b in bot.reply("customer C002", user="UAM2").buttons]
+    assert "Unfollow" in mine and "Follow" not in mine
+    assert "Follow" in theirs and "Unfollow" not in theirs
