@@ -252,8 +252,9 @@ def run_mix(args: argparse.Namespace) -> None:
     import crmbot
 
     code = str(Path(crmbot.__file__).resolve().parent.parent)
-    log(f"mix on {args.mix}: crmbot from {code}, {args.requests} requests of each kind")
-    results = measure_mix(args.mix, args.requests)
+    asks = args.ask_requests or args.requests
+    log(f"mix on {args.mix}: crmbot from {code}, {args.requests} requests a kind ({asks} ask)")
+    results = measure_mix(args.mix, args.requests, args.ask_requests)
     record = {
         "command": " ".join(["python", "-m", "benchmarks.run", *sys.argv[1:]]),
         "code": code,

@@ -99,24 +99,31 @@ def sample_names(engine: Any, count: int, seed: int = SEED) -> list[str]:
         return [name for name in names if name][:count]
 
 
-def measure_mix(url: str, requests: int, seed: int = SEED) -> dict[str, Any]:
+def measure_mix(
+    url: str, requests: int, ask_requests: int | None = None, seed: int = SEED
+) -> dict[str, Any]:
     """Server-side latency of the issue's mix through the Dispatcher, `requests` of each
-    kind: `/crm ask` over MIX_ASK (misspelt names and words included), `/crm at-risk
-    <segment>`, `/crm at-risk <region>`, `/crm customer <misspelt name>`. The kinds take
-    turns request by request, so a slow stretch of the machine falls on all of them."""
+    kind (`ask_requests` of ask): `/crm ask` over MIX_ASK (misspelt names and words
+    included), `/crm at-risk <segment>`, `/crm at-risk <region>`, `/crm customer <misspelt
+    name>`. The kinds take turns request by request, so a slow stretch of the machine
+    falls on all of them."""
     from crmbot.chat.dispatch import Dispatcher
     from crmbot.core.db import make_engine
 
     engine = make_engine(url)
     dispatcher = Dispatcher(engine, settings_for(url))
     rng = random.Random(seed)
-    names = sample_names(engine, requests * 2, seed)
+    names = sample_names(engine, 2 * max(requests, ask_requests or 0), seed)
     typed = iter([misspell(name, rng) for name in names] * 2)
     texts: dict[str, list[str]] = {"ask": [], "at-risk <segment>": [], "at-risk <region>": []}
     texts["customer <misspelt name>"] = []
-    for number in range(requests):
-        question = MIX_ASK[number % len(MIX_ASK)]
-        texts["ask"].append("ask " + question.replace("{name}", next(typed)))
+    asks = ask_requests or requests
+    for number in range(max(requests, asks)):
+        if number < asks:
+            question = MIX_ASK[number % len(MIX_ASK)]
+            texts["ask"].append("ask " + question.replace("{name}", next(typed)))
+        if number >= requests:
+            continue
         texts["at-risk <segment>"].append(MIX_AT_RISK_SEGMENT[number % len(MIX_AT_RISK_SEGMENT)])
         texts["at-risk <region>"].append(MIX_AT_RISK_REGION[number % len(MIX_AT_RISK_REGION)])
         texts["customer <misspelt name>"].append(f"customer {next(typed)}")
@@ -132,8 +139,10 @@ def measure_mix(url: str, requests: int, seed: int = SEED) -> dict[str, Any]:
     samples: dict[str, list[float]] = {kind: [] for kind in texts}
     outcomes: dict[str, dict[str, int]] = {kind: {} for kind in texts}
     slowest: dict[str, tuple[float, str]] = {kind: (0.0, "") for kind in texts}
-    for number in range(requests):
+    for number in range(max(requests, asks)):
         for kind, variants in texts.items():
+            if number >= len(variants):
+                continue
             text = variants[number]
             started = time.perf_counter()
             reply = dispatcher.handle(text, user_id=BENCH_USER, channel_id="CBENCH")
