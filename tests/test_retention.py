@@ -107,8 +107,8 @@ def status_of(engine: Engine, run_id: int) -> str | None:
         ).scalar_one_or_none()
 
 
-def retaining(settings: Settings, keep: int) -> Settings:
-    return settings.model_copy(update={"retain_runs": keep})
+def retaining(settings: Settings, keep: int, monthly: int = 0) -> Settings:
+    return settings.model_copy(update={"retain_runs": keep, "retain_monthly_runs": monthly})
 
 
 # ---------------------------------------------------------------------------------------
@@ -136,6 +136,31 @@ def test_the_newest_runs_the_live_one_and_pinned_ones_are_kept(
     with read_session(storage_engine) as session:
         assert runs.active_run_id(session=session) == 2
     assert ids == [1, 2, 3, 4, 5, 6]
+
+
+def test_the_first_run_of_each_recent_month_is_kept_for_backtests(
+    storage_engine: Engine, settings: Settings
+) -> None:
+    days = ["01-05", "01-20", "02-03", "02-10", "03-01", "03-15", "04-02", "04-03", "05-01"]
+    pks = add_customers(storage_engine, ACCOUNTS)
+    ids = [
+        add_run(storage_engine, ACCOUNTS, pks, as_of=date.fromisoformat(f"2026-{day}"))
+        for day in days
+    ]
+    assert ids == list(range(1, 10))
+    result = prune_after_retrain(storage_engine, retaining(settings, 2, monthly=3))
+
+    # newest two (8, 9), and the first of May (9), April (7) and March (5)
+    assert result is not None and result.pruned == [1, 2, 3, 4, 6]
+    assert run_ids(storage_engine) == {5, 7, 8, 9}
+    with read_session(storage_engine) as session:
+        assert retention.runs_to_prune(session, keep=2, monthly=0) == [5, 7]
+
+
+def test_a_run_whose_day_cannot_be_read_belongs_to_no_month() -> None:
+    runs_by_day = [(1, date(2026, 5, 3)), (2, "unreadable"), (3, date(2026, 5, 1)), (4, None)]
+    assert retention.monthly_runs(runs_by_day, months=2) == {3}
+    assert retention.monthly_runs(runs_by_day, months=0) == set()
 
 
 def test_the_live_run_is_kept_even_when_older_than_the_runs_kept(
@@ -440,7 +465,8 @@ def test_the_commands(cli_database: Engine) -> None:
     code, output = _invoke("model", "unpin", "1")
     assert code == 0 and "Model run 1 is no longer pinned" in output
     code, output = _invoke("model", "prune", "--keep", "1")
-    assert code == 0 and run_ids(cli_database) == {4}
+    # run 1 stays all the same: the first run of its month (CRMBOT_RETAIN_MONTHLY_RUNS)
+    assert code == 0 and run_ids(cli_database) == {1, 4}
 
     code, output = _invoke("db", "vacuum")
     assert code == 0 and "Vacuumed" in output and "auto_vacuum=incremental" in output, output

@@ -81,7 +81,12 @@ def db_stats() -> None:
         whole = database_size(engine)
         per_run = rows_per_run(engine)
         with read_session(engine) as session:
-            doomed = set(runs_to_prune(session, keep=common.settings().retain_runs))
+            settings = common.settings()
+            doomed = set(
+                runs_to_prune(
+                    session, keep=settings.retain_runs, monthly=settings.retain_monthly_runs
+                )
+            )
     except DatabaseUnavailable as exc:
         common.fail(f"{DatabaseUnavailable.user_message}\n({exc})")
     _print_stats(tables, whole, per_run, doomed)

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     # Model runs kept besides the live one and any pinned; older runs are pruned after each
     # successful retrain (`crmbot.runs.retention`). 0 keeps every run.
     retain_runs: int = Field(14, ge=0)
+    # Besides those, the first run of each of the last N months (by its data's day): a run
+    # older than the churn horizon stays for `crmbot model backtest`. 0 keeps none extra.
+    retain_monthly_runs: int = Field(4, ge=0, le=36)
 
     clv_horizon_months: int = Field(12, ge=1, le=120)
     clv_monthly_discount_rate: float = Field(0.01, ge=0, lt=1)

@@ -6,6 +6,10 @@ a million rows a night. Retention keeps
 * the newest `keep` runs that hold scores (succeeded or rejected; `CRMBOT_RETAIN_RUNS`,
   default 14), and every run newer than the oldest of them (failed runs included: they
   hold no rows, only their record);
+* the first run of each of the last `monthly` calendar months (by the day its data stops;
+  `CRMBOT_RETAIN_MONTHLY_RUNS`, default 4), so that a run older than the churn horizon is
+  always there for a backtest (`crmbot.runs.backtest`) to hold against what happened after
+  it — with nightly retrains the newest 14 runs are never 90 days old;
 * the live run, however old (a rollback may have made an old run live);
 * every pinned run (`crmbot model pin RUN`);
 * a run still training.
@@ -41,6 +45,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from sqlalchemy import (
@@ -121,28 +126,48 @@ class PruneResult:
 # Which runs go
 
 
-def runs_to_prune(session: Session, *, keep: int) -> list[int]:
-    """The runs a prune with `keep` would delete, oldest first (see the module docstring)."""
-    runs: list[tuple[int, str, bool]] = [
-        (run_id, status, bool(pinned))
-        for run_id, status, pinned in session.execute(
-            select(col(ModelRun.id), col(ModelRun.status), col(ModelRun.pinned)).order_by(
-                col(ModelRun.id).desc()
-            )
+def runs_to_prune(session: Session, *, keep: int, monthly: int = 0) -> list[int]:
+    """The runs a prune with `keep` (and `monthly`) would delete, oldest first (see the
+    module docstring)."""
+    runs: list[tuple[int, str, bool, Any]] = [
+        (run_id, status, bool(pinned), as_of)
+        for run_id, status, pinned, as_of in session.execute(
+            select(
+                col(ModelRun.id), col(ModelRun.status), col(ModelRun.pinned), col(ModelRun.as_of)
+            ).order_by(col(ModelRun.id).desc())
         ).all()
         if run_id is not None
     ]
     live = set(session.execute(select(col(ActiveRun.run_id))).scalars())
-    scored = [run_id for run_id, status, _ in runs if status in SCORED]
+    scored = [run_id for run_id, status, _, _ in runs if status in SCORED]
     cutoff = scored[keep - 1] if keep > 0 and len(scored) >= keep else None
+    kept_monthly = monthly_runs([(r, a) for r, s, _, a in runs if s in SCORED], months=monthly)
     return sorted(
         run_id
-        for run_id, status, pinned in runs
+        for run_id, status, pinned, _ in runs
         if run_id not in live
         and not pinned
         and status != RUNNING
-        and (status == PRUNING or (cutoff is not None and run_id < cutoff))
+        and (
+            status == PRUNING
+            or (cutoff is not None and run_id < cutoff and run_id not in kept_monthly)
+        )
     )
+
+
+def monthly_runs(runs: list[tuple[int, Any]], *, months: int) -> set[int]:
+    """Of `(run id, as_of)` pairs, the first run (earliest day, then lowest id) of each of
+    the `months` latest calendar months that have one. A day that cannot be read (a corrupt
+    record) belongs to no month."""
+    first: dict[tuple[int, int], tuple[date, int]] = {}
+    for run_id, as_of in runs:
+        if not isinstance(as_of, date):
+            continue
+        month = (as_of.year, as_of.month)
+        if month not in first or (as_of, run_id) < first[month]:
+            first[month] = (as_of, run_id)
+    latest = sorted(first, reverse=True)[: max(months, 0)]
+    return {first[month][1] for month in latest}
 
 
 # ---------------------------------------------------------------------------------------
@@ -150,7 +175,12 @@ def runs_to_prune(session: Session, *, keep: int) -> list[int]:
 
 
 def prune_runs(
-    engine: Engine, *, keep: int, batch_rows: int = BATCH_ROWS, reclaim: bool = True
+    engine: Engine,
+    *,
+    keep: int,
+    monthly: int = 0,
+    batch_rows: int = BATCH_ROWS,
+    reclaim: bool = True,
 ) -> PruneResult:
     """Delete every run retention does not keep, in bounded batches; see the module
     docstring. `reclaim` gives the room back afterwards."""
@@ -158,7 +188,7 @@ def prune_runs(
         raise ValueError("batch_rows must be at least 1")
     started = time.perf_counter()
     result = PruneResult(rows_deleted={t.name: 0 for t in run_tables()})
-    for run_id in _mark(engine, keep):
+    for run_id in _mark(engine, keep, monthly):
         deleted = _delete_run(engine, run_id, batch_rows)
         if deleted is None:
             result.left_alone.append(run_id)
@@ -179,7 +209,7 @@ def prune_runs(
     return result
 
 
-def _mark(engine: Engine, keep: int) -> list[int]:
+def _mark(engine: Engine, keep: int, monthly: int = 0) -> list[int]:
     with write_session(engine) as session:
         # A run marked and then made live or pinned in the same moment (see
         # `_still_prunable`) gets its status back if an interrupted prune left it marked.
@@ -194,7 +224,7 @@ def _mark(engine: Engine, keep: int) -> list[int]:
             )
             .values(status="succeeded")
         )
-        chosen = runs_to_prune(session, keep=keep)
+        chosen = runs_to_prune(session, keep=keep, monthly=monthly)
         if not chosen:
             return []
         session.execute(
@@ -279,7 +309,9 @@ def prune_after_retrain(engine: Engine, settings: Settings) -> PruneResult | Non
     if settings.retain_runs <= 0:
         return None
     try:
-        result = prune_runs(engine, keep=settings.retain_runs)
+        result = prune_runs(
+            engine, keep=settings.retain_runs, monthly=settings.retain_monthly_runs
+        )
     except Exception:
         logger.exception(
             "pruning old model runs failed; the new run is live all the same, and the next "
@@ -305,7 +337,9 @@ def prune_exclusively(
     """`prune_runs` under the training lock (`crmbot model prune`): never beside a
     training run. Raises `TrainingInProgress` when one holds the lock."""
     with acquire_training_lock(engine, holder, lease_seconds=settings.training_lock_lease_seconds):
-        return prune_runs(engine, keep=keep, batch_rows=batch_rows)
+        return prune_runs(
+            engine, keep=keep, monthly=settings.retain_monthly_runs, batch_rows=batch_rows
+        )
 
 
 # ---------------------------------------------------------------------------------------
