@@ -461,12 +461,14 @@ class _Runner:
             # stops after a few rows instead of sorting them all. Rows without one (no CLV
             # yet) follow, read only when the list is not full; and only a full list needs
             # the rows counted.
-            rows = self.session.execute(
-                base(*columns, in_key_order=False)
-                .where(sort_column.is_not(None))
-                .order_by(order, customer.customer_id)
-                .limit(limit)
-            ).all()
+            rows: list[Any] = list(
+                self.session.execute(
+                    base(*columns, in_key_order=False)
+                    .where(sort_column.is_not(None))
+                    .order_by(order, customer.customer_id)
+                    .limit(limit)
+                ).all()
+            )
             if len(rows) < limit:
                 rows += self.session.execute(
                     base(*columns)
