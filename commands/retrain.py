@@ -93,4 +93,25 @@ def _result_reply(result: RunResult, request: Request) -> Reply:
             "activates a new run anyway."
         )
     )
+    if result.activated:
+        fields.append(("Alerts", _send_alerts(request)))
     return Reply(title=f"Retrain finished: run {result.run_id}", text=text, fields=fields)
+
+
+def _send_alerts(request: Request) -> str:
+    """The new run's alerts to owners and followers, at once (as after the nightly
+    retrain); without Slack, the `notify` job of a scheduler that has it sends them."""
+    if request.poster is None:
+        return "sent by the scheduler's next notify round"
+    from crmbot.digests.direct import send_alerts
+    from crmbot.scheduler import effective_schedule
+
+    try:
+        channel = effective_schedule(request.engine, request.settings, "notify").channel
+        report = send_alerts(
+            request.engine, request.settings, request.poster, channel=channel or ""
+        )
+    except Exception as exc:  # the run is live whatever happens to its alerts
+        log.exception("alerts after /crm retrain failed")
+        return f"not sent ({type(exc).__name__}); the next notify round tries again"
+    return report.describe()

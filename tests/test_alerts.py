@@ -254,3 +254,27 @@ def test_an_owner_stored_by_email_is_found_through_the_workspace(
     [maria] = _dm(slack, "UMARIA")
     assert "Alan Turing (C003)" in text_of(maria) and "C002" not in text_of(maria)
     assert (crm.run_id, crm.pks["C003"], "UMARIA") in _claims(crm)
+
+
+def test_an_admins_retrain_sends_its_alerts_at_once(
+    sample_company: Any, tmp_path: Any, slack: SlackFake
+) -> None:
+    """`/crm retrain` through the dispatcher with the Slack poster: the run goes live and
+    the owner (the sample company's Maria, here the Slack user UAM1) gets the alert DM."""
+    from crmbot.chat.dispatch import Dispatcher
+    from crmbot.core.models import Customer
+    from tests.conftest import copy_of_sample
+
+    engine = copy_of_sample(sample_company, tmp_path)
+    settings = sample_company.settings.model_copy(update={"database_url": str(engine.url)})
+    with write_session(engine) as session:
+        session.execute(update(Customer).where(col(Customer.owner) == "maria").values(owner="UAM1"))
+    client = WebClient(token=settings.slack_bot_token, base_url=slack.base_url)
+    dispatcher = Dispatcher(engine, settings, slack_poster(engine, settings, client))
+    reply = dispatcher.handle("retrain --force 2026-07-31", user_id="UADMIN")
+    fields = dict(reply.fields)
+    assert "live now" in fields["Status"], reply.text
+    assert fields["Alerts"].startswith("Alerts: 1 sent"), fields["Alerts"]
+    [alert] = _dm(slack, "UAM1")
+    assert "Why now:" in text_of(alert)
+    engine.dispose()
