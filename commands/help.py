@@ -30,5 +30,6 @@ def help_command(request: Request) -> Reply:
     return Reply(
         title="crmbot commands",
         text="\n".join(lines),
-        footer="Add `--share` to post a reply in the channel (emails and phones masked).",
+        footer="Add `--share` to post a reply in the channel (emails and phones masked), "
+        "`--csv` to get a list's every row as a CSV file.",
     )
