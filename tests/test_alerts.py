@@ -278,3 +278,45 @@ def test_an_admins_retrain_sends_its_alerts_at_once(
     [alert] = _dm(slack, "UAM1")
     assert "Why now:" in text_of(alert)
     engine.dispose()
+
+
+def test_rules_alert_what_they_say_and_a_zero_rise_alerts_no_rise() -> None:
+    from crmbot.core.models import Customer
+    from crmbot.digests.alerts import AlertRules, why_alerted
+    from crmbot.queries.changes import RiskChange
+
+    def change(before: float | None, after: float, seg_before: str, seg: str) -> RiskChange:
+        return RiskChange(Customer(id=1, customer_id="C1"), after, before, seg, seg_before, [], 1.0)
+
+    rules = AlertRules(rise=0.15, threshold=0.7, segments=("At risk",))
+    assert why_alerted(change(0.2, 0.36, "Loyal", "Loyal"), rules) == (
+        "churn risk ▲ 16 pts (20% → 36%)",
+    )
+    assert why_alerted(change(0.2, 0.34, "Loyal", "Loyal"), rules) == ()
+    assert why_alerted(change(0.65, 0.72, "Loyal", "At risk"), rules) == (
+        "churn risk 72%, at or over the 70% alert line",
+        "moved into At risk (from Loyal)",
+    )
+    assert why_alerted(change(0.75, 0.8, "At risk", "At risk"), rules) == ()
+    assert why_alerted(change(None, 0.9, "", "At risk"), rules)[0].startswith("churn risk 90%")
+    no_rise = AlertRules(rise=0.0, threshold=0.7, segments=())
+    assert why_alerted(change(0.2, 0.6, "Loyal", "Loyal"), no_rise) == ()
+
+
+def test_a_zero_rise_setting_alerts_on_nothing_but_the_other_rules(
+    crm: SmallCrm, settings: Settings, slack: SlackFake, poster: SlackPoster
+) -> None:
+    from crmbot.core.models import CustomerScore
+
+    with write_session(crm.engine) as session:  # Ada's risk rose 30 points
+        session.execute(
+            update(CustomerScore)
+            .where(col(CustomerScore.run_id) == crm.run_id)
+            .where(col(CustomerScore.customer_pk) == crm.pks["C001"])
+            .values(churn_risk=0.38)
+        )
+    settings = settings.model_copy(update={"alert_rise_points": 0, "alert_segments": []})
+    assert send_alerts(crm.engine, settings, poster, clock=lambda: NOW).messages == 0
+    settings = settings.model_copy(update={"alert_rise_points": 25})
+    assert send_alerts(crm.engine, settings, poster, clock=lambda: NOW).messages == 1
+    assert "Ada Lovelace (C001)" in text_of(_dm(slack, "UAM1")[0])

@@ -75,7 +75,7 @@ def why_alerted(change: RiskChange, rules: AlertRules) -> tuple[str, ...]:
     72%, at or over the 70% alert line", "moved into At risk (from Loyal)"."""
     why = []
     before = change.risk_before
-    if before is not None and change.risk - before >= rules.rise - 1e-9:
+    if rules.rise > 0 and before is not None and change.risk - before >= rules.rise - 1e-9:
         why.append(
             f"churn risk {points(before, change.risk)} ({percent(before)} → {percent(change.risk)})"
         )

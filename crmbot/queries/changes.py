@@ -43,20 +43,24 @@ def risk_changes(
     segments: Collection[str],
 ) -> list[RiskChange]:
     """Live customers whose churn risk in run `run_id` is at least `rise` above run
-    `previous_run_id`'s, reached `threshold` from below it (or from not being scored), or
-    whose segment became one of `segments`; most value at risk first."""
+    `previous_run_id`'s (when `rise` is above 0), reached `threshold` from below it (or
+    from not being scored), or whose segment became one of `segments`; most value at
+    risk first."""
     new = aliased(CustomerScore)
     old = aliased(CustomerScore)
     conditions = [
-        and_(
-            col(old.churn_risk).is_not(None),
-            col(new.churn_risk) >= col(old.churn_risk) + rise,
-        ),
         and_(
             col(new.churn_risk) >= threshold,
             or_(col(old.churn_risk).is_(None), col(old.churn_risk) < threshold),
         ),
     ]
+    if rise > 0:  # 0: no alert for a rise alone
+        conditions.append(
+            and_(
+                col(old.churn_risk).is_not(None),
+                col(new.churn_risk) >= col(old.churn_risk) + rise,
+            )
+        )
     if segments:
         conditions.append(
             and_(
