@@ -62,6 +62,7 @@ def followup_command(request: Request) -> Reply:
                 due_on=due_on,
                 created_by=request.user_id,
                 now=request_now(request),
+                today=request.today,
                 note=" ".join(note_words),
             )
     except InvalidAction as problem:

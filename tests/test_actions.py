@@ -127,6 +127,21 @@ def test_kinds_and_outcomes_as_people_write_them() -> None:
     ] == ["no_answer", "no_answer", "false_alarm", "false_alarm", "saved", None]
 
 
+def test_a_follow_up_for_today_is_taken_where_today_is_still_today(small: SmallCrm) -> None:
+    # 02:00 UTC on 1 July is still 30 June in New York: "today" there has not passed.
+    with write_session(small.engine) as session:
+        follow_up = add_follow_up(
+            session=session,
+            customer_pk=small.pks["C001"],
+            assignee="UAM1",
+            due_on=date(2026, 6, 30),
+            created_by="UAM1",
+            now=datetime(2026, 7, 1, 2, 0),
+            today=date(2026, 6, 30),
+        )
+    assert follow_up.id is not None
+
+
 def test_follow_ups_due_are_claimed_exactly_once(small: SmallCrm) -> None:
     with write_session(small.engine) as session:
         due = add_follow_up(
@@ -136,6 +151,7 @@ def test_follow_ups_due_are_claimed_exactly_once(small: SmallCrm) -> None:
             due_on=TODAY,
             created_by="UAM1",
             now=NOW,
+            today=NOW.date(),
             note="send the renewal quote",
         )
         later = add_follow_up(
@@ -145,6 +161,7 @@ def test_follow_ups_due_are_claimed_exactly_once(small: SmallCrm) -> None:
             due_on=TODAY + timedelta(days=3),
             created_by="UADMIN",
             now=NOW,
+            today=NOW.date(),
         )
         with pytest.raises(InvalidAction, match="has passed"):
             add_follow_up(
@@ -154,6 +171,7 @@ def test_follow_ups_due_are_claimed_exactly_once(small: SmallCrm) -> None:
                 due_on=TODAY - timedelta(days=1),
                 created_by="UAM1",
                 now=NOW,
+                today=NOW.date(),
             )
     assert due.id is not None and later.id is not None
     with read_session(small.engine) as session:
@@ -195,6 +213,7 @@ def test_two_schedulers_claim_a_follow_up_once(small: SmallCrm) -> None:
                 due_on=TODAY,
                 created_by="UAM1",
                 now=NOW,
+                today=NOW.date(),
             ).id
             for cid in ("C001", "C002", "C003", "C004")
         ]
@@ -238,6 +257,7 @@ def test_follow_ups_for_a_person_within_their_scope(small: SmallCrm) -> None:
                 due_on=TODAY + timedelta(days=days),
                 created_by="UADMIN",
                 now=NOW,
+                today=NOW.date(),
             )
     everyone = Scope.everyone()
     with read_session(small.engine) as session:
@@ -336,6 +356,7 @@ def test_due_day_and_as_of_are_dates_not_the_clock(small: SmallCrm) -> None:
             due_on=date(2030, 1, 1),
             created_by="UAM1",
             now=datetime(2029, 12, 1),
+            today=date(2029, 12, 1),
         )
     with read_session(small.engine) as session:
         assert due_follow_ups(session=session, as_of=date(2029, 12, 31)) == []

@@ -134,6 +134,7 @@ def test_quiet_hours_hold_alerts_and_follow_ups_until_they_end(
             due_on=date(2026, 7, 1),
             created_by="UAM2",
             now=NOW - timedelta(days=1),
+            today=(NOW - timedelta(days=1)).date(),
         ),
     )
     night = datetime(2026, 7, 1, 4, 30)  # 06:30 in Berlin
@@ -186,6 +187,7 @@ def test_a_follow_up_goes_once_on_its_day_and_a_refused_one_next_round(
             due_on=date(2026, 7, 2),
             created_by="UAM2",
             now=NOW,
+            today=NOW.date(),
             note="Ask about the renewal",
         ),
     )

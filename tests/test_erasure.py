@@ -252,6 +252,7 @@ def test_erasure_removes_what_was_done_about_the_customer(
                 due_on=AT.date(),
                 created_by="UAM1",
                 now=AT,
+                today=AT.date(),
                 note="mail annabel@example.com" if pk == ann else "ask Annabel Lee to vouch",
             )
             follow(session=session, customer_pk=pk, user_id="UAM1", now=AT)

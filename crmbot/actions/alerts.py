@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from crmbot.core.models import AlertDelivery
 
@@ -37,3 +39,16 @@ def claim_alert(
     except IntegrityError:
         return False
     return True
+
+
+def release_alerts(
+    *, session: Session, run_id: int, recipient: str, customer_pks: list[int]
+) -> None:
+    """Give back the claims of a message Slack did not take, so the next round sends it."""
+    session.execute(
+        delete(AlertDelivery).where(
+            col(AlertDelivery.run_id) == run_id,
+            col(AlertDelivery.recipient) == recipient[:120],
+            col(AlertDelivery.customer_pk).in_(customer_pks),
+        )
+    )

@@ -27,13 +27,16 @@ def add_follow_up(
     due_on: date,
     created_by: str,
     now: datetime,
+    today: date,
     note: str = "",
 ) -> FollowUp:
-    """A follow-up on customer `customer_pk` for `assignee`, due on `due_on`."""
+    """A follow-up on customer `customer_pk` for `assignee`, due on `due_on`. `today` is the
+    day where the team works (`CRMBOT_TIMEZONE`), not `now`'s UTC day: west of UTC a form
+    that offered "today" would otherwise be refused on saving."""
     assignee = assignee.strip()
     if not assignee:
         raise InvalidAction("A follow-up needs someone to do it.")
-    if due_on < now.date():
+    if due_on < today:
         raise InvalidAction(f"{due_on:%Y-%m-%d} has passed: give today or a later day.")
     note = note.strip()
     if len(note) > MAX_NOTE:

@@ -34,12 +34,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from crmbot import runs
-from crmbot.actions.alerts import claim_alert
+from crmbot.actions.alerts import claim_alert, release_alerts
 from crmbot.actions.follows import snoozed_customers
 from crmbot.actions.followups import due_follow_ups, mark_sent, release_sent
 from crmbot.core.clock import utc_now
@@ -256,18 +256,6 @@ def _claim(
         )
 
 
-def _release(engine: Engine, run_id: int, person: str, customer_pks: list[int]) -> None:
-    """Give back the claims of a message Slack did not take, so the next round sends it."""
-    with write_session(engine) as session:
-        session.execute(
-            delete(AlertDelivery).where(
-                col(AlertDelivery.run_id) == run_id,
-                col(AlertDelivery.recipient) == person,
-                col(AlertDelivery.customer_pk).in_(customer_pks),
-            )
-        )
-
-
 def _deliver(
     engine: Engine,
     settings: Settings,
@@ -295,7 +283,13 @@ def _deliver(
         poster.post_message(person, reply, key=f"alert|{run.id}|{person}", shared=shared)
     except Exception as exc:
         log.warning("alert for %s (run %s) not delivered: %s", person, run.id, exc)
-        _release(engine, run.id, person, [a.customer_pk for a in mine + more])
+        with write_session(engine) as session:
+            release_alerts(
+                session=session,
+                run_id=run.id,
+                recipient=person,
+                customer_pks=[a.customer_pk for a in mine + more],
+            )
         report.failed.append(f"{person}: {exc}"[:200])
         return
     report.messages += 1

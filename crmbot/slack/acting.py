@@ -403,7 +403,7 @@ class Acting:
             view,
             "follow-up",
             lambda session, pk, origin, customer: _follow_up(
-                session, pk, origin, customer, entry, self.bot.clock()
+                session, pk, origin, customer, entry, self.bot.clock(), self.today
             ),
         )
 
@@ -590,7 +590,13 @@ def _touch(
 
 
 def _follow_up(
-    session: Any, pk: int, origin: Origin, customer: Customer, entry: FollowUpEntry, now: datetime
+    session: Any,
+    pk: int,
+    origin: Origin,
+    customer: Customer,
+    entry: FollowUpEntry,
+    now: datetime,
+    today: date,
 ) -> Reply:
     add_follow_up(
         session=session,
@@ -599,6 +605,7 @@ def _follow_up(
         due_on=entry.due_on,
         created_by=origin.user_id,
         now=now,
+        today=today,
         note=entry.note,
     )
     who = "you" if entry.assignee == origin.user_id else entry.assignee

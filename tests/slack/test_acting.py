@@ -173,6 +173,7 @@ def test_the_app_home_lists_your_follow_ups_due_and_to_come(bot: Bot, crm: Small
                 due_on=due,
                 created_by="UAM2",
                 now=datetime(2026, 6, 30),
+                today=date(2026, 6, 30),
                 note=f"call {cid}",
             )
         add_follow_up(
@@ -182,6 +183,7 @@ def test_the_app_home_lists_your_follow_ups_due_and_to_come(bot: Bot, crm: Small
             due_on=TODAY + timedelta(days=5),
             created_by="UAM1",
             now=datetime(2026, 6, 30),
+            today=date(2026, 6, 30),
         )
     bot.event({"type": "app_home_opened", "user": "UAM1", "tab": "home"})
     [published] = bot.wait_for(lambda rs: [r for r in rs if r.method == "views.publish"])
