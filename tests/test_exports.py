@@ -252,3 +252,14 @@ def test_a_segments_accounts_at_risk_come_from_the_runs_ranking(
             .values(erased_at=datetime(2026, 7, 2))
         )
     assert listed("At risk", 1) == in_full("At risk", 1) != first
+
+
+def test_an_export_holds_only_the_askers_book(
+    crm: SmallCrm, settings: Settings, tmp_path: Path
+) -> None:
+    settings.own_book_only = True
+    own = ChatBot(crm.engine, settings, tmp_path / "charts")
+    book = {"C001", "C002", "C007", "C010"}  # UAM1's live customers
+    for line in ("at-risk --csv", "segment champions --csv", "ask customers by CLV --csv"):
+        rows = rows_of(own.reply(line))
+        assert {row["Customer"] for row in rows} <= book and rows, line
