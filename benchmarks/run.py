@@ -23,8 +23,14 @@ For each size it generates the sample company (`crmbot.demo.generate_company`, s
   response_url;
 * digests: time to build the at-risk and influencer digests.
 
-With --postgres the 100k size (or the smallest size asked for) is imported and trained on
-PostgreSQL too (TEST_POSTGRES_URL or the local server), and the summary query is timed there.
+With --postgres each size of --postgres-customers (default: 100k, or the smallest size
+asked for) is imported and trained on PostgreSQL too, in a scratch database
+`crmbot_bench_<size>` created on the server of --postgres-url (TEST_POSTGRES_URL or the
+local server) and dropped when the size is done; the summary query is timed there.
+--training-only stops each size after training (no BG/NBD fits, commands, HTTP or digests).
+After the per-size tables, one table sets every database and size side by side: seconds,
+CPU seconds and peak memory per training stage, the machine reference of each, and the
+growth ratio between consecutive sizes of the same database.
 
 Nothing here is a test: figures depend on the machine and its load. One VM trained the 10k
 company in 3.9 s and, an hour later with no slower code, in 5.9 s; so each size also times a
@@ -61,7 +67,12 @@ from benchmarks.run_bot import (
 from benchmarks.run_common import AS_OF, child, log, sqlite_url
 from benchmarks.run_data import child_generate, child_import
 from benchmarks.run_machine import child_reference, machine
-from benchmarks.run_report import TARGETS, markdown_table, print_table
+from benchmarks.run_report import (
+    TARGETS,
+    markdown_table,
+    print_table,
+    print_training_comparison,
+)
 from benchmarks.run_training import child_fit, child_summary, child_train
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -121,6 +132,8 @@ def run_size(
 
     postgres = postgres_url is not None
     measure_training(result, url, label, postgres=postgres)
+    if args.training_only:
+        return result
     measure_bgnbd(result, url, workdir, args, label, postgres=postgres)
     if result["train"].get("status") == "succeeded":
         measure_bot(result, url, workdir, args, label, postgres=postgres)
@@ -206,24 +219,56 @@ def measure_bot(
 # PostgreSQL
 
 
-def prepare_postgres(admin_url: str, customers: int) -> str | None:
-    """A fresh database `crmbot_bench_<size>` on the server; its URL (None: unreachable)."""
+def scratch_database_name(customers: int) -> str:
+    return f"crmbot_bench_{customers}"
+
+
+def _admin_statement(admin_url: str, statement: str) -> None:
     from sqlalchemy import text
-    from sqlalchemy.engine import make_url
 
     from crmbot.core.db import make_engine
 
-    name = f"crmbot_bench_{customers}"
+    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
-        admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
+            connection.execute(text(statement))
+    finally:
         admin.dispose()
+
+
+def prepare_postgres(admin_url: str, customers: int) -> str | None:
+    """A fresh database `crmbot_bench_<size>` on the server; its URL (None: unreachable)."""
+    from sqlalchemy.engine import make_url
+
+    name = scratch_database_name(customers)
+    try:
+        _admin_statement(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _admin_statement(admin_url, f'CREATE DATABASE "{name}"')
     except Exception as exc:
         log(f"PostgreSQL not available ({exc}); skipping")
         return None
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres(admin_url: str, customers: int) -> None:
+    """Drop the scratch database of `prepare_postgres`: a run leaves none behind."""
+    name = scratch_database_name(customers)
+    try:
+        _admin_statement(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except Exception as exc:
+        log(f"could not drop the scratch database {name} ({exc}); drop it by hand")
+
+
+def postgres_sizes(args: argparse.Namespace, sizes: list[int]) -> list[int]:
+    """--postgres-customers, or (as before it existed) 100k when asked for, else the
+    smallest size."""
+    if args.postgres_customers:
+        return parse_sizes(args.postgres_customers)
+    return [100_000 if 100_000 in sizes or not sizes else min(sizes)]
+
+
+def parse_sizes(text: str) -> list[int]:
+    return [int(s.strip().replace("_", "")) for s in text.split(",") if s.strip()]
 
 
 def postgres_version(url: str) -> str:
@@ -292,10 +337,32 @@ def run_mix(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--customers", default="10000,100000", help="sizes, comma-separated")
-    parser.add_argument("--postgres", action="store_true", help="also run 100k on PostgreSQL")
     parser.add_argument(
-        "--postgres-url", default=os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES)
+        "--customers",
+        default="10000,100000",
+        help="sizes on SQLite, comma-separated (empty: none)",
+    )
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="also run on PostgreSQL, at --postgres-customers",
+    )
+    parser.add_argument(
+        "--postgres-customers",
+        metavar="SIZES",
+        help="with --postgres: sizes on PostgreSQL, comma-separated, e.g. 100000,1000000 "
+        "(default: 100k, or the smallest of --customers)",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES),
+        help="a server database to connect to; each size gets its own scratch database "
+        "there (crmbot_bench_<size>), dropped when the size is done",
+    )
+    parser.add_argument(
+        "--training-only",
+        action="store_true",
+        help="stop each size after training: no BG/NBD fits, commands, HTTP or digests",
     )
     parser.add_argument("--out", type=Path, default=Path("results.json"))
     parser.add_argument("--markdown", type=Path, help="also write the table as markdown here")
@@ -344,7 +411,7 @@ def main() -> None:
         run_mix(args)
         return
 
-    sizes = [int(s.replace("_", "")) for s in args.customers.split(",") if s.strip()]
+    sizes = parse_sizes(args.customers)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="crmbot-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
@@ -365,14 +432,19 @@ def main() -> None:
         results["sizes"].append(run_size(customers, workdir, args))
         save()
     if args.postgres:
-        pg_size = 100_000 if 100_000 in sizes or not sizes else min(sizes)
-        pg_url = prepare_postgres(args.postgres_url, pg_size)
-        if pg_url:
-            results["machine"]["postgresql"] = postgres_version(pg_url)
-            results["sizes"].append(run_size(pg_size, workdir, args, postgres_url=pg_url))
+        for pg_size in postgres_sizes(args, sizes):
+            pg_url = prepare_postgres(args.postgres_url, pg_size)
+            if not pg_url:
+                break
+            try:
+                results["machine"]["postgresql"] = postgres_version(pg_url)
+                results["sizes"].append(run_size(pg_size, workdir, args, postgres_url=pg_url))
+            finally:
+                drop_postgres(args.postgres_url, pg_size)
             save()
     save()
     print_table(results)
+    print_training_comparison(results)
     print(f"\nresults: {args.out}   data: {workdir}")
     if not args.workdir:
         shutil.rmtree(workdir, ignore_errors=True)

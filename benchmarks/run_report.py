@@ -309,4 +309,123 @@ def markdown_table(results: dict[str, Any]) -> str:
         lines.append("|---|---|---|---|")
         for row in rows_for(size):
             lines.append("| " + " | ".join(cell.strip() or " " for cell in row) + " |")
+    header, rows = training_comparison(results)
+    if rows:
+        lines.append("\n**Training, every database and size**\n")
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "---|" * len(header))
+        for row in rows:
+            lines.append("| " + " | ".join(cell or " " for cell in row) + " |")
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------
+# Every database and size side by side
+
+
+def _size_label(customers: int) -> str:
+    if customers >= 1_000_000 and customers % 1_000_000 == 0:
+        return f"{customers // 1_000_000}M"
+    if customers >= 1_000 and customers % 1_000 == 0:
+        return f"{customers // 1_000}k"
+    return f"{customers:,}"
+
+
+def _stage_cell(seconds: float | None, cpu: float | None, peak: float | None) -> str:
+    """Seconds, CPU seconds and peak memory: "12.30 s, CPU 10.10 s, 450 MiB"."""
+    parts = []
+    if seconds is not None:
+        parts.append(f"{seconds:.2f} s")
+    if cpu is not None:
+        parts.append(f"CPU {cpu:.2f} s")
+    if peak is not None:
+        parts.append(f"{peak:,.0f} MiB")
+    return ", ".join(parts)
+
+
+def _ratio(later: float | None, earlier: float | None) -> str:
+    if later is None or earlier is None or earlier <= 0:
+        return ""
+    return f"{later / earlier:.2f}x"
+
+
+def training_comparison(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): each trained size as a column (database, then size ascending), each
+    training stage as a row (seconds, CPU seconds, peak memory), then the total, the peak
+    and the machine reference; between consecutive sizes of one database, a column of the
+    growth ratio (later / earlier) of time and, for the peak row, of memory."""
+    trained = [
+        size
+        for size in results.get("sizes", [])
+        if size.get("train", {}).get("status") == "succeeded"
+    ]
+    trained.sort(key=lambda size: (size["database"], size["customers"]))
+    if not trained:
+        return [], []
+    header = ["stage"]
+    columns: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+    previous: dict[str, Any] | None = None
+    for size in trained:
+        same_database = previous is not None and previous["database"] == size["database"]
+        label = f"{size['database']} {_size_label(size['customers'])}"
+        header.append(label)
+        columns.append(("size", size, None))
+        if same_database and previous is not None:
+            factor = size["customers"] / previous["customers"]
+            header.append(f"{label} / {_size_label(previous['customers'])} (customers {factor:g}x)")
+            columns.append(("ratio", size, previous))
+        previous = size
+
+    def seconds(size: dict[str, Any], step: str) -> float | None:
+        train = size["train"]
+        value = train.get("timings", {}).get(step)
+        if step == "total" and value is None:
+            value = train.get("seconds")
+        return None if value is None else float(value)
+
+    rows: list[list[str]] = []
+    for step, name in [*STAGES, ("total", "training total")]:
+        row = [name]
+        for kind, size, earlier in columns:
+            train = size["train"]
+            if kind == "ratio":
+                row.append(_ratio(seconds(size, step), seconds(earlier or {}, step)))
+                continue
+            peak = train.get("peak_rss_mib") if step == "total" else None
+            peak = train.get("stage_peak_rss_mib", {}).get(step, peak)
+            cpu = train.get("stage_cpu_seconds", {}).get(step)
+            row.append(_stage_cell(seconds(size, step), cpu, peak))
+        if any(cell for cell in row[1:]):
+            rows.append(row)
+    peak_row, reference_row = ["training peak memory"], ["machine reference (fixed work)"]
+    for kind, size, earlier in columns:
+        if kind == "ratio":
+            assert earlier is not None
+            peak_row.append(_ratio(size["train"]["peak_rss_mib"], earlier["train"]["peak_rss_mib"]))
+            reference_row.append("")
+            continue
+        peak_row.append(f"{size['train']['peak_rss_mib']:,.0f} MiB")
+        ref = size.get("reference", {})
+        reference_row.append(
+            f"Python {ref['python_ms']:.0f} ms, numpy {ref['numpy_ms']:.0f} ms, "
+            f"SQLite {ref['sqlite_ms']:.0f} ms"
+            if "python_ms" in ref
+            else ""
+        )
+    rows.extend([peak_row, reference_row])
+    return header, rows
+
+
+def print_training_comparison(results: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    header, rows = training_comparison(results)
+    if not rows:
+        return
+    table = Table(title="Training, every database and size", show_lines=False)
+    for name in header:
+        table.add_column(name)
+    for row in rows:
+        table.add_row(*row)
+    Console(width=max(160, 40 * len(header))).print(table)
