@@ -8,19 +8,19 @@ from sqlalchemy.orm import Session
 from crmbot import queries, runs
 from crmbot.chat.commandkit import (
     count_arg,
+    list_export_reply,
     no_model_reply,
     owner_identities,
     reader_scope,
     usage_reply,
 )
 from crmbot.chat.registry import Request, command
-from crmbot.core.clock import utc_now
 from crmbot.core.db import read_session
 from crmbot.core.models import ModelRun
 from crmbot.queries.scope import Scope
 from crmbot.reply import Button, Reply
 from crmbot.reply.acting import act_on_rows
-from crmbot.reply.export import MAX_EXPORT_ROWS, export_button, exported_text, write_csv
+from crmbot.reply.export import export_button
 from crmbot.reply.format import clip, money
 from crmbot.reply.rows import AT_RISK_LIST, customer_label
 from crmbot.reply.rows import table as rows_table
@@ -65,7 +65,16 @@ def at_risk_command(request: Request) -> Reply:
                 )
             described = f"segment {segment}" if segment else f"region {region}"
         if request.export:
-            return _export(request, session, run, scope, described, segment, region)
+            return list_export_reply(
+                request,
+                session,
+                run,
+                scope,
+                title=f"Accounts at risk — {described}",
+                kind="at_risk",
+                segment=segment,
+                region=region,
+            )
         rows = queries.at_risk(
             session=session, run=run, scope=scope, limit=count, segment=segment, region=region
         )
@@ -95,40 +104,6 @@ def at_risk_command(request: Request) -> Reply:
         # The first rows' "Log a touch", "Follow-up", "Follow", "Snooze 7 days".
         sections=act_on_rows([(r.customer.customer_id, customer_label(r.customer)) for r in rows]),
         customer_ids=[row.customer.customer_id for row in rows],
-        footer=f"Model run {run.id}, data as of {run.as_of:%Y-%m-%d}.",
-    )
-
-
-def _export(
-    request: Request,
-    session: Session,
-    run: ModelRun,
-    scope: Scope,
-    described: str,
-    segment: str | None,
-    region: str | None,
-) -> Reply:
-    """Every account at risk the list would show, as a CSV file."""
-    found, rows = queries.list_export_rows(
-        session=session,
-        run=run,
-        scope=scope,
-        kind="at_risk",
-        limit=MAX_EXPORT_ROWS,
-        segment=segment,
-        region=region,
-    )
-    attachment = write_csv(
-        title=f"Accounts at risk — {described}",
-        columns=queries.LIST_EXPORT_COLUMNS,
-        rows=rows,
-        shared=request.share,
-        stamp=utc_now().strftime("%Y%m%d-%H%M%S-%f"),
-    )
-    return Reply(
-        title=f"Accounts at risk — {described}",
-        text=exported_text(attachment, found, shared=request.share),
-        attachment=attachment,
         footer=f"Model run {run.id}, data as of {run.as_of:%Y-%m-%d}.",
     )
 

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from rapidfuzz import fuzz, process, utils
-from sqlalchemy.orm import Session
 
 from crmbot import queries, runs
-from crmbot.chat.commandkit import count_arg, no_model_reply, reader_scope, usage_reply
+from crmbot.chat.commandkit import (
+    count_arg,
+    list_export_reply,
+    no_model_reply,
+    reader_scope,
+    usage_reply,
+)
 from crmbot.chat.registry import Request, command
-from crmbot.core.clock import utc_now
 from crmbot.core.db import read_session
-from crmbot.core.models import ModelRun
-from crmbot.queries.scope import Scope
 from crmbot.reply import Button, Chart, Reply, Table
-from crmbot.reply.export import MAX_EXPORT_ROWS, export_button, exported_text, write_csv
+from crmbot.reply.export import export_button
 from crmbot.reply.format import clip, money, percent
 from crmbot.reply.rows import SEGMENT_MEMBERS
 from crmbot.reply.rows import table as rows_table
@@ -49,7 +51,15 @@ def segment_command(request: Request) -> Reply:
                     f"There is no segment '{clip(name, 40)}'. Segments: {', '.join(names)}.",
                 )
             if request.export:
-                return _export(request, session, run, scope, segment)
+                return list_export_reply(
+                    request,
+                    session,
+                    run,
+                    scope,
+                    title=f"Segment {segment}",
+                    kind="top_value",
+                    segment=segment,
+                )
             members = queries.top_value(
                 session=session,
                 run=run,
@@ -66,31 +76,6 @@ def segment_command(request: Request) -> Reply:
             return reply
         summary = queries.segment_summary(session=session, run=run, scope=scope)
     return _overview(summary, own_book=not scope.is_everyone)
-
-
-def _export(request: Request, session: Session, run: ModelRun, scope: Scope, segment: str) -> Reply:
-    """Every customer of `segment` the asker may see, most valuable first, as CSV."""
-    found, rows = queries.list_export_rows(
-        session=session,
-        run=run,
-        scope=scope,
-        kind="top_value",
-        limit=MAX_EXPORT_ROWS,
-        segment=segment,
-    )
-    attachment = write_csv(
-        title=f"Segment {segment}",
-        columns=queries.LIST_EXPORT_COLUMNS,
-        rows=rows,
-        shared=request.share,
-        stamp=utc_now().strftime("%Y%m%d-%H%M%S-%f"),
-    )
-    return Reply(
-        title=f"Segment {segment}",
-        text=exported_text(attachment, found, shared=request.share),
-        attachment=attachment,
-        footer=f"Model run {run.id}, data as of {run.as_of:%Y-%m-%d}.",
-    )
 
 
 def _match(name: str, names: list[str]) -> str | None:

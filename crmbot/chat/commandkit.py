@@ -10,16 +10,17 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from sqlalchemy.orm import Session
 
 from crmbot import queries
 from crmbot.chat.registry import Request
 from crmbot.core.clock import utc_now
-from crmbot.core.models import Customer
+from crmbot.core.models import Customer, ModelRun
 from crmbot.queries.scope import Scope
 from crmbot.reply import Reply
+from crmbot.reply.export import MAX_EXPORT_ROWS, exported_text, write_csv
 from crmbot.reply.format import clip
 
 T = TypeVar("T")
@@ -189,3 +190,40 @@ def mentioned_user(word: str) -> str:
     if found:
         return found.group(1)
     return word.lstrip("@")
+
+
+def list_export_reply(
+    request: Request,
+    session: Session,
+    run: ModelRun,
+    scope: Scope,
+    *,
+    title: str,
+    kind: Literal["at_risk", "top_value"],
+    segment: str | None = None,
+    region: str | None = None,
+) -> Reply:
+    """Every row of a customer list (`kind`, as `queries.list_export_rows` reads it) the
+    asker may see, as a CSV file attached to the reply (masked when shared)."""
+    found, rows = queries.list_export_rows(
+        session=session,
+        run=run,
+        scope=scope,
+        kind=kind,
+        limit=MAX_EXPORT_ROWS,
+        segment=segment,
+        region=region,
+    )
+    attachment = write_csv(
+        title=title,
+        columns=queries.LIST_EXPORT_COLUMNS,
+        rows=rows,
+        shared=request.share,
+        stamp=utc_now().strftime("%Y%m%d-%H%M%S-%f"),
+    )
+    return Reply(
+        title=title,
+        text=exported_text(attachment, found, shared=request.share),
+        attachment=attachment,
+        footer=f"Model run {run.id}, data as of {run.as_of:%Y-%m-%d}.",
+    )
