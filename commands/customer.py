@@ -44,9 +44,7 @@ def customer_command(request: Request) -> Reply:
     return render_card(card, request, following=following)
 
 
-def render_card(
-    card: queries.CustomerCard, request: Request, *, following: bool = False
-) -> Reply:
+def render_card(card: queries.CustomerCard, request: Request, *, following: bool = False) -> Reply:
     customer, score = card.customer, card.score
     fields: list[tuple[str, str]] = [
         ("Company", customer.company or "—"),

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from crmbot.actions.follows import follow
-from crmbot.chat.commandkit import Resolved, request_now, resolve_customer
+from crmbot.chat.commandkit import customer_to_act_on, request_now
 from crmbot.chat.registry import Request, command
-from crmbot.core.db import read_session, write_session
+from crmbot.core.db import write_session
 from crmbot.reply import Button, Reply
 from crmbot.reply.format import clip
 
@@ -18,16 +18,14 @@ def follow_command(request: Request) -> Reply:
 
     The account's owner is told anyway; following adds you. `/crm unfollow` stops it.
     """
-    with read_session(request.engine) as session:
-        found = resolve_customer(session, request, request.text, usage=USAGE)
-    if not isinstance(found, Resolved):
+    found = customer_to_act_on(request, request.text, usage=USAGE)
+    if isinstance(found, Reply):
         return found
-    customer = found.customer
-    assert customer.id is not None
+    customer, pk = found
     with write_session(request.engine) as session:
         new = follow(
             session=session,
-            customer_pk=customer.id,
+            customer_pk=pk,
             user_id=request.user_id,
             now=request_now(request),
         )

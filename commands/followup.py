@@ -5,16 +5,15 @@ from __future__ import annotations
 from crmbot.actions import InvalidAction
 from crmbot.actions.followups import add_follow_up
 from crmbot.chat.commandkit import (
-    Resolved,
+    customer_to_act_on,
     mentioned_user,
     parse_due,
     request_now,
-    resolve_customer,
     split_customer,
     usage_reply,
 )
 from crmbot.chat.registry import Request, command
-from crmbot.core.db import read_session, write_session
+from crmbot.core.db import write_session
 from crmbot.reply import Button, Reply
 from crmbot.reply.format import ago, clip, day
 
@@ -47,17 +46,15 @@ def followup_command(request: Request) -> Reply:
             "Which customer, and when? For example `followup C-1042 friday call back`.",
         )
     due_on, note_words = due
-    with read_session(request.engine) as session:
-        found = resolve_customer(session, request, who, usage=USAGE)
-    if not isinstance(found, Resolved):
+    found = customer_to_act_on(request, who, usage=USAGE, rest=rest)
+    if isinstance(found, Reply):
         return found
-    customer = found.customer
-    assert customer.id is not None
+    customer, pk = found
     try:
         with write_session(request.engine) as session:
             follow_up = add_follow_up(
                 session=session,
-                customer_pk=customer.id,
+                customer_pk=pk,
                 assignee=assignee,
                 due_on=due_on,
                 created_by=request.user_id,

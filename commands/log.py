@@ -5,14 +5,13 @@ from __future__ import annotations
 from crmbot.actions import InvalidAction
 from crmbot.actions.touches import log_touch, parse_kind, parse_outcome
 from crmbot.chat.commandkit import (
-    Resolved,
+    customer_to_act_on,
     request_now,
-    resolve_customer,
     split_customer,
     usage_reply,
 )
 from crmbot.chat.registry import Request, command
-from crmbot.core.db import read_session, write_session
+from crmbot.core.db import write_session
 from crmbot.core.models import TOUCH_OUTCOME_WORDS
 from crmbot.reply import Button, Reply
 from crmbot.reply.format import clip
@@ -55,17 +54,15 @@ def log_command(request: Request) -> Reply:
     note = " ".join(note_words)
     if not note and outcome is None and kind == "note":
         return usage_reply(request, USAGE, "What happened? Add a note or an outcome.")
-    with read_session(request.engine) as session:
-        found = resolve_customer(session, request, who, usage=USAGE)
-    if not isinstance(found, Resolved):
+    found = customer_to_act_on(request, who, usage=USAGE, rest=rest)
+    if isinstance(found, Reply):
         return found
-    customer = found.customer
-    assert customer.id is not None
+    customer, pk = found
     try:
         with write_session(request.engine) as session:
             log_touch(
                 session=session,
-                customer_pk=customer.id,
+                customer_pk=pk,
                 kind=kind,
                 author=request.user_id,
                 now=request_now(request),

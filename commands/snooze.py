@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from crmbot.actions import InvalidAction
 from crmbot.actions.follows import snooze
-from crmbot.chat.commandkit import Resolved, resolve_customer, usage_reply
+from crmbot.chat.commandkit import customer_to_act_on, usage_reply
 from crmbot.chat.registry import Request, command
-from crmbot.core.db import read_session, write_session
+from crmbot.core.db import write_session
 from crmbot.reply import Reply
 from crmbot.reply.format import clip, count, day
 
@@ -25,17 +25,15 @@ def snooze_command(request: Request) -> Reply:
         return usage_reply(request, USAGE, "Which customer, and for how many days?")
     days = int(words[-1][:4])
     who = " ".join(words[:-1]).strip("\"'“”‘’")
-    with read_session(request.engine) as session:
-        found = resolve_customer(session, request, who, usage=USAGE)
-    if not isinstance(found, Resolved):
+    found = customer_to_act_on(request, who, usage=USAGE, rest=words[-1])
+    if isinstance(found, Reply):
         return found
-    customer = found.customer
-    assert customer.id is not None
+    customer, pk = found
     try:
         with write_session(request.engine) as session:
             until = snooze(
                 session=session,
-                customer_pk=customer.id,
+                customer_pk=pk,
                 user_id=request.user_id,
                 days=days,
                 as_of=request.today,

@@ -81,6 +81,15 @@ def test_a_misspelt_customer_gets_did_you_mean(chat: ChatBot) -> None:
     assert "Ada Lovelace" in text and "C001" in text
 
 
+def test_an_ambiguous_customer_is_offered_with_the_whole_command(chat: ChatBot) -> None:
+    both = chat.say('log "John Smith" call left a message')
+    assert "matches more than one customer" in both
+    assert "`/crm log C007 call left a message`" in both
+    assert "`/crm log C008 call left a message`" in both
+    snooze = chat.say("snooze John Smith 14")
+    assert "`/crm snooze C007 14`" in snooze and "`/crm snooze C008 14`" in snooze
+
+
 def test_followup_then_followups_lists_it_on_its_day(chat: ChatBot, small: SmallCrm) -> None:
     made = chat.say("followup C001 tomorrow send the renewal quote")
     assert "Follow-up #1 on *Ada Lovelace* (C001) for you, due 2026-07-04 (tomorrow)." in made

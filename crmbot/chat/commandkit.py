@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from crmbot import queries
 from crmbot.chat.registry import Request
 from crmbot.core.clock import utc_now
+from crmbot.core.db import read_session
 from crmbot.core.models import Customer, ModelRun
 from crmbot.queries.scope import Scope
 from crmbot.reply import Reply
@@ -65,9 +66,11 @@ class Resolved:
 
 
 def resolve_customer(
-    session: Session, request: Request, query: str, *, usage: str
+    session: Session, request: Request, query: str, *, usage: str, rest: str = ""
 ) -> Resolved | Reply:
-    """The one customer `query` names, or a Reply: usage, candidates, or "did you mean"."""
+    """The one customer `query` names, or a Reply: usage, candidates, or "did you mean".
+    `rest` is what the asker typed after the customer, repeated in each candidate's command
+    so that the command offered is whole (`/crm log 828 call left a message`)."""
     query = " ".join(query.split())
     if not query:
         return usage_reply(request, usage, "Which customer? Give an id, an email or a name.")
@@ -82,7 +85,8 @@ def resolve_customer(
     shown = clip(query, 60)
     if lookup.candidates:
         lines = [
-            f"• {c.name or '(no name)'}{_details(c)} — `{prefix} {command} {c.customer_id}`"
+            f"• {c.name or '(no name)'}{_details(c)} — "
+            f"`{' '.join(filter(None, (prefix, command, c.customer_id, clip(rest, 60))))}`"
             for c in lookup.candidates
         ]
         return Reply(
@@ -100,6 +104,19 @@ def resolve_customer(
     else:
         text += ". Try the customer id, their email, or part of their name."
     return Reply(title="", text=text, outcome="not_found")
+
+
+def customer_to_act_on(
+    request: Request, query: str, *, usage: str, rest: str = ""
+) -> tuple[Customer, int] | Reply:
+    """The stored customer `query` names and its key (for the write that follows), or the
+    Reply that says why there is none (see `resolve_customer`)."""
+    with read_session(request.engine) as session:
+        found = resolve_customer(session, request, query, usage=usage, rest=rest)
+    if not isinstance(found, Resolved):
+        return found
+    assert found.customer.id is not None  # read from the database: it has its key
+    return found.customer, found.customer.id
 
 
 def _details(candidate: queries.Candidate) -> str:
