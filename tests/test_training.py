@@ -127,9 +127,9 @@ def test_training_as_of_an_earlier_day_ignores_later_rows(settings: Settings) ->
 def test_summaries_from_the_database_give_the_same_run(
     storage_engine: Engine, settings: Settings
 ) -> None:
-    """CRMBOT_SUMMARY_IN_DATABASE=always: training reads no order and no order line, only
-    what the database grouped them into, and scores every customer as the pandas path
-    does; auto means pandas on SQLite."""
+    """CRMBOT_SUMMARY_IN_DATABASE=always: training reads no order line, and of the orders
+    only what the database grouped them into and the churn sample's own, and scores every
+    customer as the pandas path does; auto means pandas on SQLite."""
     assert training.summary_in_database(make_engine("sqlite://"), "auto") is False
     company = build_company()
     insert_company(storage_engine, company)
@@ -163,7 +163,9 @@ def test_summaries_from_the_database_give_the_same_run(
         grouped = r"GROUP BY|DISTINCT|^SELECT (count|min)\("
         ungrouped = [s for s in reads_orders if not re.search(grouped, s)]
         if mode == "always":
-            assert ungrouped == []
+            # Only the churn sample's own orders, asked by customer (`DatabaseSource.sample`).
+            by_customer = r"orders\.customer_pk (IN \(|= ANY \()"
+            assert ungrouped and all(re.search(by_customer, s) for s in ungrouped)
         else:
             assert ungrouped  # the pandas path reads the orders themselves
     pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=False, rtol=1e-9)
@@ -533,3 +535,35 @@ def test_tables_no_later_stage_reads_are_released(company_engine: Engine) -> Non
     for name in training.TABLES:
         with pytest.raises(RuntimeError):
             len(getattr(ctx.data, name))
+
+
+@pytest.mark.parametrize("listed", [None, 7])
+def test_a_database_sample_reads_its_own_orders_as_the_loaded_ones(
+    storage_engine: Engine, monkeypatch: pytest.MonkeyPatch, listed: int | None
+) -> None:
+    """`DatabaseSource.sample`: the sample's orders equal the loaded orders of the same
+    customers (columns, types, order), asked by customer (a few at a time where the
+    database takes lists: `listed`), and its snapshots' summaries equal pandas'."""
+    from crmbot.analytics.base import load_training_data
+    from crmbot.analytics.source import database_source
+    from crmbot.analytics.source.database_source import DatabaseSource
+
+    if listed is not None:
+        monkeypatch.setattr(database_source, "MAX_LISTED_CUSTOMERS", listed)
+    company = build_company()
+    insert_company(storage_engine, company)
+    insert_company(storage_engine, later_rows(company))  # rows after END are never read
+    loaded = load_training_data(storage_engine, END)
+    keep = pd.Index(loaded.customers.index[::3])
+    everything = load_training_data(storage_engine, END, with_orders=False)
+    data, source = DatabaseSource(storage_engine, END).sample(everything.for_customers(keep))
+    expected = loaded.orders[loaded.orders["customer_pk"].isin(keep)].reset_index(drop=True)
+    assert len(expected) > 0 and expected["ordered_at"].max() < loaded.cutoff
+    pd.testing.assert_frame_equal(data.orders, expected, check_dtype=True)
+    earlier = data.as_of_earlier(END - timedelta(days=60))
+    from crmbot.analytics.source.pandas_summary import customer_summary
+
+    pd.testing.assert_frame_equal(
+        source.narrowed(earlier).summary(),
+        customer_summary(loaded.for_customers(keep).as_of_earlier(END - timedelta(days=60))),
+    )

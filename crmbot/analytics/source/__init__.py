@@ -53,6 +53,15 @@ class TrainingSource(Protocol):
         of `data.as_of`."""
         ...
 
+    def sample(self, data: TrainingData) -> tuple[TrainingData, TrainingSource]:
+        """A sample's own data and the source its snapshots ask (the churn model's: seen
+        from earlier days, summarised again at each). `data` is the run's `TrainingData`
+        restricted to the sample (`for_customers`). The pandas source has the sample's
+        orders already; the database source reads them (the sample's orders only: their
+        number grows with the sample's size, not the book's) and answers with pandas over
+        them, so a snapshot costs no round of grouping statements."""
+        ...
+
     # -- summaries -----------------------------------------------------------------------
 
     def summary(self) -> pd.DataFrame:
@@ -117,8 +126,9 @@ def open_source(
     engine: Engine, settings: Settings, as_of: date
 ) -> tuple[TrainingData, TrainingSource]:
     """The run's loaded tables as of `as_of` and the source its stages ask: the database
-    when it groups the orders (CRMBOT_SUMMARY_IN_DATABASE; then no order and no order line
-    is loaded), else pandas over the loaded orders."""
+    when it groups the orders (CRMBOT_SUMMARY_IN_DATABASE; then no order line is loaded,
+    and of the orders only a churn sample's, by `TrainingSource.sample`), else pandas over
+    the loaded orders."""
     if summary_in_database(engine, settings.summary_in_database):
         return load_training_data(engine, as_of, with_orders=False), DatabaseSource(engine, as_of)
     data = load_training_data(engine, as_of)

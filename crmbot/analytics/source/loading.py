@@ -125,12 +125,18 @@ def _orders(engine: Engine, end: datetime) -> pd.DataFrame:
         .order_by(col(Order.id)),
         ["order_pk", "customer_pk", "ordered_at", "amount"],
     )
+    return order_columns(orders)
+
+
+def order_columns(orders: pd.DataFrame) -> pd.DataFrame:
+    """Order rows as read (order_pk, customer_pk, ordered_at, amount) in the types the
+    stages expect: datetimes and floats."""
     orders = _datetimes(orders, "ordered_at")
     orders["amount"] = orders["amount"].astype(float)
     return orders
 
 
-def _no_orders() -> pd.DataFrame:
+def no_orders() -> pd.DataFrame:
     return pd.DataFrame(
         {
             "order_pk": no_integers(),
@@ -188,7 +194,7 @@ def load_training_data(engine: Engine, as_of: date, *, with_orders: bool = True)
     """
     end = day_end(as_of)
     customers = _customers(engine)
-    orders = _orders(engine, end) if with_orders else _no_orders()
+    orders = _orders(engine, end) if with_orders else no_orders()
     lines = _order_products(engine, orders["order_pk"].to_numpy(dtype=np.int64))
     products = _products(engine)
     tickets = _tickets(engine, end)

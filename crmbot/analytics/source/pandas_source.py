@@ -35,6 +35,9 @@ class PandasSource:
     def narrowed(self, data: TrainingData) -> PandasSource:
         return PandasSource(data)
 
+    def sample(self, data: TrainingData) -> tuple[TrainingData, PandasSource]:
+        return data, PandasSource(data)
+
     # -- summaries -----------------------------------------------------------------------
 
     def summary(self) -> pd.DataFrame:

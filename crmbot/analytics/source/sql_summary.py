@@ -167,7 +167,7 @@ def _everyone(_column: Any) -> Any:
     return true()
 
 
-def _among(engine: Engine, customers: np.ndarray | None) -> Among:
+def among_condition(engine: Engine, customers: np.ndarray | None) -> Among:
     """The condition for "one of `customers`" on `engine` (everyone when None)."""
     if customers is None:
         return _everyone
@@ -370,7 +370,7 @@ def sql_customer_summary(
     as_of_day = days_since_epoch(as_of)
     window_start = as_of_day - TREND_WINDOW_DAYS + 1
     who = end if customers_on is None else day_end(customers_on)
-    only = _among(engine, among)
+    only = among_condition(engine, among)
     statements = [
         _customers_statement(who, only).order_by(CUSTOMERS.id),
         _orders_statement(end, only),
