@@ -9,7 +9,8 @@ a table, and — for "compare X by Y" — a bar chart.
 from __future__ import annotations
 
 from crmbot import queries, runs
-from crmbot.ask.execute import Answer, AskError, execute, load_vocabulary
+from crmbot.ask.answer import Answer, AskError
+from crmbot.ask.execute import execute, load_vocabulary
 from crmbot.ask.explain import explanation
 from crmbot.ask.llm import LLMUnavailable, translate
 from crmbot.ask.parse import MAX_QUESTION_CHARS, Vocabulary, parse_question

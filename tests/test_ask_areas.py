@@ -11,7 +11,7 @@ from sqlmodel import col
 
 from crmbot import runs
 from crmbot.ask import execute as ask_execute
-from crmbot.ask.execute import Answer, AskError
+from crmbot.ask.answer import Answer, AskError
 from crmbot.ask.parse import parse_question
 from crmbot.core.db import write_session
 from crmbot.core.models import CustomerScore, RunOffer

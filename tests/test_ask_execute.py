@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from crmbot.ask import execute as ask_execute
-from crmbot.ask.execute import Answer, AskError
+from crmbot.ask.answer import Answer, AskError
 from crmbot.ask.parse import parse_question
 from crmbot.ask.query import DateRange, StructuredQuery, Threshold
 from crmbot.queries.scope import EVERYONE, Scope

@@ -19,9 +19,10 @@ from sqlalchemy import and_, case, false, func, literal_column, not_, or_, selec
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from crmbot.ask import execute as base
+from crmbot.ask.answer import MAX_GROUPS, Answer, AskError
 from crmbot.ask.explain import describe_dates, format_value
 from crmbot.ask.query import (
+    DEFAULT_LIST_LIMIT,
     DEFAULT_TOP_LIMIT,
     ENTITY_LABELS,
     GROUP_LABELS,
@@ -180,10 +181,10 @@ def _grouped_by_month(
         base_statement(year, month, func.count(), value)
         .group_by(year, month)
         .order_by(year, month)
-        .limit(runner.limit(base.MAX_GROUPS))
+        .limit(runner.limit(MAX_GROUPS))
     ).all()
     counted = runner.query.metric == "count"
-    answer = base.Answer(columns=["Month", *_figure_columns(runner)])
+    answer = Answer(columns=["Month", *_figure_columns(runner)])
     for y, m, count, figure in rows:
         label = f"{int(y):04d}-{int(m):02d}"
         shown = _shown(runner, field_name, figure)
@@ -238,13 +239,11 @@ def _grouped(
         base_statement(label, func.count(), value)
         .group_by(label)
         .order_by(order, label)
-        .limit(runner.limit(base.MAX_GROUPS))
+        .limit(runner.limit(MAX_GROUPS))
     ).all()
     group_name = GROUP_LABELS.get(q.group_by or "", "")
     counted = q.metric == "count"
-    answer = base.Answer(
-        columns=[group_name[:1].upper() + group_name[1:], *_figure_columns(runner)]
-    )
+    answer = Answer(columns=[group_name[:1].upper() + group_name[1:], *_figure_columns(runner)])
     for group_label, count, figure in rows:
         name = str(group_label) if group_label not in (None, "") else "(none)"
         shown = _shown(runner, field_name, figure)
@@ -258,7 +257,7 @@ def _grouped(
 def _scalar(runner: Any, value: Any, found: int, label: str, field_name: str | None) -> Any:
     shown = _nps_text(value) if runner.query.metric == "nps" else format_value(field_name, value)
     number = None if value is None else float(value)
-    return base.Answer(found=found, value=shown, value_label=label, number=number)
+    return Answer(found=found, value=shown, value_label=label, number=number)
 
 
 def answer(runner: Any) -> Any:
@@ -323,7 +322,7 @@ def _tickets(runner: Any) -> Any:
             label = runner.group_column(customer, scores)
         return _grouped(runner, statement, label, value, field_name)
     if q.metric == "count":
-        return base.Answer(found=found, value=f"{found:,}", value_label="tickets", number=found)
+        return Answer(found=found, value=f"{found:,}", value_label="tickets", number=found)
     if q.metric in ("sum", "avg"):
         figure = runner.session.execute(statement(value)).scalar()
         word = "Average" if q.metric == "avg" else "Total"
@@ -338,9 +337,9 @@ def _tickets(runner: Any) -> Any:
             customer.name,
         )
         .order_by(col(Ticket.opened_at).desc(), col(Ticket.ticket_id))
-        .limit(runner.limit(base.DEFAULT_LIST_LIMIT))
+        .limit(runner.limit(DEFAULT_LIST_LIMIT))
     ).all()
-    result = base.Answer(
+    result = Answer(
         columns=["Ticket", "Opened", "Closed", "Channel", "Customer", "Name"], found=found
     )
     for ticket_id, opened, closed, channel, customer_id, name in rows:
@@ -424,7 +423,7 @@ def _feedback(runner: Any) -> Any:
             label = runner.group_column(customer, scores)
         return _grouped(runner, statement, label, value, field_name)
     if q.metric == "count":
-        return base.Answer(found=found, value=f"{found:,}", value_label="answers", number=found)
+        return Answer(found=found, value=f"{found:,}", value_label="answers", number=found)
     if q.metric in ("nps", "avg", "sum"):
         figure = runner.session.execute(statement(value)).scalar()
         if q.metric == "avg" and figure is not None:
@@ -440,9 +439,9 @@ def _feedback(runner: Any) -> Any:
             col(Feedback.csat),
         )
         .order_by(col(Feedback.submitted_at).desc(), col(Feedback.feedback_id))
-        .limit(runner.limit(base.DEFAULT_LIST_LIMIT))
+        .limit(runner.limit(DEFAULT_LIST_LIMIT))
     ).all()
-    result = base.Answer(columns=["Date", "Customer", "Name", "NPS", "CSAT"], found=found)
+    result = Answer(columns=["Date", "Customer", "Name", "NPS", "CSAT"], found=found)
     for submitted, customer_id, name, nps, csat in rows:
         result.rows.append(
             [
@@ -518,7 +517,7 @@ def _products_ranked(
     order = ranked_by.desc() if q.descending else ranked_by.asc()
     if q.metric == "count":
         found = runner.session.execute(statement(func.count(func.distinct(name)))).scalar_one()
-        return base.Answer(found=found, value=f"{found:,}", value_label="products", number=found)
+        return Answer(found=found, value=f"{found:,}", value_label="products", number=found)
     # Every product sold is one row of a catalogue-sized result: read them all in one pass
     # and keep the first, rather than counting them in a pass of their own.
     ranked = runner.session.execute(
@@ -526,7 +525,7 @@ def _products_ranked(
     ).all()
     found = len(ranked)
     rows = ranked[: runner.limit(DEFAULT_TOP_LIMIT)]
-    result = base.Answer(
+    result = Answer(
         columns=["Category" if by_category else "Product", "Units", "Revenue", "Customers"],
         found=found,
     )
@@ -582,7 +581,7 @@ def group_offers(runner: Any) -> Any:
             first[keys[0]] += 1
             offered.update(keys)
     # Rows are products: `found` counts them; the note says over how many customers.
-    result = base.Answer(
+    result = Answer(
         columns=["#", "Product", "First offer for", "Offered to"],
         found=len(offered),
         note=f"{customers:,} customers",
@@ -626,8 +625,8 @@ def _compared_run(runner: Any) -> Any:
     if q.date_range is not None and q.date_range.start is not None:
         try:
             return runner.baseline_run(q.date_range.start)
-        except base.AskError:
-            raise base.AskError(
+        except AskError:
+            raise AskError(
                 f"There is no model run from on or before {q.date_range.start.isoformat()} "
                 "to compare scores with. Ask without a date to compare with the run before "
                 "the live one."
@@ -644,7 +643,7 @@ def _compared_run(runner: Any) -> Any:
         .limit(1)
     ).scalar_one_or_none()
     if earlier is None:
-        raise base.AskError(
+        raise AskError(
             "There is only one model run, so there is nothing to compare its scores with."
         )
     return earlier
@@ -687,7 +686,7 @@ def _score_changes(runner: Any) -> Any:
         grouped.note = note
         return grouped
     if q.metric == "count":
-        return base.Answer(
+        return Answer(
             found=found, value=f"{found:,}", value_label="customers", number=found, note=note
         )
     if q.metric in ("avg", "sum"):
@@ -712,11 +711,11 @@ def _score_changes(runner: Any) -> Any:
             now_value,
         )
         .order_by(order, customer.customer_id)
-        .limit(runner.limit(base.DEFAULT_LIST_LIMIT))
+        .limit(runner.limit(DEFAULT_LIST_LIMIT))
     ).all()
     label = field_label(q.measure)
     label = label[:1].upper() + label[1:]
-    result = base.Answer(
+    result = Answer(
         columns=["Customer", "Name", "Segment", "Region", "Owner", f"{label} then", f"{label} now"],
         found=found,
         note=note,
@@ -747,7 +746,7 @@ def compare_periods(answer_for: Callable[[StructuredQuery], Any], query: Structu
     assert query.date_range is not None and query.compare_range is not None
     now = answer_for(query.with_changes(compare_range=None))
     then = answer_for(query.with_changes(date_range=query.compare_range, compare_range=None))
-    result = base.Answer(columns=["Period", now.value_label[:1].upper() + now.value_label[1:]])
+    result = Answer(columns=["Period", now.value_label[:1].upper() + now.value_label[1:]])
     for period, figure in ((query.date_range, now), (query.compare_range, then)):
         label = describe_dates(period)
         result.rows.append([label, figure.value or "–"])

@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from datetime import time as day_time
 from typing import Any
@@ -34,6 +33,7 @@ from sqlmodel import Session, col
 
 from crmbot import runs
 from crmbot.ask import areas
+from crmbot.ask.answer import MAX_GROUPS, Answer, AskError
 from crmbot.ask.explain import format_value
 from crmbot.ask.parse import SEGMENT_NAMES, Vocabulary
 from crmbot.ask.query import (
@@ -56,35 +56,6 @@ MAX_VOCABULARY_CUSTOMERS = 50_000
 VOCABULARY_TTL_SECONDS = 300.0
 # Vocabularies kept at once (one per engine, model run and book in use).
 MAX_CACHED_VOCABULARIES = 64
-MAX_GROUPS = 50
-
-
-class AskError(Exception):
-    """A question that cannot be answered, with a sentence saying why and what to do."""
-
-    def __init__(self, message: str, *, outcome: str = "not_found") -> None:
-        super().__init__(message)
-        self.message = message
-        self.outcome = outcome
-
-
-@dataclass
-class Answer:
-    columns: list[str] = field(default_factory=list)
-    rows: list[list[str]] = field(default_factory=list)
-    # How many rows matched (customers, orders, referrals, moves) before any limit.
-    found: int = 0
-    # The one number asked for (count / sum / average), already formatted.
-    value: str | None = None
-    value_label: str = ""
-    # Grouped answers: one bar per group.
-    chart_labels: list[str] = field(default_factory=list)
-    chart_values: list[float] = field(default_factory=list)
-    customer_ids: list[str] = field(default_factory=list)
-    note: str = ""
-    # The one number asked for, unformatted (for comparing two periods).
-    number: float | None = None
-
 
 # ---------------------------------------------------------------------------------------
 # Vocabulary
