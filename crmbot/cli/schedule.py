@@ -113,7 +113,8 @@ def send(
         engine, settings, poster, digest_kind, target, period=period or None, dry_run=dry_run
     )
     if outcome.status == "dry_run" and outcome.reply is not None:
-        typer.echo(render(outcome.reply))
+        # The header, then each row's message as it would be posted.
+        typer.echo("\n\n".join(render(reply) for reply in [outcome.reply, *outcome.rows]))
         return
     if outcome.status in ("failed", "no_model", "no_channel"):
         common.fail(outcome.describe())

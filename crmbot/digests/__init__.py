@@ -1,7 +1,8 @@
 """Channel digests as content: the accounts at risk (daily) and the influencers (weekly).
 
-A digest is built as a `Reply` plus its identity (`Digest`: kind, period, what it
-remembers for next time), so the shell prints it (`crmbot digest send --dry-run`) and a
+A digest is built as a `Reply` (its header) plus its rows (the at-risk digest: one message
+per account, each in a thread of its own) and its identity (`Digest`: kind, period, what
+it remembers for next time), so the shell prints it (`crmbot digest send --dry-run`) and a
 transport renders it; it is a channel post, so it is masked of PII. Nothing here imports
 Slack: a `Poster` delivers (Slack's is `crmbot.slack.delivery.SlackPoster`), and the digest
 log (`crmbot.digests.ledger`) makes sure each digest is posted exactly once per period.
@@ -31,11 +32,13 @@ from crmbot.digests.base import (
     KINDS,
     Digest,
     DigestOutcome,
+    DigestRow,
     Poster,
     digest_key,
     digest_period,
     local_day,
     looks_like_slack_user,
+    message_key,
 )
 from crmbot.digests.influencers import build_influencer_digest
 from crmbot.digests.ledger import STALE_PENDING
@@ -49,6 +52,7 @@ __all__ = [
     "STALE_PENDING",
     "Digest",
     "DigestOutcome",
+    "DigestRow",
     "Poster",
     "build_at_risk_digest",
     "build_influencer_digest",
@@ -56,6 +60,7 @@ __all__ = [
     "digest_period",
     "local_day",
     "looks_like_slack_user",
+    "message_key",
     "owners_to_message",
     "send_digest",
 ]
@@ -119,11 +124,18 @@ def _send_digest(
     if digest is None:
         return DigestOutcome(kind, channel, period, "no_model")
     if dry_run:
-        return DigestOutcome(kind, channel, period, "dry_run", reply=digest.reply)
+        return DigestOutcome(
+            kind,
+            channel,
+            period,
+            "dry_run",
+            reply=digest.reply,
+            rows=[row.reply for row in digest.rows],
+        )
     if poster is None:
         raise ValueError("posting a digest needs a poster (SLACK_BOT_TOKEN)")
     outcome = poster.post_digest(digest, channel=channel, clock=clock)
-    outcome.reply = digest.reply
+    outcome.reply, outcome.rows = digest.reply, [row.reply for row in digest.rows]
     if kind == AT_RISK and settings.digest_dm_owners:
         for owner in owners_to_message(engine, settings):
             owner_digest = build_at_risk_digest(

@@ -1,5 +1,9 @@
 """The daily at-risk digest: the accounts with the most value at risk, and what changed
-since the last digest in the same place (new on the list, risk up, recovered)."""
+since the last digest in the same place (new on the list, risk up, recovered).
+
+It is posted as a header (the title, what changed, the footer) followed by one message per
+account, each at the channel's top level: a row's buttons (Why?, Log a touch, Follow-up,
+Follow, Snooze) answer in that row's own thread, and each account is discussed apart."""
 
 from __future__ import annotations
 
@@ -13,20 +17,22 @@ from crmbot.actions.follows import snoozed_customers
 from crmbot.core.db import read_session
 from crmbot.core.models import ModelRun
 from crmbot.core.privacy import mask_pii
-from crmbot.digests.base import AT_RISK, AT_RISK_DM, MAX_BUTTONS, Digest, masked
+from crmbot.digests.base import AT_RISK, AT_RISK_DM, Digest, DigestRow
 from crmbot.digests.ledger import Previous, previous_digest
 from crmbot.queries.scope import EVERYONE, Scope
 from crmbot.reply import Button, Reply
-from crmbot.reply.acting import act_on_rows
+from crmbot.reply.acting import account_buttons
 from crmbot.reply.format import money, percent, points
-from crmbot.reply.rows import AT_RISK_DIGEST, customer_label, display_name
-from crmbot.reply.rows import table as rows_table
+from crmbot.reply.rows import AT_RISK_DIGEST, customer_cells, display_name, top_reason
 
 if TYPE_CHECKING:
     from crmbot.core.config import Settings
 
 # A change in churn risk at least this large (in probability) is called "risk up".
 RISK_CHANGE = 0.05
+# The cells of `AT_RISK_DIGEST` a row message shows in its heading; the others follow.
+ROW_HEADING = ("#", "Customer", "Owner")
+ROW_REASON_CHARS = 200
 
 
 def build_at_risk_digest(
@@ -62,40 +68,31 @@ def build_at_risk_digest(
     current_ids = [row.customer.customer_id for row in rows]
     new_ids, risk_up = _changes(rows, previous)
     recovered = _recovered(engine, run, scope, previous, set(current_ids))
-    columns = [c for c in AT_RISK_DIGEST if not (owner and c == "Owner")]
-    changes = [
-        "new"
+    changes = {
+        row.customer.customer_id: "new"
         if row.customer.customer_id in new_ids
         else points(risk_up[row.customer.customer_id], row.score.churn_risk or 0.0)
         if row.customer.customer_id in risk_up
         else ""
         for row in rows
-    ]
-    table = rows_table(rows, columns, extra={"Change": changes})
+    }
     total = sum(row.score.value_at_risk or 0.0 for row in rows)
     whose = "your" if owner else "the"
     if rows:
         lead = (
             f"*{len(rows)}* of {whose} accounts with the most value at risk: "
-            f"*{money(total)}* in all (CLV × churn risk)."
+            f"*{money(total)}* in all (CLV × churn risk). One message per account follows: "
+            "discuss each in its thread."
         )
     else:
         lead = f"No accounts at risk in {whose} book in the current model."
     left = [cid for cid in previous.entries if cid not in current_ids] if previous else []
     lines = [lead, _changes_line(previous, new_ids, left, risk_up, recovered)]
+    # The header: what the list is and what changed; each account follows as a message of
+    # its own (`DigestRow`), so its buttons answer in its own thread.
     reply = Reply(
         title=f"{'Your accounts' if owner else 'Accounts'} at risk · {period}",
         text=mask_pii("\n".join(line for line in lines if line)),
-        table=masked(table) if rows else None,
-        buttons=[
-            Button(f"Why? {display_name(row.customer)}", "crm_why", row.customer.customer_id)
-            for row in rows[:MAX_BUTTONS]
-        ],
-        # Log a touch, follow-up, follow, snooze for the first rows (personal: a form or
-        # an answer only the clicker sees, also under a channel's digest).
-        sections=act_on_rows(
-            [(row.customer.customer_id, customer_label(row.customer)) for row in rows]
-        ),
         private=False,
         customer_ids=current_ids,
         footer=(
@@ -103,6 +100,13 @@ def build_at_risk_digest(
             f"`{settings.slash_command} why <customer>` gives every reason."
         ),
     )
+    digest_rows = [
+        DigestRow(
+            row.customer.customer_id,
+            row_message(row, rank, changes[row.customer.customer_id], with_owner=not owner),
+        )
+        for rank, row in enumerate(rows, start=1)
+    ]
     summary = {
         "run_id": run.id,
         "as_of": run.as_of.isoformat(),
@@ -121,7 +125,36 @@ def build_at_risk_digest(
             "recovered": [r[0] for r in recovered],
         },
     }
-    return Digest(kind, period, reply, summary, current_ids)
+    return Digest(kind, period, reply, summary, current_ids, rows=digest_rows)
+
+
+def row_message(row: queries.ScoredCustomer, rank: int, change: str, *, with_owner: bool) -> Reply:
+    """One account of the digest as a message of its own: its rank, name and owner (by
+    name, in the heading, so nobody is notified), the other cells of `AT_RISK_DIGEST`
+    ("Change": new on the list, or how far its risk rose), and the buttons that explain
+    it and act on it. Masked: it is a channel post."""
+    # A message of its own has room for the whole top reason (a table's cell is clipped).
+    cells = {
+        **customer_cells(row, rank),
+        "Change": change,
+        "Top reason": top_reason(row.score, row.raised, limit=ROW_REASON_CHARS),
+    }
+    customer_id = row.customer.customer_id
+    title = f"{cells['#']}. {cells['Customer']}"
+    if with_owner and "Owner" in AT_RISK_DIGEST:
+        title += f" · {cells['Owner']}"
+    facts = [
+        f"*{name}:* {cells[name]}"
+        for name in AT_RISK_DIGEST
+        if name not in ROW_HEADING and cells[name]
+    ]
+    return Reply(
+        title=mask_pii(title),
+        text=mask_pii(" · ".join(facts)),
+        buttons=[Button("Why?", "crm_why", customer_id), *account_buttons(customer_id)],
+        private=False,
+        customer_ids=[customer_id],
+    )
 
 
 def _day(period: str) -> date:

@@ -41,6 +41,13 @@ def digest_key(kind: str, channel: str, period: str) -> str:
     return f"{kind}|{channel}|{period}"
 
 
+def message_key(kind: str, channel: str, period: str, row: str | None = None) -> str:
+    """What names one message of a digest in its metadata: the header's key is the
+    digest's own, a row's adds the row's key (its customer id)."""
+    key = digest_key(kind, channel, period)
+    return f"{key}|{row}" if row else key
+
+
 def looks_like_slack_user(owner: str | None) -> bool:
     return bool(owner and SLACK_USER_ID.match(owner.strip()))
 
@@ -50,15 +57,35 @@ def masked(table: Table) -> Table:
     return Table(columns=table.columns, rows=[[mask_pii(c) for c in row] for row in table.rows])
 
 
+@dataclass(frozen=True)
+class DigestRow:
+    """One row of a digest, posted as a message of its own after the header, at the
+    channel's top level, so that each row has a thread of its own (its buttons answer
+    there). `key` names it within the digest (the customer id)."""
+
+    key: str
+    reply: Reply
+
+
 @dataclass
 class Digest:
-    """One message to post: what it says (a Reply) and what it remembers for next time."""
+    """What to post: the header (a Reply: title, what changed, footer), the rows that
+    follow it as messages of their own (none for a digest of one message), and what it
+    remembers for next time."""
 
     kind: str
     period: str
     reply: Reply
     summary: dict[str, Any]
     customer_ids: list[str] = field(default_factory=list)
+    rows: list[DigestRow] = field(default_factory=list)
+
+    def messages(self, channel: str) -> list[tuple[str, Reply]]:
+        """Every message to post to `channel`, in order, each with its metadata key."""
+        header = (message_key(self.kind, channel, self.period), self.reply)
+        return [header] + [
+            (message_key(self.kind, channel, self.period, row.key), row.reply) for row in self.rows
+        ]
 
 
 @dataclass
@@ -73,6 +100,10 @@ class DigestOutcome:
     ts: str | None = None
     error: str | None = None
     reply: Reply | None = None
+    # The row messages that follow the header (`Digest.rows`), for a dry run to show.
+    rows: list[Reply] = field(default_factory=list)
+    # How many messages of the digest are in the channel (the header and its rows).
+    messages: int = 0
     attempts: int = 0
     owner_dms: list[DigestOutcome] = field(default_factory=list)
 
@@ -85,8 +116,9 @@ class DigestOutcome:
         """One sentence for a person: the CLI, `/crm schedule run`, the admin channel."""
         what = f"The {self.kind} digest for {self.period}"
         where = self.channel or "no channel"
+        rows = f", and {self.messages - 1} account rows after it" if self.messages > 1 else ""
         text = {
-            "posted": f"{what} was posted to {where} (message {self.ts}).",
+            "posted": f"{what} was posted to {where} (message {self.ts}{rows}).",
             "already_posted": f"{what} was already posted to {where} (message {self.ts}); "
             "not posting it twice.",
             "in_progress": f"{what} is being posted to {where} by another process right now.",

@@ -9,13 +9,16 @@ digest, the ISO week for the weekly one — and the row is written *before* post
 3. `finish` marks the row `posted` with the message's id — or `failed` with the error.
 
 A claim on a row an earlier attempt left behind says so (`look_first`, `must_confirm`), so
-the poster looks for the earlier message before posting again.
+the poster looks for the earlier messages before posting again. A digest of several
+messages (a header and its rows) that failed part-way keeps the ones that went out in its
+row (`finish(..., sent=...)`, under `summary["messages"]`), so the next attempt posts only
+the others, even when the channel's history cannot be read.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,6 +45,8 @@ class Claim:
     look_first: bool
     # That attempt's process died mid-post: post only if the look says it did not land.
     must_confirm: bool
+    # The messages an earlier attempt posted before it failed: metadata key -> ts.
+    sent: dict[str, str] = field(default_factory=dict)
 
 
 def claim(
@@ -104,7 +109,14 @@ def claim(
             digest_key(kind, channel, period),
             existing.created_at,
         )
-    return Claim(existing.id, existing.attempts + 1, look_first=True, must_confirm=crashed)
+    sent = (existing.summary or {}).get("messages") if existing.status == "failed" else None
+    return Claim(
+        existing.id,
+        existing.attempts + 1,
+        look_first=True,
+        must_confirm=crashed,
+        sent=dict(sent) if isinstance(sent, dict) else {},
+    )
 
 
 def finish(
@@ -116,12 +128,21 @@ def finish(
     ts: str | None = None,
     error: str | None = None,
     digest: Digest | None = None,
+    sent: dict[str, str] | None = None,
 ) -> None:
+    """Mark the claimed row posted (with the header's ts and what the digest remembers)
+    or failed; `sent` are its messages that went out (metadata key -> ts)."""
     values: dict[str, Any] = {"status": status, "error": (error or "")[:500] or None}
     if status == "posted":
         values.update(posted_at=now, message_ts=ts)
         if digest is not None:
-            values.update(summary=digest.summary, customer_ids=digest.customer_ids[:200])
+            summary = dict(digest.summary)
+            if sent:
+                summary["messages"] = dict(sent)
+            values.update(summary=summary, customer_ids=digest.customer_ids[:200])
+    elif sent:
+        # Only a posted row's summary is read as a previous digest (`previous_digest`).
+        values.update(summary={"messages": dict(sent)})
     with write_session(engine) as session:
         session.execute(update(DigestLog).where(col(DigestLog.id) == row_id).values(**values))
 

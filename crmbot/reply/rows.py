@@ -69,10 +69,10 @@ def owner_label(owner: str | None) -> str:
 BELOW_TYPICAL = "risk below typical; listed for its value"
 
 
-def top_reason(score: CustomerScore, raised: bool | None = None) -> str:
+def top_reason(score: CustomerScore, raised: bool | None = None, limit: int = REASON_CHARS) -> str:
     if raised is False:
         return BELOW_TYPICAL
-    return clip((score.churn_reasons or [MISSING])[0], REASON_CHARS)
+    return clip((score.churn_reasons or [MISSING])[0], limit)
 
 
 def rfm(score: CustomerScore) -> str:

@@ -1,8 +1,11 @@
 """Digest delivery to Slack: post once, retry what is transient, never post twice.
 
 `SlackPoster` is the `crmbot.digests.Poster` for Slack. Each digest goes out with
-`chat.postMessage`, carrying Slack message metadata that names it, under the digest log's
-claim (`crmbot.digests.ledger`): the row is written before posting and finished after.
+`chat.postMessage` under the digest log's claim (`crmbot.digests.ledger`): the row is
+written before posting and finished after. A digest is a header and, for the at-risk
+digest, one message per account after it, each at the channel's top level so that it has
+a thread of its own; every message carries Slack message metadata that names it (the
+digest's key, and a row's customer id after it), so each is looked for, and posted, once.
 
 Slack's transient errors (429 with Retry-After, 500/503, dropped connections, timeouts)
 are retried with back-off by slack-sdk's retry handlers, a bounded number of times
@@ -104,6 +107,18 @@ class DeliveryCheck:
         Raises `SlackApiError` (or a connection error) when the history cannot be read,
         e.g. the bot lacks the channels:history scope.
         """
+        return self.find_all(channel, [key], event_type=event_type, thread_ts=thread_ts).get(key)
+
+    def find_all(
+        self,
+        channel: str,
+        keys: list[str],
+        *,
+        event_type: str = METADATA_EVENT,
+        thread_ts: str | None = None,
+    ) -> dict[str, str]:
+        """Those of `keys` whose message is among the channel's (or thread's) latest 200,
+        each with its ts: one read of the history for all the messages of a digest."""
         if looks_like_slack_user(channel):
             opened = self.client.conversations_open(users=channel)
             channel = opened["channel"]["id"]
@@ -116,12 +131,15 @@ class DeliveryCheck:
                 channel=channel, include_all_metadata=True, limit=200
             )
         field = _POST_KEYS[event_type]
+        wanted = set(keys)
+        found: dict[str, str] = {}
         for message in history.get("messages") or []:
             metadata = message.get("metadata") or {}
             payload = metadata.get("event_payload") or {}
-            if metadata.get("event_type") == event_type and payload.get(field) == key:
-                return str(message.get("ts"))
-        return None
+            key = payload.get(field)
+            if metadata.get("event_type") == event_type and key in wanted and key not in found:
+                found[str(key)] = str(message.get("ts"))
+        return found
 
     def landed(self, request: HttpRequest) -> bool:
         """For a retry handler: did this chat.postMessage (a digest or a reply) land after
@@ -263,7 +281,8 @@ class SlackPoster:
         return person.user_id if person is not None else None
 
     def post_digest(self, digest: Digest, *, channel: str, clock: Clock = utc_now) -> DigestOutcome:
-        """Post `digest` to `channel` unless this (kind, channel, period) was posted already."""
+        """Post `digest` to `channel` unless this (kind, channel, period) was posted already:
+        its header, then each of its rows as a message of its own, every message once."""
         kind, period = digest.kind, digest.period
         key = digest_key(kind, channel, period)
         claim = ledger.claim(self.engine, kind, channel, period, clock())
@@ -271,51 +290,89 @@ class SlackPoster:
             log.info("digest %s not posted: %s", key, claim.status)
             return claim
         outcome = DigestOutcome(kind, channel, period, "pending", attempts=claim.attempts)
+        messages = digest.messages(channel)
+        # What an earlier attempt posted: from the digest log, then from the channel.
+        sent = {k: ts for k, ts in claim.sent.items() if k in dict(messages)}
         if claim.look_first:
-            found = self._look_for_earlier_post(claim, outcome, channel, key, clock)
+            missing = [k for k, _ in messages if k not in sent]
+            found = self._look_for_earlier_posts(claim, outcome, channel, key, missing, clock)
             if outcome.status == "failed":
                 return outcome
-            if found is not None:
-                self._finish_posted(claim, outcome, "already_posted", found, digest, clock)
+            sent.update(found)
+        already = len(sent) == len(messages)
+        for message_key, reply in messages:
+            if message_key in sent:
+                continue
+            ts = self._post(reply, channel, message_key)
+            if isinstance(ts, Exception):
+                error = f"{_slack_error(ts)[0]} (after up to {SLACK_RETRIES} retries)"
+                if sent:
+                    error += f"; {len(sent)} of its {len(messages)} messages went out"
+                log.error("digest %s failed: %s", message_key, error)
+                ledger.finish(
+                    self.engine, claim.row_id, status="failed", now=clock(), error=error, sent=sent
+                )
+                outcome.status, outcome.error = "failed", error
+                outcome.ts, outcome.messages = sent.get(key), len(sent)
                 return outcome
-        return self._post(digest, claim, outcome, channel, key, clock)
+            sent[message_key] = ts
+        ledger.finish(
+            self.engine,
+            claim.row_id,
+            status="posted",
+            now=clock(),
+            ts=sent[key],
+            digest=digest,
+            sent=sent if digest.rows else None,
+        )
+        outcome.status = "already_posted" if already else "posted"
+        outcome.ts, outcome.messages = sent[key], len(sent)
+        log.info("digest %s %s (ts %s, %d messages)", key, outcome.status, outcome.ts, len(sent))
+        return outcome
 
-    def _look_for_earlier_post(
+    def _look_for_earlier_posts(
         self,
         claim: ledger.Claim,
         outcome: DigestOutcome,
         channel: str,
         key: str,
+        keys: list[str],
         clock: Clock,
-    ) -> str | None:
+    ) -> dict[str, str]:
+        """Those of the digest's messages (`keys`) already in the channel. When the history
+        cannot be read after a crash mid-post, the digest is marked failed instead."""
+        if not keys:
+            return {}
         try:
-            return self.check.find(channel, key)
+            return self.check.find_all(channel, keys)
         except Exception as exc:
             if not claim.must_confirm:
                 # An earlier attempt that Slack refused: posting again is the lesser risk.
                 log.info("digest %s: channel history unreadable (%s); posting again", key, exc)
-                return None
+                return {}
             error = (
                 "outcome unknown: an earlier attempt stopped while posting and the "
                 f"channel's history cannot be read ({_slack_error(exc)[0]}), so it is "
                 "not re-posted to avoid a duplicate; check the channel and re-send "
                 "if it is missing"
             )
-            ledger.finish(self.engine, claim.row_id, status="failed", now=clock(), error=error)
+            ledger.finish(
+                self.engine,
+                claim.row_id,
+                status="failed",
+                now=clock(),
+                error=error,
+                sent=claim.sent,
+            )
             outcome.status, outcome.error = "failed", error
-            return None
+            return {}
 
-    def _post(
-        self,
-        digest: Digest,
-        claim: ledger.Claim,
-        outcome: DigestOutcome,
-        channel: str,
-        key: str,
-        clock: Clock,
-    ) -> DigestOutcome:
+    def _post(self, reply: Reply, channel: str, key: str) -> str | Exception:
+        """One message of a digest, with `key` in its metadata: its ts, or why it failed.
+        A lost answer is retried only once the channel shows it did not land
+        (`DeliveryCheck.landed`), and looked for once more when the retries give up."""
         # A channel post: rendered as Block Kit with PII masked and Slack markup escaped.
-        rendered = slack_message(digest.reply, shared=True, people=self.people)
+        rendered = slack_message(reply, shared=True, people=self.people)
         try:
             response = self.client.chat_postMessage(
                 channel=channel,
@@ -326,38 +383,16 @@ class SlackPoster:
                 unfurl_media=False,
             )
         except Exception as exc:
-            words, ambiguous = _slack_error(exc)
-            found = None
-            if ambiguous:
+            if _slack_error(exc)[1]:
                 # The retry handlers gave up, or saw the post land: look once more.
                 try:
                     found = self.check.find(channel, key)
                 except Exception:
                     found = None
-            if found is not None:
-                self._finish_posted(claim, outcome, "posted", found, digest, clock)
-                return outcome
-            error = f"{words} (after up to {SLACK_RETRIES} retries)"
-            log.error("digest %s failed: %s", key, error)
-            ledger.finish(self.engine, claim.row_id, status="failed", now=clock(), error=error)
-            outcome.status, outcome.error = "failed", error
-            return outcome
-        ts = str(response.get("ts"))
-        self._finish_posted(claim, outcome, "posted", ts, digest, clock)
-        log.info("digest %s posted (ts %s)", key, ts)
-        return outcome
-
-    def _finish_posted(
-        self,
-        claim: ledger.Claim,
-        outcome: DigestOutcome,
-        status: str,
-        ts: str,
-        digest: Digest,
-        clock: Clock,
-    ) -> None:
-        ledger.finish(self.engine, claim.row_id, status="posted", now=clock(), ts=ts, digest=digest)
-        outcome.status, outcome.ts = status, ts
+                if found is not None:
+                    return found
+            return exc
+        return str(response.get("ts"))
 
 
 def slack_poster(

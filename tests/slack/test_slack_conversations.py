@@ -106,40 +106,61 @@ def test_direct_messages_answer_in_their_thread_or_at_the_top(bot: Bot) -> None:
     assert top["channel"] == "D0AM1" and not top.get("thread_ts")
 
 
-def test_digest_buttons_and_follow_ups_answer_in_the_digests_thread(
-    bot: Bot, settings: Settings
+def _buttons(message: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A posted message's buttons by action id."""
+    return {
+        element["action_id"]: element
+        for block in message["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+    }
+
+
+def test_each_digest_row_is_a_message_whose_buttons_answer_in_its_own_thread(
+    bot3: Bot, settings: Settings
 ) -> None:
+    bot = bot3
     poster = slack_poster(
         bot.engine, settings, WebClient(token="xoxb-test", base_url=bot.slack.base_url)
     )
     digest = build_at_risk_digest(bot.engine, settings, channel="C0CRM", period="2026-07-03")
-    assert digest is not None
+    assert digest is not None and len(digest.rows) >= 3
     outcome = poster.post_digest(digest, channel="C0CRM")
     assert outcome.status == "posted" and outcome.ts
-    posted = bot.slack.messages("C0CRM")[0]
-    why = next(
-        element
-        for block in posted["blocks"]
-        if block["type"] == "actions"
-        for element in block["elements"]
-        if element["action_id"].startswith("crm_why")
-    )
-    # A click on the digest's "Why?" answers in the digest's thread, to the clicker.
-    _, path = bot.click(why["action_id"], why["value"], message_ts=outcome.ts)
-    opener = calls(bot, "chat.postMessage", 2)[1].params  # after the digest itself
+    header, *rows = bot.slack.messages("C0CRM")
+    assert header["ts"] == outcome.ts and len(rows) == len(digest.rows)
+    # Every row at the channel's top level, with its own buttons: a thread of its own.
+    assert all("thread_ts" not in m for m in [header, *rows])
+    assert _buttons(header) == {}
+    row2 = rows[1]
+    why = _buttons(row2)["crm_why"]
+    assert why["value"] == digest.rows[1].key and f"({why['value']})" in row2["text"]
+    # A click on row 2's "Why?" answers in row 2's thread, to the clicker.
+    _, path = bot.click("crm_why", why["value"], message_ts=row2["ts"])
     answer = calls(bot, "chat.postEphemeral")[0].params
-    assert opener["thread_ts"] == outcome.ts and answer["thread_ts"] == outcome.ts
+    # The thread opened for it, by a public line (a private answer shows in a thread only
+    # once the thread has replies).
+    [opener] = [c.params for c in bot.slack.calls("chat.postMessage") if c.params.get("thread_ts")]
+    assert answer["thread_ts"] == row2["ts"] and opener["thread_ts"] == row2["ts"]
+    assert answer["channel"] == "C0CRM" and answer["user"] == "UAM1"
     assert "Why: " in text_of(answer) and why["value"] in text_of(answer)
-    # A second click, now that the thread has replies: straight into it.
-    bot.click(why["action_id"], why["value"], message_ts=outcome.ts, reply_count=2)
-    second = calls(bot, "chat.postEphemeral", 2)[1].params
-    assert second["thread_ts"] == outcome.ts
-    # A follow-up question asked in that thread is answered there.
-    bot.event(mention("<@UBOT> history C001", ts="24.5", thread_ts=str(outcome.ts)))
-    follow_up = calls(bot, "chat.postEphemeral", 3)[2].params
-    assert follow_up["thread_ts"] == outcome.ts
+    # Row 1's "Why?" answers in row 1's thread, not row 2's nor the header's.
+    row1 = rows[0]
+    bot.click("crm_why", _buttons(row1)["crm_why"]["value"], message_ts=row1["ts"])
+    first = calls(bot, "chat.postEphemeral", 2)[1].params
+    assert first["thread_ts"] == row1["ts"] and digest.rows[0].key in text_of(first)
+    # A second click on row 2, now that its thread has replies: straight into it.
+    bot.click("crm_why", why["value"], message_ts=row2["ts"], reply_count=1)
+    second = calls(bot, "chat.postEphemeral", 3)[2].params
+    assert second["thread_ts"] == row2["ts"]
+    # A follow-up question asked in row 2's thread is answered there.
+    bot.event(mention("<@UBOT> history C001", ts="24.5", thread_ts=str(row2["ts"])))
+    follow_up = calls(bot, "chat.postEphemeral", 4)[3].params
+    assert follow_up["thread_ts"] == row2["ts"]
     settle(bot)
-    assert len(bot.slack.calls("chat.postMessage")) == 2  # the digest; the thread opened once
+    # The digest's messages, and each row's thread opened once (rows 2 and 1).
+    openers = [c.params["thread_ts"] for c in bot.slack.calls("chat.postMessage")[1 + len(rows) :]]
+    assert openers == [row2["ts"], row1["ts"]]
     assert bot.answers(path) == []  # not answered at the channel's top level
 
 
@@ -437,7 +458,7 @@ def test_the_shell_shows_owners_by_name_through_the_directory(
     assert "Owner             : maria@crm.example" in text and "\u2063" not in text
 
 
-def test_the_digest_names_owners_in_its_table(bot: Bot, settings: Settings) -> None:
+def test_the_digest_names_owners_in_its_rows(bot: Bot, settings: Settings) -> None:
     bot.slack.user_names.update({"UAM1": "Ann Moss", "UAM2": "Bo Li"})
     poster = slack_poster(
         bot.engine, settings, WebClient(token="xoxb-test", base_url=bot.slack.base_url)
@@ -445,9 +466,10 @@ def test_the_digest_names_owners_in_its_table(bot: Bot, settings: Settings) -> N
     digest = build_at_risk_digest(bot.engine, settings, channel="C0CRM", period="2026-07-04")
     assert digest is not None
     assert poster.post_digest(digest, channel="C0CRM").status == "posted"
-    table = text_of(bot.slack.messages("C0CRM")[0])
-    assert "Ann Moss" in table and "UAM1" not in table
-    assert "m•••@c•••" in table  # maria@crm.example: unknown to Slack, masked in a channel
+    # Each row's heading names its owner (a name, not a mention: nobody is notified).
+    rows = "".join(text_of(m) for m in bot.slack.messages("C0CRM")[1:])
+    assert "Ann Moss" in rows and "UAM1" not in rows and "<@" not in rows
+    assert "m•••@c•••" in rows  # maria@crm.example: unknown to Slack, masked in a channel
 
 
 def test_customer_123_exists_on_the_sample_company(sample_company: Any) -> None:

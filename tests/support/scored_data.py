@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -120,3 +121,16 @@ def book(
         )
         for i in range(n)
     ]
+
+
+def digest_headers(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Of the messages posted to a channel (`SlackFake.messages`), the digests' headers:
+    each digest is one header, followed by its rows (the at-risk digest's accounts) as
+    messages whose metadata key names the row after the digest's own."""
+    headers = []
+    for message in messages:
+        payload = (message.get("metadata") or {}).get("event_payload") or {}
+        key = str(payload.get("digest") or "")
+        if key.count("|") == 2:  # kind|channel|period; a row's adds |customer id
+            headers.append(message)
+    return headers
