@@ -352,8 +352,11 @@ def test_a_post_slack_accepted_before_the_connection_dropped_is_not_repeated(
 
 
 def test_a_row_message_slack_accepted_before_the_connection_dropped_is_not_repeated(
-    engine: Engine, digest_settings: Settings, scored: dict[str, int], slack: SlackFake
+    storage_engine: Engine, digest_settings: Settings, slack: SlackFake
 ) -> None:
+    engine = storage_engine
+    accounts = book(6)
+    add_run(engine, accounts, add_customers(engine, accounts), as_of=date(2026, 6, 28))
     # The header and row 1 go through; row 2 lands but its answer is lost.
     slack.script("chat.postMessage", Reply(), Reply(), ACCEPT_THEN_DROP)
     outcome = send(engine, digest_settings)
@@ -378,8 +381,11 @@ def test_a_row_message_slack_accepted_before_the_connection_dropped_is_not_repea
 
 
 def test_a_digest_that_failed_part_way_posts_only_its_missing_rows_later(
-    engine: Engine, digest_settings: Settings, scored: dict[str, int], slack: SlackFake
+    storage_engine: Engine, digest_settings: Settings, slack: SlackFake
 ) -> None:
+    engine = storage_engine  # what went out is kept in the row's JSON: on each database
+    accounts = book(6)
+    add_run(engine, accounts, add_customers(engine, accounts), as_of=date(2026, 6, 28))
     refused = Reply(200, body={"ok": False, "error": "msg_too_long"})
     slack.script("chat.postMessage", Reply(), Reply(), Reply(), refused)
     first = send(engine, digest_settings)
@@ -494,8 +500,11 @@ def test_a_crash_after_posting_is_recovered_without_a_second_post(
 
 
 def test_a_crash_part_way_through_the_rows_posts_only_the_rest(
-    engine: Engine, digest_settings: Settings, scored: dict[str, int], slack: SlackFake
+    storage_engine: Engine, digest_settings: Settings, slack: SlackFake
 ) -> None:
+    engine = storage_engine
+    accounts = book(6)
+    add_run(engine, accounts, add_customers(engine, accounts), as_of=date(2026, 6, 28))
     # The process posted the header and row 1, then died.
     _pending_row(engine, DAY1 - STALE_PENDING - timedelta(minutes=1))
     client = WebClient(token="xoxb-test", base_url=slack.base_url)
