@@ -6,7 +6,9 @@
   shown in the modal (`response_action: errors`), no database needed — then stored by a
   lazy listener through `crmbot.actions` and confirmed to the person who clicked: in the
   thread of the message they clicked in when that is their DM with the bot (an alert, a
-  reminder), ephemerally in a channel, in their DM from the App Home.
+  reminder), privately in the thread of a message everyone in a channel sees (an account
+  of a digest, a shared card: as its other buttons answer), in their DM from the App
+  Home.
 * "Follow" / "Unfollow" / "Snooze 7 days" act at once and confirm the same way.
 * The global shortcut "Look up a customer" opens a modal with one field; its submission
   answers with the customer card in the asker's DM with the bot (a shortcut has no
@@ -73,6 +75,8 @@ class Origin:
     channel_id: str | None = None
     message_ts: str | None = None
     thread_ts: str | None = None
+    # The clicked message already has a thread (replies): a private answer shows in it.
+    thread_open: bool = False
 
     def dump(self, customer_id: str) -> str:
         return json.dumps(
@@ -81,6 +85,7 @@ class Origin:
                 "channel": self.channel_id,
                 "ts": self.message_ts,
                 "thread": self.thread_ts,
+                "open": self.thread_open,
             }
         )
 
@@ -91,7 +96,9 @@ class Origin:
         except ValueError:
             data = {}
         data = data if isinstance(data, dict) else {}
-        origin = cls(user_id, data.get("channel"), data.get("ts"), data.get("thread"))
+        origin = cls(
+            user_id, data.get("channel"), data.get("ts"), data.get("thread"), bool(data.get("open"))
+        )
         return origin, str(data.get("customer") or "")
 
 
@@ -520,7 +527,9 @@ class Acting:
 
     def _confirm(self, origin: Origin, reply: Reply) -> None:
         """The answer, to the clicker alone: in the thread of the clicked message in their
-        DM with the bot, ephemerally in a channel, else in their DM."""
+        DM with the bot, privately in the thread of a message in a channel (opened for it
+        when it has no replies yet, as the other buttons' answers are), ephemerally beside
+        a message in a DM between people, else in their DM."""
         client, user = self.bot.client, origin.user_id
         reply.private = True
         payload = blocks.message(reply, shared=False)
@@ -530,6 +539,21 @@ class Acting:
                 client.chat_postMessage(
                     channel=channel, thread_ts=origin.thread_ts or origin.message_ts, **payload
                 )
+                return
+            thread = origin.thread_ts or origin.message_ts
+            if channel and thread and not channel.startswith("D"):
+                from crmbot.slack.app import MessageOutbox  # app builds this listener
+
+                MessageOutbox(
+                    self.bot,
+                    user_id=user,
+                    channel_id=channel,
+                    direct=False,
+                    thread_ts=thread,
+                    thread_open=origin.thread_open,
+                    # Names the line that opens the thread, so a retry does not open it twice.
+                    request_id=f"act:{user}:{thread}",
+                ).deliver(reply)
                 return
             if channel:
                 client.chat_postEphemeral(
@@ -557,7 +581,8 @@ def _origin(body: dict[str, Any]) -> Origin:
         user_id,
         channel or None,
         container.get("message_ts") or message.get("ts"),
-        message.get("thread_ts"),
+        container.get("thread_ts") or message.get("thread_ts"),
+        bool(message.get("thread_ts") or message.get("reply_count")),
     )
 
 

@@ -162,6 +162,16 @@ def test_each_digest_row_is_a_message_whose_buttons_answer_in_its_own_thread(
     openers = [c.params["thread_ts"] for c in bot.slack.calls("chat.postMessage")[1 + len(rows) :]]
     assert openers == [row2["ts"], row1["ts"]]
     assert bot.answers(path) == []  # not answered at the channel's top level
+    # The row's other buttons answer in its thread too: "Snooze" on row 3.
+    row3 = rows[2]
+    snooze = _buttons(row3)["act_snooze"]
+    bot.click("act_snooze", snooze["value"], message_ts=row3["ts"])
+    snoozed = calls(bot, "chat.postEphemeral", 5)[4].params
+    assert snoozed["thread_ts"] == row3["ts"] and snoozed["user"] == "UAM1"
+    assert "is snoozed for you" in text_of(snoozed) and digest.rows[2].key in text_of(snoozed)
+    settle(bot)
+    opened = [c.params.get("thread_ts") for c in bot.slack.calls("chat.postMessage")]
+    assert opened[1 + len(rows) :] == [row2["ts"], row1["ts"], row3["ts"]]
 
 
 def test_a_button_on_a_private_answer_still_answers_through_its_response_url(bot: Bot) -> None:
