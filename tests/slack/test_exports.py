@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.slack_bot import Bot, text_of
 from tests.support.slack_fake import Recorded
 from tests.support.small_crm import PEOPLE
@@ -31,6 +33,13 @@ def uploads(bot: Bot, count: int = 1) -> list[tuple[dict[str, Any], list[dict[st
         rows = list(csv.DictReader(io.StringIO(files[file_id["id"]])))
         found.append((done.params, rows))
     return found
+
+
+@pytest.fixture(autouse=True)
+def own_temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exports are made in this test's own temp folder, so that "nothing left on disk" does
+    not count another process's files in the machine's /tmp."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
 
 def exports_on_disk() -> set[Path]:
