@@ -31,7 +31,8 @@ from crmbot.digests import (
     send_digest,
 )
 from crmbot.shell.text import render
-from crmbot.slack.delivery import SLACK_RETRIES, SlackPoster, slack_poster
+from crmbot.slack.delivery import SlackPoster, slack_poster
+from crmbot.slack.retries import SLACK_RETRIES
 from tests.support.scored_data import Account, add_customers, add_run, book
 from tests.support.slack_fake import ACCEPT_THEN_DROP, DROP, Reply, SlackFake
 

@@ -25,13 +25,16 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from slack_bolt import Ack, App, BoltRequest
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
+from sqlalchemy.engine import Engine
 
 from crmbot import queries
 from crmbot.actions import InvalidAction
@@ -39,9 +42,10 @@ from crmbot.actions.follows import follow, snooze, unfollow
 from crmbot.actions.followups import add_follow_up
 from crmbot.actions.touches import log_touch
 from crmbot.chat.commandkit import reader_scope
-from crmbot.chat.dispatch import access_denial
+from crmbot.chat.dispatch import Dispatcher, access_denial
 from crmbot.chat.registry import Command
 from crmbot.core import audit, metrics
+from crmbot.core.config import Settings
 from crmbot.core.db import DatabaseUnavailable, read_session, write_session
 from crmbot.core.models import TOUCH_KINDS, TOUCH_OUTCOME_WORDS, TOUCH_OUTCOMES, Customer
 from crmbot.reply import Reply
@@ -49,9 +53,47 @@ from crmbot.reply.acting import FOLLOW, FOLLOW_UP, LOG_TOUCH, SNOOZE, UNFOLLOW, 
 from crmbot.reply.format import day
 from crmbot.reply.rows import customer_label
 from crmbot.slack import blocks
+from crmbot.slack.people import SlackDirectory
 
-if TYPE_CHECKING:
-    from crmbot.slack.app import SlackBot
+
+class Ledger(Protocol):
+    def claim(self, request_id: str) -> bool: ...
+
+
+class Host(Protocol):
+    """What the account buttons need of the Slack app (`crmbot.slack.app.SlackBot`, which
+    registers them): a protocol, so that this module does not import the app back."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def engine(self) -> Engine: ...
+    @property
+    def client(self) -> WebClient: ...
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+    @property
+    def directory(self) -> SlackDirectory: ...
+    @property
+    def dispatcher(self) -> Dispatcher: ...
+    @property
+    def ledger(self) -> Ledger: ...
+
+    def is_bot_dm(self, user_id: str, channel_id: str | None) -> bool: ...
+
+    def answer_in_dm(self, text: str, *, user_id: str, request_id: str) -> None: ...
+
+    def answer_in_thread(
+        self,
+        reply: Reply,
+        *,
+        user_id: str,
+        channel_id: str,
+        thread_ts: str,
+        thread_open: bool,
+        request_id: str,
+    ) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -290,9 +332,9 @@ def _as_command(name: str) -> Command:
 
 
 class Acting:
-    """The account buttons, their forms and the lookup shortcut, on a `SlackBot`."""
+    """The account buttons, their forms and the lookup shortcut, on the Slack app."""
 
-    def __init__(self, bot: SlackBot) -> None:
+    def __init__(self, bot: Host) -> None:
         self.bot = bot
 
     @property
@@ -441,23 +483,12 @@ class Acting:
     ) -> None:
         """The card for what was typed, through the dispatcher (access, scope, audit), in
         the asker's DM with the bot."""
-        from crmbot.slack.app import MessageOutbox
-
         query = _value(_values(view), "customer")
         user_id = (body.get("user") or {}).get("id") or ""
         request_id = _request_id("view", view.get("id"))
         if not query or not user_id or not self.bot.ledger.claim(request_id):
             return
-        outbox = MessageOutbox(self.bot, user_id=user_id, channel_id=None, direct=True)
-        reply = self.bot._run(
-            f"customer {query}",
-            user_id=user_id,
-            channel_id=None,
-            request_id=request_id,
-            progress=outbox.progress,
-            in_bot_dm=True,
-        )
-        outbox.deliver(reply)
+        self.bot.answer_in_dm(f"customer {query}", user_id=user_id, request_id=request_id)
 
     # -- shared ---------------------------------------------------------------------------
 
@@ -470,7 +501,7 @@ class Acting:
             transport="slack",
             user_aliases=self.bot.directory.aliases(origin.user_id),
             in_bot_dm=origin.channel_id is None
-            or self.bot._is_bot_dm(origin.user_id, origin.channel_id),
+            or self.bot.is_bot_dm(origin.user_id, origin.channel_id),
         )
         denial = access_denial(_as_command(name), request)
         if denial:
@@ -535,25 +566,22 @@ class Acting:
         payload = blocks.message(reply, shared=False)
         channel = origin.channel_id
         try:
-            if channel and self.bot._is_bot_dm(user, channel):
+            if channel and self.bot.is_bot_dm(user, channel):
                 client.chat_postMessage(
                     channel=channel, thread_ts=origin.thread_ts or origin.message_ts, **payload
                 )
                 return
             thread = origin.thread_ts or origin.message_ts
             if channel and thread and not channel.startswith("D"):
-                from crmbot.slack.app import MessageOutbox  # app builds this listener
-
-                MessageOutbox(
-                    self.bot,
+                self.bot.answer_in_thread(
+                    reply,
                     user_id=user,
                     channel_id=channel,
-                    direct=False,
                     thread_ts=thread,
                     thread_open=origin.thread_open,
                     # Names the line that opens the thread, so a retry does not open it twice.
                     request_id=f"act:{user}:{thread}",
-                ).deliver(reply)
+                )
                 return
             if channel:
                 client.chat_postEphemeral(

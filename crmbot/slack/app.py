@@ -35,7 +35,7 @@
 * Deep links: with CRMBOT_CUSTOMER_URL_TEMPLATE, a link to a customer's page pasted where
   the bot is (`link_shared`) unfurls as the customer card, masked, through chat.unfurl.
 * Every Web API call and response_url answer goes through one retry policy
-  (`crmbot.slack.delivery.retrying_client`): 429 after Retry-After, 500/503 with back-off,
+  (`crmbot.slack.retries.retrying_client`): 429 after Retry-After, 500/503 with back-off,
   and a reply that may have landed is looked for before it is posted again.
 
 The app runs with `process_before_response=True`: the HTTP response is the `ack()`, sent
@@ -76,14 +76,14 @@ from crmbot.reply.links import customer_id_in
 from crmbot.reply.people import owner_ref
 from crmbot.slack import blocks
 from crmbot.slack.acting import Acting
-from crmbot.slack.delivery import (
+from crmbot.slack.delivery import slack_poster
+from crmbot.slack.people import SlackDirectory
+from crmbot.slack.retries import (
     REPLY_EVENT,
     RetryingWebClient,
     retrying_client,
     retrying_webhook,
-    slack_poster,
 )
-from crmbot.slack.people import SlackDirectory
 
 log = logging.getLogger(__name__)
 
@@ -457,7 +457,7 @@ class SlackBot:
                 request_id=request_id,
                 progress=progress,
                 user_aliases=self.directory.aliases(user_id) if user_id else (),
-                in_bot_dm=in_bot_dm or self._is_bot_dm(user_id, channel_id),
+                in_bot_dm=in_bot_dm or self.is_bot_dm(user_id, channel_id),
                 find_channel=self.directory.channel_id,
             )
         except Exception:  # the dispatcher catches command errors; this is a last resort
@@ -465,7 +465,43 @@ class SlackBot:
             metrics.ERRORS.labels(kind="listener").inc()
             return Reply.error("Sorry, something failed on my side. The error is logged.")
 
-    def _is_bot_dm(self, user_id: str, channel_id: str | None) -> bool:
+    def answer_in_dm(self, text: str, *, user_id: str, request_id: str) -> None:
+        """Run `text` for `user_id` and answer in their DM with the bot (the lookup
+        shortcut, which comes from no channel)."""
+        outbox = MessageOutbox(self, user_id=user_id, channel_id=None, direct=True)
+        reply = self._run(
+            text,
+            user_id=user_id,
+            channel_id=None,
+            request_id=request_id,
+            progress=outbox.progress,
+            in_bot_dm=True,
+        )
+        outbox.deliver(reply)
+
+    def answer_in_thread(
+        self,
+        reply: Reply,
+        *,
+        user_id: str,
+        channel_id: str,
+        thread_ts: str,
+        thread_open: bool,
+        request_id: str,
+    ) -> None:
+        """`reply` to `user_id` alone, in the thread `thread_ts` of a channel message (the
+        thread opened for it with a public line when it has no replies yet)."""
+        MessageOutbox(
+            self,
+            user_id=user_id,
+            channel_id=channel_id,
+            direct=False,
+            thread_ts=thread_ts,
+            thread_open=thread_open,
+            request_id=request_id,
+        ).deliver(reply)
+
+    def is_bot_dm(self, user_id: str, channel_id: str | None) -> bool:
         """Whether `channel_id` is the asker's DM with the bot rather than a DM between
         people (both are D…; a slash command or a button can come from either)."""
         if not user_id or not channel_id or not channel_id.startswith("D"):

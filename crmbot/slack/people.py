@@ -28,6 +28,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from crmbot.core.config import Settings
 from crmbot.reply.people import SLACK_USER_ID, Person
+from crmbot.slack.retries import retrying_client
 
 log = logging.getLogger(__name__)
 
@@ -220,8 +221,6 @@ def configured_directory(settings: Settings) -> SlackDirectory | None:
     token is set; its calls go through the one retry policy."""
     if not settings.slack_bot_token:
         return None
-    from crmbot.slack.delivery import retrying_client
-
     return SlackDirectory(
         retrying_client(token=settings.slack_bot_token, base_url=settings.slack_api_base_url)
     )
