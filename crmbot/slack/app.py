@@ -300,16 +300,8 @@ class SlackBot:
             thread_open=bool(in_thread),
             request_id=request_id,
         )
-        reply = self._run(
-            text,
-            user_id=user_id,
-            channel_id=channel_id,
-            request_id=request_id,
-            progress=outbox.progress,
-            # message.im events come only from the bot's own DMs.
-            in_bot_dm=direct,
-        )
-        outbox.deliver(reply)
+        # message.im events come only from the bot's own DMs.
+        self._answer_into(outbox, text, channel_id=channel_id, in_bot_dm=direct)
 
     def _route_free_text(self, text: str) -> str:
         """Words that are not a command go to `ask` when it exists (else: usage reply)."""
@@ -468,14 +460,22 @@ class SlackBot:
     def answer_in_dm(self, text: str, *, user_id: str, request_id: str) -> None:
         """Run `text` for `user_id` and answer in their DM with the bot (the lookup
         shortcut, which comes from no channel)."""
-        outbox = MessageOutbox(self, user_id=user_id, channel_id=None, direct=True)
+        outbox = MessageOutbox(
+            self, user_id=user_id, channel_id=None, direct=True, request_id=request_id
+        )
+        self._answer_into(outbox, text, channel_id=None, in_bot_dm=True)
+
+    def _answer_into(
+        self, outbox: MessageOutbox, text: str, *, channel_id: str | None, in_bot_dm: bool
+    ) -> None:
+        """Run `text` for the outbox's asker and deliver the reply through it."""
         reply = self._run(
             text,
-            user_id=user_id,
-            channel_id=None,
-            request_id=request_id,
+            user_id=outbox.user_id,
+            channel_id=channel_id,
+            request_id=outbox.request_id,
             progress=outbox.progress,
-            in_bot_dm=True,
+            in_bot_dm=in_bot_dm,
         )
         outbox.deliver(reply)
 
