@@ -452,6 +452,22 @@ def test_the_backtest_is_kept_in_the_run_until_the_orders_change(storage_engine:
     assert "backtest" not in (run_of(new).metrics or {})
 
 
+def test_the_retrain_keeps_the_newest_backtest_for_the_model_command(
+    storage_engine: Engine,
+) -> None:
+    assert backtests.keep_latest_backtest(storage_engine, default_horizon=HORIZON) is None
+    old, new = plant_book(storage_engine)
+
+    assert backtests.keep_latest_backtest(storage_engine, default_horizon=HORIZON) == old
+
+    with read_session(storage_engine) as session:
+        measured, newest = session.get(ModelRun, old), session.get(ModelRun, new)
+        assert measured is not None and newest is not None
+        kept = (measured.metrics or {})["backtest"]
+        assert kept["buyers"] == 10 and kept["fingerprint"] == [33, 34, False]
+        assert "backtest" not in (newest.metrics or {})
+
+
 def _pk(engine: Engine, customer_id: str) -> int:
     with read_session(engine) as session:
         return int(

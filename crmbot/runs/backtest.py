@@ -40,7 +40,7 @@ from crmbot.analytics.backtest import (
 from crmbot.analytics.source.frames import day_end, days_since_epoch
 from crmbot.analytics.source.loading import read_frame
 from crmbot.analytics.source.sql_summary import day_number
-from crmbot.core.db import write_session
+from crmbot.core.db import read_session, write_session
 from crmbot.core.models import CustomerScore, ModelRun, Order, Unreadable
 from crmbot.runs.lifecycle import list_runs, run_json
 
@@ -180,6 +180,23 @@ def latest_with_future(
         if run.status in SCORED_STATUSES and has_future(run, latest_order, default_horizon)
     ]
     return max(candidates, key=lambda run: (run.as_of, run.id or 0), default=None)
+
+
+def keep_latest_backtest(engine: Engine, *, default_horizon: int) -> int | None:
+    """Measure the newest run with a future and keep the figures in its record (a lookup
+    when they are kept already): what the nightly retrain does after it, so that
+    `/crm model` reads kept figures even on a book where measuring takes longer than a
+    command may. Returns the run measured, or None when no run has a future yet."""
+    latest_order = latest_order_day(engine)
+    with read_session(engine) as session:
+        run = latest_with_future(
+            session=session, latest_order=latest_order, default_horizon=default_horizon
+        )
+        if run is None:
+            return None
+        session.expunge(run)
+    kept_backtest(engine, run, default_horizon=default_horizon)
+    return run.id
 
 
 def backtest_run(engine: Engine, run: ModelRun, *, default_horizon: int) -> dict[str, Any]:

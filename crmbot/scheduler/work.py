@@ -16,7 +16,7 @@ from crmbot.core.config import Settings
 from crmbot.core.cron import parse_cron
 from crmbot.core.db import read_session
 from crmbot.digests import direct
-from crmbot.runs import default_holder
+from crmbot.runs import backtest, default_holder
 from crmbot.scheduler.jobs import JOBS, effective_schedule, latest_fire_time
 from crmbot.scheduler.runtime import (
     Clock,
@@ -104,7 +104,20 @@ def run_retrain(runtime: SchedulerRuntime, *, scheduled: bool = True) -> JobResu
     log.info(message)
     if result.activated:
         message += " " + _send_alerts(runtime)
+    _keep_backtest(runtime)
     return JobResult("retrain", "ok", message)
+
+
+def _keep_backtest(runtime: SchedulerRuntime) -> None:
+    """Measure the newest past run against what happened, now rather than in the first
+    `/crm model` after (which has a command's time limit). A failure is logged and never
+    fails the retrain: `/crm model` and `crmbot model backtest` measure it on demand."""
+    try:
+        backtest.keep_latest_backtest(
+            runtime.engine, default_horizon=runtime.settings.churn_horizon_days
+        )
+    except Exception:
+        log.exception("measuring the latest backtest after the retrain failed")
 
 
 def _send_alerts(runtime: SchedulerRuntime) -> str:
