@@ -166,20 +166,26 @@ def engine() -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings isolated from the developer's environment and .env file."""
+def isolated_settings(database_url: str, directory: Path, **overrides: Any) -> Settings:
+    """Settings isolated from the developer's environment and .env file: the test bot's
+    token, secret and admin, charts under `directory`."""
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
-        database_url="sqlite://",
+        database_url=database_url,
         slack_bot_token="xoxb-test-token",
         slack_signing_secret="test-signing-secret",
         admin_users=["UADMIN"],
-        chart_dir=str(tmp_path / "charts"),
-        # Tests send a user's commands in a batch and read the answers afterwards; the limit
-        # of one at a time per user (the default) has its own tests (test_bounded_work.py).
-        requests_per_user=50,
+        chart_dir=str(directory / "charts"),
+        **overrides,
     )
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings isolated from the developer's environment and .env file."""
+    # Tests send a user's commands in a batch and read the answers afterwards; the limit of
+    # one at a time per user (the default) has its own tests (test_bounded_work.py).
+    return isolated_settings("sqlite://", tmp_path, requests_per_user=50)
 
 
 @dataclass
@@ -208,15 +214,7 @@ def sample_company(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleC
     reports = load_demo(engine, directory / "csv")
     problems = [report.summary() for report in reports.values() if not report.ok]
     assert not problems, problems
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=url,
-        slack_bot_token="xoxb-test-token",
-        slack_signing_secret="test-signing-secret",
-        admin_users=["UADMIN"],
-        chart_dir=str(directory / "charts"),
-        requests_per_user=50,  # as in `settings`
-    )
+    settings = isolated_settings(url, directory, requests_per_user=50)  # as in `settings`
     run = train(engine, settings, truth.as_of)
     assert run.status == "succeeded", run.error
     yield SampleCompany(
@@ -255,14 +253,7 @@ def cdnow_book(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealBook]:
     engine = make_engine(url)
     SQLModel.metadata.create_all(engine)
     load_cdnow(engine, cdnow_transactions())
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=url,
-        slack_bot_token="xoxb-test-token",
-        slack_signing_secret="test-signing-secret",
-        admin_users=["UADMIN"],
-        chart_dir=str(directory / "charts"),
-    )
+    settings = isolated_settings(url, directory)
     run = train(engine, settings, CDNOW_AS_OF)
     assert run.status == "succeeded", run.error
     yield RealBook(engine=engine, as_of=CDNOW_AS_OF, settings=settings, run=run)

@@ -33,7 +33,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,7 +52,7 @@ from crmbot.core.models import Customer, CustomerScore, ModelRun, Order
 from crmbot.queries.scope import EVERYONE
 from crmbot.runs import train
 from crmbot.training import pipeline
-from tests.conftest import RealBook
+from tests.conftest import RealBook, isolated_settings
 
 # Two trainings of the sample company and CDNOW's (`cdnow_book`, shared) through the
 # pipeline (~20 s).
@@ -75,17 +74,6 @@ class TrainedBook:
     scores: pd.DataFrame  # the run's CustomerScore rows, index customer_pk
     buyers: pd.DataFrame  # those of customers with a purchase, and `churned`
     run: ModelRun
-
-
-def _settings(url: str, directory: Path) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=url,
-        slack_bot_token="xoxb-test-token",
-        slack_signing_secret="test-signing-secret",
-        admin_users=["UADMIN"],
-        chart_dir=str(directory / "charts"),
-    )
 
 
 def _trained(engine: Engine, settings: Settings, name: str, as_of: date) -> TrainedBook:
@@ -143,7 +131,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleBook]:
     engine = connect(url)
     reports = load_demo(engine, directory / "csv")
     assert all(report.ok for report in reports.values())
-    settings = _settings(url, directory)
+    settings = isolated_settings(url, directory)
     cutoff = truth.as_of - timedelta(days=HORIZON_DAYS)
     first = _trained(engine, settings, "sample company", cutoff - timedelta(days=30))
     book = _trained(engine, settings, "sample company", cutoff)
