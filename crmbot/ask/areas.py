@@ -300,11 +300,7 @@ def _tickets(runner: Any) -> Any:
             .select_from(Ticket)
             .join(customer, col(Ticket.customer_pk) == customer.id)
         )
-        if scores is not None:
-            built = built.join(
-                scores, and_(scores.customer_pk == customer.id, scores.run_id == runner.run_id())
-            )
-        return built.where(*clauses)
+        return runner.join_scores(built, customer, scores).where(*clauses)
 
     found = runner.session.execute(statement(func.count())).scalar_one()
     days = _days_between(runner.session, col(Ticket.opened_at), col(Ticket.closed_at))
@@ -398,11 +394,7 @@ def _feedback(runner: Any) -> Any:
             .select_from(Feedback)
             .join(customer, col(Feedback.customer_pk) == customer.id)
         )
-        if scores is not None:
-            built = built.join(
-                scores, and_(scores.customer_pk == customer.id, scores.run_id == runner.run_id())
-            )
-        return built.where(*clauses)
+        return runner.join_scores(built, customer, scores).where(*clauses)
 
     found = runner.session.execute(statement(func.count())).scalar_one()
     measure = col(Feedback.csat) if q.measure == "csat" else col(Feedback.nps)
@@ -479,11 +471,7 @@ def _products(runner: Any) -> Any:
             .join(Product, col(Product.id) == col(OrderLine.product_pk))
             .join(customer, col(Order.customer_pk) == customer.id)
         )
-        if scores is not None:
-            built = built.join(
-                scores, and_(scores.customer_pk == customer.id, scores.run_id == runner.run_id())
-            )
-        return built.where(*clauses)
+        return runner.join_scores(built, customer, scores).where(*clauses)
 
     units = func.sum(col(OrderLine.quantity))
     price = func.coalesce(col(OrderLine.unit_price), col(Product.price), 0)

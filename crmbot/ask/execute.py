@@ -260,6 +260,15 @@ class _Runner:
             )
         return self.run.id
 
+    def join_scores(self, statement: Any, customer: Any, scores: Any | None) -> Any:
+        """`statement` joined to `customer`'s score row in the active run when `scores` is
+        wanted (`needs_scores`), else as it is."""
+        if scores is None:
+            return statement
+        return statement.join(
+            scores, and_(scores.customer_pk == customer.id, scores.run_id == self.run_id())
+        )
+
     def customer_filters(self, customer: Any, scores: Any | None) -> list[Any]:
         """Clauses on one customer (and their score row): the reader's scope and every
         filter but dates."""
@@ -486,12 +495,7 @@ class _Runner:
                 .select_from(Order)
                 .join(customer, col(Order.customer_pk) == customer.id)
             )
-            if scores is not None:
-                statement = statement.join(
-                    scores,
-                    and_(scores.customer_pk == customer.id, scores.run_id == self.run_id()),
-                )
-            return statement.where(*clauses)
+            return self.join_scores(statement, customer, scores).where(*clauses)
 
         amount = col(Order.amount)
         if q.metric in ("sum", "avg") and not q.group_by:
@@ -596,12 +600,7 @@ class _Runner:
                 .join(referrer, col(Referral.referrer_pk) == referrer.id)
                 .join(referred, col(Referral.referred_pk) == referred.id)
             )
-            if scores is not None:
-                statement = statement.join(
-                    scores,
-                    and_(scores.customer_pk == referrer.id, scores.run_id == self.run_id()),
-                )
-            return statement.where(*clauses)
+            return self.join_scores(statement, referrer, scores).where(*clauses)
 
         found = self.session.execute(base(func.count())).scalar_one()
         if q.group_by == "referrer":
