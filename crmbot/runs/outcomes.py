@@ -10,11 +10,11 @@ run is the one `/crm model` reports.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any, cast
 
 import pandas as pd
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -22,33 +22,22 @@ from crmbot.analytics.outcomes import AT_RISK_FROM, WINDOW_DAYS, compare_touched
 from crmbot.analytics.source.frames import day_end
 from crmbot.analytics.source.loading import read_frame
 from crmbot.core.models import CustomerScore, ModelRun, Order, Touch, Unreadable
-from crmbot.runs.lifecycle import list_runs, run_json
+from crmbot.runs.backtest import (
+    RUNS_LOOKED_AT,
+    SCORED_STATUSES,
+    has_future,
+    horizon_days,
+    latest_order_day,
+)
+from crmbot.runs.lifecycle import list_runs
 
 ORDERS = cast(Table, Order.__table__).c  # type: ignore[attr-defined]
 SCORES = cast(Table, CustomerScore.__table__).c  # type: ignore[attr-defined]
 TOUCHES = cast(Table, Touch.__table__).c  # type: ignore[attr-defined]
-# A failed run's scores are deleted; a rejected one kept its list (and may have been live).
-SCORED = ("succeeded", "rejected")
-RUNS_LOOKED_AT = 50
 
 
 class NotMeasurable(ValueError):
     """The run's list cannot be measured yet; the message says why."""
-
-
-def horizon_of(run: ModelRun, default: int) -> int:
-    """The churn horizon the run was trained for (its params), else `default`."""
-    churn = (run_json(run, "params") or {}).get("churn")
-    days = churn.get("horizon_days") if isinstance(churn, dict) else None
-    return days if isinstance(days, int) and days > 0 else default
-
-
-def latest_order_day(engine: Engine) -> date | None:
-    with engine.connect() as connection:
-        latest = connection.execute(select(func.max(ORDERS.ordered_at))).scalar_one_or_none()
-    if isinstance(latest, str):  # SQLite text read without the column's type
-        latest = datetime.fromisoformat(latest)
-    return latest.date() if isinstance(latest, datetime) else latest
 
 
 def measurable_run(
@@ -62,9 +51,9 @@ def measurable_run(
         key=lambda run: (str(run.as_of), run.id or 0),
         reverse=True,
     ):
-        if run.status not in SCORED or isinstance(run.as_of, Unreadable):
+        if run.status not in SCORED_STATUSES or isinstance(run.as_of, Unreadable):
             continue
-        if run.as_of + timedelta(days=horizon_of(run, default_horizon)) > latest_order:
+        if not has_future(run, latest_order, default_horizon):
             continue
         start, end = day_end(run.as_of), day_end(run.as_of + timedelta(days=WINDOW_DAYS))
         touched = session.execute(
@@ -81,7 +70,7 @@ def touch_outcomes(engine: Engine, run: ModelRun, *, default_horizon: int) -> di
     the horizon; raises `NotMeasurable`."""
     if run.id is None or isinstance(run.as_of, Unreadable):
         raise NotMeasurable(f"model run {run.id}'s day is unreadable")
-    horizon = horizon_of(run, default_horizon)
+    horizon = horizon_days(run, default_horizon)
     latest = latest_order_day(engine)
     if latest is None or run.as_of + timedelta(days=horizon) > latest:
         raise NotMeasurable(
