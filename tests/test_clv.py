@@ -21,6 +21,7 @@ from crmbot.analytics.clv import (
     GammaGammaParams,
 )
 from crmbot.core.config import Settings
+from tests.support.bgnbd_integrals import integrate_over_population, mixing
 
 # Fader, Hardie & Lee (2005), CDNOW sample, weeks.
 CDNOW = BgNbdParams(r=0.243, alpha=4.414, a=0.793, b=2.426, time_unit="weeks")
@@ -56,35 +57,13 @@ def _individual(x: int, t_x: float, T: float, lam: float, p: float) -> tuple[flo
     return alive, dropped
 
 
-def _mixing(params: BgNbdParams, lam: float, p: float) -> float:
-    gamma_pdf = (
-        params.alpha**params.r
-        * lam ** (params.r - 1)
-        * math.exp(-params.alpha * lam)
-        / special.gamma(params.r)
-    )
-    beta_pdf = p ** (params.a - 1) * (1 - p) ** (params.b - 1) / special.beta(params.a, params.b)
-    return gamma_pdf * beta_pdf
-
-
-def _integrate(function, scale: float = 1.0) -> float:
-    # lambda over (0, inf) mapped to (0, 1) through lambda = scale * s / (1 - s); `scale`
-    # near the posterior mean of lambda keeps the integrand's peak away from the ends.
-    def integrand(p: float, s: float) -> float:
-        lam = scale * s / (1 - s)
-        return function(lam, p) * scale / (1 - s) ** 2
-
-    value, _error = integrate.dblquad(integrand, 0, 1, 0, 1, epsabs=1e-12, epsrel=1e-8)
-    return value
-
-
 def _scale(params: BgNbdParams, x: int, T: float) -> float:
     return (params.r + x) / (params.alpha + T)
 
 
 def integrated_likelihood(params: BgNbdParams, x: int, t_x: float, T: float) -> float:
-    return _integrate(
-        lambda lam, p: sum(_individual(x, t_x, T, lam, p)) * _mixing(params, lam, p),
+    return integrate_over_population(
+        lambda lam, p: sum(_individual(x, t_x, T, lam, p)) * mixing(params, lam, p),
         _scale(params, x, T),
     )
 
@@ -95,22 +74,22 @@ def integrated_expectations(
     """(P(alive), E[purchases in t], P(no purchase in t)) given the history."""
     likelihood = integrated_likelihood(params, x, t_x, T)
     scale = _scale(params, x, T)
-    alive_mass = _integrate(
-        lambda lam, p: _individual(x, t_x, T, lam, p)[0] * _mixing(params, lam, p), scale
+    alive_mass = integrate_over_population(
+        lambda lam, p: _individual(x, t_x, T, lam, p)[0] * mixing(params, lam, p), scale
     )
     # Alive at T: purchases in the next t follow E[Y(t) | lambda, p] = (1 - e^(-lambda p t)) / p
-    expected = _integrate(
+    expected = integrate_over_population(
         lambda lam, p: (
             _individual(x, t_x, T, lam, p)[0]
             * (1 - math.exp(-lam * p * t))
             / p
-            * _mixing(params, lam, p)
+            * mixing(params, lam, p)
         ),
         scale,
     )
-    quiet = _integrate(
+    quiet = integrate_over_population(
         lambda lam, p: (
-            _individual(x, t_x, T, lam, p)[0] * math.exp(-lam * t) * _mixing(params, lam, p)
+            _individual(x, t_x, T, lam, p)[0] * math.exp(-lam * t) * mixing(params, lam, p)
         ),
         scale,
     )
