@@ -302,7 +302,6 @@ def _tickets(runner: Any) -> Any:
         )
         return runner.join_scores(built, customer, scores).where(*clauses)
 
-    found = runner.session.execute(statement(func.count())).scalar_one()
     days = _days_between(runner.session, col(Ticket.opened_at), col(Ticket.closed_at))
     value = (
         func.count()
@@ -317,6 +316,8 @@ def _tickets(runner: Any) -> Any:
         if label is None:
             label = runner.group_column(customer, scores)
         return _grouped(runner, statement, label, value, field_name)
+    # Each group is counted: the rows matched are counted only for an answer without groups.
+    found = runner.session.execute(statement(func.count())).scalar_one()
     if q.metric == "count":
         return Answer(found=found, value=f"{found:,}", value_label="tickets", number=found)
     if q.metric in ("sum", "avg"):
@@ -396,7 +397,6 @@ def _feedback(runner: Any) -> Any:
         )
         return runner.join_scores(built, customer, scores).where(*clauses)
 
-    found = runner.session.execute(statement(func.count())).scalar_one()
     measure = col(Feedback.csat) if q.measure == "csat" else col(Feedback.nps)
     field_name = "csat" if q.measure == "csat" else "nps"
     if q.metric == "nps":
@@ -414,6 +414,8 @@ def _feedback(runner: Any) -> Any:
         if label is None:
             label = runner.group_column(customer, scores)
         return _grouped(runner, statement, label, value, field_name)
+    # Each group is counted: the rows matched are counted only for an answer without groups.
+    found = runner.session.execute(statement(func.count())).scalar_one()
     if q.metric == "count":
         return Answer(found=found, value=f"{found:,}", value_label="answers", number=found)
     if q.metric in ("nps", "avg", "sum"):
@@ -667,12 +669,13 @@ def _score_changes(runner: Any) -> Any:
             .where(*clauses)
         )
 
-    found = runner.session.execute(statement(func.count())).scalar_one()
     if q.group_by:
         label = runner.group_column(customer, now)
         grouped = _grouped(runner, statement, label, func.count(), "count")
         grouped.note = note
         return grouped
+    # Each group is counted: the rows matched are counted only for an answer without groups.
+    found = runner.session.execute(statement(func.count())).scalar_one()
     if q.metric == "count":
         return Answer(
             found=found, value=f"{found:,}", value_label="customers", number=found, note=note
