@@ -40,6 +40,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -106,7 +107,11 @@ class SlackPoster:
         after a 5xx or a dropped connection first looks whether it landed (as digests do);
         `channel` may be a user id (their DM with the bot). Raises when Slack refuses it
         after the retries; the caller's claim decides whether it is tried again."""
-        rendered = slack_message(reply, shared=shared, people=self.people)
+        return self._send(channel, slack_message(reply, shared=shared, people=self.people), key)
+
+    def _send(self, channel: str, rendered: dict[str, Any], key: str) -> str:
+        """Post a rendered message with `key` in its metadata (what `DeliveryCheck.find`
+        looks for): its ts. Raises when Slack refuses it after the retries."""
         response = self.client.chat_postMessage(
             channel=channel,
             text=rendered["text"],
@@ -220,14 +225,7 @@ class SlackPoster:
         # A channel post: rendered as Block Kit with PII masked and Slack markup escaped.
         rendered = slack_message(reply, shared=True, people=self.people)
         try:
-            response = self.client.chat_postMessage(
-                channel=channel,
-                text=rendered["text"],
-                blocks=rendered["blocks"],
-                metadata={"event_type": METADATA_EVENT, "event_payload": {"digest": key}},
-                unfurl_links=False,
-                unfurl_media=False,
-            )
+            return self._send(channel, rendered, key)
         except Exception as exc:
             if _slack_error(exc)[1]:
                 # The retry handlers gave up, or saw the post land: look once more.
@@ -238,7 +236,6 @@ class SlackPoster:
                 if found is not None:
                     return found
             return exc
-        return str(response.get("ts"))
 
 
 def slack_poster(
