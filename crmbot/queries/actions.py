@@ -21,12 +21,8 @@ from crmbot.queries.scope import Scope
 
 def last_touch(*, session: Session, customer_pk: int) -> Touch | None:
     """The customer's latest touch, or None."""
-    return session.execute(
-        select(Touch)
-        .where(col(Touch.customer_pk) == customer_pk)
-        .order_by(col(Touch.created_at).desc(), col(Touch.id).desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    latest = recent_touches(session=session, customer_pk=customer_pk, limit=1)
+    return latest[0] if latest else None
 
 
 def recent_touches(*, session: Session, customer_pk: int, limit: int = 5) -> list[Touch]:
