@@ -19,7 +19,6 @@ from crmbot.reply.people import owner_ref
 
 NAME_CHARS = 28
 SEGMENT_CHARS = 20
-OWNER_CHARS = 20
 REASON_CHARS = 60
 
 # The lists, by the names of the cells they show, in order.
@@ -57,13 +56,6 @@ def customer_label(customer: Customer, limit: int = NAME_CHARS) -> str:
     return f"{display_name(customer, limit)} ({customer.customer_id})"
 
 
-def owner_label(owner: str | None) -> str:
-    """An account owner as a list shows it: a reference each transport shows by name
-    (`crmbot.reply.people`); one nobody matches shows as stored, an email masked (lists
-    are often shared)."""
-    return owner_ref(owner)
-
-
 # In an at-risk list, a customer whose risk is below the typical one is there for their
 # value; their reasons say what keeps the risk low, so none of them is shown as "why".
 BELOW_TYPICAL = "risk below typical; listed for its value"
@@ -85,7 +77,7 @@ def customer_cells(row: ScoredCustomer, rank: int | None = None) -> dict[str, st
     return {
         "#": str(rank) if rank is not None else "",
         "Customer": customer_label(customer),
-        "Owner": owner_label(customer.owner),
+        "Owner": owner_ref(customer.owner),
         "Segment": clip(score.segment, SEGMENT_CHARS),
         "CLV": money(score.clv),
         "Churn": percent(score.churn_risk),
