@@ -33,7 +33,6 @@ from crmbot.core.models import (
     Customer,
     CustomerScore,
     Feedback,
-    ModelRun,
     Order,
     OrderLine,
     Product,
@@ -611,32 +610,22 @@ def _offer_key(offer: Any, names: dict[int, str]) -> str:
 
 
 def _compared_run(runner: Any) -> Any:
+    """The run scores are compared with (`baseline_run`): the newest run that went live as
+    of the date range's start, or else as of the active run's own date (the one before)."""
     q: StructuredQuery = runner.query
-    if q.date_range is not None and q.date_range.start is not None:
-        try:
-            return runner.baseline_run(q.date_range.start)
-        except AskError:
+    start = q.date_range.start if q.date_range is not None else None
+    try:
+        return runner.baseline_run(start if start is not None else runner.run.as_of)
+    except AskError:
+        if start is None:
             raise AskError(
-                f"There is no model run from on or before {q.date_range.start.isoformat()} "
-                "to compare scores with. Ask without a date to compare with the run before "
-                "the live one."
+                "There is only one model run, so there is nothing to compare its scores with."
             ) from None
-    run = runner.run
-    earlier = runner.session.execute(
-        select(ModelRun)
-        .where(
-            col(ModelRun.activated_at).is_not(None),
-            col(ModelRun.id) != run.id,
-            col(ModelRun.as_of) <= run.as_of,
-        )
-        .order_by(col(ModelRun.as_of).desc(), col(ModelRun.id).desc())
-        .limit(1)
-    ).scalar_one_or_none()
-    if earlier is None:
         raise AskError(
-            "There is only one model run, so there is nothing to compare its scores with."
-        )
-    return earlier
+            f"There is no model run from on or before {start.isoformat()} "
+            "to compare scores with. Ask without a date to compare with the run before "
+            "the live one."
+        ) from None
 
 
 def _score_changes(runner: Any) -> Any:
