@@ -18,7 +18,6 @@ FOLLOW_UP = "act_follow_up"
 FOLLOW = "act_follow"
 UNFOLLOW = "act_unfollow"
 SNOOZE = "act_snooze"
-ACTIONS = (LOG_TOUCH, FOLLOW_UP, FOLLOW, UNFOLLOW, SNOOZE)
 SNOOZE_DAYS = 7
 
 
