@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -12,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from crmbot.core.privacy import mask_pii
 from crmbot.reply import Reply, Table
+from crmbot.reply.people import SLACK_USER_ID
 
 AT_RISK = "at-risk"
 INFLUENCERS = "influencers"
@@ -20,8 +20,6 @@ KINDS = (AT_RISK, INFLUENCERS)
 
 # Slack allows 25 buttons in one actions block.
 MAX_BUTTONS = 25
-
-SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
 def local_day(moment: datetime, timezone: str) -> date:
