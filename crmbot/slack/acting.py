@@ -51,6 +51,7 @@ from crmbot.core.models import TOUCH_KINDS, TOUCH_OUTCOME_WORDS, TOUCH_OUTCOMES,
 from crmbot.reply import Reply
 from crmbot.reply.acting import FOLLOW, FOLLOW_UP, LOG_TOUCH, SNOOZE, UNFOLLOW, snooze_value
 from crmbot.reply.format import day
+from crmbot.reply.people import SLACK_USER_ID
 from crmbot.reply.rows import customer_label
 from crmbot.slack import blocks
 from crmbot.slack.people import SlackDirectory
@@ -313,7 +314,7 @@ def read_follow_up(values: dict[str, Any], *, today: date) -> FollowUpEntry | di
         errors["due"] = f"{day(due_on)} has passed: pick today or a later day."
     elif due_on is not None and due_on > today + timedelta(days=MAX_FOLLOW_UP_DAYS):
         errors["due"] = "Pick a day within a year."
-    if not re.fullmatch(r"[UW][A-Z0-9]{2,}", assignee):
+    if not SLACK_USER_ID.fullmatch(assignee):
         errors["assignee"] = "Pick who will do it."
     if len(note) > MAX_NOTE:
         errors["note"] = f"Keep the note under {MAX_NOTE:,} characters."
