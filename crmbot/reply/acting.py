@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from crmbot.reply import Button, Item, Section
 
-ACTION_PREFIX = "act_"
 LOG_TOUCH = "act_touch"
 FOLLOW_UP = "act_follow_up"
 FOLLOW = "act_follow"
