@@ -315,14 +315,15 @@ def _tickets(runner: Any) -> Any:
         if label is None:
             label = runner.group_column(customer, scores)
         return _grouped(runner, statement, label, value, field_name)
-    # Each group is counted: the rows matched are counted only for an answer without groups.
+    # Each group is counted, and a figure is read in one pass with the rows it is over: the
+    # rows matched are counted on their own only for a count or a list.
+    if q.metric in ("sum", "avg"):
+        found, figure = runner.session.execute(statement(func.count(), value)).one()
+        word = "Average" if q.metric == "avg" else "Total"
+        return _scalar(runner, figure, found, f"{word} days to close", field_name)
     found = runner.session.execute(statement(func.count())).scalar_one()
     if q.metric == "count":
         return Answer(found=found, value=f"{found:,}", value_label="tickets", number=found)
-    if q.metric in ("sum", "avg"):
-        figure = runner.session.execute(statement(value)).scalar()
-        word = "Average" if q.metric == "avg" else "Total"
-        return _scalar(runner, figure, found, f"{word} days to close", field_name)
     rows = runner.session.execute(
         statement(
             col(Ticket.ticket_id),
@@ -413,16 +414,17 @@ def _feedback(runner: Any) -> Any:
         if label is None:
             label = runner.group_column(customer, scores)
         return _grouped(runner, statement, label, value, field_name)
-    # Each group is counted: the rows matched are counted only for an answer without groups.
-    found = runner.session.execute(statement(func.count())).scalar_one()
-    if q.metric == "count":
-        return Answer(found=found, value=f"{found:,}", value_label="answers", number=found)
+    # Each group is counted, and a figure is read in one pass with the rows it is over: the
+    # rows matched are counted on their own only for a count or a list.
     if q.metric in ("nps", "avg", "sum"):
-        figure = runner.session.execute(statement(value)).scalar()
+        found, figure = runner.session.execute(statement(func.count(), value)).one()
         if q.metric == "avg" and figure is not None:
             figure = round(float(figure), 1)
         label = "NPS" if q.metric == "nps" else _value_name(runner)
         return _scalar(runner, figure, found, label, field_name)
+    found = runner.session.execute(statement(func.count())).scalar_one()
+    if q.metric == "count":
+        return Answer(found=found, value=f"{found:,}", value_label="answers", number=found)
     rows = runner.session.execute(
         statement(
             col(Feedback.submitted_at),
@@ -663,22 +665,23 @@ def _score_changes(runner: Any) -> Any:
         grouped = _grouped(runner, statement, label, func.count(), "count")
         grouped.note = note
         return grouped
-    # Each group is counted: the rows matched are counted only for an answer without groups.
-    found = runner.session.execute(statement(func.count())).scalar_one()
-    if q.metric == "count":
-        return Answer(
-            found=found, value=f"{found:,}", value_label="customers", number=found, note=note
-        )
+    # Each group is counted, and a figure is read in one pass with the rows it is over: the
+    # rows matched are counted on their own only for a count or a list.
     if q.metric in ("avg", "sum"):
-        figure = runner.session.execute(
-            statement(func.avg(delta) if q.metric == "avg" else func.sum(delta))
-        ).scalar()
+        found, figure = runner.session.execute(
+            statement(func.count(), func.avg(delta) if q.metric == "avg" else func.sum(delta))
+        ).one()
         word = "Average" if q.metric == "avg" else "Total"
         result = _scalar(
             runner, figure, found, f"{word} change in {field_label(q.measure)}", q.measure
         )
         result.note = note
         return result
+    found = runner.session.execute(statement(func.count())).scalar_one()
+    if q.metric == "count":
+        return Answer(
+            found=found, value=f"{found:,}", value_label="customers", number=found, note=note
+        )
     order = delta.desc() if q.change == "up" else delta.asc()
     rows = runner.session.execute(
         statement(
