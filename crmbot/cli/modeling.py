@@ -163,9 +163,7 @@ def prune(
     engine = common.engine()
     if dry_run:
         with _reading(engine) as session:
-            doomed = runs_to_prune(
-                session, keep=count, monthly=settings.retain_monthly_runs
-            )
+            doomed = runs_to_prune(session, keep=count, monthly=settings.retain_monthly_runs)
         common.console.print(
             f"Would delete model runs {', '.join(map(str, doomed))} (keeping {count})."
             if doomed

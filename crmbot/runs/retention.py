@@ -309,9 +309,7 @@ def prune_after_retrain(engine: Engine, settings: Settings) -> PruneResult | Non
     if settings.retain_runs <= 0:
         return None
     try:
-        result = prune_runs(
-            engine, keep=settings.retain_runs, monthly=settings.retain_monthly_runs
-        )
+        result = prune_runs(engine, keep=settings.retain_runs, monthly=settings.retain_monthly_runs)
     except Exception:
         logger.exception(
             "pruning old model runs failed; the new run is live all the same, and the next "
