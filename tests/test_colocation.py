@@ -30,6 +30,7 @@ sort: each of its statements runs whole on every shard.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import uuid
@@ -444,7 +445,7 @@ def postgres() -> Iterator[Engine]:
     admin = _admin_engine("postgres")
     if admin is None:
         pytest.skip(f"postgres is not reachable at {make_url(SERVER_URLS['postgres'])!r}")
-    name = f"crmbot_colocation_{uuid.uuid4().hex[:8]}"
+    name = f"crmbot_test_{os.getpid()}_{uuid.uuid4().hex[:8]}_colocation"
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(SERVER_URLS["postgres"]).set(database=name)
