@@ -222,3 +222,33 @@ def test_plain_split_matches_csv_on_a_typical_export(tmp_path: Path) -> None:
     body = [row for row in rows[1:]]
     assert [list(column) for column in read.fields] == [list(c) for c in zip(*body, strict=True)]
     assert list(read.lines) == list(range(2, len(body) + 2))
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "cp1252"])
+def test_plain_split_on_each_encoding(tmp_path: Path, encoding: str) -> None:
+    # The separators are found in the file's bytes. In UTF-16 a letter may hold the byte of
+    # a line break (Ċ is 0A 01), so it is encoded anew first.
+    letter = "" if encoding == "cp1252" else "Ċ"
+    text = f"customer_id;name;email\nC1;Zoë{letter};z@example.com\nC2;Ça;c@example.com\n"
+    path = tmp_path / "customers.csv"
+    path.write_bytes(text.encode(encoding))
+    plain, slow = read_csv(path), read_csv(path, plain_split=False)
+    assert plain.split_plainly and not slow.split_plainly
+    assert plain.columns == slow.columns == ["customer_id", "name", "email"]
+    assert [list(f) for f in plain.fields] == [list(f) for f in slow.fields]
+    assert list(plain.lines) == list(slow.lines) == [2, 3]
+
+
+def test_an_unquoted_huge_field_is_read_by_csv_which_rejects_it(tmp_path: Path) -> None:
+    from crmbot.ingest import MAX_FIELD_CHARS
+
+    path = tmp_path / "customers.csv"
+    body = "x" * (MAX_FIELD_CHARS + 1)
+    path.write_bytes(f"customer_id,name\nC1,Ann\nC2,{body}\nC3,Cy\n".encode())
+    with pytest.raises(ValueError, match="line 3: field larger than"):
+        read_csv(path)
+    # A long line, but under the limit: split plainly or not, the same values.
+    path.write_bytes(f"customer_id,name\nC1,{body[: MAX_FIELD_CHARS // 2]}\nC2,Bo\n".encode())
+    assert [list(f) for f in read_csv(path).fields] == [
+        list(f) for f in read_csv(path, plain_split=False).fields
+    ]

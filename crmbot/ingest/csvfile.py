@@ -8,10 +8,11 @@ decodes anything. A file with NUL bytes is not text (a workbook saved under a .c
 is refused as a whole.
 
 Most exports quote nothing: no field holds the separator, a quote or a line break. Such a
-file is split with two C-level `str.split` calls straight into columns, which is what the
-importer wants; any file the csv module could read differently (a quote anywhere, a lone
-carriage return, a line with a different number of separators, an over-long field) goes
-through the csv module instead.
+file is split with one C-level `str.split` straight into columns, which is what the
+importer wants, once the file's bytes show that every line has as many separators as the
+header; any file the csv module could read differently (a quote anywhere, a lone carriage
+return, a line with a different number of separators, an over-long field) goes through
+the csv module instead.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import io
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
 from pathlib import Path
 
 # Large enough for any real ticket body; a longer field almost always means an unclosed
@@ -47,8 +47,6 @@ class CsvRecords:
     warnings: list[str] = field(default_factory=list)
     # True when the file was split without the csv module (see the module's docstring)
     split_plainly: bool = False
-    # The length of the longest line, when split plainly (no value is longer)
-    longest_line: int | None = None
 
     @property
     def record_count(self) -> int:
@@ -119,10 +117,12 @@ def read_csv(
         normalise_column(old): normalise_column(new) for old, new in (column_map or {}).items()
     }
     dialect = _sniff_dialect(text)
-    plain = _split_plain(text, str(dialect.delimiter)) if plain_split else None
-    longest_line = None
+    # The separators and line breaks are ASCII: in UTF-8, Windows-1252 and Latin-1 each is
+    # one byte of its own, so the file's bytes show where they are; UTF-16 is encoded anew.
+    raw = text.encode() if encoding == "utf-16" else data
+    plain = _split_plain(text, raw, str(dialect.delimiter)) if plain_split else None
     if plain is not None:
-        header, lines, fields, longest_line = plain
+        header, lines, fields = plain
         ragged: list[tuple[int, int]] = []
     else:
         previous_limit = csv.field_size_limit(MAX_FIELD_CHARS)
@@ -139,9 +139,7 @@ def read_csv(
         if name and name in seen:
             raise FileRejected(f"the column {name!r} appears twice in the header")
         seen.add(name)
-    return CsvRecords(
-        columns, lines, fields, ragged, encoding, warnings, plain is not None, longest_line
-    )
+    return CsvRecords(columns, lines, fields, ragged, encoding, warnings, plain is not None)
 
 
 def _sniff_dialect(text: str) -> type[csv.Dialect]:
@@ -160,10 +158,10 @@ class _Semicolon(csv.excel):
 
 
 def _split_plain(
-    text: str, delimiter: str
-) -> tuple[list[str], Sequence[int], list[Sequence[str]], int] | None:
-    """(header, record start lines, columns, longest line) of a file without quotes; None
-    for any other.
+    text: str, raw: bytes, delimiter: str
+) -> tuple[list[str], Sequence[int], list[Sequence[str]]] | None:
+    """(header, record start lines, columns) of a file without quotes; None for any other.
+    `raw` is the text's bytes (see `_separators`).
 
     Without a quote character the csv module's records are exactly the lines and its values
     exactly the pieces between separators, so splitting is enough -- provided every line has
@@ -180,22 +178,49 @@ def _split_plain(
             line_break = "\r\n"  # every line ends so (csv's own writer does that)
         else:
             text = text.replace("\r\n", "\n")
-    lines = text.split(line_break)
-    if lines[-1] == "":
-        lines.pop()  # the line break that ends the last record
-    header = lines[0].split(delimiter)
-    width = len(header)
-    if width < 2 or set(map(str.count, lines, repeat(delimiter))) != {width - 1}:
+    width = _separators(raw, delimiter)
+    if width is None or width < 2:
         return None
-    longest = max(map(len, lines))
-    if longest > MAX_FIELD_CHARS:
-        return None  # let csv report the field that is too long
-    records = len(lines) - 1
-    if records == 0:
-        return header, range(2, 2), [[] for _name in header], longest
-    body = delimiter.join(lines[1:]).split(delimiter)
-    assert len(body) == records * width
-    return header, range(2, records + 2), [body[i::width] for i in range(width)], longest
+    if not _lines_shorter_than(raw, MAX_FIELD_CHARS):
+        return None  # a field may be too long: let csv say so, and where
+    # Every line break becomes a separator: one split then gives every value in order.
+    values = text.replace(line_break, delimiter).split(delimiter)
+    if text.endswith(line_break):
+        values.pop()  # the line break that ends the last record
+    records = len(values) // width - 1
+    header = values[:width]
+    columns: list[Sequence[str]] = [values[width + i :: width] for i in range(width)]
+    return header, range(2, records + 2), columns
+
+
+def _separators(raw: bytes, delimiter: str) -> int | None:
+    """The number of values on each line of `raw`, when every line holds as many
+    `delimiter`s as the first; None otherwise.
+
+    `raw` is the file's bytes in an encoding where the separator and the line break are
+    one byte each that stands for nothing else (UTF-8, Windows-1252, Latin-1). Deleting
+    every other byte leaves the separators and line breaks in file order, which must read
+    as the first line's repeated: two C-level passes instead of a Python string per line.
+    """
+    separator, newline = delimiter.encode(), b"\n"
+    kept = separator + newline
+    found = raw.translate(None, bytes(b for b in range(256) if b not in kept))
+    if not found.endswith(newline):
+        found += newline  # the last line, without a line break after it
+    first_line = found[: found.index(newline) + 1]
+    if len(found) % len(first_line) or found != first_line * (len(found) // len(first_line)):
+        return None
+    return len(first_line)
+
+
+def _lines_shorter_than(raw: bytes, limit: int) -> bool:
+    """Whether `raw` certainly has no line of `limit` bytes or more (a line in characters
+    is no longer than in bytes). Any line that long holds a whole block of limit // 2
+    bytes, counted from the start, so a line break in every such block is enough; a
+    file with a block without one is taken as having such a line."""
+    block = max(1, limit // 2)
+    starts = range(0, len(raw) - block + 1, block)
+    return all(raw.find(b"\n", start, start + block) >= 0 for start in starts)
 
 
 def _split(

@@ -29,7 +29,7 @@ from crmbot.core.db import DatabaseUnavailable, bulk_write_connection, refresh_s
 from crmbot.core.erasure import lock_out_erasure, pseudonym
 from crmbot.core.privacy import mask_pii
 from crmbot.ingest import cleaning, writer
-from crmbot.ingest.csvfile import MAX_FIELD_CHARS, FileRejected, read_csv
+from crmbot.ingest.csvfile import FileRejected, read_csv
 from crmbot.ingest.kinds import KINDS, Kind
 from crmbot.ingest.report import ImportReport, Rejection, ReportFile
 
@@ -176,7 +176,6 @@ class _Rows:
         # For some datetime columns, each value's `isoformat(" ", "microseconds")`, taken
         # from the file's text (the writer binds it instead of formatting every value).
         self.iso_text: dict[str, list[str]] = {}
-        self.longest_line = MAX_FIELD_CHARS
 
     def reject(self, index: int, column: str, reason: str, value: object = "") -> None:
         self.problems[index].append(Rejection.of(self.lines[index], column, reason, value))
@@ -216,8 +215,6 @@ def _import(
     if progress is not None:
         progress(0, total)
     rows = _Rows(csv_file.lines)
-    # No cleaned text is longer than the line it came from, when lines are known.
-    rows.longest_line = csv_file.longest_line or MAX_FIELD_CHARS
     for line, count in csv_file.ragged:
         report.rejected.append(
             Rejection.of(line, "", f"has {count} values but the header has {len(header)} columns")
@@ -334,7 +331,7 @@ def _check_length(
         return
     # A reference is checked against the referenced table instead.
     limit = None if column.references else getattr(spec.table.c[column.target].type, "length", None)
-    if limit is None or rows.longest_line <= limit or max(map(len, present)) <= limit:
+    if limit is None or max(map(len, present)) <= limit:
         return
     for index, value in enumerate(cleaned):
         if value is not None and len(value) > limit:
