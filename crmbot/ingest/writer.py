@@ -348,21 +348,25 @@ def _executemany_sqlite(
         else:
             bound.append(convert(values[position]))
     sql = str(compiled)
+    if any(len(column) != count for column in bound):
+        raise ValueError("the columns to write differ in length")
     # The driver's cursor, in the transaction SQLAlchemy began, takes the rows as an iterator:
-    # each tuple is bound and dropped before the next is made (zip then reuses it).
+    # each tuple is bound and dropped before the next is made (zip then reuses it). One zip
+    # over the whole columns, taken WRITE_CHUNK rows at a time: no column is copied.
+    rows = zip(*bound, strict=True)
     cursor = cast(sqlite3.Cursor, connection.connection.cursor())  # the pysqlite driver
     try:
         for start in range(0, count, WRITE_CHUNK):
-            chunk = [column[start : start + WRITE_CHUNK] for column in bound]
+            size = min(WRITE_CHUNK, count - start)
             try:
-                cursor.executemany(sql, zip(*chunk, strict=True))
+                cursor.executemany(sql, islice(rows, size))
             except sqlite3.Error as exc:
                 # What SQLAlchemy would have raised, so callers see one kind of error.
                 raise DBAPIError.instance(
                     sql, None, exc, sqlite3.Error, hide_parameters=True, dialect=connection.dialect
                 ) from exc
             if progress is not None:
-                progress(len(chunk[0]))
+                progress(size)
         # Same transaction: if anything above fails, the drops roll back with the rows.
         if deferred:
             connection.exec_driver_sql(f"PRAGMA threads={SQLITE_INDEX_SORT_THREADS}")
