@@ -7,6 +7,7 @@ passed in, as the database would give it.
 
 from __future__ import annotations
 
+import calendar
 from datetime import date
 
 import pytest
@@ -404,3 +405,20 @@ def test_jumbled_keywords_parse_without_an_exception(words: list[str]) -> None:
     result = parse_question(" ".join(words), VOCAB, today=TODAY)
     if result.query is not None:
         assert isinstance(result.query.problems(), list)
+
+
+@pytest.mark.parametrize("unit", ["days", "weeks", "months", "years"])
+def test_so_long_ago_is_the_day_dateparser_reads(unit: str) -> None:
+    # "last month", "3 months ago" are worked out without dateparser (whose first use
+    # costs half a second); the day must be the one it would give, month ends included.
+    from crmbot.ask.parse.dates import _dateparser_day, ago_from
+
+    days = [
+        date(2024, month, day)
+        for month in range(1, 13)
+        for day in (1, 15, 28, 29, 30, 31)
+        if day <= calendar.monthrange(2024, month)[1]
+    ]
+    for today in days + [date(2025, 3, 31), date(2026, 2, 28), date(2026, 12, 31)]:
+        for amount in (1, 2, 13):
+            assert ago_from(today, amount, unit) == _dateparser_day(f"{amount} {unit} ago", today)

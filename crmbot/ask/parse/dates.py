@@ -69,7 +69,7 @@ def resolve_date(phrase: str, today: date) -> Period | None:
     ago = re.fullmatch(rf"(a|an|\d+|{NUMBER_WORD_RX}) ({UNIT_RX}) ago", phrase)
     if ago:
         amount = count_of(ago.group(1)) or 1
-        point = _dateparser_point(f"{amount} {full_unit(ago.group(2))} ago", today)
+        point = ago_from(today, amount, full_unit(ago.group(2)))
         return Period(point, point + timedelta(days=1), point)
     named_day = _dateparser_day(phrase, today)
     if named_day is None:
@@ -95,10 +95,25 @@ def _previous_period(period: str, today: date) -> Period:
         step = timedelta(days=7)
         return Period(start - step, start, today - step)
     if period == "month":
-        return Period(add_months(start, -1), start, _dateparser_point("1 month ago", today))
+        return Period(add_months(start, -1), start, ago_from(today, 1, "months"))
     if period == "quarter":
         return Period(add_months(start, -3), start, add_months(start, -3))
-    return Period(date(today.year - 1, 1, 1), start, _dateparser_point("1 year ago", today))
+    return Period(date(today.year - 1, 1, 1), start, ago_from(today, 1, "years"))
+
+
+def ago_from(today: date, amount: int, unit: str) -> date:
+    """The day `amount` days, weeks, months or years before `today`; a month or year back
+    from a day the shorter month lacks is its last day (31 March, 1 month ago: 28
+    February), as dateparser reads "1 month ago". Worked out here: dateparser's first
+    use in a process builds its patterns, half a second."""
+    if unit == "days":
+        return today - timedelta(days=amount)
+    if unit == "weeks":
+        return today - timedelta(weeks=amount)
+    months = amount * (12 if unit == "years" else 1)
+    first = add_months(today, -months)
+    last_day = (add_months(first, 1) - timedelta(days=1)).day
+    return first.replace(day=min(today.day, last_day))
 
 
 def _latest_begun(month: int, year: str | None, today: date) -> date:
@@ -120,10 +135,3 @@ def _dateparser_day(phrase: str, today: date) -> date | None:
     }
     parsed = dateparser.parse(phrase, languages=["en"], settings=settings)
     return parsed.date() if parsed else None
-
-
-def _dateparser_point(phrase: str, today: date) -> date:
-    day = _dateparser_day(phrase, today)
-    if day is None:  # pragma: no cover - dateparser understands every phrase passed here
-        raise ValueError(f"cannot resolve {phrase!r}")
-    return day
