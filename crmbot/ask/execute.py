@@ -32,7 +32,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from crmbot import runs
-from crmbot.ask import areas
+from crmbot.ask import areas, summary
 from crmbot.ask.answer import MAX_GROUPS, Answer, AskError
 from crmbot.ask.explain import format_value
 from crmbot.ask.parse import SEGMENT_NAMES, Vocabulary
@@ -157,7 +157,7 @@ def _read_vocabulary(session: Session, run_id: int | None, scope: Scope) -> Voca
 # meets first, e.g. by value at risk: in random order, 6 to 15 s for a million customers
 # instead of 0.4 to 1 s.
 # Score columns with a (run_id, column) index: a list sorted by one walks it instead.
-_INDEXED_SCORES = frozenset({"clv", "value_at_risk", "influence"})
+_INDEXED_SCORES = frozenset({"clv", "value_at_risk", "influence", "churn_risk"})
 
 # The rows an export asks for instead of a message's limit (set by `execute`).
 _ROW_LIMIT: ContextVar[int | None] = ContextVar("ask_row_limit", default=None)
@@ -336,9 +336,16 @@ class _Runner:
         """Run a grouped statement whose columns are (label, rows, value)."""
         descending = self.query.descending
         order = value.desc() if descending else value.asc()
+        # Groups without a figure, then without a name, last on every database.
         rows = self.session.execute(
-            statement.group_by(label).order_by(order, label).limit(self.limit(MAX_GROUPS))
+            statement.group_by(label)
+            .order_by(value.is_(None), order, label.is_(None), label)
+            .limit(self.limit(MAX_GROUPS))
         ).all()
+        return self.grouped_answer(rows, value_field)
+
+    def grouped_answer(self, rows: Any, value_field: str) -> Answer:
+        """The answer for (label, rows, value) per group, in the order given."""
         answer = Answer(columns=[self.query.group_by.capitalize() if self.query.group_by else ""])
         metric = self.query.metric
         value_name = (
@@ -385,6 +392,9 @@ class _Runner:
             on = and_(joined, scores.customer_pk > 0) if in_key_order else joined
             return select(*columns).select_from(customer).join(scores, on).where(*clauses)
 
+        cells = summary.matching_cells(self.session, run_id, q, self.scope)
+        if cells is not None and (q.group_by or q.metric != "list"):
+            return self.summarised(cells)
         if q.group_by:  # each group is counted: no count of its own
             label = self.group_column(customer, scores)
             measure = _score_column(scores, q.measure) if q.measure else None
@@ -412,9 +422,29 @@ class _Runner:
         if q.metric == "count":
             found = self.session.execute(base(func.count())).scalar_one()
             return Answer(found=found, value=f"{found:,}", value_label="customers", number=found)
-        return self.customer_list(base, customer, scores)
+        return self.customer_list(base, customer, scores, cells)
 
-    def customer_list(self, base: Any, customer: Any, scores: Any) -> Answer:
+    def summarised(self, cells: Any) -> Answer:
+        """A count, total, average or grouping of customers from the run summary's cells
+        (`crmbot.ask.summary`): the figures the rows would give, without reading them."""
+        q = self.query
+        if q.group_by:
+            rows = summary.grouped_rows(cells, q, self.limit(MAX_GROUPS))
+            return self.grouped_answer(rows, q.measure or "count")
+        found = summary.customer_count(cells)
+        if q.metric == "count":
+            return Answer(found=found, value=f"{found:,}", value_label="customers", number=found)
+        assert q.measure is not None
+        result = summary.total(cells, q.measure, q.metric)
+        word = "Average" if q.metric == "avg" else "Total"
+        return Answer(
+            found=found,
+            value=format_value(q.measure, result),
+            number=result,
+            value_label=f"{word} {field_label(q.measure)}",
+        )
+
+    def customer_list(self, base: Any, customer: Any, scores: Any, cells: Any = None) -> Answer:
         q = self.query
         sort_field = q.sort
         descending = q.descending
@@ -458,7 +488,11 @@ class _Runner:
                 ).all()
             found = len(rows)
             if found == limit:
-                found = self.session.execute(base(func.count())).scalar_one()
+                found = (
+                    summary.customer_count(cells)
+                    if cells is not None
+                    else self.session.execute(base(func.count())).scalar_one()
+                )
         else:
             # Every matching row is read to sort them anyway: counted in the same pass.
             counted = self.session.execute(

@@ -48,7 +48,7 @@ from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from crmbot.core import name_index
+from crmbot.core import name_index, run_summary
 from crmbot.core.db import bulk_write_connection
 from crmbot.core.models import (
     AlertDelivery,
@@ -421,6 +421,7 @@ def _erase(
         _audit(connection, requested_by, transport, row.customer_id, moment, "already erased")
         return ErasureResult(pseudonym=row.customer_id, already_erased=True)
     mentions = _mentions(row.customer_id, alias, row.name, row.email, row.phone)
+    run_summary.forget(connection, [row.id])  # before their scores and region go
     connection.execute(
         update(CUSTOMERS)
         .where(customer.id == row.id)

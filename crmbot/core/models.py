@@ -18,11 +18,14 @@ from sqlalchemy import (
     DateTime,
     Double,
     Index,
+    Integer,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Dialect
@@ -132,7 +135,11 @@ class Product(SQLModel, table=True):
 
 class Order(SQLModel, table=True):
     __tablename__ = "orders"
-    __table_args__ = (Index("ix_orders_customer_ordered", "customer_pk", "ordered_at"),)
+    # The amount too, so a customer's orders are summed from the index alone ("average
+    # order value of Hibernating customers" reads no order row).
+    __table_args__ = (
+        Index("ix_orders_customer_ordered_amount", "customer_pk", "ordered_at", "amount"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     order_id: str = Field(max_length=64, unique=True, index=True)
@@ -230,6 +237,26 @@ class CustomerScore(SQLModel, table=True):
         Index("ix_score_run_segment", "run_id", "segment"),
         Index("ix_score_run_influence", "run_id", "influence"),
         Index("ix_score_run_clv", "run_id", "clv"),
+        # Customers in order of risk, of the run ("the riskiest in LATAM") or of a segment
+        # ("champions with churn risk over 50%"): a walk of a few entries, not a sort.
+        # Partial, so that only a statement about churn risk may use them: SQLite, which
+        # keeps no statistics, would otherwise read a segment's rows in order of risk
+        # (random order of customers) where it reads them in key order now.
+        Index(
+            "ix_score_run_churn_risk",
+            "run_id",
+            "churn_risk",
+            sqlite_where=text("churn_risk IS NOT NULL"),
+            postgresql_where=text("churn_risk IS NOT NULL"),
+        ),
+        Index(
+            "ix_score_run_segment_risk",
+            "run_id",
+            "segment",
+            "churn_risk",
+            sqlite_where=text("churn_risk IS NOT NULL"),
+            postgresql_where=text("churn_risk IS NOT NULL"),
+        ),
     )
 
     run_id: int = Field(foreign_key="model_run.id", primary_key=True)
@@ -282,6 +309,55 @@ class CustomerScore(SQLModel, table=True):
     # Next best product: the run's offers for this customer, best first, as `RunOffer.offer`
     # numbers ([3, 17, 5]); `queries.customer_offers` turns them into the offers themselves.
     next_products: list[Any] | None = _json_column()
+
+
+# The score columns the run summary adds up per cell (`run_summary`): what `/crm ask` may
+# total or average over a group of customers.
+SUMMED_SCORES: tuple[str, ...] = (
+    "clv",
+    "churn_risk",
+    "value_at_risk",
+    "satisfaction",
+    "recency_days",
+    "total_spend",
+    "monetary",
+    "orders_count",
+    "influence",
+    "referred_customers",
+    "p_alive",
+    "expected_purchases",
+    "csat_avg",
+    "nps_latest",
+    "sentiment",
+)
+
+# The active run's live customers counted and summed by what a question may filter or
+# group on (`crmbot.core.run_summary`): a few thousand cells answer "compare churn risk
+# by region" without reading a million score rows. Derived data, rebuilt whenever the
+# scores or the customers it counts change; `revision` tells readers it was rebuilt.
+RUN_SUMMARY = Table(
+    "run_summary",
+    SQLModel.metadata,
+    Column("run_id", Integer, nullable=False, index=True),
+    Column("revision", Integer, nullable=False),
+    Column("segment", String(40), nullable=True),
+    Column("region", String(80), nullable=True),
+    Column("owner", String(120), nullable=True),
+    Column("cluster", Integer, nullable=True),
+    Column("cluster_label", String(120), nullable=True),
+    Column("nps_category", String(12), nullable=True),
+    # Where churn_risk lies against the tenths (`run_summary.risk_band`).
+    Column("risk_band", Integer, nullable=True),
+    Column("customers", Integer, nullable=False),
+    *[
+        column
+        for name in SUMMED_SCORES
+        for column in (
+            Column(f"{name}_sum", Double, nullable=True),
+            Column(f"{name}_n", Integer, nullable=False),
+        )
+    ],
+)
 
 
 class RunOffer(SQLModel, table=True):

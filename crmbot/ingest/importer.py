@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from crmbot.core import name_index
+from crmbot.core import name_index, run_summary
 from crmbot.core.db import DatabaseUnavailable, bulk_write_connection, refresh_statistics
 from crmbot.core.erasure import lock_out_erasure, pseudonym
 from crmbot.core.privacy import mask_pii
@@ -256,6 +256,10 @@ def _import(
             if spec.name == "customers":
                 # Misspelt names are found through the name index: it changes with the rows.
                 name_index.refresh_by_ids(connection, written)
+                if report.updated:
+                    # A changed region or owner moves a scored customer between the run
+                    # summary's cells (new customers have no scores to count yet).
+                    run_summary.refresh(connection)
         report.committed = True
     except _StrictRollback:
         report.inserted = report.updated = report.unchanged = 0

@@ -35,7 +35,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from crmbot.core import metrics
+from crmbot.core import metrics, run_summary
 from crmbot.core.clock import utc_now
 from crmbot.core.config import Settings
 from crmbot.core.db import read_session, write_session
@@ -367,6 +367,8 @@ def _write(
     t0 = time.perf_counter()
     record.row_counts["offers"] = write_offers(engine, run_id, ctx.offers)
     record.row_counts["scores"] = write_scores(engine, run_id, ctx.scores)
+    with engine.begin() as connection:  # before it can go live: see crmbot.core.run_summary
+        run_summary.build(connection, run_id)
     record.timings["write"] = time.perf_counter() - t0
     notify(StageEvent("write", "done", total_steps - 1, total_steps, record.timings["write"]))
 
@@ -478,6 +480,8 @@ def activate(engine: Engine, run_id: int, *, clock: Clock = utc_now) -> ModelRun
 
 
 def _point_active_run(session: Session, run_id: int, now: datetime) -> None:
+    # The live run's summary goes live with it (questions about groups read it).
+    run_summary.keep_only(session.connection(), run_id)
     current = session.get(ActiveRun, SCORES_SLOT, with_for_update=True)
     if current is None:
         session.add(ActiveRun(slot=SCORES_SLOT, run_id=run_id, activated_at=now))
@@ -603,6 +607,7 @@ def _fail_run(record: _RunRecord, *, error: str) -> None:
         # Rows of a run that will never be read only take space.
         session.execute(delete(CustomerScore).where(col(CustomerScore.run_id) == record.run_id))
         session.execute(delete(RunOffer).where(col(RunOffer.run_id) == record.run_id))
+        run_summary.discard(session.connection(), record.run_id)
         session.execute(
             update(ModelRun)
             .where(col(ModelRun.id) == record.run_id)
