@@ -6,6 +6,7 @@ Web API faked locally (`tests.support.slack_fake`, in a process of its own), at
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import random
@@ -112,6 +113,9 @@ def measure_mix(
 
     engine = make_engine(url)
     dispatcher = Dispatcher(engine, settings_for(url))
+    # What the bot's server does once it has started (before any request).
+    gc.collect()
+    gc.freeze()
     rng = random.Random(seed)
     names = sample_names(engine, 2 * max(requests, ask_requests or 0), seed)
     typed = iter([misspell(name, rng) for name in names] * 2)
