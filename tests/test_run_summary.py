@@ -19,8 +19,9 @@ from crmbot.ask.answer import Answer
 from crmbot.ask.parse import parse_question
 from crmbot.ask.query import StructuredQuery, Threshold
 from crmbot.core import run_summary
+from crmbot.core.db import write_session
 from crmbot.core.erasure import erase_customer
-from crmbot.core.models import RUN_SUMMARY, ActiveRun, CustomerScore
+from crmbot.core.models import RUN_SUMMARY, ActiveRun, CustomerScore, ModelRun
 from crmbot.ingest import import_file
 from crmbot.queries.scope import EVERYONE, Scope
 from crmbot.queries.summary import run_cells
@@ -208,6 +209,29 @@ def test_a_new_run_goes_live_with_its_own_cells_only(
     with engine.connect() as connection:
         summarised = run_summary.summarised_runs(connection)
     assert summarised == [live_run(engine)] and first not in summarised
+    engine.dispose()
+
+
+def test_a_rejected_run_has_no_cells_until_it_is_forced_live(
+    sample_company: SampleCompany, tmp_path: Path
+) -> None:
+    from crmbot import runs
+
+    engine = copy_of_sample(sample_company, tmp_path)
+    champion = live_run(engine)
+    with write_session(engine) as session:
+        record = session.get(ModelRun, champion)
+        assert record is not None
+        record.metrics = {**record.metrics, "churn": {"roc_auc": 1.0}}  # unbeatable
+    rejected = runs.train(engine, sample_company.settings, sample_company.as_of)
+    assert rejected.status == "rejected"
+    with engine.connect() as connection:
+        assert run_summary.summarised_runs(connection) == [champion]
+    runs.activate(engine, rejected.run_id)
+    with engine.connect() as connection:
+        assert run_summary.summarised_runs(connection) == [rejected.run_id]
+    count = StructuredQuery(metric="count", group_by="segment")
+    assert_same(*both_ways(engine, count))
     engine.dispose()
 
 

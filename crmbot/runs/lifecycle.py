@@ -600,6 +600,9 @@ def _finish_run(record: _RunRecord, *, status: str, activate: bool, error: str |
             # Same transaction: the run is marked live and ActiveRun points at it.
             run.activated_at = now
             _point_active_run(session, record.run_id, now)
+        else:
+            # Not read unless it is forced live later, which builds them again.
+            run_summary.discard(session.connection(), record.run_id)
 
 
 def _fail_run(record: _RunRecord, *, error: str) -> None:
