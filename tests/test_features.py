@@ -171,6 +171,21 @@ def test_loading_in_small_chunks_gives_the_same_frames(
     assert len(chunked.orders) > 7 * 3
     for name in ["customers", "orders", "tickets", "feedback", "referrals"]:
         pd.testing.assert_frame_equal(getattr(chunked, name), getattr(whole, name))
+    # Texts come as categoricals, one string per distinct text, NULL still missing.
+    with storage_engine.connect() as connection:
+        stored = connection.execute(
+            select(col(Ticket.subject), col(Ticket.body)).where(
+                col(Ticket.opened_at) < day_end(END)
+            )
+        ).all()
+    for texts in (whole, chunked):
+        for name in ("subject", "body"):
+            assert isinstance(texts.tickets[name].dtype, pd.CategoricalDtype)
+        assert isinstance(texts.feedback["comment"].dtype, pd.CategoricalDtype)
+        loaded = texts.tickets[["subject", "body"]].astype(object)
+        assert sorted(
+            tuple(None if pd.isna(v) else v for v in row) for row in loaded.to_numpy()
+        ) == (sorted(tuple(row) for row in stored))
 
     # Lines come in no particular order; the same ones, and exactly those of the orders.
     def in_order(lines: pd.DataFrame) -> pd.DataFrame:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date, datetime
 
 import numpy as np
@@ -232,3 +233,35 @@ def test_the_text_model_learns_from_a_seeded_sample_of_a_large_survey(
     assert first.metrics == again.metrics
     texts = pd.Series(["the beans were stale and nobody answered", "lovely coffee, thanks"])
     pd.testing.assert_series_equal(first.score(texts), again.score(texts))
+
+
+def test_texts_loaded_as_categoricals_read_as_the_plain_strings(company) -> None:
+    """A run loads subjects, bodies and comments as categoricals (`read_frame`'s `texts`):
+    each is joined, labelled, counted and scored as the same text in plain strings."""
+    plain = company.data
+    tickets = plain.tickets.copy()
+    tickets.loc[tickets.index[0], "body"] = None
+    tickets.loc[tickets.index[1], "subject"] = None
+    feedback = plain.feedback.copy()
+    feedback.loc[feedback.index[0], "comment"] = None
+    plain = replace(plain, tickets=tickets, feedback=feedback)
+    categorical = replace(
+        plain,
+        tickets=tickets.astype({"subject": "category", "body": "category"}),
+        feedback=feedback.astype({"comment": "category"}),
+    )
+    joined = text_sentiment.ticket_texts(categorical.tickets)
+    assert isinstance(joined.dtype, pd.CategoricalDtype)
+    assert joined.astype(object).tolist() == text_sentiment.ticket_texts(plain.tickets).tolist()
+    pd.testing.assert_series_equal(
+        comment_labels(categorical.feedback), comment_labels(plain.feedback)
+    )
+    ours = HashedTexts.of(categorical.feedback, categorical.tickets)
+    theirs = HashedTexts.of(plain.feedback, plain.tickets)
+    assert (ours.tickets_for(tickets.index) != theirs.tickets_for(tickets.index)).nnz == 0
+    assert (ours.comments_for(feedback.index) != theirs.comments_for(feedback.index)).nnz == 0
+    assert len(ours.tickets.present) < len(tickets)  # each distinct text counted once
+    pd.testing.assert_frame_equal(
+        customer_satisfaction(categorical, seed=1).frame,
+        customer_satisfaction(plain, seed=1).frame,
+    )

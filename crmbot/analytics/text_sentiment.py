@@ -56,10 +56,53 @@ def hash_texts(texts: pd.Series) -> sparse.csr_matrix:
 
 
 def ticket_texts(tickets: pd.DataFrame) -> pd.Series:
-    """What a ticket says: its subject and body as one text."""
-    subject = tickets["subject"].fillna("").astype(str)
-    body = tickets["body"].fillna("").astype(str)
+    """What a ticket says: its subject and body as one text.
+
+    Categorical subjects and bodies (as a run loads them) give a categorical: each distinct
+    (subject, body) pair is joined once, not once per ticket."""
+    subject, body = tickets["subject"], tickets["body"]
+    if not (_categorical(subject) and _categorical(body)):
+        return _joined(subject, body)
+    stride = len(body.cat.categories) + 1
+    pair = subject.cat.codes.to_numpy(np.int64) * stride + body.cat.codes.to_numpy(np.int64) + 1
+    row, used = pd.factorize(pair)
+    joined = _joined(
+        _labels(subject.cat.categories, used // stride),
+        _labels(body.cat.categories, used % stride - 1),
+    )
+    codes, distinct = pd.factorize(joined)
+    texts = pd.Categorical.from_codes(codes[row], categories=pd.Index(distinct, dtype=object))
+    return pd.Series(texts, index=tickets.index)
+
+
+def _joined(subject: pd.Series, body: pd.Series) -> pd.Series:
+    subject = subject.fillna("").astype(str)
+    body = body.fillna("").astype(str)
     return (subject + ". " + body).str.strip(". ")
+
+
+def _categorical(values: pd.Series) -> bool:
+    return isinstance(values.dtype, pd.CategoricalDtype)
+
+
+def _labels(categories: pd.Index, codes: np.ndarray) -> pd.Series:
+    """The categories at these codes, None where a code is -1 (missing)."""
+    values = np.asarray(categories.take(np.maximum(codes, 0)), dtype=object)
+    values[codes < 0] = None
+    return pd.Series(values, dtype=object)
+
+
+def stripped_texts(texts: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """(per row, a code into the distinct texts; the distinct texts), each text stripped
+    and a missing one as "". A categorical's texts are stripped once per distinct text in
+    use, not once per row."""
+    if not _categorical(texts):
+        codes, distinct = pd.factorize(texts.fillna("").astype(str).str.strip())
+        return np.asarray(codes), list(distinct)
+    row, used = pd.factorize(texts.cat.codes.to_numpy())
+    stripped = _labels(texts.cat.categories, used).fillna("").astype(str).str.strip()
+    merged, distinct = pd.factorize(stripped)  # two texts may strip to the same one
+    return np.asarray(merged)[row], list(distinct)
 
 
 @dataclass
@@ -77,8 +120,7 @@ class HashedText:
 
     @classmethod
     def of(cls, texts: pd.Series) -> HashedText:
-        codes, distinct = pd.factorize(texts.fillna("").astype(str).str.strip())
-        strings = list(distinct)
+        codes, strings = stripped_texts(texts)
         matrix = (
             HASHER.transform(strings)
             if strings
@@ -128,7 +170,8 @@ def comment_labels(feedback: pd.DataFrame) -> pd.Series:
     # CSAT is the question the comment most often answers, so it wins when both exist.
     label[csat >= SATISFIED_CSAT] = 1.0
     label[csat < SATISFIED_CSAT] = 0.0
-    has_text = feedback["comment"].fillna("").astype(str).str.strip().str.len() > 0
+    codes, distinct = stripped_texts(feedback["comment"])
+    has_text = np.array([len(text) > 0 for text in distinct], dtype=bool)[codes]
     label[~has_text] = np.nan
     return label
 
