@@ -1,7 +1,7 @@
 """How fast `crmbot import orders` loads into SQLite, beside a plain sqlite3 executemany.
 
     python -m benchmarks.import_bench [--rows 200000] [--customers 20000] [--repeat 3]
-                                      [--profile 25]
+                                      [--profile 25] [--against DIR]
 
 Both sides load the same generated orders into a fresh SQLite file with crmbot's schema
 (its indexes and foreign keys), with the same pragmas (WAL, synchronous=NORMAL). The import
@@ -15,6 +15,12 @@ for SQLite itself. A second import of the same file (nothing to write) is timed 
 best of --repeat runs is shown, as wall-clock and as CPU seconds of the process.
 `--profile N` then imports once more under cProfile and prints the N functions that took
 the most time of their own: where the import's time goes.
+
+`--against DIR` compares the import with another checkout's (a git worktree of an older
+commit) instead: each round imports the same file into a fresh database once with this
+checkout's crmbot and once with DIR's, each in a child process of its own, in turn, and
+prints both timings and their ratio, round by round and as the median. On a shared machine
+whose speed drifts, the ratio of runs side by side is the figure to quote.
 """
 
 from __future__ import annotations
@@ -22,9 +28,14 @@ from __future__ import annotations
 import argparse
 import cProfile
 import csv
+import json
+import os
 import pstats
 import random
 import sqlite3
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import date, datetime, timedelta
@@ -152,17 +163,99 @@ def time_executemany(database: Path, orders_csv: Path, *, tuned: bool = False) -
     return timing
 
 
+# Run in a child process with one checkout first on the import path: it uses only what
+# every version of crmbot has (make_engine, upgrade, import_file), so an old one runs too.
+_CHILD = """
+import json, sys, time
+from datetime import date
+from crmbot.core.db import make_engine, upgrade
+from crmbot.ingest import import_file
+database, customers_csv, orders_csv = sys.argv[1:4]
+engine = make_engine(f"sqlite:///{database}")
+upgrade(engine)
+assert import_file(engine, "customers", customers_csv).ok
+timings = []
+for _ in range(2):
+    started = time.perf_counter(), time.process_time()
+    report = import_file(engine, "orders", orders_csv, today=date(2026, 6, 30))
+    timings.append((time.perf_counter() - started[0], time.process_time() - started[1]))
+    assert report.ok, report.summary()
+engine.dispose()
+print(json.dumps(timings))
+"""
+
+
+def time_checkout(
+    code: Path, folder: Path, name: str, customers_csv: Path, orders_csv: Path
+) -> tuple[Timing, Timing]:
+    """(first import, re-import) of `orders_csv` with the crmbot of the checkout `code`."""
+    database = folder / f"{name}.db"
+    environment = dict(os.environ, PYTHONPATH=str(code))
+    try:
+        output = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(database), str(customers_csv), str(orders_csv)],
+            env=environment,
+            cwd=code,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{database}{suffix}").unlink(missing_ok=True)
+    first, second = json.loads(output)
+    return (first[0], first[1]), (second[0], second[1])
+
+
+def compare_checkouts(
+    against: Path, folder: Path, customers_csv: Path, orders_csv: Path, rows: int, repeat: int
+) -> None:
+    here = Path(__file__).resolve().parent.parent
+    print(
+        f"{'round':<6} {'this s':>8} {'CPU s':>7} {'other s':>8} {'CPU s':>7} "
+        f"{'ratio':>6} {'CPU ratio':>9}  (first import; re-import: this / other wall)"
+    )
+    ratios: list[float] = []
+    cpu_ratios: list[float] = []
+    speeds: list[float] = []
+    for run in range(repeat):
+        other, other_again = time_checkout(
+            against, folder, f"other{run}", customers_csv, orders_csv
+        )
+        this, this_again = time_checkout(here, folder, f"this{run}", customers_csv, orders_csv)
+        ratios.append(this[0] / other[0])
+        cpu_ratios.append(this[1] / other[1])
+        speeds.append(rows / this[0])
+        print(
+            f"{run + 1:<6} {this[0]:>8.2f} {this[1]:>7.2f} {other[0]:>8.2f} {other[1]:>7.2f} "
+            f"{ratios[-1]:>6.2f} {cpu_ratios[-1]:>9.2f}  ({this_again[0]:.2f} / "
+            f"{other_again[0]:.2f})"
+        )
+    print(
+        f"\nmedian ratio this/other: {statistics.median(ratios):.2f} wall clock, "
+        f"{statistics.median(cpu_ratios):.2f} CPU; this checkout's import "
+        f"{max(speeds):,.0f} rows/s at best ({rows:,} rows; target "
+        f"{TARGET_ROWS_PER_SECOND:,})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", type=int, default=0, metavar="N")
+    parser.add_argument("--against", type=Path, default=None, metavar="DIR")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="crmbot-bench-") as tmp:
         folder = Path(tmp)
         customers_csv, orders_csv = generate(folder, args.rows, args.customers)
+        if args.against is not None:
+            compare_checkouts(
+                args.against.resolve(), folder, customers_csv, orders_csv, args.rows, args.repeat
+            )
+            return
         imports: list[Timing] = []
         reimports: list[Timing] = []
         plain: list[Timing] = []
