@@ -269,3 +269,26 @@ def _cells(connection: Any, run_id: int) -> list[tuple[Any, ...]]:
         cell.pop("revision")
         cells.append(tuple(sorted(cell.items(), key=lambda item: item[0])))
     return sorted(cells, key=repr)
+
+
+def test_crmbot_db_summarise_sees_a_change_made_by_hand(
+    sample_company: SampleCompany, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from crmbot.cli.main import app
+    from crmbot.core.config import get_settings
+    from crmbot.core.models import Customer
+
+    engine = copy_of_sample(sample_company, tmp_path)
+    monkeypatch.setenv("DATABASE_URL", str(engine.url))
+    get_settings.cache_clear()
+    by_region = StructuredQuery(metric="count", group_by="region")
+    with engine.begin() as connection:  # by hand: the summary does not see it
+        connection.execute(update(Customer.__table__).values(region="Moon"))  # type: ignore[attr-defined]
+    assert "Moon" not in ask_execute.execute(engine, by_region, scope=EVERYONE).chart_labels
+    result = CliRunner().invoke(app, ["db", "summarise"])
+    assert result.exit_code == 0 and "summary built again" in result.output, result.output
+    assert ask_execute.execute(engine, by_region, scope=EVERYONE).chart_labels == ["Moon"]
+    get_settings.cache_clear()
+    engine.dispose()

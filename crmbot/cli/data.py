@@ -1,4 +1,4 @@
-"""`crmbot db upgrade|current|stats|vacuum`, `crmbot import KIND FILE` and
+"""`crmbot db upgrade|current|stats|summarise|vacuum`, `crmbot import KIND FILE` and
 `crmbot customers erase ID`."""
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ EXIT_PARTIAL = 2  # some rows rejected, the rest imported
 
 
 db_app = typer.Typer(
-    help="The database: upgrade its schema, show its revision, its size, reclaim room.",
+    help="The database: upgrade its schema, show its revision, its size, summarise the live "
+    "run again, reclaim room.",
     no_args_is_help=True,
 )
 customers_app = typer.Typer(help="Customer records: erase one.", no_args_is_help=True)
@@ -90,6 +91,32 @@ def db_stats() -> None:
     except DatabaseUnavailable as exc:
         common.fail(f"{DatabaseUnavailable.user_message}\n({exc})")
     _print_stats(tables, whole, per_run, doomed)
+
+
+@db_app.command("summarise")
+def db_summarise() -> None:
+    """Build the live run's summary again (the cells questions about groups of customers
+    are answered from): after customers or scores were changed in the database by hand.
+    crmbot's own imports, retrains and erasures keep it up to date."""
+    from crmbot.core import run_summary
+    from crmbot.runs import active_run_id
+
+    engine = common.engine()
+    try:
+        with read_session(engine) as session:
+            run_id = active_run_id(session=session)
+        if run_id is None:
+            common.fail(
+                "No model run is live yet, so there is nothing to summarise: run `crmbot train`."
+            )
+        with engine.begin() as connection:
+            cells = run_summary.build(connection, run_id)
+            run_summary.keep_only(connection, run_id)
+    except DatabaseUnavailable as exc:
+        common.fail(f"{DatabaseUnavailable.user_message}\n({exc})")
+    common.console.print(
+        f"Model run {run_id}'s summary built again: {fmt.count(cells, 'cell')}.", highlight=False
+    )
 
 
 @db_app.command("vacuum")
