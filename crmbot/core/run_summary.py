@@ -16,7 +16,7 @@ It is derived data, kept true by rebuilding it whenever what it counts changes:
   same transaction as the change).
 
 Only our own writers keep it: rows changed in the database by hand are seen after the
-next import or retrain. Each build takes a new `revision`, so a reader that cached the
+next retrain or customers import, or at once with `crmbot db summarise`. Each build takes a new `revision`, so a reader that cached the
 cells knows to read them again.
 """
 
