@@ -537,6 +537,42 @@ def test_tables_no_later_stage_reads_are_released(company_engine: Engine) -> Non
             len(getattr(ctx.data, name))
 
 
+def test_the_summary_is_freed_after_its_last_reader_while_stages_remain(
+    company_engine: Engine,
+) -> None:
+    from crmbot.analytics.base import SUMMARY, RunContext, load_training_data
+
+    ctx = RunContext.start(load_training_data(company_engine, END), Settings(_env_file=None))  # type: ignore[call-arg]
+    ctx.features = pd.DataFrame(index=ctx.scores.index)
+    ctx.cache[SUMMARY] = ctx.features  # the database source keeps its copy here
+    training.release_unread(ctx, after="satisfaction", still_to_run=["churn", "graph"])
+    assert ctx.features is not None and SUMMARY in ctx.cache
+    training.release_unread(ctx, after="churn", still_to_run=["graph", "recommend"])
+    assert ctx.features is None and SUMMARY not in ctx.cache
+    # After the last stage the summary stays, for whoever called `fit`.
+    ctx.features = pd.DataFrame(index=ctx.scores.index)
+    training.release_unread(ctx, after="recommend", still_to_run=[])
+    assert ctx.features is not None
+
+
+def test_a_stage_done_reading_frees_what_no_later_stage_reads(company_engine: Engine) -> None:
+    from crmbot.analytics.base import RunContext, load_training_data
+
+    ctx = RunContext.start(load_training_data(company_engine, END), Settings(_env_file=None))  # type: ignore[call-arg]
+    ctx.done_reading("graph", "orders", "lines")  # run on its own: nothing is known
+    assert len(ctx.data.orders) > 0 and len(ctx.data.lines) > 0
+    ctx.read_later = training.reads_of(ctx, ["a-plugin-stage"])  # reads everything
+    ctx.done_reading("graph", "orders", "lines")
+    assert len(ctx.data.orders) > 0 and len(ctx.data.lines) > 0
+    ctx.read_later = training.reads_of(ctx, ["recommend"])
+    ctx.done_reading("graph", "orders", "lines", "products")
+    assert len(ctx.data.products) > 0  # the rules read the catalogue
+    with pytest.raises(RuntimeError, match="'orders' was released after the graph stage"):
+        len(ctx.data.orders)
+    with pytest.raises(RuntimeError, match="'lines' was released after the graph stage"):
+        len(ctx.data.lines)
+
+
 @pytest.mark.parametrize("listed", [None, 7])
 def test_a_database_sample_reads_its_own_orders_as_the_loaded_ones(
     storage_engine: Engine, monkeypatch: pytest.MonkeyPatch, listed: int | None

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from crmbot.analytics.cache_keys import HASHED_TEXTS, PURCHASE_DAYS, PURCHASE_PAIRS
+from crmbot.analytics.cache_keys import HASHED_TEXTS, PURCHASE_DAYS, PURCHASE_PAIRS, SUMMARY
 from crmbot.analytics.source import PandasSource, TrainingSource
 from crmbot.analytics.source.frames import day_end
 from crmbot.analytics.source.loading import load_training_data, paused_gc, read_frame
@@ -38,7 +38,8 @@ class RunContext:
     # the columns in `crmbot.training.pipeline.PREVIOUS_SCORE_COLUMNS`.
     previous_scores: pd.DataFrame | None = None
     # The per-customer summary the features stage asks the source for
-    # (`TrainingSource.summary`), for later stages; index customer_pk.
+    # (`TrainingSource.summary`), for later stages; index customer_pk. A run frees it
+    # (None) once no stage still to run reads it (SUMMARY in the pipeline's STAGE_READS).
     features: pd.DataFrame | None = None
     # The run's offers (next best product), numbered by position: what a customer's
     # `next_products` numbers point at, written once per run (`RunOffer`).
@@ -48,6 +49,21 @@ class RunContext:
     cache: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    # The tables and cache entries the stages after the running one read, set by the
+    # pipeline before each stage (`crmbot.training.pipeline.STAGE_READS`); None when not
+    # known (a stage run on its own), and then nothing is freed early.
+    read_later: frozenset[str] | None = None
+
+    def done_reading(self, stage: str, *tables: str) -> None:
+        """The running `stage` has read all it needs of these tables: free those no later
+        stage reads now, before the stage's own peak, rather than after it."""
+        if self.read_later is None:
+            return
+        for name in tables:
+            if name not in self.read_later and not isinstance(
+                getattr(self.data, name), ReleasedTable
+            ):
+                self.data.release(name, after=stage)
 
     @classmethod
     def start(
@@ -79,6 +95,7 @@ __all__ = [
     "PURCHASE_DAYS",
     "PURCHASE_PAIRS",
     "ReleasedTable",
+    "SUMMARY",
     "RunContext",
     "StageFailed",
     "TrainingData",

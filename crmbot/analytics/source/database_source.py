@@ -31,6 +31,7 @@ import pandas as pd
 from sqlalchemy import Table, func, or_, select
 from sqlalchemy.engine import Engine
 
+from crmbot.analytics.cache_keys import SUMMARY
 from crmbot.analytics.source.frames import day_end, positions
 from crmbot.analytics.source.loading import no_orders, order_columns, read_frame
 from crmbot.analytics.source.pandas_source import PandasSource
@@ -58,7 +59,9 @@ class DatabaseSource:
         self.as_of = as_of
         self.among = among
         self.cache: dict[str, Any] = {}
-        self._summary: pd.DataFrame | None = None
+        # Each customer's spend (purchases less refunds), kept from the summary: the graph
+        # asks for it after the run has freed the summary itself.
+        self._spend: pd.Series | None = None
 
     def narrowed(self, data: TrainingData) -> DatabaseSource:
         self._check(data.as_of)
@@ -77,16 +80,19 @@ class DatabaseSource:
     # -- summaries -----------------------------------------------------------------------
 
     def summary(self) -> pd.DataFrame:
-        """`sql_customer_summary` as of the source's day; asked once (`customer_spend`
-        reads it again)."""
-        if self._summary is None:
+        """`sql_customer_summary` as of the source's day; asked once and kept in the
+        source's cache (SUMMARY) until the run frees it after its last reader."""
+        summary = self.cache.get(SUMMARY)
+        if summary is None:
             if self.among is None:
-                self._summary = sql_customer_summary(self.engine, self.as_of)
+                summary = sql_customer_summary(self.engine, self.as_of)
             else:
                 sample = self.among.to_numpy(dtype=np.int64)
                 summary = sql_customer_summary(self.engine, self.as_of, among=sample)
-                self._summary = summary.reindex(self.among)
-        return self._summary
+                summary = summary.reindex(self.among)
+            self.cache[SUMMARY] = summary
+            self._spend = summary["purchases_total"] - summary["refunds_total"]
+        return summary
 
     def calibration_summary(self, as_of: date) -> pd.DataFrame:
         """`sql_purchase_rfm`: the BG/NBD columns as of the earlier `as_of`, without the
@@ -142,9 +148,10 @@ class DatabaseSource:
 
     def customer_spend(self, customers: pd.Index) -> np.ndarray:
         """Purchases less refunds from the summary: the sum of every order's amount."""
-        summary = self.summary().reindex(customers)
-        spend = summary["purchases_total"] - summary["refunds_total"]
-        return spend.fillna(0.0).to_numpy(dtype=float)
+        if self._spend is None:
+            self.summary()
+        assert self._spend is not None  # set with the summary
+        return self._spend.reindex(customers).fillna(0.0).to_numpy(dtype=float)
 
     def spend_after_referral(self, referrals: pd.DataFrame, customers: pd.Index) -> np.ndarray:
         """The sums made by the database (`spend_since_referral`), looked up per referral."""
