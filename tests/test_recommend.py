@@ -305,6 +305,24 @@ def test_offers_do_not_depend_on_the_chunking(
     assert sum(offers is not None for offers in whole) > 50
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_itemsets_do_not_depend_on_the_blocks_of_customers(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = make_data(random_histories(seed))
+    histories = recommend.purchase_histories(data, pd.Index(data.customers.index))
+    whole = recommend.count_itemsets(histories)
+    monkeypatch.setattr(recommend, "PAIR_BLOCK_ROWS", 13)
+    blocks = recommend.count_itemsets(histories)
+    assert whole.owners_of_pair.nnz > 100 and whole.owners_of_pair.shape[0] > 13 * 3
+    for name in ("owners_of_pair", "owners_of_frequent"):
+        ours, theirs = getattr(blocks, name), getattr(whole, name)
+        assert ours.shape == theirs.shape and (ours != theirs).nnz == 0
+    for name in ("pair_first", "pair_second", "pair_count", "triple_pair", "triple_third"):
+        assert np.array_equal(getattr(blocks, name), getattr(whole, name))
+    assert np.array_equal(blocks.triple_count, whole.triple_count)
+
+
 def test_a_large_book_is_backtested_on_a_seeded_sample(
     run_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
