@@ -111,11 +111,12 @@ def at_risk_command(request: Request) -> Reply:
 def _match_filter(session: Session, run: ModelRun, text: str) -> tuple[str | None, str | None]:
     """A segment or region name from loosely typed text ("cant lose", "emea")."""
     segments = queries.segment_names(session=session, run=run)
-    regions = queries.region_names(session=session)
     lowered = text.lower()
     for name in segments:
         if name.lower() == lowered:
             return name, None
+    # Only now: the regions are read from the database, the segments from the run's record.
+    regions = queries.region_names(session=session)
     for name in regions:
         if name.lower() == lowered:
             return None, name
