@@ -626,3 +626,15 @@ def test_a_reason_said_of_many_customers_is_one_string(trained) -> None:
     for text in reasons:
         assert first_seen.setdefault(text, id(text)) == id(text), text
     assert len(first_seen) < len(reasons) / 2
+
+
+def test_scores_do_not_depend_on_the_chunks_customers_are_scored_in(
+    company, trained, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crmbot.analytics.churn import training
+
+    monkeypatch.setattr(training, "SCORE_CHUNK_ROWS", 37)
+    chunked = _run_stages(company.data)
+    assert trained.scores["churn_risk"].notna().sum() > 37 * 3
+    pd.testing.assert_series_equal(chunked.scores["churn_risk"], trained.scores["churn_risk"])
+    assert chunked.scores["churn_reasons"].tolist() == trained.scores["churn_reasons"].tolist()
