@@ -47,6 +47,8 @@ from typing import Literal, get_args
 
 from pydantic import ConfigDict
 
+from crmbot.core.models import ScoreField
+
 Entity = Literal[
     "customers",
     "orders",
@@ -61,24 +63,6 @@ Entity = Literal[
 # "nps": promoters' share minus detractors' share, in points (-100..100).
 Metric = Literal["list", "count", "sum", "avg", "nps"]
 Op = Literal[">", ">=", "<", "<="]
-# Numbers kept per customer in the active run (CustomerScore columns).
-ScoreField = Literal[
-    "clv",
-    "churn_risk",
-    "value_at_risk",
-    "satisfaction",
-    "recency_days",
-    "total_spend",
-    "monetary",
-    "orders_count",
-    "influence",
-    "referred_customers",
-    "p_alive",
-    "expected_purchases",
-    "csat_avg",
-    "nps_latest",
-    "sentiment",
-]
 # Numbers counted per customer when the query runs (not kept in the run).
 CountField = Literal["tickets", "open_tickets"]
 # What can be summed, averaged or sorted: a score, a count, or an amount of the rows asked

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from sqlalchemy import (
     JSON,
@@ -311,9 +311,9 @@ class CustomerScore(SQLModel, table=True):
     next_products: list[Any] | None = _json_column()
 
 
-# The score columns the run summary adds up per cell (`run_summary`): what `/crm ask` may
-# total or average over a group of customers.
-SUMMED_SCORES: tuple[str, ...] = (
+# The numbers kept per customer in a run that a question may sort, total or average by
+# (`crmbot.ask.query`), and so what the run summary adds up per cell (`run_summary`).
+ScoreField = Literal[
     "clv",
     "churn_risk",
     "value_at_risk",
@@ -329,7 +329,8 @@ SUMMED_SCORES: tuple[str, ...] = (
     "csat_avg",
     "nps_latest",
     "sentiment",
-)
+]
+SUMMED_SCORES: tuple[str, ...] = get_args(ScoreField)
 
 # The active run's live customers counted and summed by what a question may filter or
 # group on (`crmbot.core.run_summary`): a few thousand cells answer "compare churn risk
