@@ -16,8 +16,8 @@ It is derived data, kept true by rebuilding it whenever what it counts changes:
   same transaction as the change).
 
 Only our own writers keep it: rows changed in the database by hand are seen after the
-next retrain or customers import, or at once with `crmbot db summarise`. Each build takes a new `revision`, so a reader that cached the
-cells knows to read them again.
+next retrain or customers import, or at once with `crmbot db summarise`. Each build takes a
+new `revision`, so a reader that cached the cells knows to read them again.
 """
 
 from __future__ import annotations
@@ -88,7 +88,17 @@ def _grouped(run_id: int, revision: int, customer_pks: list[int] | None = None) 
             *[score.c[name] for name in SUMMED_SCORES],
         )
         .select_from(score)
-        .join(customer, and_(customer.c.id == score.c.customer_pk, score.c.run_id == run_id))
+        # `customer_pk > 0` is always true: SQLite then reads the run's rows in key order,
+        # the order they were written in, instead of through the first (run_id, ...) index
+        # it meets (8 s instead of 5.5 s at 1M; see crmbot.ask.execute, "key order").
+        .join(
+            customer,
+            and_(
+                customer.c.id == score.c.customer_pk,
+                score.c.run_id == run_id,
+                score.c.customer_pk > 0,
+            ),
+        )
         # Erased customers keep their row for the books but are never counted.
         .where(customer.c.erased_at.is_(None), *only)
         .subquery("scored")
