@@ -450,7 +450,7 @@ def run(ctx: RunContext) -> None:
     graph = build_graph(ctx.data, ctx.source, customers, spend, run_purchase_pairs(ctx))
     active, active_definition = _active_customers(ctx, customers)
     # Every question about the orders is asked: on SQLite the loaded orders and lines
-    # (450 MB at a million customers) go before the PageRank's matrix is built.
+    # (about 430 MB at a million customers) go before the PageRank's matrix is built.
     ctx.done_reading(STAGE, "orders", "lines", "referrals")
     referred, referred_spend, referred_active = referral_counts(graph, active)
     community, community_size = referral_communities(graph, ctx.settings.random_seed)

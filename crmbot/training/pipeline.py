@@ -67,7 +67,7 @@ STAGES: list[tuple[str, str]] = [
 # (`RunContext.cache`; SUMMARY is also `RunContext.features`). After the last stage that
 # reads one, it is released: at a million customers the ticket texts and orders alone are
 # about a gigabyte that the graph and rules stages would otherwise carry, and the summary
-# 320 MB. A stage not listed reads everything.
+# about 320 MB. A stage not listed reads everything.
 STAGE_READS: dict[str, frozenset[str]] = {
     "features": frozenset({"customers", "orders", "tickets", "feedback", SUMMARY}),
     "segments": frozenset({SUMMARY}),
@@ -215,11 +215,10 @@ _MALLOC_TRIM = _malloc_trim()
 def give_back_freed_memory() -> None:
     """Return the memory a stage freed to the operating system (glibc's `malloc_trim`).
 
-    glibc keeps freed blocks below 32 MB in its heap for reuse, and a stage's freed arrays
-    and frames stay in the process's resident memory: at a million customers the churn
-    stage left about 400 MB so, and the graph stage's larger arrays, which glibc maps
-    afresh, came on top of it. A few milliseconds per stage; nothing where the C library
-    is not glibc."""
+    glibc keeps freed blocks in its heap for reuse, so a stage's freed arrays and frames
+    stayed in the process's resident memory (300 MB after the churn stage at 200k
+    customers); at a million the graph stage peaked 120 MB lower with this. Milliseconds
+    per stage; nothing where the C library is not glibc."""
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
 
