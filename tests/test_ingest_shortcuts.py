@@ -252,3 +252,14 @@ def test_an_unquoted_huge_field_is_read_by_csv_which_rejects_it(tmp_path: Path) 
     assert [list(f) for f in read_csv(path).fields] == [
         list(f) for f in read_csv(path, plain_split=False).fields
     ]
+
+
+@pytest.mark.parametrize("text", ["a,b\n1", "a,b\n1\n", "a,b\n1,2\n3", "a,b\r\n1\r\n"])
+def test_a_last_line_without_separators_is_ragged_for_both_paths(tmp_path: Path, text: str) -> None:
+    # The separators of "a,b\n1" read ",\n": the line "1" after the last break has none.
+    path = tmp_path / "file.csv"
+    path.write_bytes(text.encode())
+    plain, slow = read_csv(path), read_csv(path, plain_split=False)
+    assert not plain.split_plainly
+    assert [list(f) for f in plain.fields] == [list(f) for f in slow.fields]
+    assert plain.ragged == slow.ragged != []

@@ -205,7 +205,7 @@ def _separators(raw: bytes, delimiter: str) -> int | None:
     separator, newline = delimiter.encode(), b"\n"
     kept = separator + newline
     found = raw.translate(None, bytes(b for b in range(256) if b not in kept))
-    if not found.endswith(newline):
+    if not raw.endswith(newline):
         found += newline  # the last line, without a line break after it
     first_line = found[: found.index(newline) + 1]
     if len(found) % len(first_line) or found != first_line * (len(found) // len(first_line)):
