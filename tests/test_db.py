@@ -74,3 +74,19 @@ def test_a_database_with_scores_upgrades_in_place(tmp_path: Path) -> None:
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM customer_score")).scalar() == 1
     engine.dispose()
+
+
+def test_training_reads_sqlite_without_the_memory_map(tmp_path: Path) -> None:
+    from crmbot.core.db import without_memory_map
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'crm.db'}")
+
+    def mapped() -> int:
+        with engine.connect() as connection:
+            return int(connection.exec_driver_sql("PRAGMA mmap_size").scalar_one())
+
+    assert mapped() > 0  # the commands' reads go through the map
+    with without_memory_map():
+        assert mapped() == 0  # the same pooled connection, the map turned off
+    assert mapped() > 0  # and on again for the next command
+    engine.dispose()

@@ -38,7 +38,7 @@ from sqlmodel import col
 from crmbot.core import metrics, run_summary
 from crmbot.core.clock import utc_now
 from crmbot.core.config import Settings
-from crmbot.core.db import read_session, write_session
+from crmbot.core.db import read_session, without_memory_map, write_session
 from crmbot.core.models import ActiveRun, CustomerScore, ModelRun, RunOffer, Unreadable
 from crmbot.runs.lock import acquire_training_lock, as_clock
 from crmbot.runs.retention import prune_after_retrain
@@ -210,9 +210,10 @@ def train(
     `stages` replaces the standard stage list (e.g. a subset when profiling).
     Its outcome and each step's duration are counted in `crmbot.core.metrics`.
     """
-    result = _train(
-        engine, settings, as_of, force=force, progress=progress, stages=stages, clock=clock
-    )
+    with without_memory_map():  # a run reads every table once: see the function
+        result = _train(
+            engine, settings, as_of, force=force, progress=progress, stages=stages, clock=clock
+        )
     metrics.training_finished(result.status, result.timings)
     return result
 
