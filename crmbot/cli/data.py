@@ -13,7 +13,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from crmbot.cli import common
-from crmbot.core.db import DatabaseUnavailable, current_revision, read_session, upgrade
+from crmbot.core.db import (
+    DatabaseUnavailable,
+    bulk_write_connection,
+    current_revision,
+    read_session,
+    upgrade,
+)
 from crmbot.core.storage import DatabaseSize, TableSize
 from crmbot.ingest import (
     KINDS,
@@ -109,7 +115,7 @@ def db_summarise() -> None:
             common.fail(
                 "No model run is live yet, so there is nothing to summarise: run `crmbot train`."
             )
-        with engine.begin() as connection:
+        with bulk_write_connection(engine) as connection:
             cells = run_summary.build(connection, run_id)
             run_summary.keep_only(connection, run_id)
     except DatabaseUnavailable as exc:

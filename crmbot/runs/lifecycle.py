@@ -38,7 +38,12 @@ from sqlmodel import col
 from crmbot.core import metrics, run_summary
 from crmbot.core.clock import utc_now
 from crmbot.core.config import Settings
-from crmbot.core.db import read_session, without_memory_map, write_session
+from crmbot.core.db import (
+    bulk_write_connection,
+    read_session,
+    without_memory_map,
+    write_session,
+)
 from crmbot.core.models import ActiveRun, CustomerScore, ModelRun, RunOffer, Unreadable
 from crmbot.runs.lock import acquire_training_lock, as_clock
 from crmbot.runs.retention import prune_after_retrain
@@ -368,7 +373,9 @@ def _write(
     t0 = time.perf_counter()
     record.row_counts["offers"] = write_offers(engine, run_id, ctx.offers)
     record.row_counts["scores"] = write_scores(engine, run_id, ctx.scores)
-    with engine.begin() as connection:  # before it can go live: see crmbot.core.run_summary
+    # Before it can go live (see crmbot.core.run_summary); BEGIN IMMEDIATE on SQLite, so
+    # the build waits for the commands' audit writes instead of failing on them.
+    with bulk_write_connection(engine) as connection:
         run_summary.build(connection, run_id)
     record.timings["write"] = time.perf_counter() - t0
     notify(StageEvent("write", "done", total_steps - 1, total_steps, record.timings["write"]))
