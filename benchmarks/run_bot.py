@@ -6,7 +6,6 @@ Web API faked locally (`tests.support.slack_fake`, in a process of its own), at
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import os
 import random
@@ -110,12 +109,12 @@ def measure_mix(
     falls on all of them."""
     from crmbot.chat.dispatch import Dispatcher
     from crmbot.core.db import make_engine
+    from crmbot.slack.http import freeze_start_up_objects
 
     engine = make_engine(url)
     dispatcher = Dispatcher(engine, settings_for(url))
     # What the bot's server does once it has started (before any request).
-    gc.collect()
-    gc.freeze()
+    freeze_start_up_objects()
     rng = random.Random(seed)
     names = sample_names(engine, 2 * max(requests, ask_requests or 0), seed)
     typed = iter([misspell(name, rng) for name in names] * 2)

@@ -333,11 +333,9 @@ class SlackBot:
             # A button on a message in a channel (a digest row, a shared card): answered
             # in that message's thread. (In a DM the answer stays beside the message.)
             thread_ts, thread_open = thread
-            outbox = MessageOutbox(
-                self,
+            outbox = self._thread_outbox(
                 user_id=user_id,
                 channel_id=channel_id,
-                direct=False,
                 thread_ts=thread_ts,
                 thread_open=thread_open,
                 request_id=request_id,
@@ -491,7 +489,26 @@ class SlackBot:
     ) -> None:
         """`reply` to `user_id` alone, in the thread `thread_ts` of a channel message (the
         thread opened for it with a public line when it has no replies yet)."""
-        MessageOutbox(
+        self._thread_outbox(
+            user_id=user_id,
+            channel_id=channel_id,
+            thread_ts=thread_ts,
+            thread_open=thread_open,
+            request_id=request_id,
+        ).deliver(reply)
+
+    def _thread_outbox(
+        self,
+        *,
+        user_id: str,
+        channel_id: str,
+        thread_ts: str,
+        thread_open: bool,
+        request_id: str,
+        respond: Respond | None = None,
+    ) -> MessageOutbox:
+        """Answers for `user_id` in the thread `thread_ts` of a channel message."""
+        return MessageOutbox(
             self,
             user_id=user_id,
             channel_id=channel_id,
@@ -499,7 +516,8 @@ class SlackBot:
             thread_ts=thread_ts,
             thread_open=thread_open,
             request_id=request_id,
-        ).deliver(reply)
+            respond=respond,
+        )
 
     def is_bot_dm(self, user_id: str, channel_id: str | None) -> bool:
         """Whether `channel_id` is the asker's DM with the bot rather than a DM between
