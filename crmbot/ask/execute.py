@@ -412,17 +412,24 @@ class _Runner:
             aggregate = func.avg(measure) if q.metric == "avg" else func.sum(measure)
             # One pass for both the rows counted and the figure.
             found, result = self.session.execute(base(func.count(), aggregate)).one()
-            word = "Average" if q.metric == "avg" else "Total"
-            return Answer(
-                found=found,
-                value=format_value(q.measure, result),
-                number=None if result is None else float(result),
-                value_label=f"{word} {field_label(q.measure)}",
-            )
+            return self.customer_figure(found, result)
         if q.metric == "count":
-            found = self.session.execute(base(func.count())).scalar_one()
-            return Answer(found=found, value=f"{found:,}", value_label="customers", number=found)
+            return self.customer_figure(self.session.execute(base(func.count())).scalar_one())
         return self.customer_list(base, customer, scores, cells)
+
+    def customer_figure(self, found: int, result: float | None = None) -> Answer:
+        """The answer to a count of customers, or to a total or average over them."""
+        q = self.query
+        if q.metric == "count":
+            return Answer(found=found, value=f"{found:,}", value_label="customers", number=found)
+        assert q.measure is not None
+        word = "Average" if q.metric == "avg" else "Total"
+        return Answer(
+            found=found,
+            value=format_value(q.measure, result),
+            number=None if result is None else float(result),
+            value_label=f"{word} {field_label(q.measure)}",
+        )
 
     def summarised(self, cells: Any) -> Answer:
         """A count, total, average or grouping of customers from the run summary's cells
@@ -433,16 +440,9 @@ class _Runner:
             return self.grouped_answer(rows, q.measure or "count")
         found = summary.customer_count(cells)
         if q.metric == "count":
-            return Answer(found=found, value=f"{found:,}", value_label="customers", number=found)
+            return self.customer_figure(found)
         assert q.measure is not None
-        result = summary.total(cells, q.measure, q.metric)
-        word = "Average" if q.metric == "avg" else "Total"
-        return Answer(
-            found=found,
-            value=format_value(q.measure, result),
-            number=result,
-            value_label=f"{word} {field_label(q.measure)}",
-        )
+        return self.customer_figure(found, summary.total(cells, q.measure, q.metric))
 
     def customer_list(self, base: Any, customer: Any, scores: Any, cells: Any = None) -> Answer:
         q = self.query
